@@ -1,0 +1,328 @@
+//! Settings: `config/default.toml` (embedded, so the binary runs from any
+//! directory), then an optional file, then environment variables, then
+//! command-line flags. Parsed once at start into typed values; an unknown
+//! key is an error, so a typo never silently does nothing.
+
+use crate::domain::Channel;
+use crate::placement::{Policy, Status};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
+/// Everything Switchboard can be told. See `config/default.toml` for each key.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub kafka: KafkaSettings,
+    pub worker: WorkerSettings,
+    pub placement: PlacementSettings,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// Postgres URL; may hold a password, so `Debug` does not print it.
+    pub url: String,
+    pub max_connections: u32,
+}
+
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &"<redacted>")
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSettings {
+    pub bootstrap_servers: String,
+    pub group_id: String,
+    pub topics: TopicSettings,
+    /// librdkafka properties passed through as is.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicSettings {
+    pub email: String,
+    pub sms: String,
+    pub messenger: String,
+    pub dlq: String,
+}
+
+impl TopicSettings {
+    /// The three input topics.
+    pub fn inputs(&self) -> [&str; 3] {
+        [&self.email, &self.sms, &self.messenger]
+    }
+
+    /// The input topic of a channel.
+    pub fn for_channel(&self, channel: Channel) -> &str {
+        match channel {
+            Channel::Email => &self.email,
+            Channel::Sms => &self.sms,
+            Channel::Messenger => &self.messenger,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerSettings {
+    pub max_record_bytes: usize,
+    pub batch_max_records: usize,
+    pub partition_queue_records: usize,
+    #[serde(with = "duration_text")]
+    pub retry_initial: Duration,
+    #[serde(with = "duration_text")]
+    pub retry_max: Duration,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlacementSettings {
+    pub reopen_statuses: Vec<String>,
+    #[serde(with = "duration_text")]
+    pub sms_follow_up_window: Duration,
+    #[serde(with = "duration_text")]
+    pub messenger_follow_up_window: Duration,
+}
+
+/// Overrides given on the command line or in the fixed environment names.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub bootstrap_servers: Option<String>,
+    pub group_id: Option<String>,
+    pub topic_email: Option<String>,
+    pub topic_sms: Option<String>,
+    pub topic_messenger: Option<String>,
+    pub topic_dlq: Option<String>,
+    /// `name=value` librdkafka properties.
+    pub kafka_properties: Vec<(String, String)>,
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+impl Settings {
+    /// Loads the layers. `env` is the process environment (passed in so tests
+    /// need not touch the real one).
+    pub fn load(
+        overrides: &Overrides,
+        env: &[(String, String)],
+    ) -> Result<Settings, SettingsError> {
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
+        if let Some(path) = &overrides.config_file {
+            builder = builder.add_source(config::File::from(path.as_path()));
+        }
+        let generic: config::Map<String, String> = env
+            .iter()
+            .filter(|(k, _)| k.starts_with("SWITCHBOARD__"))
+            .cloned()
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("SWITCHBOARD")
+                .prefix_separator("__")
+                .separator("__")
+                .source(Some(generic)),
+        );
+        let mut settings: Settings = builder.build()?.try_deserialize()?;
+        for (name, value) in env {
+            if let Some(prop) = name.strip_prefix("SWITCHBOARD_RDKAFKA_") {
+                settings
+                    .kafka
+                    .properties
+                    .insert(prop.to_lowercase().replace('_', "."), value.clone());
+            }
+        }
+        settings.apply(overrides);
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn apply(&mut self, o: &Overrides) {
+        let set = |slot: &mut String, value: &Option<String>| {
+            if let Some(v) = value {
+                slot.clone_from(v);
+            }
+        };
+        set(&mut self.database.url, &o.database_url);
+        set(&mut self.kafka.bootstrap_servers, &o.bootstrap_servers);
+        set(&mut self.kafka.group_id, &o.group_id);
+        set(&mut self.kafka.topics.email, &o.topic_email);
+        set(&mut self.kafka.topics.sms, &o.topic_sms);
+        set(&mut self.kafka.topics.messenger, &o.topic_messenger);
+        set(&mut self.kafka.topics.dlq, &o.topic_dlq);
+        for (k, v) in &o.kafka_properties {
+            self.kafka.properties.insert(k.clone(), v.clone());
+        }
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        let invalid = |m: String| Err(SettingsError::Invalid(m));
+        if self.worker.batch_max_records == 0 || self.worker.partition_queue_records == 0 {
+            return invalid(
+                "worker.batch_max_records and worker.partition_queue_records must be positive"
+                    .into(),
+            );
+        }
+        if self.database.max_connections == 0 {
+            return invalid("database.max_connections must be positive".into());
+        }
+        self.policy()?;
+        Ok(())
+    }
+
+    /// The decision table's policy.
+    pub fn policy(&self) -> Result<Policy, SettingsError> {
+        let mut reopen = Vec::new();
+        for s in &self.placement.reopen_statuses {
+            match Status::parse(s) {
+                Some(Status::Closed) => {
+                    return Err(SettingsError::Invalid(
+                        "placement.reopen_statuses: a closed conversation is never reopened".into(),
+                    ))
+                }
+                Some(status) => reopen.push(status),
+                None => {
+                    return Err(SettingsError::Invalid(format!(
+                        "placement.reopen_statuses: unknown status {s:?}"
+                    )))
+                }
+            }
+        }
+        let window = |d: Duration| {
+            (!d.is_zero()).then(|| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX))
+        };
+        Ok(Policy {
+            reopen,
+            sms_follow_up_window: window(self.placement.sms_follow_up_window),
+            messenger_follow_up_window: window(self.placement.messenger_follow_up_window),
+        })
+    }
+}
+
+/// Durations written as text: "100ms", "30s", "7d".
+mod duration_text {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text)
+            .map_err(|e| serde::de::Error::custom(format!("{text:?}: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_defaults_load_and_are_the_documented_ones() {
+        let s = Settings::load(&Overrides::default(), &[]).unwrap();
+        assert_eq!(
+            s.kafka.topics.inputs(),
+            ["inbound.email", "inbound.sms", "inbound.messenger"]
+        );
+        assert_eq!(s.kafka.topics.dlq, "inbound.dlq");
+        assert_eq!(s.worker.max_record_bytes, 10 * 1024 * 1024);
+        let policy = s.policy().unwrap();
+        assert_eq!(policy.reopen, vec![Status::Waiting, Status::Solved]);
+        assert_eq!(policy.sms_follow_up_window, Some(chrono::Duration::days(7)));
+    }
+
+    #[test]
+    fn generic_environment_variables_and_rdkafka_properties_override_the_file() {
+        let s = Settings::load(
+            &Overrides::default(),
+            &env(&[
+                ("SWITCHBOARD__WORKER__BATCH_MAX_RECORDS", "42"),
+                ("SWITCHBOARD_RDKAFKA_SECURITY_PROTOCOL", "SASL_SSL"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.worker.batch_max_records, 42);
+        assert_eq!(
+            s.kafka
+                .properties
+                .get("security.protocol")
+                .map(String::as_str),
+            Some("SASL_SSL")
+        );
+    }
+
+    #[test]
+    fn overrides_win_over_everything() {
+        let o = Overrides {
+            database_url: Some("postgres://x@h/db".into()),
+            group_id: Some("g2".into()),
+            topic_dlq: Some("dead".into()),
+            kafka_properties: vec![("client.id".into(), "me".into())],
+            ..Overrides::default()
+        };
+        let s = Settings::load(&o, &[]).unwrap();
+        assert_eq!(s.database.url, "postgres://x@h/db");
+        assert_eq!(s.kafka.group_id, "g2");
+        assert_eq!(s.kafka.topics.dlq, "dead");
+        assert_eq!(s.kafka.properties["client.id"], "me");
+        assert!(
+            !format!("{s:?}").contains("postgres://x@h/db"),
+            "the URL is not printed"
+        );
+    }
+
+    #[test]
+    fn reopening_closed_conversations_is_refused() {
+        let mut s = Settings::load(&Overrides::default(), &[]).unwrap();
+        s.placement.reopen_statuses = vec!["waiting".into(), "closed".into()];
+        assert!(
+            matches!(s.policy(), Err(SettingsError::Invalid(m)) if m.contains("never reopened"))
+        );
+        s.placement.reopen_statuses = vec!["snoozed".into()];
+        assert!(
+            matches!(s.policy(), Err(SettingsError::Invalid(m)) if m.contains("unknown status"))
+        );
+    }
+
+    #[test]
+    fn a_zero_window_disables_follow_ups() {
+        let mut s = Settings::load(&Overrides::default(), &[]).unwrap();
+        s.placement.sms_follow_up_window = Duration::ZERO;
+        assert_eq!(s.policy().unwrap().sms_follow_up_window, None);
+    }
+
+    #[test]
+    fn an_unknown_key_is_an_error() {
+        let err = Settings::load(
+            &Overrides::default(),
+            &env(&[("SWITCHBOARD__WORKER__BATCH_SIZE", "1")]),
+        );
+        assert!(err.is_err());
+    }
+}

@@ -1,0 +1,199 @@
+//! `email.received`: a raw RFC 5322 message, exactly as the inbox's MTA
+//! accepted it, addressed to the inbox named by the `recipient` extension.
+//!
+//! Parsing is mail-parser's; this module picks out what placement and the
+//! agent desktop need and keeps the raw bytes so nothing the customer sent is
+//! lost. It decides one thing of its own: whether the mail was sent by a
+//! machine (RFC 3834 and friends), which stops it reopening conversations.
+
+use super::cloudevent::CloudEvent;
+use super::{sha256_hex, DecodeError, DlqReason};
+use crate::domain::{Address, Attachment, Channel, Details, ExternalId, InboundMessage};
+use chrono::{DateTime, Utc};
+use mail_parser::{
+    Address as MailAddress, ContentType, HeaderValue, Message, MessageParser, MimeHeaders, PartType,
+};
+
+/// Decodes one email event into its message.
+pub(crate) fn decode(
+    event: &CloudEvent,
+    received_at: DateTime<Utc>,
+) -> Result<InboundMessage, DecodeError> {
+    let recipient = event.recipient.as_deref().filter(|r| !r.trim().is_empty()).ok_or_else(|| {
+        DecodeError::new(
+            DlqReason::MissingRecipient,
+            format!("Email event {:?} has no recipient extension naming the inbox that accepted it.", event.id),
+        )
+    })?;
+    let endpoint = Address::email(recipient)
+        .map_err(|e| DecodeError::bad_address("endpoint (recipient)", &e))?;
+    let raw = event.data.as_slice();
+    let message = MessageParser::default().parse(raw).ok_or_else(|| {
+        DecodeError::bad_payload("The email payload has no RFC 5322 header fields.")
+    })?;
+
+    let from = message.from().and_then(MailAddress::first);
+    let contact = Address::email(from.and_then(|a| a.address()).unwrap_or_default())
+        .map_err(|e| DecodeError::bad_address("contact (first From mailbox)", &e))?;
+    let sender_name = from
+        .and_then(|a| a.name())
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned);
+
+    Ok(InboundMessage {
+        channel: Channel::Email,
+        endpoint,
+        contact,
+        external_id: external_id(&message, raw),
+        subject: message.subject().map(str::to_owned),
+        body_text: message
+            .body_text(0)
+            .map(|text| text.into_owned())
+            .unwrap_or_default(),
+        body_html: html_body(&message),
+        in_reply_to: message_ids(message.in_reply_to()).into_iter().next(),
+        references: message_ids(message.references()),
+        auto_generated: is_auto_generated(&message),
+        sent_at: message
+            .date()
+            .filter(|d| d.is_valid())
+            .and_then(|d| DateTime::from_timestamp(d.to_timestamp(), 0)),
+        received_at,
+        raw: Some(raw.to_vec()),
+        details: Details {
+            to: addresses(message.all_to()),
+            cc: addresses(message.all_cc()),
+            reply_to: addresses(message.reply_to().into_iter()),
+            sender_name,
+            attachments: attachments(&message),
+            ..Details::default()
+        },
+    })
+}
+
+/// `Message-ID` without angle brackets (mail-parser strips them); a message
+/// without one is named by its content, so a redelivered copy still collides
+/// with the first (R0).
+fn external_id(message: &Message<'_>, raw: &[u8]) -> ExternalId {
+    message
+        .message_id()
+        .and_then(ExternalId::parse)
+        .unwrap_or_else(|| {
+            let hashed = format!("sha256:{}", sha256_hex(raw));
+            // Cannot panic: the id starts with `sha256:`, so it is never blank.
+            ExternalId::parse(&hashed).expect("a sha256: id is never blank")
+        })
+}
+
+/// The ids of an `In-Reply-To` or `References` header, in header order.
+fn message_ids(value: &HeaderValue<'_>) -> Vec<String> {
+    let ids: Vec<&str> = match value {
+        HeaderValue::Text(id) => vec![id.as_ref()],
+        HeaderValue::TextList(ids) => ids.iter().map(|id| id.as_ref()).collect(),
+        _ => Vec::new(),
+    };
+    ids.into_iter()
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The HTML body, only when the message has a real `text/html` part:
+/// mail-parser would otherwise synthesize HTML from the plain text.
+fn html_body(message: &Message<'_>) -> Option<String> {
+    message.html_bodies().find_map(|part| match &part.body {
+        PartType::Html(html) => Some(html.to_string()),
+        _ => None,
+    })
+}
+
+/// The mailboxes of address headers, lowercased, in header order.
+fn addresses<'a, 'x: 'a>(headers: impl Iterator<Item = &'a MailAddress<'x>>) -> Vec<String> {
+    headers
+        .flat_map(|header| header.iter())
+        .filter_map(|addr| addr.address())
+        .map(|address| address.trim().to_lowercase())
+        .filter(|address| !address.is_empty())
+        .collect()
+}
+
+fn attachments(message: &Message<'_>) -> Vec<Attachment> {
+    message
+        .attachments()
+        .map(|part| Attachment {
+            name: part.attachment_name().map(str::to_owned),
+            content_type: part.content_type().map(type_and_subtype),
+            size: u64::try_from(part.contents().len()).ok(),
+            url: None,
+        })
+        .collect()
+}
+
+/// `type/subtype`, lowercased, without parameters.
+fn type_and_subtype(content_type: &ContentType<'_>) -> String {
+    match content_type.subtype() {
+        Some(subtype) => format!("{}/{}", content_type.ctype(), subtype).to_ascii_lowercase(),
+        None => content_type.ctype().to_ascii_lowercase(),
+    }
+}
+
+/// Mail sent by a machine (contract R6): `Auto-Submitted` other than `no`
+/// (RFC 3834); `Precedence: bulk | junk | list`; `X-Autoreply` or
+/// `X-Autorespond` (older vacation responders); a delivery status report.
+fn is_auto_generated(message: &Message<'_>) -> bool {
+    let mut auto_submitted = header_tokens(message, "Auto-Submitted");
+    let mut precedence = header_tokens(message, "Precedence");
+    auto_submitted.any(|token| token != "no")
+        || precedence.any(|token| matches!(token.as_str(), "bulk" | "junk" | "list"))
+        || header_tokens(message, "X-Autoreply").next().is_some()
+        || header_tokens(message, "X-Autorespond").next().is_some()
+        || is_delivery_report(message)
+}
+
+/// The first token of each top-level header named `name` (any case),
+/// lowercased, without parameters or comments: `Auto-Submitted:
+/// Auto-Replied; owner=x (vacation)` gives `auto-replied`. Read from the raw
+/// header, since mail-parser parses unknown headers differently by name.
+fn header_tokens<'m>(message: &'m Message<'_>, name: &'m str) -> impl Iterator<Item = String> + 'm {
+    message
+        .headers()
+        .iter()
+        .filter(move |header| header.name().eq_ignore_ascii_case(name))
+        .map(|header| {
+            let range = header.offset_start() as usize..header.offset_end() as usize;
+            let raw = String::from_utf8_lossy(message.raw_message.get(range).unwrap_or_default());
+            raw.split([';', '('])
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
+}
+
+/// A bounce or delay notice: a `multipart/report; report-type=delivery-status`
+/// message, or any message carrying a `message/delivery-status` part.
+fn is_delivery_report(message: &Message<'_>) -> bool {
+    let report = message.content_type().is_some_and(|ct| {
+        is_media_type(ct, "multipart", "report")
+            && ct
+                .attribute("report-type")
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("delivery-status"))
+    });
+    report
+        || message.parts.iter().any(|part| {
+            part.content_type()
+                .is_some_and(|ct| is_media_type(ct, "message", "delivery-status"))
+        })
+}
+
+fn is_media_type(content_type: &ContentType<'_>, ctype: &str, subtype: &str) -> bool {
+    content_type.ctype().eq_ignore_ascii_case(ctype)
+        && content_type
+            .subtype()
+            .is_some_and(|s| s.eq_ignore_ascii_case(subtype))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,204 @@
+//! `sms.received`: an inbound SMS webhook body, in one of two provider
+//! formats told apart by `datacontenttype`:
+//!
+//! - `application/json`: Infobip, `{"results":[...]}`, any number of messages;
+//! - `application/x-www-form-urlencoded`: Twilio, one message per body.
+//!
+//! Without a `datacontenttype` the first non-blank byte decides: `{` is
+//! Infobip, anything else Twilio. Phone numbers go through
+//! [`Address::phone`], so every spelling of a number is one contact.
+
+use super::cloudevent::CloudEvent;
+use super::{media_type, DecodeError, JsonText};
+use crate::domain::{Address, Attachment, Channel, Details, ExternalId, InboundMessage};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+const JSON: &str = "application/json";
+const FORM: &str = "application/x-www-form-urlencoded";
+
+/// Decodes one SMS event into its messages, in payload order. An Infobip
+/// batch may be empty; the caller accounts for that.
+pub(crate) fn decode(
+    event: &CloudEvent,
+    received_at: DateTime<Utc>,
+) -> Result<Vec<InboundMessage>, DecodeError> {
+    let data = event.data.as_slice();
+    let is_json = match event.datacontenttype.as_deref().map(media_type) {
+        Some(media) if media.eq_ignore_ascii_case(JSON) => true,
+        Some(media) if media.eq_ignore_ascii_case(FORM) => false,
+        Some(media) => {
+            return Err(DecodeError::bad_payload(format!(
+                "An SMS payload must be {JSON} (Infobip) or {FORM} (Twilio), not {media:?}."
+            )))
+        }
+        None => data.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{'),
+    };
+    if is_json {
+        infobip(data, received_at)
+    } else {
+        twilio(data, received_at).map(|message| vec![message])
+    }
+}
+
+/// An Infobip inbound SMS batch; fields Switchboard does not use are ignored.
+#[derive(Deserialize)]
+struct InfobipBatch {
+    results: Vec<InfobipResult>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InfobipResult {
+    message_id: Option<JsonText>,
+    from: Option<JsonText>,
+    to: Option<JsonText>,
+    text: Option<String>,
+    clean_text: Option<String>,
+    keyword: Option<String>,
+    received_at: Option<String>,
+    sms_count: Option<JsonText>,
+}
+
+fn infobip(data: &[u8], received_at: DateTime<Utc>) -> Result<Vec<InboundMessage>, DecodeError> {
+    let batch: InfobipBatch = serde_json::from_slice(data).map_err(|e| {
+        DecodeError::bad_payload(format!(
+            "The Infobip payload is not a valid results batch: {e}."
+        ))
+    })?;
+    batch
+        .results
+        .into_iter()
+        .enumerate()
+        .map(|(index, result)| infobip_message(index, result, received_at))
+        .collect()
+}
+
+fn infobip_message(
+    index: usize,
+    result: InfobipResult,
+    fallback: DateTime<Utc>,
+) -> Result<InboundMessage, DecodeError> {
+    let text = |field: Option<JsonText>| field.map(JsonText::into_string).unwrap_or_default();
+    let external_id = ExternalId::parse(&text(result.message_id)).ok_or_else(|| {
+        DecodeError::bad_payload(format!("Infobip result {index} has no messageId."))
+    })?;
+    let contact = Address::phone(&text(result.from)).map_err(|e| {
+        DecodeError::bad_address(&format!("contact (from of Infobip result {index})"), &e)
+    })?;
+    let endpoint = Address::phone(&text(result.to)).map_err(|e| {
+        DecodeError::bad_address(&format!("endpoint (to of Infobip result {index})"), &e)
+    })?;
+    let received_at = match result
+        .received_at
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        None => fallback,
+        Some(raw) => parse_infobip_time(raw).ok_or_else(|| {
+            DecodeError::bad_payload(format!(
+                "Infobip result {index} has an unreadable receivedAt {raw:?}."
+            ))
+        })?,
+    };
+    Ok(InboundMessage {
+        body_text: result.text.or(result.clean_text).unwrap_or_default(),
+        details: Details {
+            keyword: result.keyword.filter(|k| !k.trim().is_empty()),
+            sms_count: result.sms_count.and_then(|n| n.into_string().parse().ok()),
+            ..Details::default()
+        },
+        ..sms_message(endpoint, contact, external_id, received_at)
+    })
+}
+
+/// Infobip writes `2019-11-09T16:00:00.000+0000` (an offset without a
+/// colon, which RFC 3339 does not allow); RFC 3339 is accepted as well.
+fn parse_infobip_time(raw: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S%.f%z")
+        .or_else(|_| DateTime::parse_from_rfc3339(raw))
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// A Twilio inbound message webhook: `MessageSid`, `From`, `To`, `Body`,
+/// `NumSegments`, `NumMedia` and `MediaUrlN`/`MediaContentTypeN`.
+fn twilio(data: &[u8], received_at: DateTime<Utc>) -> Result<InboundMessage, DecodeError> {
+    let body = std::str::from_utf8(data).map_err(|e| {
+        DecodeError::bad_payload(format!("The Twilio form body is not UTF-8: {e}."))
+    })?;
+    let fields: Vec<(String, String)> = serde_urlencoded::from_str(body).map_err(|e| {
+        DecodeError::bad_payload(format!("The Twilio form body cannot be read: {e}."))
+    })?;
+    // Twilio sends each field once; where a field repeats, the first counts.
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    };
+
+    let external_id = ExternalId::parse(field("MessageSid").unwrap_or_default())
+        .ok_or_else(|| DecodeError::bad_payload("The Twilio form body has no MessageSid."))?;
+    let contact = Address::phone(field("From").unwrap_or_default())
+        .map_err(|e| DecodeError::bad_address("contact (From)", &e))?;
+    let endpoint = Address::phone(field("To").unwrap_or_default())
+        .map_err(|e| DecodeError::bad_address("endpoint (To)", &e))?;
+    // `NumMedia` is bounded by the number of fields, so a lying count
+    // cannot make this loop long.
+    let media_count = field("NumMedia")
+        .and_then(|n| n.trim().parse::<usize>().ok())
+        .unwrap_or(0)
+        .min(fields.len());
+    let attachments = (0..media_count)
+        .filter_map(|i| {
+            let url = field(&format!("MediaUrl{i}")).map(str::to_owned);
+            let content_type = field(&format!("MediaContentType{i}")).map(str::to_owned);
+            (url.is_some() || content_type.is_some()).then_some(Attachment {
+                name: None,
+                content_type,
+                size: None,
+                url,
+            })
+        })
+        .collect();
+    Ok(InboundMessage {
+        body_text: field("Body").unwrap_or_default().to_owned(),
+        details: Details {
+            attachments,
+            sms_count: field("NumSegments").and_then(|n| n.trim().parse().ok()),
+            ..Details::default()
+        },
+        ..sms_message(endpoint, contact, external_id, received_at)
+    })
+}
+
+/// The fields every SMS shares: no subject, no HTML, no threading headers,
+/// never automatic, no sender date.
+fn sms_message(
+    endpoint: Address,
+    contact: Address,
+    external_id: ExternalId,
+    received_at: DateTime<Utc>,
+) -> InboundMessage {
+    InboundMessage {
+        channel: Channel::Sms,
+        endpoint,
+        contact,
+        external_id,
+        subject: None,
+        body_text: String::new(),
+        body_html: None,
+        in_reply_to: None,
+        references: Vec::new(),
+        auto_generated: false,
+        sent_at: None,
+        received_at,
+        raw: None,
+        details: Details::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,30 @@
+//! Everything that speaks Kafka: the consumer, the producers (dead letters,
+//! publishing for the demo and load generator) and topic administration.
+//! This is the only module that imports rdkafka; it hands the rest of the
+//! worker owned [`SourceRecord`](crate::record::SourceRecord)s.
+
+mod admin;
+mod consumer;
+mod producer;
+
+pub use admin::ensure_topics;
+pub use consumer::{Consumer, PartitionKey};
+pub use producer::{PublishError, Publisher};
+
+use crate::config::KafkaSettings;
+use rdkafka::ClientConfig;
+
+/// The librdkafka configuration shared by every client: the bootstrap
+/// servers, then the operator's pass-through properties, which win over
+/// anything Switchboard sets by default.
+fn client_config(settings: &KafkaSettings, defaults: &[(&str, &str)]) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", &settings.bootstrap_servers);
+    for (k, v) in defaults {
+        config.set(*k, *v);
+    }
+    for (k, v) in &settings.properties {
+        config.set(k, v);
+    }
+    config
+}

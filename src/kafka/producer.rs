@@ -1,0 +1,79 @@
+//! Publishing: dead letters, and records for the demo, load generator and
+//! redrive. Delivery is awaited, so a caller that stores an offset after
+//! `publish` returns knows the record is on the broker.
+
+use super::client_config;
+use crate::config::KafkaSettings;
+use crate::record::Header;
+use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use std::time::Duration;
+
+/// A publish that did not reach the broker (it is worth retrying).
+#[derive(Debug, thiserror::Error)]
+#[error("publishing to {topic} failed: {source}")]
+pub struct PublishError {
+    pub topic: String,
+    #[source]
+    pub source: rdkafka::error::KafkaError,
+}
+
+/// An idempotent producer that waits for every delivery.
+#[derive(Clone)]
+pub struct Publisher {
+    producer: FutureProducer,
+}
+
+impl Publisher {
+    pub fn new(settings: &KafkaSettings) -> anyhow::Result<Publisher> {
+        let producer = client_config(
+            settings,
+            &[
+                ("enable.idempotence", "true"),
+                ("acks", "all"),
+                ("compression.type", "lz4"),
+                ("linger.ms", "5"),
+                ("message.timeout.ms", "30000"),
+            ],
+        )
+        .create()?;
+        Ok(Publisher { producer })
+    }
+
+    /// Publishes one record and waits until the broker has it.
+    pub async fn publish(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+    ) -> Result<(i32, i64), PublishError> {
+        let mut kafka_headers = OwnedHeaders::new_with_capacity(headers.len());
+        for h in headers {
+            kafka_headers = kafka_headers.insert(KafkaHeader {
+                key: &h.key,
+                value: h.value.as_deref(),
+            });
+        }
+        let mut record: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to(topic).headers(kafka_headers);
+        if let Some(k) = key {
+            record = record.key(k);
+        }
+        if let Some(v) = value {
+            record = record.payload(v);
+        }
+        let delivery = self
+            .producer
+            .send(record, Timeout::After(Duration::from_secs(30)))
+            .await;
+        match delivery {
+            Ok(delivered) => Ok((delivered.partition, delivered.offset)),
+            Err((source, _)) => Err(PublishError {
+                topic: topic.to_owned(),
+                source,
+            }),
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! Switchboard: the inbound side of an omnichannel support desk.
+//!
+//! Channel gateways publish raw customer messages (email, SMS, Messenger) to
+//! Kafka as CloudEvents; Switchboard decides which conversation each belongs
+//! to and writes the result to Postgres. `../shared/CONTRACT.md` (mirrored in
+//! `docs/`) is the specification.
+//!
+//! Layout, from the edge inwards and out again:
+//! - [`kafka`]: the consumer, the producers, topic administration. The only
+//!   module that imports rdkafka; it hands out owned [`record::SourceRecord`]s.
+//! - [`decode`]: CloudEvents and the three channel payloads into normalized
+//!   [`domain::InboundMessage`]s, or a [`dead_letter::DlqReason`]. Pure.
+//! - [`placement`]: the decision table (R0 to R7). Pure: no Kafka, no SQL, no
+//!   clock.
+//! - [`store`]: the only module that speaks SQL; runs a batch in one
+//!   transaction under advisory locks and carries out the plans.
+//! - [`worker`]: the consuming loop, one task per partition, retries,
+//!   dead letters, offsets, stop-at-end.
+//! - [`config`], [`stats`], [`sample`]: settings, counters, and realistic
+//!   sample traffic for the demo.
+
+pub mod config;
+pub mod dead_letter;
+pub mod decode;
+pub mod domain;
+pub mod kafka;
+pub mod placement;
+pub mod record;
+pub mod sample;
+pub mod stats;
+pub mod store;
+pub mod worker;

@@ -1,0 +1,174 @@
+//! The `switchboard` command: parses the command line and calls the library.
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use switchboard::config::{Overrides, Settings};
+use switchboard::kafka::{ensure_topics, Publisher};
+use switchboard::store::Store;
+use switchboard::worker::{self, Mode};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "switchboard",
+    version,
+    about = "Places inbound customer messages from Kafka into conversations in Postgres."
+)]
+struct Cli {
+    /// A TOML file layered over config/default.toml.
+    #[arg(long, global = true, env = "SWITCHBOARD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Postgres URL.
+    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Kafka bootstrap servers.
+    #[arg(long, global = true, env = "KAFKA_BOOTSTRAP_SERVERS")]
+    bootstrap_servers: Option<String>,
+    /// Consumer group id.
+    #[arg(long, global = true, env = "SWITCHBOARD_GROUP_ID")]
+    group_id: Option<String>,
+    #[arg(long, global = true, env = "SWITCHBOARD_TOPIC_EMAIL")]
+    topic_email: Option<String>,
+    #[arg(long, global = true, env = "SWITCHBOARD_TOPIC_SMS")]
+    topic_sms: Option<String>,
+    #[arg(long, global = true, env = "SWITCHBOARD_TOPIC_MESSENGER")]
+    topic_messenger: Option<String>,
+    #[arg(long, global = true, env = "SWITCHBOARD_TOPIC_DLQ")]
+    topic_dlq: Option<String>,
+    /// A librdkafka property, `name=value`; repeatable.
+    #[arg(long = "kafka-property", global = true, value_parser = parse_property)]
+    kafka_properties: Vec<(String, String)>,
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true)]
+    json_logs: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Apply the database migrations.
+    Migrate,
+    /// Consume the input topics and place every message.
+    Run {
+        /// Exit once every assigned partition is consumed to the end it had at start.
+        #[arg(long)]
+        stop_at_end: bool,
+    },
+    /// Create the input and dead-letter topics where missing.
+    CreateTopics {
+        #[arg(long, default_value_t = 3)]
+        partitions: i32,
+    },
+    /// Publish realistic sample traffic of every type to the input topics.
+    PublishSample,
+    /// Print every conversation and the totals.
+    Report,
+}
+
+fn parse_property(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("expected name=value, got {s:?}"))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.json_logs);
+    let overrides = Overrides {
+        config_file: cli.config.clone(),
+        database_url: cli.database_url.clone(),
+        bootstrap_servers: cli.bootstrap_servers.clone(),
+        group_id: cli.group_id.clone(),
+        topic_email: cli.topic_email.clone(),
+        topic_sms: cli.topic_sms.clone(),
+        topic_messenger: cli.topic_messenger.clone(),
+        topic_dlq: cli.topic_dlq.clone(),
+        kafka_properties: cli.kafka_properties.clone(),
+    };
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let settings = Settings::load(&overrides, &env)?;
+
+    match cli.command {
+        Command::Migrate => {
+            let store = Store::connect_lazy(&settings.database.url, 2)?;
+            store.migrate().await.context("applying migrations")?;
+            tracing::info!("Migrations applied.");
+        }
+        Command::Run { stop_at_end } => {
+            let mode = if stop_at_end {
+                Mode::StopAtEnd
+            } else {
+                Mode::Forever
+            };
+            let report = worker::run(&settings, mode, shutdown_signal()).await?;
+            println!("{}", serde_json::to_string_pretty(&report.stats)?);
+        }
+        Command::CreateTopics { partitions } => {
+            let t = &settings.kafka.topics;
+            ensure_topics(
+                &settings.kafka,
+                &[&t.email, &t.sms, &t.messenger, &t.dlq],
+                partitions,
+            )
+            .await?;
+            tracing::info!(partitions, "Topics exist.");
+        }
+        Command::PublishSample => {
+            let publisher = Publisher::new(&settings.kafka)?;
+            let records = switchboard::sample::demo_traffic();
+            for r in &records {
+                let topic = match r.channel {
+                    "email" => &settings.kafka.topics.email,
+                    "sms" => &settings.kafka.topics.sms,
+                    _ => &settings.kafka.topics.messenger,
+                };
+                publisher
+                    .publish(topic, r.key.as_deref(), Some(&r.value), &r.headers)
+                    .await?;
+            }
+            tracing::info!(records = records.len(), "Sample traffic published.");
+        }
+        Command::Report => {
+            let store = Store::connect_lazy(&settings.database.url, 2)?;
+            print!("{}", store.report().await?);
+        }
+    }
+    Ok(())
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rdkafka=warn,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,100 @@
+//! Counters of what the worker did, shared by the partition tasks and read by
+//! the run summary (and, later, the metrics endpoint). Every record ends in
+//! exactly one of applied, duplicate, skipped or dead-lettered.
+
+use crate::dead_letter::DlqReason;
+use crate::placement::Rule;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// Live counters.
+#[derive(Debug, Default)]
+pub struct Stats {
+    records: AtomicU64,
+    records_applied: AtomicU64,
+    records_duplicate: AtomicU64,
+    records_skipped: AtomicU64,
+    records_dead_lettered: AtomicU64,
+    retries: AtomicU64,
+    by_rule: Mutex<BTreeMap<&'static str, u64>>,
+    by_reason: Mutex<BTreeMap<&'static str, u64>>,
+    skipped_entries: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+/// How one record ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordEnd {
+    Applied,
+    Duplicate,
+    Skipped,
+    DeadLettered(DlqReason),
+}
+
+/// A copy of the counters at one moment.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Snapshot {
+    pub records: u64,
+    pub records_applied: u64,
+    pub records_duplicate: u64,
+    pub records_skipped: u64,
+    pub records_dead_lettered: u64,
+    pub retries: u64,
+    /// Messages by decision-table rule.
+    pub messages_by_rule: BTreeMap<&'static str, u64>,
+    /// Dead letters by reason code.
+    pub dead_letters_by_reason: BTreeMap<&'static str, u64>,
+    /// Messenger entries skipped, by kind.
+    pub skipped_entries: BTreeMap<&'static str, u64>,
+}
+
+fn bump(map: &Mutex<BTreeMap<&'static str, u64>>, key: &'static str, by: u64) {
+    if let Ok(mut m) = map.lock() {
+        *m.entry(key).or_default() += by;
+    }
+}
+
+impl Stats {
+    pub fn record_ended(&self, end: RecordEnd) {
+        self.records.fetch_add(1, Ordering::Relaxed);
+        let counter = match end {
+            RecordEnd::Applied => &self.records_applied,
+            RecordEnd::Duplicate => &self.records_duplicate,
+            RecordEnd::Skipped => &self.records_skipped,
+            RecordEnd::DeadLettered(reason) => {
+                bump(&self.by_reason, reason.code(), 1);
+                &self.records_dead_lettered
+            }
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn message_placed(&self, rule: Rule) {
+        bump(&self.by_rule, rule.as_str(), 1);
+    }
+
+    pub fn entry_skipped(&self, kind: &'static str) {
+        bump(&self.skipped_entries, kind, 1);
+    }
+
+    pub fn retried(&self) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        let read = |m: &Mutex<BTreeMap<&'static str, u64>>| {
+            m.lock().map(|m| m.clone()).unwrap_or_default()
+        };
+        Snapshot {
+            records: self.records.load(Ordering::Relaxed),
+            records_applied: self.records_applied.load(Ordering::Relaxed),
+            records_duplicate: self.records_duplicate.load(Ordering::Relaxed),
+            records_skipped: self.records_skipped.load(Ordering::Relaxed),
+            records_dead_lettered: self.records_dead_lettered.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
+            messages_by_rule: read(&self.by_rule),
+            dead_letters_by_reason: read(&self.by_reason),
+            skipped_entries: read(&self.skipped_entries),
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! The conversation store: the only module that speaks SQL.
+//!
+//! [`Store::apply_batch`] places a batch of decoded messages in one
+//! transaction: it takes the advisory locks that serialize every decision
+//! about the same message, pair and Message-ID across all workers
+//! ([`locks`]), looks up the facts ([`facts`]), asks the pure decision table
+//! ([`crate::placement`]) what to do, and writes the result ([`writes`]).
+//!
+//! How the database enforces the invariants:
+//! - I1 (one ongoing conversation per pair): every decision about a pair is
+//!   taken under a transaction-scoped advisory lock on that pair, so two
+//!   workers never both see "no ongoing conversation" and both create one; the
+//!   partial unique index `conversations_one_ongoing_per_pair` refuses a
+//!   second ongoing conversation even if that reasoning were wrong.
+//! - I2/I4 (exactly once, replays change nothing): the unique constraint on
+//!   (`channel`, `endpoint`, `external_id`) plus the advisory lock on that key
+//!   make the R0 check exact; the whole batch commits or nothing does, and
+//!   offsets are stored only after the commit.
+//! - I3 (one follow-up link): the unique constraint on `conversation_links`
+//!   and the pair lock under which the follow-up is decided.
+//! - I5 (one sibling link per pair): every copy of one Message-ID is placed
+//!   under one advisory lock, and the links are recomputed from the set of
+//!   holders, so order does not matter.
+//! - Agent actions: conversations the decision depends on are read with
+//!   `FOR NO KEY UPDATE`, so an agent's concurrent close or merge either
+//!   happens before (and is seen) or waits until the batch commits.
+
+mod facts;
+mod locks;
+mod report;
+mod writes;
+
+use crate::domain::InboundMessage;
+use crate::placement::{self, Plan, Policy, Rule};
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres, Transaction};
+use std::str::FromStr;
+use std::time::Duration;
+use uuid::Uuid;
+
+pub use writes::Landed;
+
+/// The embedded migrations (`migrations/`), applied by `switchboard migrate`.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Why a store operation failed, in the terms the caller acts on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Postgres unreachable, a deadlock, a lost race: retry the same batch
+    /// later; the offsets stay where they are.
+    #[error("transient store failure: {0}")]
+    Transient(#[source] sqlx::Error),
+    /// Postgres refused the data itself (invalid text, a value too large to
+    /// index): retrying cannot help, the record is dead-lettered.
+    #[error("the store refused the data: {0}")]
+    Rejected(#[source] sqlx::Error),
+}
+
+impl StoreError {
+    /// Classifies a sqlx error. Data exceptions (SQLSTATE class 22) and
+    /// program limits (54) are properties of the input; anything else,
+    /// including errors we did not foresee, is treated as transient, because
+    /// waiting loses nothing while a wrong dead letter loses a message.
+    pub fn classify(err: sqlx::Error) -> StoreError {
+        let code = err
+            .as_database_error()
+            .and_then(|e| e.code())
+            .map(|c| c.into_owned());
+        match code.as_deref() {
+            Some(code) if code.starts_with("22") || code.starts_with("54") => {
+                StoreError::Rejected(err)
+            }
+            _ => StoreError::Transient(err),
+        }
+    }
+
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Transient(_))
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        StoreError::classify(err)
+    }
+}
+
+/// Where a message came from, written to `messages.kafka_*`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceRef {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// One message to place, with its source record.
+#[derive(Clone, Debug)]
+pub struct Item {
+    pub message: InboundMessage,
+    pub source: SourceRef,
+}
+
+/// What happened to one message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// R0: already stored, nothing changed.
+    Duplicate,
+    /// Stored by `rule` in `landed.conversation_id`.
+    Applied { rule: Rule, landed: Landed },
+}
+
+/// A handle on the conversation store.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: PgPool,
+}
+
+impl Store {
+    /// Opens a pool lazily: the worker starts even while Postgres is down and
+    /// waits for it batch by batch.
+    pub fn connect_lazy(url: &str, max_connections: u32) -> Result<Store, sqlx::Error> {
+        let options = PgConnectOptions::from_str(url)?.application_name("switchboard");
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_lazy_with(options);
+        Ok(Store { pool })
+    }
+
+    /// Wraps an existing pool (tests).
+    pub fn from_pool(pool: PgPool) -> Store {
+        Store { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Applies the embedded migrations.
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        MIGRATOR.run(&self.pool).await
+    }
+
+    /// Answers whether Postgres is reachable (for health checks).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Places `items` in one transaction, in order; returns one outcome per
+    /// item. On error nothing of the batch is written.
+    pub async fn apply_batch(
+        &self,
+        items: &[Item],
+        policy: &Policy,
+    ) -> Result<Vec<Outcome>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let keys = locks::keys_for(items.iter().map(|i| &i.message));
+        let now = locks::acquire(&mut tx, &keys).await?;
+        let mut outcomes = Vec::with_capacity(items.len());
+        for item in items {
+            outcomes.push(place_one(&mut tx, item, policy, now).await?);
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+}
+
+async fn place_one(
+    tx: &mut Transaction<'_, Postgres>,
+    item: &Item,
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Result<Outcome, StoreError> {
+    let facts = facts::look_up(tx, &item.message).await?;
+    match placement::place(&item.message, &facts, policy, now) {
+        Plan::Duplicate => Ok(Outcome::Duplicate),
+        Plan::Place(plan) => {
+            let message_id = Uuid::now_v7();
+            let landed = writes::carry_out(tx, item, &plan, message_id).await?;
+            if item.message.channel == crate::domain::Channel::Email {
+                writes::link_siblings(tx, &item.message, message_id).await?;
+            }
+            Ok(Outcome::Applied {
+                rule: plan.rule,
+                landed,
+            })
+        }
+    }
+}

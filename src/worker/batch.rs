@@ -1,0 +1,209 @@
+//! One step of a partition's work: a batch of records in offset order is
+//! decoded, placed in one transaction, and what cannot be placed is
+//! dead-lettered. When the step returns `Ok`, every record of the batch is
+//! durably applied or on the dead-letter topic, and its offset may be stored.
+
+use super::retry::{self, Interrupted, RetryPolicy};
+use crate::dead_letter::{DeadLetter, DlqReason};
+use crate::decode::{self, Decoded};
+use crate::kafka::Publisher;
+use crate::placement::Policy;
+use crate::record::SourceRecord;
+use crate::stats::{RecordEnd, Stats};
+use crate::store::{Item, Outcome, SourceRef, Store, StoreError};
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// What a batch step needs; shared by all partition tasks.
+pub struct Pipeline {
+    pub store: Store,
+    pub publisher: Publisher,
+    pub dlq_topic: String,
+    pub policy: Policy,
+    pub max_record_bytes: usize,
+    pub retry: RetryPolicy,
+    pub stats: Arc<Stats>,
+}
+
+/// A record that decoded, with its messages ready for the store.
+struct Decodable<'a> {
+    record: &'a SourceRecord,
+    items: Vec<Item>,
+    skipped: usize,
+}
+
+impl Pipeline {
+    /// Processes `records` (one partition, offset order). Returns
+    /// `Err(Interrupted)` only when asked to stop while waiting out a
+    /// transient failure; then nothing may be marked done.
+    pub async fn process(
+        &self,
+        records: &[SourceRecord],
+        stop: &watch::Receiver<bool>,
+    ) -> Result<(), Interrupted> {
+        let mut dead = Vec::new();
+        let mut decodable = Vec::new();
+        for record in records {
+            match decode::decode(record, self.max_record_bytes) {
+                Ok(decoded) => decodable.push(self.prepare(record, decoded)),
+                Err(e) => dead.push(DeadLetter::new(
+                    record,
+                    e.reason,
+                    &e.detail,
+                    chrono::Utc::now(),
+                )),
+            }
+        }
+
+        let all: Vec<Item> = decodable
+            .iter()
+            .flat_map(|d| d.items.iter().cloned())
+            .collect();
+        let mut ends = Vec::new();
+        match self.apply(&all, stop).await? {
+            Ok(outcomes) => {
+                let mut outcomes = outcomes.into_iter();
+                for d in &decodable {
+                    let mine: Vec<Outcome> = outcomes.by_ref().take(d.items.len()).collect();
+                    ends.push(self.account(d, &mine));
+                }
+            }
+            // One record's data poisons the whole transaction: find it by
+            // placing the records one at a time.
+            Err(StoreError::Rejected(_)) => {
+                for d in &decodable {
+                    match self.apply(&d.items, stop).await? {
+                        Ok(outcomes) => ends.push(self.account(d, &outcomes)),
+                        Err(e) => {
+                            let detail =
+                                format!("Postgres refused the record's data: {}", root_cause(&e));
+                            dead.push(DeadLetter::new(
+                                d.record,
+                                DlqReason::RejectedByStore,
+                                &detail,
+                                chrono::Utc::now(),
+                            ));
+                        }
+                    }
+                }
+            }
+            Err(StoreError::Transient(_)) => {
+                unreachable!("apply retries transient errors until they clear")
+            }
+        }
+
+        for letter in &dead {
+            self.dead_letter(letter, stop).await?;
+        }
+        for end in ends {
+            self.stats.record_ended(end);
+        }
+        for letter in &dead {
+            self.stats
+                .record_ended(RecordEnd::DeadLettered(letter.reason));
+        }
+        Ok(())
+    }
+
+    fn prepare<'a>(&self, record: &'a SourceRecord, decoded: Decoded) -> Decodable<'a> {
+        let source = SourceRef {
+            topic: record.topic.clone(),
+            partition: record.partition,
+            offset: record.offset,
+        };
+        for kind in &decoded.skipped {
+            self.stats.entry_skipped(kind.as_str());
+        }
+        let items = decoded
+            .messages
+            .into_iter()
+            .map(|message| Item {
+                message,
+                source: source.clone(),
+            })
+            .collect();
+        Decodable {
+            record,
+            items,
+            skipped: decoded.skipped.len(),
+        }
+    }
+
+    /// Places items, waiting out transient failures.
+    async fn apply(
+        &self,
+        items: &[Item],
+        stop: &watch::Receiver<bool>,
+    ) -> Result<Result<Vec<Outcome>, StoreError>, Interrupted> {
+        if items.is_empty() {
+            return Ok(Ok(Vec::new()));
+        }
+        retry::until_done(
+            self.retry,
+            stop,
+            "Placing a batch",
+            StoreError::is_transient,
+            || self.stats.retried(),
+            || self.store.apply_batch(items, &self.policy),
+        )
+        .await
+    }
+
+    /// How a decodable record ended, given its messages' outcomes.
+    fn account(&self, d: &Decodable<'_>, outcomes: &[Outcome]) -> RecordEnd {
+        let mut applied = false;
+        for outcome in outcomes {
+            match outcome {
+                Outcome::Applied { rule, .. } => {
+                    applied = true;
+                    self.stats.message_placed(*rule);
+                }
+                Outcome::Duplicate => self.stats.message_placed(crate::placement::Rule::Duplicate),
+            }
+        }
+        match (applied, outcomes.is_empty()) {
+            (true, _) => RecordEnd::Applied,
+            (false, false) => RecordEnd::Duplicate,
+            (false, true) => {
+                debug_assert!(d.skipped > 0 || d.items.is_empty());
+                RecordEnd::Skipped
+            }
+        }
+    }
+
+    async fn dead_letter(
+        &self,
+        letter: &DeadLetter,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<(), Interrupted> {
+        tracing::warn!(source = %letter.source, reason = %letter.reason, "Record dead-lettered.");
+        let published = retry::until_done(
+            self.retry,
+            stop,
+            "Publishing a dead letter",
+            |_| true,
+            || self.stats.retried(),
+            || {
+                self.publisher.publish(
+                    &self.dlq_topic,
+                    letter.key.as_deref(),
+                    letter.value.as_deref(),
+                    &letter.headers,
+                )
+            },
+        )
+        .await?;
+        // Every publish error is retried, so only success gets here.
+        debug_assert!(published.is_ok());
+        Ok(())
+    }
+}
+
+/// The innermost message of an error chain: Postgres's own words.
+fn root_cause(e: &dyn std::error::Error) -> String {
+    let mut current = e;
+    while let Some(next) = current.source() {
+        current = next;
+    }
+    current.to_string()
+}

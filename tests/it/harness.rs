@@ -1,0 +1,296 @@
+//! One small harness for every integration test: a fresh database (named by a
+//! UUID, migrated, dropped afterwards) and fresh topics on the real broker,
+//! plus helpers to publish, run the worker to the end, and read dead letters.
+
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::message::Headers;
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Executor, PgPool};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use switchboard::config::{Overrides, Settings};
+use switchboard::kafka::{ensure_topics, Publisher};
+use switchboard::record::{Header, SourceRecord};
+use switchboard::sample::SampleRecord;
+use switchboard::stats::Snapshot;
+use switchboard::store::Store;
+use switchboard::worker::{self, Mode};
+use uuid::Uuid;
+
+pub fn bootstrap() -> String {
+    std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+fn admin_url() -> String {
+    std::env::var("SWITCHBOARD_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn url_for(db: &str) -> String {
+    let admin = admin_url();
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+    format!("{base}/{db}")
+}
+
+/// A test's own database and topics.
+pub struct TestEnv {
+    pub settings: Settings,
+    pub db_name: String,
+    pub pool: PgPool,
+    pub publisher: Publisher,
+    pub partitions: i32,
+}
+
+impl TestEnv {
+    /// A fresh environment with `partitions` partitions per topic.
+    pub async fn new(partitions: i32) -> TestEnv {
+        Self::with(partitions, |_| {}).await
+    }
+
+    /// Like `new`, letting the test adjust settings first.
+    pub async fn with(partitions: i32, adjust: impl FnOnce(&mut Settings)) -> TestEnv {
+        let id = Uuid::new_v4().simple().to_string();
+        let db_name = format!("sb_test_{id}");
+        let admin = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&admin_url())
+            .await
+            .expect("admin connection");
+        admin
+            .execute(format!("CREATE DATABASE {db_name}").as_str())
+            .await
+            .expect("create database");
+        admin.close().await;
+
+        let prefix = format!("t{}", &id[..12]);
+        let overrides = Overrides {
+            database_url: Some(url_for(&db_name)),
+            bootstrap_servers: Some(bootstrap()),
+            group_id: Some(format!("{prefix}-group")),
+            topic_email: Some(format!("{prefix}.email")),
+            topic_sms: Some(format!("{prefix}.sms")),
+            topic_messenger: Some(format!("{prefix}.messenger")),
+            topic_dlq: Some(format!("{prefix}.dlq")),
+            kafka_properties: vec![],
+            config_file: None,
+        };
+        let mut settings = Settings::load(&overrides, &[]).expect("settings");
+        settings.worker.retry_initial = Duration::from_millis(50);
+        settings.worker.retry_max = Duration::from_millis(500);
+        adjust(&mut settings);
+
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .connect(&settings.database.url)
+            .await
+            .expect("test db");
+        Store::from_pool(pool.clone())
+            .migrate()
+            .await
+            .expect("migrate");
+        let t = &settings.kafka.topics;
+        ensure_topics(
+            &settings.kafka,
+            &[&t.email, &t.sms, &t.messenger, &t.dlq],
+            partitions,
+        )
+        .await
+        .expect("create topics");
+        let publisher = Publisher::new(&settings.kafka).expect("publisher");
+        TestEnv {
+            settings,
+            db_name,
+            pool,
+            publisher,
+            partitions,
+        }
+    }
+
+    pub fn topic(&self, channel: &str) -> String {
+        let t = &self.settings.kafka.topics;
+        match channel {
+            "email" => t.email.clone(),
+            "sms" => t.sms.clone(),
+            "messenger" => t.messenger.clone(),
+            "dlq" => t.dlq.clone(),
+            other => panic!("no such channel {other}"),
+        }
+    }
+
+    /// Publishes a sample record to its channel's topic, to `partition` if given.
+    pub async fn publish(&self, record: &SampleRecord) {
+        self.publish_to(record, None).await
+    }
+
+    pub async fn publish_to(&self, record: &SampleRecord, key: Option<&str>) {
+        let topic = self.topic(record.channel);
+        let key = key.map(str::as_bytes).or(record.key.as_deref());
+        self.publisher
+            .publish(&topic, key, Some(&record.value), &record.headers)
+            .await
+            .expect("publish");
+    }
+
+    /// Runs the worker with `--stop-at-end` semantics and returns its counters.
+    pub async fn run_to_end(&self) -> Snapshot {
+        self.run_to_end_with(&self.settings).await
+    }
+
+    pub async fn run_to_end_with(&self, settings: &Settings) -> Snapshot {
+        let run = worker::run(settings, Mode::StopAtEnd, std::future::pending());
+        tokio::time::timeout(Duration::from_secs(120), run)
+            .await
+            .expect("the worker reached the end in time")
+            .expect("the worker ran")
+            .stats
+    }
+
+    /// The settings with another consumer group (a replay from offset zero).
+    pub fn with_new_group(&self) -> Settings {
+        let mut s = self.settings.clone();
+        s.kafka.group_id = format!("{}-{}", s.kafka.group_id, Uuid::new_v4().simple());
+        s
+    }
+
+    /// Reads the dead-letter topic from the start until `expected` records
+    /// arrived (or 30 s passed).
+    pub fn dead_letters(&self, expected: usize) -> Vec<SourceRecord> {
+        read_topic(
+            &self.topic("dlq"),
+            self.partitions,
+            expected,
+            Duration::from_secs(30),
+        )
+    }
+
+    /// Reads the dead-letter topic for a few seconds, for tests that expect none.
+    pub fn dead_letters_now(&self) -> Vec<SourceRecord> {
+        read_topic(
+            &self.topic("dlq"),
+            self.partitions,
+            usize::MAX,
+            Duration::from_secs(3),
+        )
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// Every row of the contract's tables, as text, for before/after comparisons.
+    pub async fn snapshot(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for table in [
+            "conversations",
+            "conversation_channels",
+            "messages",
+            "conversation_links",
+            "conversation_events",
+        ] {
+            let rows: Vec<String> =
+                sqlx::query_scalar(&format!("SELECT t::text FROM {table} t ORDER BY t::text"))
+                    .fetch_all(&self.pool)
+                    .await
+                    .expect("snapshot");
+            out.push(format!("{table}: {}", rows.len()));
+            out.extend(rows);
+        }
+        out
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        let db = self.db_name.clone();
+        let pool = self.pool.clone();
+        // Drop runs outside async context; a thread with its own runtime
+        // removes the database.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                pool.close().await;
+                if let Ok(admin) = PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect(&admin_url())
+                    .await
+                {
+                    let _ = admin
+                        .execute(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)").as_str())
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Reads a topic from offset 0 of every partition until `expected` records
+/// arrived or `wait` passed.
+pub fn read_topic(
+    topic: &str,
+    partitions: i32,
+    expected: usize,
+    wait: Duration,
+) -> Vec<SourceRecord> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", format!("reader-{}", Uuid::new_v4()))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("reader");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("partition");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let deadline = Instant::now() + wait;
+    while out.len() < expected && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            let headers = m
+                .headers()
+                .map(|hs| {
+                    hs.iter()
+                        .map(|h| Header {
+                            key: h.key.into(),
+                            value: h.value.map(<[u8]>::to_vec),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(SourceRecord {
+                topic: m.topic().into(),
+                partition: m.partition(),
+                offset: m.offset(),
+                timestamp_ms: m.timestamp().to_millis(),
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().map(<[u8]>::to_vec),
+                headers,
+            });
+        }
+    }
+    out
+}
+
+/// The `dlq_*` headers of a dead letter, by name.
+pub fn dlq_headers(record: &SourceRecord) -> HashMap<String, String> {
+    record
+        .headers
+        .iter()
+        .filter(|h| h.key.starts_with("dlq_"))
+        .map(|h| {
+            (
+                h.key.clone(),
+                String::from_utf8_lossy(h.value.as_deref().unwrap_or_default()).into_owned(),
+            )
+        })
+        .collect()
+}
