@@ -13,8 +13,8 @@ export KAFKA_BOOTSTRAP_SERVERS=${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092}
 # A fresh group per demo run reads the topics from the start.
 export SWITCHBOARD_GROUP_ID=${SWITCHBOARD_GROUP_ID:-switchboard-demo-$(date +%s)}
 
-cargo build --release --locked
-bin=target/release/switchboard
+cargo build --locked --bin switchboard
+bin=target/debug/switchboard
 
 echo "demo: recreating database $DB."
 psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"

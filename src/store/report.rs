@@ -11,7 +11,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT c.id, c.status, c.topic, c.origin_channel, c.origin_endpoint, c.origin_contact,
                     (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS messages,
-                    (SELECT string_agg(l.kind || ' -> ' || left(l.related_conversation_id::text, 8), ', ')
+                    (SELECT string_agg(l.kind || ' -> ' || right(l.related_conversation_id::text, 8), ', ')
                        FROM conversation_links l WHERE l.conversation_id = c.id) AS links
              FROM conversations c ORDER BY c.created_at, c.id",
         )
@@ -34,7 +34,7 @@ impl Store {
             let _ = writeln!(
                 out,
                 "{:<8}  {:<9}  {:<7}  {:<44}  {:>4}  {}{}",
-                &id.to_string()[..8],
+                &id.to_string()[28..],
                 r.get::<String, _>("origin_channel"),
                 r.get::<String, _>("status"),
                 pair,

@@ -1,8 +1,11 @@
 //! Integration tests: every test goes through the real broker and the real
 //! Postgres, with its own topics and database (see `harness`).
 
+mod agent;
 mod harness;
 
 mod dead_letters;
 mod end_to_end;
 mod outage;
+mod rules;
+mod siblings;
