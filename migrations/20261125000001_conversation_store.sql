@@ -34,12 +34,13 @@ CREATE TABLE conversations (
     updated_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
     last_message_at timestamptz,
     closed_at       timestamptz,
-    -- ours: the pair the conversation was started for. I1 is enforced on it
-    -- by the partial unique index below, as a last line of defence behind the
+    -- ours: the pair Switchboard started the conversation for (null for
+    -- conversations other services create). I1 is enforced on it by the
+    -- partial unique index below, as a last line of defence behind the
     -- advisory locks the worker takes (see src/store/locks.rs).
-    origin_channel  text NOT NULL,
-    origin_endpoint text NOT NULL,
-    origin_contact  text NOT NULL
+    origin_channel  text,
+    origin_endpoint text,
+    origin_contact  text
 );
 
 -- I1: at most one ongoing conversation per pair. An agent's status change that

@@ -142,6 +142,9 @@ impl Settings {
             config::Environment::with_prefix("SWITCHBOARD")
                 .prefix_separator("__")
                 .separator("__")
+                .list_separator(",")
+                .with_list_parse_key("placement.reopen_statuses")
+                .try_parsing(true)
                 .source(Some(generic)),
         );
         let mut settings: Settings = builder.build()?.try_deserialize()?;
@@ -307,6 +310,19 @@ mod tests {
         s.placement.reopen_statuses = vec!["snoozed".into()];
         assert!(
             matches!(s.policy(), Err(SettingsError::Invalid(m)) if m.contains("unknown status"))
+        );
+    }
+
+    #[test]
+    fn the_reopen_statuses_can_be_set_from_the_environment_as_a_list() {
+        let s = Settings::load(
+            &Overrides::default(),
+            &env(&[("SWITCHBOARD__PLACEMENT__REOPEN_STATUSES", "waiting,pending")]),
+        )
+        .unwrap();
+        assert_eq!(
+            s.policy().unwrap().reopen,
+            vec![Status::Waiting, Status::Pending]
         );
     }
 

@@ -14,7 +14,7 @@ pub async fn ensure_topics(
     topics: &[&str],
     partitions: i32,
 ) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> = client_config(settings, &[]).create()?;
+    let admin: AdminClient<DefaultClientContext> = client_config(settings, &[], &[]).create()?;
     let new: Vec<NewTopic<'_>> = topics
         .iter()
         .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))

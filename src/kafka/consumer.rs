@@ -20,8 +20,7 @@ use std::time::Duration;
 /// A (topic, partition).
 pub type PartitionKey = (String, i32);
 
-/// Tracks the current assignment, which the stop-at-end logic and the
-/// health endpoint read.
+/// Tracks the current assignment, which the stop-at-end logic reads.
 #[derive(Default)]
 struct Context {
     assignment: Mutex<BTreeSet<PartitionKey>>,
@@ -88,12 +87,16 @@ impl Consumer {
         let inner: StreamConsumer<Context> = client_config(
             settings,
             &[
-                ("group.id", settings.group_id.as_str()),
-                ("enable.auto.commit", "true"),
                 ("auto.commit.interval.ms", "1000"),
-                ("enable.auto.offset.store", "false"),
                 ("auto.offset.reset", "earliest"),
                 ("partition.assignment.strategy", "cooperative-sticky"),
+            ],
+            // Offsets are stored by hand, only after a batch is durable; a
+            // pass-through `enable.auto.offset.store=true` would lose messages.
+            &[
+                ("group.id", settings.group_id.as_str()),
+                ("enable.auto.commit", "true"),
+                ("enable.auto.offset.store", "false"),
                 ("enable.partition.eof", "false"),
             ],
         )

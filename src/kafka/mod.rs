@@ -15,16 +15,27 @@ use crate::config::KafkaSettings;
 use rdkafka::ClientConfig;
 
 /// The librdkafka configuration shared by every client: the bootstrap
-/// servers, then the operator's pass-through properties, which win over
-/// anything Switchboard sets by default.
-fn client_config(settings: &KafkaSettings, defaults: &[(&str, &str)]) -> ClientConfig {
+/// servers, then Switchboard's defaults, then the operator's pass-through
+/// properties, then `fixed`: the few settings the delivery guarantee rests
+/// on, which no pass-through may change.
+fn client_config(
+    settings: &KafkaSettings,
+    defaults: &[(&str, &str)],
+    fixed: &[(&str, &str)],
+) -> ClientConfig {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", &settings.bootstrap_servers);
     for (k, v) in defaults {
         config.set(*k, *v);
     }
     for (k, v) in &settings.properties {
+        if fixed.iter().any(|(name, _)| name == k) {
+            tracing::warn!(property = %k, "This librdkafka property is fixed by Switchboard; the configured value is ignored.");
+        }
         config.set(k, v);
+    }
+    for (k, v) in fixed {
+        config.set(*k, *v);
     }
     config
 }

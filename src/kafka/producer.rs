@@ -1,5 +1,4 @@
-//! Publishing: dead letters, and records for the demo, load generator and
-//! redrive. Delivery is awaited, so a caller that stores an offset after
+//! Publishing: dead letters, and the demo's sample records. Delivery is awaited, so a caller that stores an offset after
 //! `publish` returns knows the record is on the broker.
 
 use super::client_config;
@@ -30,12 +29,12 @@ impl Publisher {
         let producer = client_config(
             settings,
             &[
-                ("enable.idempotence", "true"),
-                ("acks", "all"),
                 ("compression.type", "lz4"),
                 ("linger.ms", "5"),
                 ("message.timeout.ms", "30000"),
             ],
+            // A dead letter acknowledged by one broker only could be lost.
+            &[("enable.idempotence", "true"), ("acks", "all")],
         )
         .create()?;
         Ok(Publisher { producer })

@@ -138,10 +138,16 @@ impl Pipeline {
         if items.is_empty() {
             return Ok(Ok(Vec::new()));
         }
+        let what = items.first().map_or_else(String::new, |i| {
+            format!(
+                "Placing a batch from {}/{}",
+                i.source.topic, i.source.partition
+            )
+        });
         retry::until_done(
             self.retry,
             stop,
-            "Placing a batch",
+            &what,
             StoreError::is_transient,
             || self.stats.retried(),
             || self.store.apply_batch(items, &self.policy),

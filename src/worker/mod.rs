@@ -97,8 +97,16 @@ pub async fn run(
                         tx
                     });
                     // A full queue makes this wait: backpressure on the consumer.
-                    if queue.send(record).await.is_err() {
-                        tracing::warn!(topic = %key.0, partition = key.1, "Partition task is gone; its records will be redelivered.");
+                    // A stop request still gets through; the record in hand
+                    // is not done, so it is redelivered later.
+                    tokio::select! {
+                        sent = queue.send(record) => if sent.is_err() {
+                            tracing::warn!(topic = %key.0, partition = key.1, "Partition task is gone; its records will be redelivered.");
+                        },
+                        _ = &mut shutdown => {
+                            tracing::info!("Stop requested; finishing in-flight batches.");
+                            break;
+                        }
                     }
                 }
                 Err(e) => {
@@ -109,24 +117,21 @@ pub async fn run(
         }
     }
 
-    // Closing the queues lets each task finish what it holds; a task waiting
-    // out a failure is told to give up instead of holding the stop forever.
+    // Closing the queues lets each task finish the records it holds; the
+    // stop flag makes a task that is waiting out a failure (Postgres down)
+    // give up at once instead of holding the stop forever.
     drop(queues);
-    let drained = async { while tasks.join_next().await.is_some() {} };
-    tokio::pin!(drained);
-    tokio::select! {
-        _ = &mut drained => {}
-        _ = tokio::time::sleep(Duration::from_secs(30)) => {
-            let _ = stop_tx.send(true);
-            drained.await;
-        }
-    }
+    let _ = stop_tx.send(true);
+    while tasks.join_next().await.is_some() {}
     let commit_consumer = consumer.clone();
     tokio::task::spawn_blocking(move || commit_consumer.commit_now()).await?;
     Ok(RunReport {
         stats: stats.snapshot(),
     })
 }
+
+/// How long `--stop-at-end` waits for partitions when it has none.
+const EMPTY_ASSIGNMENT_GRACE: Duration = Duration::from_secs(60);
 
 /// Knows, per partition, the end to reach and how far the worker got.
 #[derive(Default)]
@@ -148,10 +153,12 @@ impl EndTracker {
     fn all_done(&mut self, consumer: &Consumer) -> bool {
         let assigned: Vec<PartitionKey> = consumer.assignment().into_iter().collect();
         if assigned.is_empty() {
-            // A member that got no partitions has nothing to wait for, but the
-            // first assignment may take a few seconds to arrive.
+            // A member that got no partitions has nothing to wait for, but an
+            // assignment may still come: the first one takes a moment, and a
+            // crashed member's partitions move only once its session times
+            // out (librdkafka's default is 45 s).
             let since = *self.empty_since.get_or_insert_with(Instant::now);
-            return since.elapsed() > Duration::from_secs(15);
+            return since.elapsed() > EMPTY_ASSIGNMENT_GRACE;
         }
         self.empty_since = None;
         for key in &assigned {

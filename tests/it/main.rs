@@ -7,6 +7,8 @@ mod harness;
 
 mod dead_letters;
 mod end_to_end;
+mod lifecycle;
 mod outage;
+mod replay;
 mod rules;
 mod siblings;

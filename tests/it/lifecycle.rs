@@ -1,0 +1,121 @@
+//! Stopping the real binary: SIGTERM finishes in-flight work, commits and
+//! exits 0; SIGKILL loses nothing and doubles nothing on the next start.
+
+use crate::agent::sms;
+use crate::harness::TestEnv;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::process::{Child, Command};
+
+fn start(env: &TestEnv, extra: &[&str]) -> Child {
+    let s = &env.settings;
+    Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("run")
+        .args(extra)
+        .env("DATABASE_URL", &s.database.url)
+        .env("KAFKA_BOOTSTRAP_SERVERS", &s.kafka.bootstrap_servers)
+        .env("SWITCHBOARD_GROUP_ID", &s.kafka.group_id)
+        .env("SWITCHBOARD_TOPIC_EMAIL", &s.kafka.topics.email)
+        .env("SWITCHBOARD_TOPIC_SMS", &s.kafka.topics.sms)
+        .env("SWITCHBOARD_TOPIC_MESSENGER", &s.kafka.topics.messenger)
+        .env("SWITCHBOARD_TOPIC_DLQ", &s.kafka.topics.dlq)
+        .env("SWITCHBOARD__WORKER__BATCH_MAX_RECORDS", "5")
+        .env("RUST_LOG", "warn")
+        // A killed member's partitions move on after its session times out.
+        .env("SWITCHBOARD_RDKAFKA_SESSION_TIMEOUT_MS", "6000")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the worker")
+}
+
+fn signal(child: &Child, name: &str) {
+    let pid = child.id().expect("running").to_string();
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &pid])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+async fn publish_many(env: &TestEnv, n: usize) {
+    for i in 0..n {
+        env.publish(&sms(
+            &format!("life-{i}"),
+            &format!("{}", i % 17),
+            "800",
+            "hello",
+        ))
+        .await;
+    }
+}
+
+async fn wait_for_rows(env: &TestEnv, at_least: i64) {
+    for _ in 0..300 {
+        if env.count("SELECT count(*) FROM messages").await >= at_least {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the worker never stored {at_least} messages");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_in_flight_work_commits_and_exits_zero() {
+    let env = TestEnv::new(2).await;
+    publish_many(&env, 200).await;
+    let child = start(&env, &[]);
+    wait_for_rows(&env, 1).await;
+    signal(&child, "TERM");
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("it stops")
+        .unwrap();
+    assert!(out.status.success(), "exit status {}", out.status);
+    let stats: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("it prints its counters");
+    let done = stats["records"].as_i64().unwrap();
+    // Everything it counted as done is stored, and committed: the next run
+    // with the same group starts exactly after it.
+    assert_eq!(env.count("SELECT count(*) FROM messages").await, done);
+    let rest = env.run_to_end().await;
+    assert_eq!(
+        rest.records as i64,
+        200 - done,
+        "no record read twice by the group after a clean stop"
+    );
+    assert_eq!(env.count("SELECT count(*) FROM messages").await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_run_loses_nothing_and_doubles_nothing() {
+    let env = TestEnv::new(2).await;
+    publish_many(&env, 300).await;
+    let child = start(&env, &[]);
+    wait_for_rows(&env, 20).await;
+    signal(&child, "KILL");
+    let _ = child.wait_with_output().await;
+    let stored_at_kill = env.count("SELECT count(*) FROM messages").await;
+    assert!(
+        stored_at_kill < 300,
+        "killed before the end ({stored_at_kill} stored)"
+    );
+
+    let rest = env.run_to_end().await;
+    assert_eq!(rest.records_dead_lettered, 0);
+    assert_eq!(
+        env.count("SELECT count(*) FROM messages").await,
+        300,
+        "every message stored once"
+    );
+    assert_eq!(
+        env.count("SELECT count(DISTINCT external_id) FROM messages")
+            .await,
+        300
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM conversations").await,
+        17,
+        "one conversation per pair"
+    );
+}
