@@ -13,6 +13,8 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 #[cfg(test)]
+mod properties;
+#[cfg(test)]
 mod tests;
 
 /// A conversation's status (contract section 2).

@@ -28,9 +28,12 @@ pub(crate) fn decode(
     let endpoint = Address::email(recipient)
         .map_err(|e| DecodeError::bad_address("endpoint (recipient)", &e))?;
     let raw = event.data.as_slice();
-    let message = MessageParser::default().parse(raw).ok_or_else(|| {
-        DecodeError::bad_payload("The email payload has no RFC 5322 header fields.")
-    })?;
+    let message = MessageParser::default()
+        .parse(raw)
+        .filter(has_header_fields)
+        .ok_or_else(|| {
+            DecodeError::bad_payload("The email payload has no RFC 5322 header fields.")
+        })?;
 
     let from = message.from().and_then(MailAddress::first);
     let contact = Address::email(from.and_then(|a| a.address()).unwrap_or_default())
@@ -69,6 +72,16 @@ pub(crate) fn decode(
             attachments: attachments(&message),
             ..Details::default()
         },
+    })
+}
+
+/// mail-parser reads any bytes as some message, taking a first line of prose
+/// for a header. A payload without one well-formed header field (RFC 5322
+/// field names are printable ASCII without spaces or colons) is not an email.
+fn has_header_fields(message: &Message<'_>) -> bool {
+    message.headers().iter().any(|header| {
+        let name = header.name();
+        !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':')
     })
 }
 

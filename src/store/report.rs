@@ -20,8 +20,8 @@ impl Store {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{:<8}  {:<9}  {:<7}  {:<44}  {:>4}  {}",
-            "conv", "channel", "status", "endpoint <- contact", "msgs", "links / topic"
+            "{:<8}  {:<9}  {:<7}  {:<44}  {:>4}  links / topic",
+            "conv", "channel", "status", "endpoint <- contact", "msgs"
         );
         for r in &rows {
             let id: uuid::Uuid = r.get("id");

@@ -335,6 +335,20 @@ fn an_email_without_a_from_address_is_a_bad_address() {
 }
 
 #[test]
-fn an_empty_email_payload_is_a_bad_payload() {
-    assert_eq!(decode_err(&email_event(b"")).reason, DlqReason::BadPayload);
+fn a_payload_that_is_not_an_email_is_a_bad_payload() {
+    let payloads: [&[u8]; 4] = [
+        b"",
+        b"this is not an email",
+        b"\xff\xfe\x00\r\n",
+        b"hello\r\n\r\nworld",
+    ];
+    for payload in payloads {
+        let err = decode_err(&email_event(payload));
+        assert_eq!(
+            err.reason,
+            DlqReason::BadPayload,
+            "{:?}",
+            String::from_utf8_lossy(payload)
+        );
+    }
 }
