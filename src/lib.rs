@@ -16,14 +16,15 @@
 //!   transaction under advisory locks and carries out the plans.
 //! - [`worker`]: the consuming loop, one task per partition, retries,
 //!   dead letters, offsets, stop-at-end.
-//! - [`config`], [`stats`], [`sample`]: settings, counters, and realistic
-//!   sample traffic for the demo.
+//! - [`config`], [`stats`], [`sample`], [`loadgen`]: settings, counters,
+//!   realistic sample traffic for the demo, synthetic traffic for load tests.
 
 pub mod config;
 pub mod dead_letter;
 pub mod decode;
 pub mod domain;
 pub mod kafka;
+pub mod loadgen;
 pub mod placement;
 pub mod record;
 pub mod sample;

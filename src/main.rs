@@ -64,6 +64,18 @@ enum Command {
     PublishSample,
     /// Print every conversation and the totals.
     Report,
+    /// Publish synthetic traffic for a load test and report the rate.
+    Load {
+        /// How many records.
+        #[arg(long, default_value_t = 100_000)]
+        records: u64,
+        /// Distinct customers per channel.
+        #[arg(long, default_value_t = 5_000)]
+        customers: u64,
+        /// Another seed makes new messages; the same seed replays the same ones.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 fn parse_property(s: &str) -> Result<(String, String), String> {
@@ -130,12 +142,56 @@ async fn main() -> anyhow::Result<()> {
             }
             tracing::info!(records = records.len(), "Sample traffic published.");
         }
+        Command::Load {
+            records,
+            customers,
+            seed,
+        } => {
+            use futures::StreamExt as _;
+            let publisher = Publisher::new(&settings.kafka)?;
+            let mix = switchboard::loadgen::Mix {
+                records,
+                customers,
+                seed,
+            };
+            let started = std::time::Instant::now();
+            // Thousands in flight: the producer batches them; each is still awaited.
+            let mut results = futures::stream::iter(0..records)
+                .map(|n| {
+                    let r = switchboard::loadgen::record(&mix, n);
+                    let publisher = publisher.clone();
+                    let topic = topic_of(&settings, r.channel).to_owned();
+                    async move {
+                        publisher
+                            .publish(&topic, r.key.as_deref(), Some(&r.value), &r.headers)
+                            .await
+                    }
+                })
+                .buffer_unordered(5_000);
+            while let Some(result) = results.next().await {
+                result?;
+            }
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "published {records} records in {secs:.2} s ({:.0} records/s)",
+                records as f64 / secs
+            );
+        }
         Command::Report => {
             let store = Store::connect_lazy(&settings.database.url, 2)?;
             print!("{}", store.report().await?);
         }
     }
     Ok(())
+}
+
+/// The input topic for a sample record's channel name.
+fn topic_of<'a>(settings: &'a Settings, channel: &str) -> &'a str {
+    match channel {
+        "email" => &settings.kafka.topics.email,
+        "sms" => &settings.kafka.topics.sms,
+        _ => &settings.kafka.topics.messenger,
+    }
 }
 
 fn init_logging(json: bool) {

@@ -58,11 +58,45 @@ async fn every_type_in_both_modes_is_placed_with_its_source_coordinates() {
     ))
     .await;
 
+    // The other mode of each SMS format and of Messenger: the same payloads
+    // again are duplicates, so they must decode to the very same messages.
+    env.publish(&structured(
+        "sms",
+        "sms.received",
+        "s1b",
+        "application/json",
+        &[],
+        INFOBIP.as_bytes(),
+    ))
+    .await;
+    env.publish(&binary(
+        "sms",
+        "sms.received",
+        "s2b",
+        "application/x-www-form-urlencoded",
+        &[],
+        TWILIO.as_bytes(),
+    ))
+    .await;
+    env.publish(&structured(
+        "messenger",
+        "messenger.received",
+        "f1b",
+        "application/json",
+        &[],
+        MESSENGER.as_bytes(),
+    ))
+    .await;
+
     let stats = env.run_to_end().await;
-    assert_eq!(stats.records, 5);
+    assert_eq!(stats.records, 8);
     assert_eq!(stats.records_applied, 5);
-    assert_eq!(stats.skipped_entries.get("echo"), Some(&1));
-    assert_eq!(stats.skipped_entries.get("read"), Some(&1));
+    assert_eq!(
+        stats.records_duplicate, 3,
+        "the same messages in the other mode"
+    );
+    assert_eq!(stats.skipped_entries.get("echo"), Some(&2));
+    assert_eq!(stats.skipped_entries.get("read"), Some(&2));
 
     // Both emails: one pair (normalized endpoint and contact), one conversation.
     assert_eq!(

@@ -183,6 +183,31 @@ async fn r2_a_reply_to_a_closed_conversation_starts_one_follow_up_that_copies_fo
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r2_a_messenger_reply_to_a_message_of_a_closed_conversation_starts_a_follow_up() {
+    // The window is off, so only the reply_to can make it a follow-up.
+    let env = TestEnv::with(1, |s| {
+        s.placement.messenger_follow_up_window = std::time::Duration::ZERO
+    })
+    .await;
+    env.publish(&messenger("m_1", "111", "900", None)).await;
+    env.run_to_end().await;
+    let closed = conversation_of(&env.pool, "m_1", "900").await;
+    set_status(&env.pool, closed, "closed").await;
+    env.publish(&messenger("m_2", "111", "900", Some("m_1")))
+        .await;
+    env.publish(&messenger("m_3", "111", "900", None)).await;
+    env.run_to_end().await;
+    let follow_up = conversation_of(&env.pool, "m_2", "900").await;
+    assert_ne!(follow_up, closed);
+    assert_eq!(
+        conversation_of(&env.pool, "m_3", "900").await,
+        follow_up,
+        "later messages join it by pair"
+    );
+    assert_eq!(links(&env, "follow_up").await, vec![(follow_up, closed)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r2_when_the_pair_already_has_an_ongoing_conversation_the_reply_lands_there_and_is_linked()
 {
     let env = TestEnv::new(1).await;
