@@ -12,6 +12,8 @@ use chrono::{DateTime, Duration, Utc};
 use std::collections::HashMap;
 use uuid::Uuid;
 
+pub mod batch;
+
 #[cfg(test)]
 mod properties;
 #[cfg(test)]

@@ -3,8 +3,10 @@
 //! [`Store::apply_batch`] places a batch of decoded messages in one
 //! transaction: it takes the advisory locks that serialize every decision
 //! about the same message, pair and Message-ID across all workers
-//! ([`locks`]), looks up the facts ([`facts`]), asks the pure decision table
-//! ([`crate::placement`]) what to do, and writes the result ([`writes`]).
+//! ([`locks`]), fetches a snapshot of the facts with a few set-based queries
+//! ([`snapshot`]), lets the pure planner ([`crate::placement::batch`]) place
+//! every message, and writes the result with one statement per table
+//! ([`writes`]). A batch costs about a dozen round trips whatever its size.
 //!
 //! How the database enforces the invariants:
 //! - I1 (one ongoing conversation per pair): every decision about a pair is
@@ -25,21 +27,19 @@
 //!   `FOR NO KEY UPDATE`, so an agent's concurrent close or merge either
 //!   happens before (and is seen) or waits until the batch commits.
 
-mod facts;
 mod locks;
 mod report;
+mod snapshot;
 mod writes;
 
 use crate::domain::InboundMessage;
-use crate::placement::{self, Plan, Policy, Rule};
-use chrono::{DateTime, Utc};
+use crate::placement::batch::{self, ItemResult};
+use crate::placement::{Policy, Rule};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::PgPool;
 use std::str::FromStr;
 use std::time::Duration;
 use uuid::Uuid;
-
-pub use writes::Landed;
 
 /// The embedded migrations (`migrations/`), applied by `switchboard migrate`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -101,6 +101,15 @@ pub struct Item {
     pub source: SourceRef,
 }
 
+/// Where a message landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Landed {
+    pub conversation_id: Uuid,
+    pub message_id: Uuid,
+    /// A conversation was created for it.
+    pub created: bool,
+}
+
 /// What happened to one message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -155,37 +164,35 @@ impl Store {
         items: &[Item],
         policy: &Policy,
     ) -> Result<Vec<Outcome>, StoreError> {
+        let messages: Vec<&InboundMessage> = items.iter().map(|i| &i.message).collect();
         let mut tx = self.pool.begin().await?;
-        let keys = locks::keys_for(items.iter().map(|i| &i.message));
+        let keys = locks::keys_for(messages.iter().copied());
         let now = locks::acquire(&mut tx, &keys).await?;
-        let mut outcomes = Vec::with_capacity(items.len());
-        for item in items {
-            outcomes.push(place_one(&mut tx, item, policy, now).await?);
-        }
+        let snapshot = snapshot::fetch(&mut tx, &messages, now).await?;
+        let plan = batch::plan_batch(&messages, snapshot, policy, Uuid::now_v7);
+        writes::write(&mut tx, items, &plan).await?;
         tx.commit().await?;
-        Ok(outcomes)
+        Ok(plan.results.into_iter().map(Outcome::from).collect())
     }
 }
 
-async fn place_one(
-    tx: &mut Transaction<'_, Postgres>,
-    item: &Item,
-    policy: &Policy,
-    now: DateTime<Utc>,
-) -> Result<Outcome, StoreError> {
-    let facts = facts::look_up(tx, &item.message).await?;
-    match placement::place(&item.message, &facts, policy, now) {
-        Plan::Duplicate => Ok(Outcome::Duplicate),
-        Plan::Place(plan) => {
-            let message_id = Uuid::now_v7();
-            let landed = writes::carry_out(tx, item, &plan, message_id).await?;
-            if item.message.channel == crate::domain::Channel::Email {
-                writes::link_siblings(tx, &item.message, message_id).await?;
-            }
-            Ok(Outcome::Applied {
-                rule: plan.rule,
-                landed,
-            })
+impl From<ItemResult> for Outcome {
+    fn from(result: ItemResult) -> Outcome {
+        match result {
+            ItemResult::Duplicate => Outcome::Duplicate,
+            ItemResult::Placed {
+                rule,
+                conversation_id,
+                message_id,
+                created,
+            } => Outcome::Applied {
+                rule,
+                landed: Landed {
+                    conversation_id,
+                    message_id,
+                    created,
+                },
+            },
         }
     }
 }

@@ -1,288 +1,280 @@
-//! Carries out a [`Placement`]: creates the conversation if needed, stores
-//! the message, reopens, links, and appends to the audit
-//! (`conversation_events`). Also R7's sibling links.
+//! Writes a [`BatchPlan`] with one set-based statement per table, whatever
+//! the batch's size: conversations, their channels, messages, conversation
+//! updates, audit events, and links.
 
 use super::Item;
-use crate::domain::InboundMessage;
-use crate::placement::{sibling_links, CopyHolder, Placement, Status, Target};
+use crate::placement::batch::BatchPlan;
+use crate::placement::Status;
 use chrono::{DateTime, Utc};
-use sqlx::{Postgres, Row, Transaction};
-use std::collections::HashSet;
+use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
-/// Where a message landed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Landed {
-    pub conversation_id: Uuid,
-    pub message_id: Uuid,
-    /// A conversation was created for it.
-    pub created: bool,
+pub(super) async fn write(
+    tx: &mut Transaction<'_, Postgres>,
+    items: &[Item],
+    plan: &BatchPlan,
+) -> Result<(), sqlx::Error> {
+    insert_conversations(tx, plan).await?;
+    insert_messages(tx, items, plan).await?;
+    update_conversations(tx, plan).await?;
+    insert_events(tx, plan).await?;
+    relink(tx, plan).await?;
+    Ok(())
 }
 
-pub(super) async fn carry_out(
+async fn insert_conversations(
     tx: &mut Transaction<'_, Postgres>,
-    item: &Item,
-    plan: &Placement,
-    message_id: Uuid,
-) -> Result<Landed, sqlx::Error> {
-    let msg = &item.message;
-    let (conversation_id, created) = match &plan.target {
-        Target::Existing(conv) => (conv.id, false),
-        Target::New(new) => {
-            let id = Uuid::now_v7();
-            sqlx::query(
-                "INSERT INTO conversations (id, status, priority, topic, customer_id, queue, form,
-                                            origin_channel, origin_endpoint, origin_contact)
-                 SELECT $1, 'open', COALESCE(src.priority, 'normal'), $2, $3, src.queue, src.form, $5, $6, $7
-                 FROM (SELECT 1) AS one LEFT JOIN conversations src ON src.id = $4",
-            )
-            .bind(id)
-            .bind(&new.topic)
-            .bind(new.customer_id)
-            .bind(new.copy_from)
-            .bind(msg.channel.as_str())
-            .bind(msg.endpoint.as_str())
-            .bind(msg.contact.as_str())
-            .execute(&mut **tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO conversation_channels (conversation_id, channel, endpoint, contact) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(id)
-            .bind(msg.channel.as_str())
-            .bind(msg.endpoint.as_str())
-            .bind(msg.contact.as_str())
-            .execute(&mut **tx)
-            .await?;
-            let kind = if plan.follow_up_of.is_some() {
-                "follow_up_started"
-            } else {
-                "created"
-            };
-            event(
-                tx,
-                id,
-                kind,
-                None,
-                Status::Open,
-                message_id,
-                plan.follow_up_of,
-            )
-            .await?;
-            (id, true)
-        }
-    };
-
-    insert_message(tx, item, conversation_id, message_id).await?;
-
+    plan: &BatchPlan,
+) -> Result<(), sqlx::Error> {
+    let rows = &plan.new_conversations;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let topics: Vec<&str> = rows.iter().map(|r| r.topic.as_str()).collect();
+    let customers: Vec<Option<Uuid>> = rows.iter().map(|r| r.customer_id).collect();
+    let sources: Vec<Option<Uuid>> = rows.iter().map(|r| r.copy_from).collect();
+    let channels: Vec<&str> = rows.iter().map(|r| r.pair.0.as_str()).collect();
+    let endpoints: Vec<&str> = rows.iter().map(|r| r.pair.1.as_str()).collect();
+    let contacts: Vec<&str> = rows.iter().map(|r| r.pair.2.as_str()).collect();
+    let created: Vec<DateTime<Utc>> = rows.iter().map(|r| r.created_at).collect();
+    // A follow-up copies form, queue and priority from the closed one.
     sqlx::query(
-        "UPDATE conversations SET last_message_at = GREATEST(last_message_at, $2), updated_at = clock_timestamp(),
-                status = CASE WHEN $3 THEN 'open' ELSE status END
-         WHERE id = $1",
+        "INSERT INTO conversations (id, status, priority, topic, customer_id, queue, form, created_at, updated_at,
+                                    origin_channel, origin_endpoint, origin_contact)
+         SELECT n.id, 'open', COALESCE(src.priority, 'normal'), n.topic, n.customer_id, src.queue, src.form,
+                n.created_at, n.created_at, n.channel, n.endpoint, n.contact
+         FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::timestamptz[])
+              AS n(id, topic, customer_id, copy_from, channel, endpoint, contact, created_at)
+         LEFT JOIN conversations src ON src.id = n.copy_from",
     )
-    .bind(conversation_id)
-    .bind(msg.received_at)
-    .bind(plan.reopen)
+    .bind(&ids)
+    .bind(&topics)
+    .bind(&customers)
+    .bind(&sources)
+    .bind(&channels)
+    .bind(&endpoints)
+    .bind(&contacts)
+    .bind(&created)
     .execute(&mut **tx)
     .await?;
-
-    if let (true, Target::Existing(conv)) = (plan.reopen, &plan.target) {
-        event(
-            tx,
-            conversation_id,
-            "reopened",
-            Some(conv.status),
-            Status::Open,
-            message_id,
-            None,
-        )
-        .await?;
-    }
-    if let Some(closed) = plan.follow_up_of {
-        let inserted = link(tx, conversation_id, closed, "follow_up", message_id).await?;
-        if inserted && !created {
-            let status = current_status(plan);
-            event(
-                tx,
-                conversation_id,
-                "linked",
-                Some(status),
-                status,
-                message_id,
-                Some(closed),
-            )
-            .await?;
-        }
-    }
-    Ok(Landed {
-        conversation_id,
-        message_id,
-        created,
-    })
+    sqlx::query(
+        "INSERT INTO conversation_channels (conversation_id, channel, endpoint, contact, added_at)
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])",
+    )
+    .bind(&ids)
+    .bind(&channels)
+    .bind(&endpoints)
+    .bind(&contacts)
+    .bind(&created)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
-/// The status of the landing conversation after the plan.
-fn current_status(plan: &Placement) -> Status {
-    match &plan.target {
-        Target::Existing(_) if plan.reopen => Status::Open,
-        Target::Existing(conv) => conv.status,
-        Target::New(_) => Status::Open,
-    }
-}
-
-async fn insert_message(
+async fn insert_messages(
     tx: &mut Transaction<'_, Postgres>,
-    item: &Item,
-    conversation_id: Uuid,
-    message_id: Uuid,
+    items: &[Item],
+    plan: &BatchPlan,
 ) -> Result<(), sqlx::Error> {
-    let msg = &item.message;
-    // Details are plain data (strings, numbers); serializing them cannot fail.
-    let details = serde_json::to_value(&msg.details).unwrap_or_default();
+    if plan.messages.is_empty() {
+        return Ok(());
+    }
+    let n = plan.messages.len();
+    let (mut ids, mut convs, mut channels, mut endpoints, mut contacts, mut external) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut subjects, mut texts, mut htmls, mut in_reply_to, mut references, mut auto) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut sent, mut received, mut topics, mut partitions, mut offsets, mut raws, mut details) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for row in &plan.messages {
+        let item = &items[row.item];
+        let m = &item.message;
+        ids.push(row.id);
+        convs.push(row.conversation_id);
+        channels.push(m.channel.as_str());
+        endpoints.push(m.endpoint.as_str());
+        contacts.push(m.contact.as_str());
+        external.push(m.external_id.as_str());
+        subjects.push(m.subject.as_deref());
+        texts.push(m.body_text.as_str());
+        htmls.push(m.body_html.as_deref());
+        in_reply_to.push(m.in_reply_to.as_deref());
+        // Arrays of arrays cannot be unnested row by row; a JSON array per row can.
+        references.push(serde_json::Value::from(m.references.clone()));
+        auto.push(m.auto_generated);
+        sent.push(m.sent_at);
+        received.push(m.received_at);
+        topics.push(item.source.topic.as_str());
+        partitions.push(item.source.partition);
+        offsets.push(item.source.offset);
+        raws.push(m.raw.as_deref());
+        // Details are plain strings and numbers; serializing cannot fail.
+        details.push(serde_json::to_value(&m.details).unwrap_or_default());
+    }
     sqlx::query(
         "INSERT INTO messages (id, conversation_id, channel, direction, endpoint, contact, external_id, subject,
                                body_text, body_html, in_reply_to, \"references\", auto_generated, sent_at,
                                received_at, kafka_topic, kafka_partition, kafka_offset, raw, details)
-         VALUES ($1, $2, $3, 'inbound', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
-    )
-    .bind(message_id)
-    .bind(conversation_id)
-    .bind(msg.channel.as_str())
-    .bind(msg.endpoint.as_str())
-    .bind(msg.contact.as_str())
-    .bind(msg.external_id.as_str())
-    .bind(msg.subject.as_deref())
-    .bind(&msg.body_text)
-    .bind(msg.body_html.as_deref())
-    .bind(msg.in_reply_to.as_deref())
-    .bind(&msg.references)
-    .bind(msg.auto_generated)
-    .bind(msg.sent_at)
-    .bind(msg.received_at)
-    .bind(&item.source.topic)
-    .bind(item.source.partition)
-    .bind(item.source.offset)
-    .bind(msg.raw.as_deref())
-    .bind(details)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// Inserts a link; `false` when it was there already.
-async fn link(
-    tx: &mut Transaction<'_, Postgres>,
-    from: Uuid,
-    to: Uuid,
-    kind: &str,
-    cause: Uuid,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "INSERT INTO conversation_links (conversation_id, related_conversation_id, kind, cause_message_id)
-         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-    )
-    .bind(from)
-    .bind(to)
-    .bind(kind)
-    .bind(cause)
-    .execute(&mut **tx)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn event(
-    tx: &mut Transaction<'_, Postgres>,
-    conversation_id: Uuid,
-    kind: &str,
-    from: Option<Status>,
-    to: Status,
-    message_id: Uuid,
-    related: Option<Uuid>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO conversation_events (conversation_id, kind, from_status, to_status, message_id, related_conversation_id)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(conversation_id)
-    .bind(kind)
-    .bind(from.map(Status::as_str))
-    .bind(to.as_str())
-    .bind(message_id)
-    .bind(related)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// R7: recomputes the `related` links between the conversations holding
-/// copies of this email (same Message-ID, inbound, any endpoint) so that
-/// each points at the main one. Runs under the Message-ID's advisory lock.
-/// Merge chains are not followed: a copy belongs to the conversation it was
-/// stored in, which keeps the links stable when agents merge later.
-pub(super) async fn link_siblings(
-    tx: &mut Transaction<'_, Postgres>,
-    msg: &InboundMessage,
-    message_id: Uuid,
-) -> Result<(), sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT DISTINCT c.id, c.created_at, c.status FROM messages m JOIN conversations c ON c.id = m.conversation_id
-         WHERE m.channel = 'email' AND m.external_id = $1 AND m.direction = 'inbound'",
-    )
-    .bind(msg.external_id.as_str())
-    .fetch_all(&mut **tx)
-    .await?;
-    if rows.len() < 2 {
-        return Ok(());
-    }
-    let holders: Vec<CopyHolder> = rows
-        .iter()
-        .map(|r| CopyHolder {
-            conversation_id: r.get("id"),
-            created_at: r.get::<DateTime<Utc>, _>("created_at"),
-        })
-        .collect();
-    let ids: Vec<Uuid> = holders.iter().map(|h| h.conversation_id).collect();
-    let wanted: HashSet<(Uuid, Uuid)> = sibling_links(&holders).into_iter().collect();
-    let existing: HashSet<(Uuid, Uuid)> = sqlx::query(
-        "SELECT conversation_id, related_conversation_id FROM conversation_links
-         WHERE kind = 'related' AND conversation_id = ANY($1) AND related_conversation_id = ANY($1)",
+         SELECT u.id, u.conversation_id, u.channel, 'inbound', u.endpoint, u.contact, u.external_id, u.subject,
+                u.body_text, u.body_html, u.in_reply_to, ARRAY(SELECT jsonb_array_elements_text(u.refs)), u.auto,
+                u.sent_at, u.received_at, u.topic, u.partition, u.kafka_offset, u.raw, u.details
+         FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                     $9::text[], $10::text[], $11::jsonb[], $12::bool[], $13::timestamptz[], $14::timestamptz[],
+                     $15::text[], $16::int[], $17::bigint[], $18::bytea[], $19::jsonb[])
+              AS u(id, conversation_id, channel, endpoint, contact, external_id, subject, body_text, body_html,
+                   in_reply_to, refs, auto, sent_at, received_at, topic, partition, kafka_offset, raw, details)",
     )
     .bind(&ids)
-    .fetch_all(&mut **tx)
-    .await?
-    .iter()
-    .map(|r| (r.get(0), r.get(1)))
-    .collect();
-    // A link made when an older holder was not yet known points at the wrong
-    // main conversation; it goes, so the final links depend only on the set.
-    for (from, to) in existing.difference(&wanted) {
-        sqlx::query("DELETE FROM conversation_links WHERE conversation_id = $1 AND related_conversation_id = $2 AND kind = 'related'")
-            .bind(from)
-            .bind(to)
-            .execute(&mut **tx)
-            .await?;
+    .bind(&convs)
+    .bind(&channels)
+    .bind(&endpoints)
+    .bind(&contacts)
+    .bind(&external)
+    .bind(&subjects)
+    .bind(&texts)
+    .bind(&htmls)
+    .bind(&in_reply_to)
+    .bind(&references)
+    .bind(&auto)
+    .bind(&sent)
+    .bind(&received)
+    .bind(&topics)
+    .bind(&partitions)
+    .bind(&offsets)
+    .bind(&raws)
+    .bind(&details)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn update_conversations(
+    tx: &mut Transaction<'_, Postgres>,
+    plan: &BatchPlan,
+) -> Result<(), sqlx::Error> {
+    if plan.updates.is_empty() {
+        return Ok(());
     }
-    let mut missing: Vec<&(Uuid, Uuid)> = wanted.difference(&existing).collect();
-    missing.sort();
-    for (from, to) in missing {
-        if link(tx, *from, *to, "related", message_id).await? {
-            let status = rows
-                .iter()
-                .find(|r| r.get::<Uuid, _>("id") == *from)
-                .and_then(|r| Status::parse(r.get("status")))
-                .unwrap_or(Status::Open);
-            event(
-                tx,
-                *from,
-                "linked",
-                Some(status),
-                status,
-                message_id,
-                Some(*to),
-            )
-            .await?;
-        }
+    let ids: Vec<Uuid> = plan.updates.iter().map(|u| u.id).collect();
+    let reopen: Vec<bool> = plan.updates.iter().map(|u| u.reopen).collect();
+    let last: Vec<DateTime<Utc>> = plan.updates.iter().map(|u| u.last_message_at).collect();
+    sqlx::query(
+        "UPDATE conversations c
+         SET status = CASE WHEN u.reopen THEN 'open' ELSE c.status END,
+             last_message_at = GREATEST(c.last_message_at, u.last_message_at),
+             updated_at = clock_timestamp()
+         FROM unnest($1::uuid[], $2::bool[], $3::timestamptz[]) AS u(id, reopen, last_message_at)
+         WHERE c.id = u.id",
+    )
+    .bind(&ids)
+    .bind(&reopen)
+    .bind(&last)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn insert_events(
+    tx: &mut Transaction<'_, Postgres>,
+    plan: &BatchPlan,
+) -> Result<(), sqlx::Error> {
+    if plan.events.is_empty() {
+        return Ok(());
     }
+    let e = &plan.events;
+    let convs: Vec<Uuid> = e.iter().map(|e| e.conversation_id).collect();
+    let kinds: Vec<&str> = e.iter().map(|e| e.kind).collect();
+    let from: Vec<Option<&str>> = e
+        .iter()
+        .map(|e| e.from_status.map(Status::as_str))
+        .collect();
+    let to: Vec<&str> = e.iter().map(|e| e.to_status.as_str()).collect();
+    let messages: Vec<Uuid> = e.iter().map(|e| e.message_id).collect();
+    let related: Vec<Option<Uuid>> = e.iter().map(|e| e.related).collect();
+    // WITH ORDINALITY keeps the audit in the order things happened.
+    sqlx::query(
+        "INSERT INTO conversation_events (conversation_id, kind, from_status, to_status, message_id, related_conversation_id)
+         SELECT conversation_id, kind, from_status, to_status, message_id, related
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[], $6::uuid[]) WITH ORDINALITY
+              AS e(conversation_id, kind, from_status, to_status, message_id, related, n)
+         ORDER BY n",
+    )
+    .bind(&convs)
+    .bind(&kinds)
+    .bind(&from)
+    .bind(&to)
+    .bind(&messages)
+    .bind(&related)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Drops stale sibling links, inserts the new links, and audits each link
+/// that did not exist yet with a `linked` event.
+async fn relink(tx: &mut Transaction<'_, Postgres>, plan: &BatchPlan) -> Result<(), sqlx::Error> {
+    if !plan.unlinks.is_empty() {
+        let (from, to): (Vec<Uuid>, Vec<Uuid>) = plan.unlinks.iter().copied().unzip();
+        sqlx::query(
+            "DELETE FROM conversation_links l USING unnest($1::uuid[], $2::uuid[]) AS u(from_id, to_id)
+             WHERE l.kind = 'related' AND l.conversation_id = u.from_id AND l.related_conversation_id = u.to_id",
+        )
+        .bind(&from)
+        .bind(&to)
+        .execute(&mut **tx)
+        .await?;
+    }
+    if plan.links.is_empty() {
+        return Ok(());
+    }
+    let l = &plan.links;
+    let from: Vec<Uuid> = l.iter().map(|l| l.from).collect();
+    let to: Vec<Uuid> = l.iter().map(|l| l.to).collect();
+    let kinds: Vec<&str> = l.iter().map(|l| l.kind).collect();
+    let causes: Vec<Uuid> = l.iter().map(|l| l.cause).collect();
+    let statuses: Vec<Option<&str>> = l.iter().map(|l| l.event.map(Status::as_str)).collect();
+    sqlx::query(
+        "WITH wanted AS (
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::text[]) WITH ORDINALITY
+                    AS w(from_id, to_id, kind, cause, status, n)
+         ), inserted AS (
+             INSERT INTO conversation_links (conversation_id, related_conversation_id, kind, cause_message_id)
+             SELECT from_id, to_id, kind, cause FROM wanted ORDER BY n
+             ON CONFLICT DO NOTHING
+             RETURNING conversation_id, related_conversation_id, kind
+         )
+         INSERT INTO conversation_events (conversation_id, kind, from_status, to_status, message_id, related_conversation_id)
+         SELECT w.from_id, 'linked', w.status, w.status, w.cause, w.to_id
+         FROM inserted i JOIN wanted w ON w.from_id = i.conversation_id AND w.to_id = i.related_conversation_id AND w.kind = i.kind
+         WHERE w.status IS NOT NULL
+         ORDER BY w.n",
+    )
+    .bind(&from)
+    .bind(&to)
+    .bind(&kinds)
+    .bind(&causes)
+    .bind(&statuses)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }

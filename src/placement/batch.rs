@@ -1,0 +1,409 @@
+//! Placing a whole batch at once, still without IO: the store fetches a
+//! [`Snapshot`] of every fact the batch can need (under the batch's locks),
+//! [`plan_batch`] places the messages one after another against that
+//! snapshot plus what the earlier messages of the batch did, and returns the
+//! rows to write. The store then writes them with a handful of set-based
+//! statements, so a batch costs the same few round trips whatever its size.
+//!
+//! Placing against the snapshot gives the same result as placing each
+//! message against the database in turn: the locks keep every fact the batch
+//! reads from changing under it, and the overlay below carries the batch's own
+//! writes forward.
+
+use super::{
+    place, sibling_links, Conversation, CopyHolder, Customer, Facts, Plan, Policy, Rule, Status,
+    Target,
+};
+use crate::domain::{Channel, InboundMessage};
+use chrono::{DateTime, Duration, Utc};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use uuid::Uuid;
+
+/// (channel, endpoint, external id): a stored message's identity.
+pub type MessageKey = (Channel, String, String);
+/// (channel, endpoint, contact): a pair.
+pub type PairKey = (Channel, String, String);
+
+/// A conversation row as far as placement cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConversationRow {
+    pub conversation: Conversation,
+    pub merged_into: Option<Uuid>,
+}
+
+/// One conversation holding a copy of an email, with its status for the audit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Holder {
+    pub conversation_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub status: Status,
+}
+
+/// Everything the batch may need to know, as the store found it.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// The database clock after the locks were taken.
+    pub now: DateTime<Utc>,
+    /// Stored messages among the batch's own keys and its reference
+    /// candidates, with their conversation.
+    pub messages: HashMap<MessageKey, Uuid>,
+    /// Conversations bound to each of the batch's pairs.
+    pub pairs: HashMap<PairKey, Vec<Uuid>>,
+    /// Every conversation named above, and every one on their merge chains.
+    pub conversations: HashMap<Uuid, ConversationRow>,
+    /// Known customers by (channel, contact).
+    pub customers: HashMap<(Channel, String), Customer>,
+    /// Conversations already holding inbound copies of the batch's emails,
+    /// by external id.
+    pub holders: HashMap<String, Vec<Holder>>,
+    /// `related` links that exist among those holders.
+    pub related_links: BTreeSet<(Uuid, Uuid)>,
+}
+
+/// A conversation to insert.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewConversationRow {
+    pub id: Uuid,
+    pub topic: String,
+    pub customer_id: Option<Uuid>,
+    /// Copy `form`, `queue` and `priority` from this one.
+    pub copy_from: Option<Uuid>,
+    pub pair: PairKey,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A message to insert: the batch item it comes from and where it goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MessageRow {
+    pub item: usize,
+    pub id: Uuid,
+    pub conversation_id: Uuid,
+}
+
+/// How a touched conversation changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConversationUpdate {
+    pub id: Uuid,
+    pub reopen: bool,
+    pub last_message_at: DateTime<Utc>,
+}
+
+/// An audit row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventRow {
+    pub conversation_id: Uuid,
+    pub kind: &'static str,
+    pub from_status: Option<Status>,
+    pub to_status: Status,
+    pub message_id: Uuid,
+    pub related: Option<Uuid>,
+}
+
+/// A link to insert unless it exists. When it is inserted and `event` is
+/// set, a `linked` event with that status is written for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkRow {
+    pub from: Uuid,
+    pub to: Uuid,
+    pub kind: &'static str,
+    pub cause: Uuid,
+    pub event: Option<Status>,
+}
+
+/// What happened to each item, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ItemResult {
+    Duplicate,
+    Placed {
+        rule: Rule,
+        conversation_id: Uuid,
+        message_id: Uuid,
+        created: bool,
+    },
+}
+
+/// The rows a batch writes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BatchPlan {
+    pub results: Vec<ItemResult>,
+    pub new_conversations: Vec<NewConversationRow>,
+    pub messages: Vec<MessageRow>,
+    pub updates: Vec<ConversationUpdate>,
+    pub events: Vec<EventRow>,
+    pub links: Vec<LinkRow>,
+    /// Stale `related` links to delete (R7, when the main one changed).
+    pub unlinks: Vec<(Uuid, Uuid)>,
+}
+
+/// Places `messages` in order against `snapshot`. `new_id` makes ids (the
+/// store passes UUIDv7s; tests pass a counter).
+pub fn plan_batch(
+    messages: &[&InboundMessage],
+    mut snapshot: Snapshot,
+    policy: &Policy,
+    mut new_id: impl FnMut() -> Uuid,
+) -> BatchPlan {
+    let mut plan = BatchPlan::default();
+    let mut updates: BTreeMap<Uuid, ConversationUpdate> = BTreeMap::new();
+    let mut follow_ups: BTreeSet<(Uuid, Uuid)> = BTreeSet::new();
+    let mut emails: BTreeMap<String, Uuid> = BTreeMap::new();
+    for (item, msg) in messages.iter().enumerate() {
+        let facts = facts(&snapshot, msg);
+        let placement = match place(msg, &facts, policy, snapshot.now) {
+            Plan::Duplicate => {
+                plan.results.push(ItemResult::Duplicate);
+                continue;
+            }
+            Plan::Place(p) => p,
+        };
+        let message_id = new_id();
+        let pair: PairKey = (
+            msg.channel,
+            msg.endpoint.to_string(),
+            msg.contact.to_string(),
+        );
+        let (conversation_id, created) = match &placement.target {
+            Target::Existing(conv) => (conv.id, false),
+            Target::New(new) => {
+                let id = new_id();
+                // Strictly increasing within the batch, so "earliest created"
+                // follows the order messages were placed in.
+                let created_at =
+                    snapshot.now + Duration::microseconds(plan.new_conversations.len() as i64);
+                let conversation = Conversation {
+                    id,
+                    status: Status::Open,
+                    created_at,
+                    closed_at: None,
+                };
+                snapshot.conversations.insert(
+                    id,
+                    ConversationRow {
+                        conversation,
+                        merged_into: None,
+                    },
+                );
+                snapshot.pairs.entry(pair.clone()).or_default().push(id);
+                plan.new_conversations.push(NewConversationRow {
+                    id,
+                    topic: new.topic.clone(),
+                    customer_id: new.customer_id,
+                    copy_from: new.copy_from,
+                    pair: pair.clone(),
+                    created_at,
+                });
+                let kind = if placement.follow_up_of.is_some() {
+                    "follow_up_started"
+                } else {
+                    "created"
+                };
+                plan.events.push(EventRow {
+                    conversation_id: id,
+                    kind,
+                    from_status: None,
+                    to_status: Status::Open,
+                    message_id,
+                    related: placement.follow_up_of,
+                });
+                (id, true)
+            }
+        };
+        let row = snapshot.conversations.get_mut(&conversation_id);
+        let before = row.as_ref().map_or(Status::Open, |r| r.conversation.status);
+        if placement.reopen {
+            if let Some(row) = row {
+                row.conversation.status = Status::Open;
+            }
+            plan.events.push(EventRow {
+                conversation_id,
+                kind: "reopened",
+                from_status: Some(before),
+                to_status: Status::Open,
+                message_id,
+                related: None,
+            });
+        }
+        let update = updates
+            .entry(conversation_id)
+            .or_insert(ConversationUpdate {
+                id: conversation_id,
+                reopen: false,
+                last_message_at: msg.received_at,
+            });
+        update.reopen |= placement.reopen;
+        update.last_message_at = update.last_message_at.max(msg.received_at);
+        if let Some(closed) = placement.follow_up_of {
+            if follow_ups.insert((conversation_id, closed)) {
+                let status = if placement.reopen {
+                    Status::Open
+                } else {
+                    before
+                };
+                plan.links.push(LinkRow {
+                    from: conversation_id,
+                    to: closed,
+                    kind: "follow_up",
+                    cause: message_id,
+                    event: (!created).then_some(status),
+                });
+            }
+        }
+        snapshot.messages.insert(
+            (
+                msg.channel,
+                msg.endpoint.to_string(),
+                msg.external_id.to_string(),
+            ),
+            conversation_id,
+        );
+        if msg.channel == Channel::Email {
+            let status = snapshot
+                .conversations
+                .get(&conversation_id)
+                .map_or(Status::Open, |r| r.conversation.status);
+            let created_at = snapshot
+                .conversations
+                .get(&conversation_id)
+                .map_or(snapshot.now, |r| r.conversation.created_at);
+            snapshot
+                .holders
+                .entry(msg.external_id.to_string())
+                .or_default()
+                .push(Holder {
+                    conversation_id,
+                    created_at,
+                    status,
+                });
+            emails
+                .entry(msg.external_id.to_string())
+                .or_insert(message_id);
+        }
+        plan.messages.push(MessageRow {
+            item,
+            id: message_id,
+            conversation_id,
+        });
+        plan.results.push(ItemResult::Placed {
+            rule: placement.rule,
+            conversation_id,
+            message_id,
+            created,
+        });
+    }
+    plan.updates = updates.into_values().collect();
+    for (external_id, cause) in emails {
+        link_siblings(&snapshot, &external_id, cause, &mut plan);
+    }
+    plan
+}
+
+/// R7 for one Message-ID: the links its holders must have, and those to drop.
+fn link_siblings(snapshot: &Snapshot, external_id: &str, cause: Uuid, plan: &mut BatchPlan) {
+    let holders = snapshot
+        .holders
+        .get(external_id)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let copies: Vec<CopyHolder> = holders
+        .iter()
+        .map(|h| CopyHolder {
+            conversation_id: h.conversation_id,
+            created_at: h.created_at,
+        })
+        .collect();
+    let wanted: BTreeSet<(Uuid, Uuid)> = sibling_links(&copies).into_iter().collect();
+    let ids: BTreeSet<Uuid> = copies.iter().map(|c| c.conversation_id).collect();
+    for (from, to) in &snapshot.related_links {
+        if ids.contains(from) && ids.contains(to) && !wanted.contains(&(*from, *to)) {
+            plan.unlinks.push((*from, *to));
+        }
+    }
+    for (from, to) in wanted {
+        if snapshot.related_links.contains(&(from, to)) {
+            continue;
+        }
+        let status = holders
+            .iter()
+            .find(|h| h.conversation_id == from)
+            .map_or(Status::Open, |h| h.status);
+        plan.links.push(LinkRow {
+            from,
+            to,
+            kind: "related",
+            cause,
+            event: Some(status),
+        });
+    }
+}
+
+/// Follows `merged_into` to the end of the chain (64 hops at most: a longer
+/// chain is an agent's cycle and is cut there).
+fn end(snapshot: &Snapshot, mut id: Uuid) -> Option<Conversation> {
+    for _ in 0..64 {
+        let row = snapshot.conversations.get(&id)?;
+        match row.merged_into {
+            Some(next) if snapshot.conversations.contains_key(&next) => id = next,
+            _ => return Some(row.conversation),
+        }
+    }
+    snapshot.conversations.get(&id).map(|r| r.conversation)
+}
+
+/// The facts of contract section 3 for one message, from the snapshot.
+fn facts(snapshot: &Snapshot, msg: &InboundMessage) -> Facts {
+    let (channel, endpoint) = (msg.channel, msg.endpoint.to_string());
+    if snapshot
+        .messages
+        .contains_key(&(channel, endpoint.clone(), msg.external_id.to_string()))
+    {
+        return Facts {
+            duplicate: true,
+            ..Facts::default()
+        };
+    }
+    let references = msg
+        .reference_candidates()
+        .filter_map(|r| {
+            let conv = snapshot
+                .messages
+                .get(&(channel, endpoint.clone(), r.to_owned()))?;
+            Some((r.to_owned(), end(snapshot, *conv)?))
+        })
+        .collect();
+    let mut bound: Vec<ConversationRow> = snapshot
+        .pairs
+        .get(&(channel, endpoint, msg.contact.to_string()))
+        .map(|ids| {
+            ids.iter()
+                .filter_map(|id| snapshot.conversations.get(id).copied())
+                .collect()
+        })
+        .unwrap_or_default();
+    // Newest first: the first match of each kind below is the latest.
+    bound.sort_by_key(|r| std::cmp::Reverse((r.conversation.created_at, r.conversation.id)));
+    bound.dedup_by_key(|r| r.conversation.id);
+    let direct = bound
+        .iter()
+        .find(|r| r.merged_into.is_none() && r.conversation.is_ongoing())
+        .map(|r| r.conversation);
+    let through = bound
+        .iter()
+        .filter_map(|r| end(snapshot, r.conversation.id))
+        .find(Conversation::is_ongoing);
+    let pair_ongoing = direct.or(through);
+    let pair_latest_closed = match pair_ongoing {
+        Some(_) => None,
+        None => bound.first().and_then(|r| end(snapshot, r.conversation.id)),
+    };
+    let customer = snapshot
+        .customers
+        .get(&(channel, msg.contact.to_string()))
+        .cloned();
+    Facts {
+        duplicate: false,
+        references,
+        pair_ongoing,
+        pair_latest_closed,
+        customer,
+    }
+}
