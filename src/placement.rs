@@ -15,6 +15,8 @@ use uuid::Uuid;
 pub mod batch;
 
 #[cfg(test)]
+mod batch_properties;
+#[cfg(test)]
 mod properties;
 #[cfg(test)]
 mod tests;

@@ -129,6 +129,20 @@ impl Consumer {
         }
     }
 
+    /// Leaves the group before the consumer is dropped: unsubscribing makes
+    /// librdkafka revoke the partitions through the rebalance callback, which
+    /// runs only while the consumer is polled, so poll until it has run.
+    /// Dropping a consumer that still holds partitions instead waits for
+    /// librdkafka's close timeout.
+    pub async fn leave(&self) {
+        self.inner.unsubscribe();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !self.assignment().is_empty() && tokio::time::Instant::now() < deadline {
+            // Records arriving now are not processed; their offsets are not stored.
+            let _ = tokio::time::timeout(Duration::from_millis(100), self.inner.recv()).await;
+        }
+    }
+
     /// The partitions currently assigned to this member.
     pub fn assignment(&self) -> BTreeSet<PartitionKey> {
         self.inner
@@ -171,7 +185,7 @@ impl Consumer {
             tpl.add_partition(t, *p);
         }
         let mut out = HashMap::new();
-        let Ok(committed) = self.inner.committed_offsets(tpl, Duration::from_secs(10)) else {
+        let Ok(committed) = self.inner.committed_offsets(tpl, Duration::from_secs(3)) else {
             return out;
         };
         for e in committed.elements() {
@@ -179,7 +193,7 @@ impl Consumer {
                 Offset::Offset(o) => o,
                 _ => self
                     .inner
-                    .fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(10))
+                    .fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(3))
                     .map(|(low, _)| low)
                     .unwrap_or(0),
             };

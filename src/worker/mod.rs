@@ -14,6 +14,7 @@ use crate::config::Settings;
 use crate::kafka::{Consumer, PartitionKey, Publisher};
 use crate::stats::{Snapshot, Stats};
 use crate::store::Store;
+use futures::FutureExt as _;
 use partition::Progress;
 use std::collections::HashMap;
 use std::future::Future;
@@ -125,6 +126,8 @@ pub async fn run(
     while tasks.join_next().await.is_some() {}
     let commit_consumer = consumer.clone();
     tokio::task::spawn_blocking(move || commit_consumer.commit_now()).await?;
+    consumer.leave().await;
+    tracing::info!("Offsets committed; left the group.");
     Ok(RunReport {
         stats: stats.snapshot(),
     })
@@ -140,6 +143,10 @@ struct EndTracker {
     targets: HashMap<PartitionKey, i64>,
     /// Where each partition is: the next offset not yet done.
     positions: HashMap<PartitionKey, i64>,
+    /// When each assigned partition was first seen.
+    first_seen: HashMap<PartitionKey, Instant>,
+    /// A lookup of committed offsets running on the blocking pool.
+    lookup: Option<tokio::task::JoinHandle<HashMap<PartitionKey, i64>>>,
     /// When the assignment was first seen empty, to give up waiting for one.
     empty_since: Option<Instant>,
 }
@@ -150,7 +157,7 @@ impl EndTracker {
         *pos = (*pos).max(p.next_offset);
     }
 
-    fn all_done(&mut self, consumer: &Consumer) -> bool {
+    fn all_done(&mut self, consumer: &Arc<Consumer>) -> bool {
         let assigned: Vec<PartitionKey> = consumer.assignment().into_iter().collect();
         if assigned.is_empty() {
             // A member that got no partitions has nothing to wait for, but an
@@ -162,29 +169,57 @@ impl EndTracker {
         }
         self.empty_since = None;
         for key in &assigned {
+            self.first_seen
+                .entry(key.clone())
+                .or_insert_with(Instant::now);
             if !self.targets.contains_key(key) {
                 if let Some(end) = consumer.fetched_end(&key.0, key.1) {
                     self.targets.insert(key.clone(), end);
                 }
             }
         }
-        let unknown: Vec<PartitionKey> = assigned
-            .iter()
-            .filter(|k| !self.positions.contains_key(*k))
-            .cloned()
-            .collect();
-        if !unknown.is_empty() {
-            // Partitions with nothing consumed yet start at the group's
-            // committed offset; ask once per partition.
-            for (key, start) in tokio::task::block_in_place(|| consumer.start_offsets(&unknown)) {
-                self.positions.entry(key).or_insert(start);
-            }
-        }
+        self.look_up_idle_partitions(consumer, &assigned);
         assigned
             .iter()
             .all(|k| match (self.targets.get(k), self.positions.get(k)) {
+                // An empty partition is at its end whatever the group committed.
+                (Some(0), _) => true,
                 (Some(target), Some(position)) => position >= target,
                 _ => false,
             })
+    }
+
+    /// A partition that delivered nothing may already be at its end for this
+    /// group: its position is then the committed offset. Asking the broker
+    /// blocks, and librdkafka answers only while the consumer is polled, so
+    /// the question runs on the blocking pool, once a partition has been
+    /// quiet for a second.
+    fn look_up_idle_partitions(&mut self, consumer: &Arc<Consumer>, assigned: &[PartitionKey]) {
+        if let Some(lookup) = self.lookup.take_if(|l| l.is_finished()) {
+            if let Some(Ok(found)) = lookup.now_or_never() {
+                for (key, start) in found {
+                    self.positions.entry(key).or_insert(start);
+                }
+            }
+        }
+        if self.lookup.is_some() {
+            return;
+        }
+        let idle: Vec<PartitionKey> = assigned
+            .iter()
+            .filter(|k| !self.positions.contains_key(*k) && self.targets.get(*k) != Some(&0))
+            .filter(|k| {
+                self.first_seen
+                    .get(*k)
+                    .is_some_and(|t| t.elapsed() > Duration::from_secs(1))
+            })
+            .cloned()
+            .collect();
+        if !idle.is_empty() {
+            let consumer = consumer.clone();
+            self.lookup = Some(tokio::task::spawn_blocking(move || {
+                consumer.start_offsets(&idle)
+            }));
+        }
     }
 }

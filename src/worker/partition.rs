@@ -39,10 +39,12 @@ pub async fn run(
                 Err(_) => break,
             }
         }
+        let started = std::time::Instant::now();
         if pipeline.process(&batch, &stop).await.is_err() {
             tracing::info!(topic = %key.0, partition = key.1, "Partition stopped with a batch unfinished; it will be redelivered.");
             return;
         }
+        tracing::debug!(topic = %key.0, partition = key.1, records = batch.len(), elapsed_ms = started.elapsed().as_millis() as u64, "Batch done.");
         if let Some(last) = batch.last() {
             consumer.mark_done(&last.topic, last.partition, last.offset);
             let _ = progress.send(Progress {
