@@ -25,3 +25,5 @@ echo "demo: running the worker until every partition is consumed."
 $bin run --stop-at-end
 echo
 $bin report
+echo
+$bin dead-letters

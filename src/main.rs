@@ -4,7 +4,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use switchboard::config::{Overrides, Settings};
-use switchboard::kafka::{ensure_topics, Publisher};
+use switchboard::kafka::{ensure_topics, read_topic, Publisher};
 use switchboard::store::Store;
 use switchboard::worker::{self, Mode};
 
@@ -64,6 +64,12 @@ enum Command {
     PublishSample,
     /// Print every conversation and the totals.
     Report,
+    /// Print the records on the dead-letter topic: where each came from and why.
+    DeadLetters {
+        /// Stop after this many.
+        #[arg(long, default_value_t = 1000)]
+        max: usize,
+    },
     /// Publish synthetic traffic for a load test and report the rate.
     Load {
         /// How many records.
@@ -176,6 +182,27 @@ async fn main() -> anyhow::Result<()> {
                 "published {records} records in {secs:.2} s ({:.0} records/s)",
                 records as f64 / secs
             );
+        }
+        Command::DeadLetters { max } => {
+            let topic = &settings.kafka.topics.dlq;
+            let letters = read_topic(
+                &settings.kafka,
+                topic,
+                max,
+                std::time::Duration::from_secs(3),
+            )?;
+            for letter in &letters {
+                let h = |name: &str| letter.header_str(name).unwrap_or("-").to_owned();
+                println!(
+                    "{}  {}  {}  {} bytes  {}",
+                    h("dlq_at"),
+                    h("dlq_source"),
+                    h("dlq_reason"),
+                    letter.value_len(),
+                    h("dlq_detail")
+                );
+            }
+            println!("{} dead letters on {topic}", letters.len());
         }
         Command::Report => {
             let store = Store::connect_lazy(&settings.database.url, 2)?;

@@ -17,8 +17,6 @@ pub mod batch;
 #[cfg(test)]
 mod batch_properties;
 #[cfg(test)]
-mod properties;
-#[cfg(test)]
 mod tests;
 
 /// A conversation's status (contract section 2).

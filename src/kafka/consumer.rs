@@ -203,7 +203,7 @@ impl Consumer {
     }
 }
 
-fn owned(m: &BorrowedMessage<'_>) -> SourceRecord {
+pub(super) fn owned(m: &BorrowedMessage<'_>) -> SourceRecord {
     let headers = m
         .headers()
         .map(|hs| {

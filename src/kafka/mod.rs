@@ -6,10 +6,12 @@
 mod admin;
 mod consumer;
 mod producer;
+mod reader;
 
 pub use admin::ensure_topics;
 pub use consumer::{Consumer, PartitionKey};
 pub use producer::{PublishError, Publisher};
+pub use reader::read_topic;
 
 use crate::config::KafkaSettings;
 use rdkafka::ClientConfig;

@@ -1,6 +1,8 @@
-//! Property tests of [`plan_batch`]: placing messages in batches of any size
-//! ends in the same conversations, statuses and links as placing them one at
-//! a time, with agents acting between batches; and the invariants hold.
+//! Property tests of the decision table as the store runs it
+//! ([`plan_batch`]): random batches of customer messages and random agent
+//! actions against a simple in-memory database. After every step I1, I2, I3
+//! and I5 hold; a replay changes nothing (I4); and placing messages in
+//! batches of any size ends exactly as placing them one at a time.
 
 use super::batch::*;
 use super::*;
@@ -18,6 +20,8 @@ struct Db {
     /// The message that created each conversation: its name across runs.
     creator: BTreeMap<Uuid, MessageKey>,
     links: BTreeSet<(Uuid, Uuid, &'static str)>,
+    /// Every message key ever sent, for I2.
+    sent: BTreeSet<MessageKey>,
     clock: i64,
     next_id: u128,
 }
@@ -129,6 +133,11 @@ impl Db {
     fn place(&mut self, batch: &[InboundMessage], policy: &Policy) {
         self.clock += 1;
         let refs: Vec<&InboundMessage> = batch.iter().collect();
+        self.sent.extend(
+            batch
+                .iter()
+                .map(|m| (m.channel, m.endpoint.to_string(), m.external_id.to_string())),
+        );
         let snapshot = self.snapshot(&refs);
         let mut next = self.next_id;
         let plan = plan_batch(&refs, snapshot, policy, || {
@@ -257,6 +266,31 @@ impl Db {
                 );
             }
         }
+        // I2: every message sent is stored, once (the map has one row per key).
+        prop_assert!(
+            self.messages.keys().eq(self.sent.iter()),
+            "I2: stored messages differ from those sent"
+        );
+        // I5: the related links are exactly those the sibling sets call for.
+        let mut holders: BTreeMap<&str, Vec<CopyHolder>> = BTreeMap::new();
+        for ((channel, _, id), conv) in &self.messages {
+            if *channel == Channel::Email {
+                let created_at = self.convs[conv].conversation.created_at;
+                holders.entry(id).or_default().push(CopyHolder {
+                    conversation_id: *conv,
+                    created_at,
+                });
+            }
+        }
+        let wanted: BTreeSet<(Uuid, Uuid)> =
+            holders.values().flat_map(|h| sibling_links(h)).collect();
+        let related: BTreeSet<(Uuid, Uuid)> = self
+            .links
+            .iter()
+            .filter(|l| l.2 == "related")
+            .map(|l| (l.0, l.1))
+            .collect();
+        prop_assert_eq!(related, wanted, "I5");
         for (from, to, kind) in &self.links {
             prop_assert!(from != to, "a conversation linked to itself");
             if *kind == "follow_up" {

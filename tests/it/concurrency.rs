@@ -6,10 +6,8 @@
 use crate::agent::*;
 use crate::harness::TestEnv;
 use futures::future::join_all;
-use std::process::Stdio;
 use std::time::Duration;
 use switchboard::sample::SampleRecord;
-use tokio::process::Command;
 use uuid::Uuid;
 
 /// A small deterministic generator, so a failure can be replayed.
@@ -95,21 +93,9 @@ async fn publish_all(env: &TestEnv, records: &[(SampleRecord, String)]) {
 }
 
 fn spawn_worker(env: &TestEnv) -> tokio::process::Child {
-    let s = &env.settings;
-    Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args(["run", "--stop-at-end"])
-        .env("DATABASE_URL", &s.database.url)
-        .env("KAFKA_BOOTSTRAP_SERVERS", &s.kafka.bootstrap_servers)
-        .env("SWITCHBOARD_GROUP_ID", &s.kafka.group_id)
-        .env("SWITCHBOARD_TOPIC_EMAIL", &s.kafka.topics.email)
-        .env("SWITCHBOARD_TOPIC_SMS", &s.kafka.topics.sms)
-        .env("SWITCHBOARD_TOPIC_MESSENGER", &s.kafka.topics.messenger)
-        .env("SWITCHBOARD_TOPIC_DLQ", &s.kafka.topics.dlq)
+    env.worker_command(&["run", "--stop-at-end"])
         .env("SWITCHBOARD__WORKER__BATCH_MAX_RECORDS", "10")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
+        .stderr(std::process::Stdio::inherit())
         .spawn()
         .expect("start a worker process")
 }

@@ -117,7 +117,7 @@ async fn each_reason_code_is_dead_lettered_with_the_original_and_its_source() {
         0
     );
 
-    let letters = env.dead_letters(7);
+    let letters = env.dead_letters();
     assert_eq!(letters.len(), 7);
     for (reason, original) in &bad {
         let letter = letters
@@ -150,6 +150,21 @@ async fn each_reason_code_is_dead_lettered_with_the_original_and_its_source() {
             chrono::DateTime::parse_from_rfc3339(&h["dlq_at"]).is_ok(),
             "{reason}: dlq_at is a time"
         );
+    }
+    // Operators read them with `switchboard dead-letters`.
+    let out = env
+        .worker_command(&["dead-letters"])
+        .output()
+        .await
+        .expect("dead-letters runs");
+    assert!(out.status.success());
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listing.contains(&format!("7 dead letters on {}", env.topic("dlq"))),
+        "{listing}"
+    );
+    for (reason, _) in &bad {
+        assert!(listing.contains(reason), "{reason} listed: {listing}");
     }
     // The offsets moved past the poison: a second run reads nothing again.
     assert_eq!(env.run_to_end().await.records, 0);

@@ -2,16 +2,13 @@
 //! UUID, migrated, dropped afterwards) and fresh topics on the real broker,
 //! plus helpers to publish, run the worker to the end, and read dead letters.
 
-use rdkafka::consumer::{BaseConsumer, Consumer as _};
-use rdkafka::message::Headers;
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Executor, PgPool};
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use switchboard::config::{Overrides, Settings};
-use switchboard::kafka::{ensure_topics, Publisher};
-use switchboard::record::{Header, SourceRecord};
+use switchboard::kafka::{ensure_topics, read_topic, Publisher};
+use switchboard::record::SourceRecord;
 use switchboard::sample::SampleRecord;
 use switchboard::stats::Snapshot;
 use switchboard::store::Store;
@@ -39,7 +36,6 @@ pub struct TestEnv {
     pub db_name: String,
     pub pool: PgPool,
     pub publisher: Publisher,
-    pub partitions: i32,
 }
 
 impl TestEnv {
@@ -103,7 +99,6 @@ impl TestEnv {
             db_name,
             pool,
             publisher,
-            partitions,
         }
     }
 
@@ -153,25 +148,37 @@ impl TestEnv {
         s
     }
 
-    /// Reads the dead-letter topic from the start until `expected` records
-    /// arrived (or 30 s passed).
-    pub fn dead_letters(&self, expected: usize) -> Vec<SourceRecord> {
-        read_topic(
-            &self.topic("dlq"),
-            self.partitions,
-            expected,
-            Duration::from_secs(30),
-        )
+    /// The real `switchboard` binary, configured for this environment by
+    /// the environment variables operators use, with stdout captured.
+    pub fn worker_command(&self, args: &[&str]) -> tokio::process::Command {
+        let s = &self.settings;
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        command
+            .args(args)
+            .env("DATABASE_URL", &s.database.url)
+            .env("KAFKA_BOOTSTRAP_SERVERS", &s.kafka.bootstrap_servers)
+            .env("SWITCHBOARD_GROUP_ID", &s.kafka.group_id)
+            .env("SWITCHBOARD_TOPIC_EMAIL", &s.kafka.topics.email)
+            .env("SWITCHBOARD_TOPIC_SMS", &s.kafka.topics.sms)
+            .env("SWITCHBOARD_TOPIC_MESSENGER", &s.kafka.topics.messenger)
+            .env("SWITCHBOARD_TOPIC_DLQ", &s.kafka.topics.dlq)
+            .env("RUST_LOG", "warn")
+            // A killed member's partitions move on after its session times out.
+            .env("SWITCHBOARD_RDKAFKA_SESSION_TIMEOUT_MS", "6000")
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        command
     }
 
-    /// Reads the dead-letter topic for a few seconds, for tests that expect none.
-    pub fn dead_letters_now(&self) -> Vec<SourceRecord> {
+    /// Every record on the dead-letter topic (read until it is quiet for 3 s).
+    pub fn dead_letters(&self) -> Vec<SourceRecord> {
         read_topic(
+            &self.settings.kafka,
             &self.topic("dlq"),
-            self.partitions,
             usize::MAX,
             Duration::from_secs(3),
         )
+        .expect("read dead letters")
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
@@ -229,55 +236,6 @@ impl Drop for TestEnv {
         })
         .join();
     }
-}
-
-/// Reads a topic from offset 0 of every partition until `expected` records
-/// arrived or `wait` passed.
-pub fn read_topic(
-    topic: &str,
-    partitions: i32,
-    expected: usize,
-    wait: Duration,
-) -> Vec<SourceRecord> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .set("group.id", format!("reader-{}", Uuid::new_v4()))
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("reader");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .expect("partition");
-    }
-    consumer.assign(&tpl).expect("assign");
-    let mut out = Vec::new();
-    let deadline = Instant::now() + wait;
-    while out.len() < expected && Instant::now() < deadline {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-            let headers = m
-                .headers()
-                .map(|hs| {
-                    hs.iter()
-                        .map(|h| Header {
-                            key: h.key.into(),
-                            value: h.value.map(<[u8]>::to_vec),
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            out.push(SourceRecord {
-                topic: m.topic().into(),
-                partition: m.partition(),
-                offset: m.offset(),
-                timestamp_ms: m.timestamp().to_millis(),
-                key: m.key().map(<[u8]>::to_vec),
-                value: m.payload().map(<[u8]>::to_vec),
-                headers,
-            });
-        }
-    }
-    out
 }
 
 /// The `dlq_*` headers of a dead letter, by name.

@@ -3,28 +3,12 @@
 
 use crate::agent::sms;
 use crate::harness::TestEnv;
-use std::process::Stdio;
 use std::time::Duration;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
-fn start(env: &TestEnv, extra: &[&str]) -> Child {
-    let s = &env.settings;
-    Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .arg("run")
-        .args(extra)
-        .env("DATABASE_URL", &s.database.url)
-        .env("KAFKA_BOOTSTRAP_SERVERS", &s.kafka.bootstrap_servers)
-        .env("SWITCHBOARD_GROUP_ID", &s.kafka.group_id)
-        .env("SWITCHBOARD_TOPIC_EMAIL", &s.kafka.topics.email)
-        .env("SWITCHBOARD_TOPIC_SMS", &s.kafka.topics.sms)
-        .env("SWITCHBOARD_TOPIC_MESSENGER", &s.kafka.topics.messenger)
-        .env("SWITCHBOARD_TOPIC_DLQ", &s.kafka.topics.dlq)
+fn start(env: &TestEnv) -> Child {
+    env.worker_command(&["run"])
         .env("SWITCHBOARD__WORKER__BATCH_MAX_RECORDS", "5")
-        .env("RUST_LOG", "warn")
-        // A killed member's partitions move on after its session times out.
-        .env("SWITCHBOARD_RDKAFKA_SESSION_TIMEOUT_MS", "6000")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .expect("start the worker")
 }
@@ -64,7 +48,7 @@ async fn wait_for_rows(env: &TestEnv, at_least: i64) {
 async fn sigterm_finishes_in_flight_work_commits_and_exits_zero() {
     let env = TestEnv::new(2).await;
     publish_many(&env, 200).await;
-    let child = start(&env, &[]);
+    let child = start(&env);
     wait_for_rows(&env, 1).await;
     signal(&child, "TERM");
     let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
@@ -91,7 +75,7 @@ async fn sigterm_finishes_in_flight_work_commits_and_exits_zero() {
 async fn sigkill_mid_run_loses_nothing_and_doubles_nothing() {
     let env = TestEnv::new(2).await;
     publish_many(&env, 300).await;
-    let child = start(&env, &[]);
+    let child = start(&env);
     wait_for_rows(&env, 20).await;
     signal(&child, "KILL");
     let _ = child.wait_with_output().await;
