@@ -1,6 +1,7 @@
 //! The agent desktop's actions, with the exact SQL of contract section 4,
 //! and small builders for the records the rule tests publish.
 
+use crate::harness::TestEnv;
 use sqlx::PgPool;
 use switchboard::sample::{binary, email, SampleRecord};
 use uuid::Uuid;
@@ -137,4 +138,30 @@ pub fn messenger(mid: &str, psid: &str, page: &str, reply_to: Option<&str>) -> S
         &[],
         body.as_bytes(),
     )
+}
+
+/// R7 checked in SQL: (holders of an email copy not linked to the main
+/// holder, `related` links no sibling set explains). Both are 0 when I5 holds.
+pub async fn sibling_link_errors(env: &TestEnv) -> (i64, i64) {
+    const SETS: &str = "WITH holders AS (
+          SELECT DISTINCT m.external_id, c.id, c.created_at FROM messages m JOIN conversations c ON c.id = m.conversation_id
+          WHERE m.channel = 'email' AND m.direction = 'inbound'
+        ), main AS (
+          SELECT DISTINCT ON (external_id) external_id, id FROM holders ORDER BY external_id, created_at, id
+        )";
+    let missing = env
+        .count(&format!(
+            "{SETS} SELECT count(*) FROM holders h JOIN main USING (external_id)
+             WHERE h.id <> main.id AND NOT EXISTS (SELECT 1 FROM conversation_links l
+               WHERE l.kind = 'related' AND l.conversation_id = h.id AND l.related_conversation_id = main.id)"
+        ))
+        .await;
+    let extra = env
+        .count(&format!(
+            "{SETS} SELECT count(*) FROM conversation_links l WHERE l.kind = 'related' AND NOT EXISTS (
+               SELECT 1 FROM holders h JOIN main USING (external_id)
+               WHERE h.id = l.conversation_id AND main.id = l.related_conversation_id AND h.id <> main.id)"
+        ))
+        .await;
+    (missing, extra)
 }

@@ -286,35 +286,10 @@ async fn check_invariants(env: &TestEnv, expected: &[String]) {
 
     // I5: every holder of a copy is linked once to the main holder, and no
     // other related links exist.
-    let missing = env
-        .count(
-            "WITH holders AS (
-               SELECT DISTINCT m.external_id, c.id, c.created_at FROM messages m JOIN conversations c ON c.id = m.conversation_id
-               WHERE m.channel = 'email'
-             ), main AS (
-               SELECT DISTINCT ON (external_id) external_id, id FROM holders ORDER BY external_id, created_at, id
-             )
-             SELECT count(*) FROM holders h JOIN main USING (external_id)
-             WHERE h.id <> main.id AND NOT EXISTS (SELECT 1 FROM conversation_links l
-               WHERE l.kind = 'related' AND l.conversation_id = h.id AND l.related_conversation_id = main.id)",
-        )
-        .await;
+    let (missing, extra) = crate::agent::sibling_link_errors(env).await;
     assert_eq!(
         missing, 0,
         "I5: a sibling is not linked to its main conversation"
     );
-    let extra = env
-        .count(
-            "WITH holders AS (
-               SELECT DISTINCT m.external_id, c.id, c.created_at FROM messages m JOIN conversations c ON c.id = m.conversation_id
-               WHERE m.channel = 'email'
-             ), main AS (
-               SELECT DISTINCT ON (external_id) external_id, id FROM holders ORDER BY external_id, created_at, id
-             )
-             SELECT count(*) FROM conversation_links l WHERE l.kind = 'related' AND NOT EXISTS (
-               SELECT 1 FROM holders h JOIN main USING (external_id)
-               WHERE h.id = l.conversation_id AND main.id = l.related_conversation_id AND h.id <> main.id)",
-        )
-        .await;
     assert_eq!(extra, 0, "I5: a related link that no sibling set explains");
 }
