@@ -124,20 +124,14 @@ pub enum SettingsError {
 impl Settings {
     /// Loads the layers. `env` is the process environment (passed in so tests
     /// need not touch the real one).
-    pub fn load(
-        overrides: &Overrides,
-        env: &[(String, String)],
-    ) -> Result<Settings, SettingsError> {
-        let mut builder = config::Config::builder()
-            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
+    pub fn load(overrides: &Overrides, env: &[(String, String)]) -> Result<Settings, SettingsError> {
+        let mut builder =
+            config::Config::builder().add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
         if let Some(path) = &overrides.config_file {
             builder = builder.add_source(config::File::from(path.as_path()));
         }
-        let generic: config::Map<String, String> = env
-            .iter()
-            .filter(|(k, _)| k.starts_with("SWITCHBOARD__"))
-            .cloned()
-            .collect();
+        let generic: config::Map<String, String> =
+            env.iter().filter(|(k, _)| k.starts_with("SWITCHBOARD__")).cloned().collect();
         builder = builder.add_source(
             config::Environment::with_prefix("SWITCHBOARD")
                 .prefix_separator("__")
@@ -150,10 +144,7 @@ impl Settings {
         let mut settings: Settings = builder.build()?.try_deserialize()?;
         for (name, value) in env {
             if let Some(prop) = name.strip_prefix("SWITCHBOARD_RDKAFKA_") {
-                settings
-                    .kafka
-                    .properties
-                    .insert(prop.to_lowercase().replace('_', "."), value.clone());
+                settings.kafka.properties.insert(prop.to_lowercase().replace('_', "."), value.clone());
             }
         }
         settings.apply(overrides);
@@ -182,10 +173,7 @@ impl Settings {
     fn validate(&self) -> Result<(), SettingsError> {
         let invalid = |m: String| Err(SettingsError::Invalid(m));
         if self.worker.batch_max_records == 0 || self.worker.partition_queue_records == 0 {
-            return invalid(
-                "worker.batch_max_records and worker.partition_queue_records must be positive"
-                    .into(),
-            );
+            return invalid("worker.batch_max_records and worker.partition_queue_records must be positive".into());
         }
         if self.database.max_connections == 0 {
             return invalid("database.max_connections must be positive".into());
@@ -205,16 +193,11 @@ impl Settings {
                     ))
                 }
                 Some(status) => reopen.push(status),
-                None => {
-                    return Err(SettingsError::Invalid(format!(
-                        "placement.reopen_statuses: unknown status {s:?}"
-                    )))
-                }
+                None => return Err(SettingsError::Invalid(format!("placement.reopen_statuses: unknown status {s:?}"))),
             }
         }
-        let window = |d: Duration| {
-            (!d.is_zero()).then(|| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX))
-        };
+        let window =
+            |d: Duration| (!d.is_zero()).then(|| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX));
         Ok(Policy {
             reopen,
             sms_follow_up_window: window(self.placement.sms_follow_up_window),
@@ -230,8 +213,7 @@ mod duration_text {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
-        humantime::parse_duration(&text)
-            .map_err(|e| serde::de::Error::custom(format!("{text:?}: {e}")))
+        humantime::parse_duration(&text).map_err(|e| serde::de::Error::custom(format!("{text:?}: {e}")))
     }
 }
 
@@ -240,19 +222,13 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
     fn the_defaults_load_and_are_the_documented_ones() {
         let s = Settings::load(&Overrides::default(), &[]).unwrap();
-        assert_eq!(
-            s.kafka.topics.inputs(),
-            ["inbound.email", "inbound.sms", "inbound.messenger"]
-        );
+        assert_eq!(s.kafka.topics.inputs(), ["inbound.email", "inbound.sms", "inbound.messenger"]);
         assert_eq!(s.kafka.topics.dlq, "inbound.dlq");
         assert_eq!(s.worker.max_record_bytes, 10 * 1024 * 1024);
         let policy = s.policy().unwrap();
@@ -271,13 +247,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.worker.batch_max_records, 42);
-        assert_eq!(
-            s.kafka
-                .properties
-                .get("security.protocol")
-                .map(String::as_str),
-            Some("SASL_SSL")
-        );
+        assert_eq!(s.kafka.properties.get("security.protocol").map(String::as_str), Some("SASL_SSL"));
     }
 
     #[test]
@@ -294,23 +264,16 @@ mod tests {
         assert_eq!(s.kafka.group_id, "g2");
         assert_eq!(s.kafka.topics.dlq, "dead");
         assert_eq!(s.kafka.properties["client.id"], "me");
-        assert!(
-            !format!("{s:?}").contains("postgres://x@h/db"),
-            "the URL is not printed"
-        );
+        assert!(!format!("{s:?}").contains("postgres://x@h/db"), "the URL is not printed");
     }
 
     #[test]
     fn reopening_closed_conversations_is_refused() {
         let mut s = Settings::load(&Overrides::default(), &[]).unwrap();
         s.placement.reopen_statuses = vec!["waiting".into(), "closed".into()];
-        assert!(
-            matches!(s.policy(), Err(SettingsError::Invalid(m)) if m.contains("never reopened"))
-        );
+        assert!(matches!(s.policy(), Err(SettingsError::Invalid(m)) if m.contains("never reopened")));
         s.placement.reopen_statuses = vec!["snoozed".into()];
-        assert!(
-            matches!(s.policy(), Err(SettingsError::Invalid(m)) if m.contains("unknown status"))
-        );
+        assert!(matches!(s.policy(), Err(SettingsError::Invalid(m)) if m.contains("unknown status")));
     }
 
     #[test]
@@ -320,10 +283,7 @@ mod tests {
             &env(&[("SWITCHBOARD__PLACEMENT__REOPEN_STATUSES", "waiting,pending")]),
         )
         .unwrap();
-        assert_eq!(
-            s.policy().unwrap().reopen,
-            vec![Status::Waiting, Status::Pending]
-        );
+        assert_eq!(s.policy().unwrap().reopen, vec![Status::Waiting, Status::Pending]);
     }
 
     #[test]
@@ -335,10 +295,7 @@ mod tests {
 
     #[test]
     fn an_unknown_key_is_an_error() {
-        let err = Settings::load(
-            &Overrides::default(),
-            &env(&[("SWITCHBOARD__WORKER__BATCH_SIZE", "1")]),
-        );
+        let err = Settings::load(&Overrides::default(), &env(&[("SWITCHBOARD__WORKER__BATCH_SIZE", "1")]));
         assert!(err.is_err());
     }
 }

@@ -88,39 +88,18 @@ impl DeadLetter {
     /// The original key, value and headers, plus the four `dlq_*` headers.
     /// `dlq_*` headers already on the record (a dead letter dead-lettered
     /// again after a redrive) are replaced, so each appears once.
-    pub fn new(
-        record: &SourceRecord,
-        reason: DlqReason,
-        detail: &str,
-        at: DateTime<Utc>,
-    ) -> DeadLetter {
+    pub fn new(record: &SourceRecord, reason: DlqReason, detail: &str, at: DateTime<Utc>) -> DeadLetter {
         let source = record.source();
-        let mut headers: Vec<Header> = record
-            .headers
-            .iter()
-            .filter(|h| !headers::ALL.contains(&h.key.as_str()))
-            .cloned()
-            .collect();
+        let mut headers: Vec<Header> =
+            record.headers.iter().filter(|h| !headers::ALL.contains(&h.key.as_str())).cloned().collect();
         let mut add = |key: &str, value: &str| {
-            headers.push(Header {
-                key: key.to_owned(),
-                value: Some(value.as_bytes().to_vec()),
-            })
+            headers.push(Header { key: key.to_owned(), value: Some(value.as_bytes().to_vec()) })
         };
         add(headers::REASON, reason.code());
         add(headers::DETAIL, detail);
         add(headers::SOURCE, &source);
-        add(
-            headers::AT,
-            &at.to_rfc3339_opts(SecondsFormat::Millis, true),
-        );
-        DeadLetter {
-            key: record.key.clone(),
-            value: record.value.clone(),
-            headers,
-            reason,
-            source,
-        }
+        add(headers::AT, &at.to_rfc3339_opts(SecondsFormat::Millis, true));
+        DeadLetter { key: record.key.clone(), value: record.value.clone(), headers, reason, source }
     }
 }
 
@@ -137,29 +116,16 @@ mod tests {
             key: Some(b"k".to_vec()),
             value: Some(b"not json".to_vec()),
             headers: vec![
-                Header {
-                    key: "ce_type".into(),
-                    value: Some(b"sms.received".to_vec()),
-                },
-                Header {
-                    key: "dlq_reason".into(),
-                    value: Some(b"too_large".to_vec()),
-                },
+                Header { key: "ce_type".into(), value: Some(b"sms.received".to_vec()) },
+                Header { key: "dlq_reason".into(), value: Some(b"too_large".to_vec()) },
             ],
         }
     }
 
     #[test]
     fn a_dead_letter_keeps_the_original_and_says_why() {
-        let at = DateTime::parse_from_rfc3339("2026-11-25T10:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        let dl = DeadLetter::new(
-            &record(),
-            DlqReason::BadPayload,
-            "invalid JSON at line 1",
-            at,
-        );
+        let at = DateTime::parse_from_rfc3339("2026-11-25T10:00:00Z").unwrap().with_timezone(&Utc);
+        let dl = DeadLetter::new(&record(), DlqReason::BadPayload, "invalid JSON at line 1", at);
         assert_eq!(dl.value.as_deref(), Some(&b"not json"[..]));
         assert_eq!(dl.key.as_deref(), Some(&b"k"[..]));
         let find = |k: &str| {

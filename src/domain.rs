@@ -71,10 +71,7 @@ impl Address {
     /// number.
     pub fn phone(raw: &str) -> Result<Address, AddressError> {
         let digits: String = raw.chars().filter(|c| c.is_ascii_digit()).collect();
-        let normalized = digits
-            .strip_prefix("00")
-            .map(str::to_owned)
-            .unwrap_or(digits);
+        let normalized = digits.strip_prefix("00").map(str::to_owned).unwrap_or(digits);
         Self::non_empty(normalized, "phone", raw)
     }
 
@@ -93,16 +90,9 @@ impl Address {
         }
     }
 
-    fn non_empty(
-        normalized: String,
-        kind: &'static str,
-        raw: &str,
-    ) -> Result<Address, AddressError> {
+    fn non_empty(normalized: String, kind: &'static str, raw: &str) -> Result<Address, AddressError> {
         if normalized.is_empty() {
-            Err(AddressError {
-                kind,
-                raw: raw.to_owned(),
-            })
+            Err(AddressError { kind, raw: raw.to_owned() })
         } else {
             Ok(Address(normalized))
         }
@@ -214,10 +204,7 @@ impl InboundMessage {
     /// The ids this message refers to, in the order the decision table tries
     /// them: `In-Reply-To` first, then `References` newest first.
     pub fn reference_candidates(&self) -> impl Iterator<Item = &str> {
-        self.in_reply_to
-            .iter()
-            .map(String::as_str)
-            .chain(self.references.iter().rev().map(String::as_str))
+        self.in_reply_to.iter().map(String::as_str).chain(self.references.iter().rev().map(String::as_str))
     }
 }
 
@@ -227,30 +214,15 @@ mod tests {
 
     #[test]
     fn the_four_forms_of_one_phone_number_are_equal() {
-        for raw in [
-            "(800) 100-20000",
-            "800-100-20000",
-            "80010020000",
-            "(800)-100-20000",
-        ] {
-            assert_eq!(
-                Address::phone(raw).unwrap().as_str(),
-                "80010020000",
-                "{raw}"
-            );
+        for raw in ["(800) 100-20000", "800-100-20000", "80010020000", "(800)-100-20000"] {
+            assert_eq!(Address::phone(raw).unwrap().as_str(), "80010020000", "{raw}");
         }
     }
 
     #[test]
     fn an_international_prefix_of_00_or_plus_is_the_same_number() {
-        assert_eq!(
-            Address::phone("+385 91 624 2493").unwrap().as_str(),
-            "385916242493"
-        );
-        assert_eq!(
-            Address::phone("00385916242493").unwrap().as_str(),
-            "385916242493"
-        );
+        assert_eq!(Address::phone("+385 91 624 2493").unwrap().as_str(), "385916242493");
+        assert_eq!(Address::phone("00385916242493").unwrap().as_str(), "385916242493");
     }
 
     #[test]
@@ -262,21 +234,13 @@ mod tests {
 
     #[test]
     fn emails_are_trimmed_and_lowercased() {
-        assert_eq!(
-            Address::email("  Ana.Horvat@Example.COM ")
-                .unwrap()
-                .as_str(),
-            "ana.horvat@example.com"
-        );
+        assert_eq!(Address::email("  Ana.Horvat@Example.COM ").unwrap().as_str(), "ana.horvat@example.com");
         assert!(Address::email("   ").is_err());
     }
 
     #[test]
     fn messenger_ids_are_kept_as_given() {
-        assert_eq!(
-            Address::messenger_id("1254459154682919").unwrap().as_str(),
-            "1254459154682919"
-        );
+        assert_eq!(Address::messenger_id("1254459154682919").unwrap().as_str(), "1254459154682919");
         assert!(Address::messenger_id("").is_err());
     }
 

@@ -13,6 +13,10 @@ pub struct Mix {
     pub customers: u64,
     /// Makes runs with different seeds produce different ids.
     pub seed: u64,
+    /// Key records by the customer's address, as the contract asks gateways
+    /// to; without keys, one customer's messages spread over all partitions
+    /// (the misbehaving-gateway case).
+    pub keyed: bool,
 }
 
 /// The `n`th record of the mix. Ids are unique per (seed, n), so a second
@@ -20,34 +24,28 @@ pub struct Mix {
 /// traffic.
 pub fn record(mix: &Mix, n: u64) -> SampleRecord {
     let customer = spread(n, mix.seed) % mix.customers.max(1);
+    let mut record = unkeyed(mix, n, customer);
+    if mix.keyed {
+        record.key = Some(format!("{}-{customer}", record.channel).into_bytes());
+    }
+    record
+}
+
+fn unkeyed(mix: &Mix, n: u64, customer: u64) -> SampleRecord {
     let id = format!("lg{}-{n}", mix.seed);
     match n % 10 {
         0..=3 => {
             let body = format!(
                 r#"{{"results":[{{"messageId":"{id}","from":"385{customer:09}","to":"800100200","text":"Load test message {n}","receivedAt":"2026-11-25T07:00:00.000+0000","smsCount":1}}],"messageCount":1,"pendingMessageCount":0}}"#
             );
-            binary(
-                "sms",
-                "sms.received",
-                &format!("evt-{id}"),
-                "application/json",
-                &[],
-                body.as_bytes(),
-            )
+            binary("sms", "sms.received", &format!("evt-{id}"), "application/json", &[], body.as_bytes())
         }
         4..=6 => {
             let body = format!(
                 r#"{{"object":"page","entry":[{{"id":"104729","time":1764054000000,"messaging":[{{"sender":{{"id":"{}"}},"recipient":{{"id":"104729"}},"timestamp":1764054000000,"message":{{"mid":"{id}","text":"Load test message {n}"}}}}]}}]}}"#,
                 9_000_000 + customer
             );
-            binary(
-                "messenger",
-                "messenger.received",
-                &format!("evt-{id}"),
-                "application/json",
-                &[],
-                body.as_bytes(),
-            )
+            binary("messenger", "messenger.received", &format!("evt-{id}"), "application/json", &[], body.as_bytes())
         }
         _ => {
             // Every third email replies to the customer's previous one.
@@ -91,11 +89,7 @@ mod tests {
 
     #[test]
     fn every_generated_record_decodes_to_one_message_with_a_unique_id() {
-        let mix = Mix {
-            records: 200,
-            customers: 20,
-            seed: 7,
-        };
+        let mix = Mix { records: 200, customers: 20, seed: 7, keyed: true };
         let mut ids = std::collections::HashSet::new();
         for n in 0..mix.records {
             let decoded = decode(&as_record(&record(&mix, n), n as i64), 1 << 20).expect("decodes");
@@ -105,12 +99,16 @@ mod tests {
     }
 
     #[test]
+    fn keyed_records_carry_one_key_per_customer_and_channel() {
+        let mix = Mix { records: 100, customers: 3, seed: 1, keyed: true };
+        let keys: std::collections::HashSet<Vec<u8>> = (0..mix.records).filter_map(|n| record(&mix, n).key).collect();
+        assert_eq!(keys.len(), 9, "three customers on three channels");
+        assert!(record(&Mix { keyed: false, ..mix }, 5).key.is_none());
+    }
+
+    #[test]
     fn the_same_seed_gives_the_same_records() {
-        let mix = Mix {
-            records: 10,
-            customers: 5,
-            seed: 1,
-        };
+        let mix = Mix { records: 10, customers: 5, seed: 1, keyed: false };
         assert_eq!(record(&mix, 3), record(&mix, 3));
         assert_ne!(record(&mix, 3), record(&Mix { seed: 2, ..mix }, 3));
     }

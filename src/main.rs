@@ -81,6 +81,10 @@ enum Command {
         /// Another seed makes new messages; the same seed replays the same ones.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Publish without keys, like a misbehaving gateway: one customer's
+        /// messages then spread over every partition.
+        #[arg(long)]
+        unkeyed: bool,
     },
 }
 
@@ -115,22 +119,13 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("Migrations applied.");
         }
         Command::Run { stop_at_end } => {
-            let mode = if stop_at_end {
-                Mode::StopAtEnd
-            } else {
-                Mode::Forever
-            };
+            let mode = if stop_at_end { Mode::StopAtEnd } else { Mode::Forever };
             let report = worker::run(&settings, mode, shutdown_signal()).await?;
             println!("{}", serde_json::to_string_pretty(&report.stats)?);
         }
         Command::CreateTopics { partitions } => {
             let t = &settings.kafka.topics;
-            ensure_topics(
-                &settings.kafka,
-                &[&t.email, &t.sms, &t.messenger, &t.dlq],
-                partitions,
-            )
-            .await?;
+            ensure_topics(&settings.kafka, &[&t.email, &t.sms, &t.messenger, &t.dlq], partitions).await?;
             tracing::info!(partitions, "Topics exist.");
         }
         Command::PublishSample => {
@@ -142,24 +137,14 @@ async fn main() -> anyhow::Result<()> {
                     "sms" => &settings.kafka.topics.sms,
                     _ => &settings.kafka.topics.messenger,
                 };
-                publisher
-                    .publish(topic, r.key.as_deref(), Some(&r.value), &r.headers)
-                    .await?;
+                publisher.publish(topic, r.key.as_deref(), Some(&r.value), &r.headers).await?;
             }
             tracing::info!(records = records.len(), "Sample traffic published.");
         }
-        Command::Load {
-            records,
-            customers,
-            seed,
-        } => {
+        Command::Load { records, customers, seed, unkeyed } => {
             use futures::StreamExt as _;
             let publisher = Publisher::new(&settings.kafka)?;
-            let mix = switchboard::loadgen::Mix {
-                records,
-                customers,
-                seed,
-            };
+            let mix = switchboard::loadgen::Mix { records, customers, seed, keyed: !unkeyed };
             let started = std::time::Instant::now();
             // Thousands in flight: the producer batches them; each is still awaited.
             let mut results = futures::stream::iter(0..records)
@@ -167,30 +152,18 @@ async fn main() -> anyhow::Result<()> {
                     let r = switchboard::loadgen::record(&mix, n);
                     let publisher = publisher.clone();
                     let topic = topic_of(&settings, r.channel).to_owned();
-                    async move {
-                        publisher
-                            .publish(&topic, r.key.as_deref(), Some(&r.value), &r.headers)
-                            .await
-                    }
+                    async move { publisher.publish(&topic, r.key.as_deref(), Some(&r.value), &r.headers).await }
                 })
                 .buffer_unordered(5_000);
             while let Some(result) = results.next().await {
                 result?;
             }
             let secs = started.elapsed().as_secs_f64();
-            println!(
-                "published {records} records in {secs:.2} s ({:.0} records/s)",
-                records as f64 / secs
-            );
+            println!("published {records} records in {secs:.2} s ({:.0} records/s)", records as f64 / secs);
         }
         Command::DeadLetters { max } => {
             let topic = &settings.kafka.topics.dlq;
-            let letters = read_topic(
-                &settings.kafka,
-                topic,
-                max,
-                std::time::Duration::from_secs(3),
-            )?;
+            let letters = read_topic(&settings.kafka, topic, max, std::time::Duration::from_secs(3))?;
             for letter in &letters {
                 let h = |name: &str| letter.header_str(name).unwrap_or("-").to_owned();
                 println!(
@@ -224,9 +197,7 @@ fn topic_of<'a>(settings: &'a Settings, channel: &str) -> &'a str {
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rdkafka=warn,sqlx=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {

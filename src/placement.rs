@@ -30,13 +30,7 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 5] = [
-        Status::Open,
-        Status::Waiting,
-        Status::Pending,
-        Status::Solved,
-        Status::Closed,
-    ];
+    pub const ALL: [Status; 5] = [Status::Open, Status::Waiting, Status::Pending, Status::Solved, Status::Closed];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -214,24 +208,19 @@ pub fn place(msg: &InboundMessage, facts: &Facts, policy: &Policy, now: DateTime
     // The first candidate that resolves decides, in the contract's order
     // (In-Reply-To, then References newest first); later ones are not
     // consulted even if they would lead elsewhere.
-    let referenced = msg
-        .reference_candidates()
-        .find_map(|id| facts.references.get(id));
+    let referenced = msg.reference_candidates().find_map(|id| facts.references.get(id));
 
     let placement = match (referenced, facts.pair_ongoing) {
-        (Some(conv), _) if conv.is_ongoing() => {
-            append(Rule::ReplyOngoing, *conv, automatic, policy)
-        }
+        (Some(conv), _) if conv.is_ongoing() => append(Rule::ReplyOngoing, *conv, automatic, policy),
         (Some(closed), ongoing) => match ongoing {
             // R6: a robot's reply never creates follow-up work; it lands with
             // the pair's ongoing conversation, else beside the closed one it
             // answers, which stays closed.
             Some(ongoing) if automatic => append(Rule::ReplyClosedAutomatic, ongoing, true, policy),
             None if automatic => append(Rule::ReplyClosedAutomatic, *closed, true, policy),
-            Some(ongoing) => Placement {
-                follow_up_of: Some(closed.id),
-                ..append(Rule::ReplyClosedAppended, ongoing, false, policy)
-            },
+            Some(ongoing) => {
+                Placement { follow_up_of: Some(closed.id), ..append(Rule::ReplyClosedAppended, ongoing, false, policy) }
+            }
             None => new_conversation(Rule::ReplyClosedFollowUp, msg, facts, Some(closed.id)),
         },
         (None, Some(ongoing)) => append(Rule::SamePair, ongoing, automatic, policy),
@@ -241,11 +230,7 @@ pub fn place(msg: &InboundMessage, facts: &Facts, policy: &Policy, now: DateTime
                 .filter(|_| !automatic)
                 .filter(|latest| within_window(latest, policy.follow_up_window(msg.channel), now))
                 .map(|latest| latest.id);
-            let rule = if follow_up_of.is_some() {
-                Rule::NewFollowUp
-            } else {
-                Rule::New
-            };
+            let rule = if follow_up_of.is_some() { Rule::NewFollowUp } else { Rule::New };
             new_conversation(rule, msg, facts, follow_up_of)
         }
     };
@@ -254,22 +239,11 @@ pub fn place(msg: &InboundMessage, facts: &Facts, policy: &Policy, now: DateTime
 
 /// R5 and R6 for a message appended to an existing conversation.
 fn append(rule: Rule, target: Conversation, automatic: bool, policy: &Policy) -> Placement {
-    let reopen =
-        !automatic && target.status != Status::Closed && policy.reopen.contains(&target.status);
-    Placement {
-        rule,
-        target: Target::Existing(target),
-        reopen,
-        follow_up_of: None,
-    }
+    let reopen = !automatic && target.status != Status::Closed && policy.reopen.contains(&target.status);
+    Placement { rule, target: Target::Existing(target), reopen, follow_up_of: None }
 }
 
-fn new_conversation(
-    rule: Rule,
-    msg: &InboundMessage,
-    facts: &Facts,
-    follow_up_of: Option<Uuid>,
-) -> Placement {
+fn new_conversation(rule: Rule, msg: &InboundMessage, facts: &Facts, follow_up_of: Option<Uuid>) -> Placement {
     let who = facts
         .customer
         .as_ref()
@@ -310,10 +284,7 @@ pub struct CopyHolder {
 /// The answer depends only on the set, never on the order copies arrived in,
 /// which is what makes I5 hold under replays and races.
 pub fn sibling_links(holders: &[CopyHolder]) -> Vec<(Uuid, Uuid)> {
-    let Some(main) = holders
-        .iter()
-        .min_by_key(|h| (h.created_at, h.conversation_id))
-    else {
+    let Some(main) = holders.iter().min_by_key(|h| (h.created_at, h.conversation_id)) else {
         return Vec::new();
     };
     let mut links: Vec<(Uuid, Uuid)> = holders

@@ -28,10 +28,7 @@ impl SourceRecord {
     /// case-insensitively: gateways send `Content-Type` as often as
     /// `content-type`, and the CloudEvents names are lowercase anyway.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|h| h.key.eq_ignore_ascii_case(name))
-            .and_then(|h| h.value.as_deref())
+        self.headers.iter().find(|h| h.key.eq_ignore_ascii_case(name)).and_then(|h| h.value.as_deref())
     }
 
     /// The header's value as text, when it is valid UTF-8.

@@ -14,10 +14,7 @@ pub struct SampleRecord {
 }
 
 fn header(key: &str, value: &str) -> Header {
-    Header {
-        key: key.to_owned(),
-        value: Some(value.as_bytes().to_vec()),
-    }
+    Header { key: key.to_owned(), value: Some(value.as_bytes().to_vec()) }
 }
 
 /// A binary-mode CloudEvent.
@@ -40,12 +37,7 @@ pub fn binary(
     for (k, v) in extensions {
         headers.push(header(&format!("ce_{k}"), v));
     }
-    SampleRecord {
-        channel,
-        key: None,
-        value: payload.to_vec(),
-        headers,
-    }
+    SampleRecord { channel, key: None, value: payload.to_vec(), headers }
 }
 
 /// A structured-mode CloudEvent; `data` is a JSON value or, for non-JSON
@@ -69,11 +61,7 @@ pub fn structured(
     });
     match serde_json::from_slice::<serde_json::Value>(payload) {
         Ok(json) if content_type.starts_with("application/json") => event["data"] = json,
-        _ => {
-            event["data_base64"] = base64::engine::general_purpose::STANDARD
-                .encode(payload)
-                .into()
-        }
+        _ => event["data_base64"] = base64::engine::general_purpose::STANDARD.encode(payload).into(),
     }
     for (k, v) in extensions {
         event[*k] = (*v).into();
@@ -82,23 +70,13 @@ pub fn structured(
         channel,
         key: None,
         value: event.to_string().into_bytes(),
-        headers: vec![header(
-            "content-type",
-            "application/cloudevents+json; charset=UTF-8",
-        )],
+        headers: vec![header("content-type", "application/cloudevents+json; charset=UTF-8")],
     }
 }
 
 /// An email as its inbox received it.
 pub fn email(recipient: &str, id: &str, raw: &str) -> SampleRecord {
-    binary(
-        "email",
-        "email.received",
-        id,
-        "message/rfc822",
-        &[("recipient", recipient)],
-        raw.as_bytes(),
-    )
+    binary("email", "email.received", id, "message/rfc822", &[("recipient", recipient)], raw.as_bytes())
 }
 
 /// The demo's traffic: a customer emails support, two inboxes get one mail,
@@ -126,36 +104,10 @@ pub fn demo_traffic() -> Vec<SampleRecord> {
         email("support@acme.example", "evt-mail-4", ooo),
         // The gateway retried: the same event again.
         email("support@acme.example", "evt-mail-1", first),
-        binary(
-            "sms",
-            "sms.received",
-            "evt-sms-1",
-            "application/json",
-            &[],
-            infobip.as_bytes(),
-        ),
-        binary(
-            "sms",
-            "sms.received",
-            "evt-sms-2",
-            "application/x-www-form-urlencoded",
-            &[],
-            twilio.as_bytes(),
-        ),
-        structured(
-            "messenger",
-            "messenger.received",
-            "evt-fb-1",
-            "application/json",
-            &[],
-            messenger.as_bytes(),
-        ),
+        binary("sms", "sms.received", "evt-sms-1", "application/json", &[], infobip.as_bytes()),
+        binary("sms", "sms.received", "evt-sms-2", "application/x-www-form-urlencoded", &[], twilio.as_bytes()),
+        structured("messenger", "messenger.received", "evt-fb-1", "application/json", &[], messenger.as_bytes()),
         // Not a CloudEvent at all: dead-lettered, never lost.
-        SampleRecord {
-            channel: "sms",
-            key: None,
-            value: b"hello?".to_vec(),
-            headers: vec![],
-        },
+        SampleRecord { channel: "sms", key: None, value: b"hello?".to_vec(), headers: vec![] },
     ]
 }

@@ -82,9 +82,7 @@ impl Stats {
     }
 
     pub fn snapshot(&self) -> Snapshot {
-        let read = |m: &Mutex<BTreeMap<&'static str, u64>>| {
-            m.lock().map(|m| m.clone()).unwrap_or_default()
-        };
+        let read = |m: &Mutex<BTreeMap<&'static str, u64>>| m.lock().map(|m| m.clone()).unwrap_or_default();
         Snapshot {
             records: self.records.load(Ordering::Relaxed),
             records_applied: self.records_applied.load(Ordering::Relaxed),

@@ -45,9 +45,7 @@ impl CloudEvent {
     /// Reads the envelope of `record` in whichever mode it was published.
     pub(crate) fn from_record(record: &SourceRecord) -> Result<CloudEvent, DecodeError> {
         let Some(value) = record.value.as_deref() else {
-            return Err(DecodeError::not_cloudevents(
-                "The record has no value (a tombstone), so it carries no event.",
-            ));
+            return Err(DecodeError::not_cloudevents("The record has no value (a tombstone), so it carries no event."));
         };
         if record.header("ce_specversion").is_some() {
             return binary(record, value);
@@ -93,23 +91,16 @@ fn binary(record: &SourceRecord, value: &[u8]) -> Result<CloudEvent, DecodeError
 
 /// Structured mode: a JSON object with the attributes and the payload.
 fn structured_mode(value: &[u8]) -> Result<CloudEvent, DecodeError> {
-    let json: Value = serde_json::from_slice(value).map_err(|e| {
-        DecodeError::bad_payload(format!("The structured-mode event is not valid JSON: {e}."))
-    })?;
+    let json: Value = serde_json::from_slice(value)
+        .map_err(|e| DecodeError::bad_payload(format!("The structured-mode event is not valid JSON: {e}.")))?;
     let Value::Object(mut object) = json else {
-        return Err(DecodeError::not_cloudevents(
-            "The structured-mode event is JSON but not an object.",
-        ));
+        return Err(DecodeError::not_cloudevents("The structured-mode event is JSON but not an object."));
     };
     check_spec_version(&required_attribute(&object, "specversion")?)?;
     let time = match object.get("time") {
         None | Some(Value::Null) => None,
         Some(Value::String(text)) => Some(parse_time(text)?),
-        Some(_) => {
-            return Err(DecodeError::not_cloudevents(
-                "The event's time attribute is not a string.",
-            ))
-        }
+        Some(_) => return Err(DecodeError::not_cloudevents("The event's time attribute is not a string.")),
     };
     Ok(CloudEvent {
         id: required_attribute(&object, "id")?,
@@ -130,26 +121,19 @@ fn structured_data(object: &mut Map<String, Value>) -> Result<Vec<u8>, DecodeErr
     let base64 = object.remove("data_base64");
     let data = object.remove("data");
     match (present(&base64), present(&data)) {
-        (true, true) => Err(DecodeError::bad_payload(
-            "The event carries both data and data_base64, which CloudEvents forbids.",
-        )),
+        (true, true) => {
+            Err(DecodeError::bad_payload("The event carries both data and data_base64, which CloudEvents forbids."))
+        }
         (true, false) => match base64 {
             Some(Value::String(text)) => base64::engine::general_purpose::STANDARD
                 .decode(text.as_bytes())
-                .map_err(|e| {
-                    DecodeError::bad_payload(format!(
-                        "The event's data_base64 is not valid base64: {e}."
-                    ))
-                }),
-            _ => Err(DecodeError::bad_payload(
-                "The event's data_base64 is not a string.",
-            )),
+                .map_err(|e| DecodeError::bad_payload(format!("The event's data_base64 is not valid base64: {e}."))),
+            _ => Err(DecodeError::bad_payload("The event's data_base64 is not a string.")),
         },
         (false, true) => match data {
             Some(Value::String(text)) => Ok(text.into_bytes()),
-            Some(json) => serde_json::to_vec(&json).map_err(|e| {
-                DecodeError::bad_payload(format!("The event's data cannot be serialized: {e}."))
-            }),
+            Some(json) => serde_json::to_vec(&json)
+                .map_err(|e| DecodeError::bad_payload(format!("The event's data cannot be serialized: {e}."))),
             None => Ok(Vec::new()),
         },
         (false, false) => Ok(Vec::new()),
@@ -185,9 +169,7 @@ fn check_spec_version(version: &str) -> Result<(), DecodeError> {
 fn parse_time(text: &str) -> Result<DateTime<Utc>, DecodeError> {
     DateTime::parse_from_rfc3339(text.trim())
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| {
-            DecodeError::not_cloudevents(format!("The event's time {text:?} is not RFC 3339: {e}."))
-        })
+        .map_err(|e| DecodeError::not_cloudevents(format!("The event's time {text:?} is not RFC 3339: {e}.")))
 }
 
 #[cfg(test)]

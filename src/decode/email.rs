@@ -10,39 +10,27 @@ use super::cloudevent::CloudEvent;
 use super::{sha256_hex, DecodeError, DlqReason};
 use crate::domain::{Address, Attachment, Channel, Details, ExternalId, InboundMessage};
 use chrono::{DateTime, Utc};
-use mail_parser::{
-    Address as MailAddress, ContentType, HeaderValue, Message, MessageParser, MimeHeaders, PartType,
-};
+use mail_parser::{Address as MailAddress, ContentType, HeaderValue, Message, MessageParser, MimeHeaders, PartType};
 
 /// Decodes one email event into its message.
-pub(crate) fn decode(
-    event: &CloudEvent,
-    received_at: DateTime<Utc>,
-) -> Result<InboundMessage, DecodeError> {
+pub(crate) fn decode(event: &CloudEvent, received_at: DateTime<Utc>) -> Result<InboundMessage, DecodeError> {
     let recipient = event.recipient.as_deref().filter(|r| !r.trim().is_empty()).ok_or_else(|| {
         DecodeError::new(
             DlqReason::MissingRecipient,
             format!("Email event {:?} has no recipient extension naming the inbox that accepted it.", event.id),
         )
     })?;
-    let endpoint = Address::email(recipient)
-        .map_err(|e| DecodeError::bad_address("endpoint (recipient)", &e))?;
+    let endpoint = Address::email(recipient).map_err(|e| DecodeError::bad_address("endpoint (recipient)", &e))?;
     let raw = event.data.as_slice();
     let message = MessageParser::default()
         .parse(raw)
         .filter(has_header_fields)
-        .ok_or_else(|| {
-            DecodeError::bad_payload("The email payload has no RFC 5322 header fields.")
-        })?;
+        .ok_or_else(|| DecodeError::bad_payload("The email payload has no RFC 5322 header fields."))?;
 
     let from = message.from().and_then(MailAddress::first);
     let contact = Address::email(from.and_then(|a| a.address()).unwrap_or_default())
         .map_err(|e| DecodeError::bad_address("contact (first From mailbox)", &e))?;
-    let sender_name = from
-        .and_then(|a| a.name())
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .map(str::to_owned);
+    let sender_name = from.and_then(|a| a.name()).map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned);
 
     Ok(InboundMessage {
         channel: Channel::Email,
@@ -50,18 +38,12 @@ pub(crate) fn decode(
         contact,
         external_id: external_id(&message, raw),
         subject: message.subject().map(str::to_owned),
-        body_text: message
-            .body_text(0)
-            .map(|text| text.into_owned())
-            .unwrap_or_default(),
+        body_text: message.body_text(0).map(|text| text.into_owned()).unwrap_or_default(),
         body_html: html_body(&message),
         in_reply_to: message_ids(message.in_reply_to()).into_iter().next(),
         references: message_ids(message.references()),
         auto_generated: is_auto_generated(&message),
-        sent_at: message
-            .date()
-            .filter(|d| d.is_valid())
-            .and_then(|d| DateTime::from_timestamp(d.to_timestamp(), 0)),
+        sent_at: message.date().filter(|d| d.is_valid()).and_then(|d| DateTime::from_timestamp(d.to_timestamp(), 0)),
         received_at,
         raw: Some(raw.to_vec()),
         details: Details {
@@ -89,14 +71,11 @@ fn has_header_fields(message: &Message<'_>) -> bool {
 /// without one is named by its content, so a redelivered copy still collides
 /// with the first (R0).
 fn external_id(message: &Message<'_>, raw: &[u8]) -> ExternalId {
-    message
-        .message_id()
-        .and_then(ExternalId::parse)
-        .unwrap_or_else(|| {
-            let hashed = format!("sha256:{}", sha256_hex(raw));
-            // Cannot panic: the id starts with `sha256:`, so it is never blank.
-            ExternalId::parse(&hashed).expect("a sha256: id is never blank")
-        })
+    message.message_id().and_then(ExternalId::parse).unwrap_or_else(|| {
+        let hashed = format!("sha256:{}", sha256_hex(raw));
+        // Cannot panic: the id starts with `sha256:`, so it is never blank.
+        ExternalId::parse(&hashed).expect("a sha256: id is never blank")
+    })
 }
 
 /// The ids of an `In-Reply-To` or `References` header, in header order.
@@ -106,11 +85,7 @@ fn message_ids(value: &HeaderValue<'_>) -> Vec<String> {
         HeaderValue::TextList(ids) => ids.iter().map(|id| id.as_ref()).collect(),
         _ => Vec::new(),
     };
-    ids.into_iter()
-        .map(str::trim)
-        .filter(|id| !id.is_empty())
-        .map(str::to_owned)
-        .collect()
+    ids.into_iter().map(str::trim).filter(|id| !id.is_empty()).map(str::to_owned).collect()
 }
 
 /// The HTML body, only when the message has a real `text/html` part:
@@ -170,19 +145,11 @@ fn is_auto_generated(message: &Message<'_>) -> bool {
 /// Auto-Replied; owner=x (vacation)` gives `auto-replied`. Read from the raw
 /// header, since mail-parser parses unknown headers differently by name.
 fn header_tokens<'m>(message: &'m Message<'_>, name: &'m str) -> impl Iterator<Item = String> + 'm {
-    message
-        .headers()
-        .iter()
-        .filter(move |header| header.name().eq_ignore_ascii_case(name))
-        .map(|header| {
-            let range = header.offset_start() as usize..header.offset_end() as usize;
-            let raw = String::from_utf8_lossy(message.raw_message.get(range).unwrap_or_default());
-            raw.split([';', '('])
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase()
-        })
+    message.headers().iter().filter(move |header| header.name().eq_ignore_ascii_case(name)).map(|header| {
+        let range = header.offset_start() as usize..header.offset_end() as usize;
+        let raw = String::from_utf8_lossy(message.raw_message.get(range).unwrap_or_default());
+        raw.split([';', '(']).next().unwrap_or_default().trim().to_ascii_lowercase()
+    })
 }
 
 /// A bounce or delay notice: a `multipart/report; report-type=delivery-status`
@@ -190,22 +157,18 @@ fn header_tokens<'m>(message: &'m Message<'_>, name: &'m str) -> impl Iterator<I
 fn is_delivery_report(message: &Message<'_>) -> bool {
     let report = message.content_type().is_some_and(|ct| {
         is_media_type(ct, "multipart", "report")
-            && ct
-                .attribute("report-type")
-                .is_some_and(|t| t.trim().eq_ignore_ascii_case("delivery-status"))
+            && ct.attribute("report-type").is_some_and(|t| t.trim().eq_ignore_ascii_case("delivery-status"))
     });
     report
-        || message.parts.iter().any(|part| {
-            part.content_type()
-                .is_some_and(|ct| is_media_type(ct, "message", "delivery-status"))
-        })
+        || message
+            .parts
+            .iter()
+            .any(|part| part.content_type().is_some_and(|ct| is_media_type(ct, "message", "delivery-status")))
 }
 
 fn is_media_type(content_type: &ContentType<'_>, ctype: &str, subtype: &str) -> bool {
     content_type.ctype().eq_ignore_ascii_case(ctype)
-        && content_type
-            .subtype()
-            .is_some_and(|s| s.eq_ignore_ascii_case(subtype))
+        && content_type.subtype().is_some_and(|s| s.eq_ignore_ascii_case(subtype))
 }
 
 #[cfg(test)]

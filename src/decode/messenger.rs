@@ -102,11 +102,8 @@ pub(crate) fn decode(
     event: &CloudEvent,
     received_at: DateTime<Utc>,
 ) -> Result<(Vec<InboundMessage>, Vec<SkipKind>), DecodeError> {
-    let webhook: Webhook = serde_json::from_slice(&event.data).map_err(|e| {
-        DecodeError::bad_payload(format!(
-            "The Messenger payload is not a valid webhook body: {e}."
-        ))
-    })?;
+    let webhook: Webhook = serde_json::from_slice(&event.data)
+        .map_err(|e| DecodeError::bad_payload(format!("The Messenger payload is not a valid webhook body: {e}.")))?;
     if webhook.object.as_deref() != Some("page") {
         return Err(DecodeError::bad_payload(format!(
             "The Messenger webhook's object is {:?}, not \"page\".",
@@ -127,16 +124,8 @@ pub(crate) fn decode(
     Ok((messages, skipped))
 }
 
-fn decode_item(
-    position: &str,
-    item: Messaging,
-    received_at: DateTime<Utc>,
-) -> Result<Item, DecodeError> {
-    if item
-        .message
-        .as_ref()
-        .is_some_and(|m| m.is_echo == Some(true))
-    {
+fn decode_item(position: &str, item: Messaging, received_at: DateTime<Utc>) -> Result<Item, DecodeError> {
+    if item.message.as_ref().is_some_and(|m| m.is_echo == Some(true)) {
         return Ok(Item::Skip(SkipKind::Echo));
     }
     let receipt = [
@@ -151,27 +140,15 @@ fn decode_item(
         return Ok(Item::Skip(SkipKind::Other));
     }
 
-    let id = |party: Option<Party>| {
-        party
-            .and_then(|p| p.id)
-            .map(JsonText::into_string)
-            .unwrap_or_default()
-    };
+    let id = |party: Option<Party>| party.and_then(|p| p.id).map(JsonText::into_string).unwrap_or_default();
     let contact = Address::messenger_id(&id(item.sender))
         .map_err(|e| DecodeError::bad_address(&format!("contact (sender.id of {position})"), &e))?;
-    let endpoint = Address::messenger_id(&id(item.recipient)).map_err(|e| {
-        DecodeError::bad_address(&format!("endpoint (recipient.id of {position})"), &e)
-    })?;
-    let timestamp = item
-        .timestamp
-        .map(JsonText::into_string)
-        .unwrap_or_default();
+    let endpoint = Address::messenger_id(&id(item.recipient))
+        .map_err(|e| DecodeError::bad_address(&format!("endpoint (recipient.id of {position})"), &e))?;
+    let timestamp = item.timestamp.map(JsonText::into_string).unwrap_or_default();
     let content = match (item.message, item.postback) {
         (Some(message), _) => message_content(position, message)?,
-        (None, Some(postback)) => postback_content(
-            postback,
-            [contact.as_str(), endpoint.as_str(), timestamp.trim()],
-        ),
+        (None, Some(postback)) => postback_content(postback, [contact.as_str(), endpoint.as_str(), timestamp.trim()]),
         // Ruled out above; kept total rather than unreachable.
         (None, None) => return Ok(Item::Skip(SkipKind::Other)),
     };
@@ -186,11 +163,7 @@ fn decode_item(
         in_reply_to: content.in_reply_to,
         references: Vec::new(),
         auto_generated: false,
-        sent_at: timestamp
-            .trim()
-            .parse()
-            .ok()
-            .and_then(DateTime::from_timestamp_millis),
+        sent_at: timestamp.trim().parse().ok().and_then(DateTime::from_timestamp_millis),
         received_at,
         raw: None,
         details: content.details,
@@ -203,9 +176,7 @@ fn message_content(position: &str, message: MessageEvent) -> Result<Content, Dec
         .mid
         .map(JsonText::into_string)
         .and_then(|mid| ExternalId::parse(&mid))
-        .ok_or_else(|| {
-            DecodeError::bad_payload(format!("The message in {position} has no mid."))
-        })?;
+        .ok_or_else(|| DecodeError::bad_payload(format!("The message in {position} has no mid.")))?;
     let attachments = message
         .attachments
         .unwrap_or_default()
@@ -214,12 +185,7 @@ fn message_content(position: &str, message: MessageEvent) -> Result<Content, Dec
             name: None,
             content_type: a.kind,
             size: None,
-            url: a
-                .payload
-                .as_ref()
-                .and_then(|p| p.get("url"))
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            url: a.payload.as_ref().and_then(|p| p.get("url")).and_then(Value::as_str).map(str::to_owned),
         })
         .collect();
     Ok(Content {
@@ -245,11 +211,8 @@ fn message_content(position: &str, message: MessageEvent) -> Result<Content, Dec
 /// timestamp text), so a redelivery is still recognised as a duplicate.
 fn postback_content(postback: PostbackEvent, [sender, recipient, timestamp]: [&str; 3]) -> Content {
     let payload = postback.payload.unwrap_or_default();
-    let external_id = postback
-        .mid
-        .map(JsonText::into_string)
-        .and_then(|mid| ExternalId::parse(&mid))
-        .unwrap_or_else(|| {
+    let external_id =
+        postback.mid.map(JsonText::into_string).and_then(|mid| ExternalId::parse(&mid)).unwrap_or_else(|| {
             let key = format!("{sender}\n{recipient}\n{timestamp}\n{payload}");
             let id = format!("postback:{}", sha256_hex(key.as_bytes()));
             // Cannot panic: the id starts with `postback:`, so it is never blank.

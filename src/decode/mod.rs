@@ -55,10 +55,7 @@ pub struct DecodeError {
 
 impl DecodeError {
     pub(crate) fn new(reason: DlqReason, detail: impl Into<String>) -> DecodeError {
-        DecodeError {
-            reason,
-            detail: detail.into(),
-        }
+        DecodeError { reason, detail: detail.into() }
     }
 
     pub(crate) fn not_cloudevents(detail: impl Into<String>) -> DecodeError {
@@ -72,10 +69,7 @@ impl DecodeError {
     /// An address that normalizes to nothing; `role` says which one
     /// (`the contact (From)`, `the endpoint (To)`, ...).
     pub(crate) fn bad_address(role: &str, err: &AddressError) -> DecodeError {
-        DecodeError::new(
-            DlqReason::BadAddress,
-            format!("The {role} is unusable: {err}."),
-        )
+        DecodeError::new(DlqReason::BadAddress, format!("The {role} is unusable: {err}."))
     }
 }
 
@@ -91,10 +85,7 @@ pub struct Decoded {
 
 impl Decoded {
     fn one(message: InboundMessage) -> Decoded {
-        Decoded {
-            messages: vec![message],
-            skipped: Vec::new(),
-        }
+        Decoded { messages: vec![message], skipped: Vec::new() }
     }
 
     /// A batch without messages or skips still has to be accounted for
@@ -154,11 +145,10 @@ pub fn decode(record: &SourceRecord, max_record_bytes: usize) -> Result<Decoded,
     let received_at = fallback_received_at(&event, record);
     match event.event_type.as_str() {
         EMAIL_RECEIVED => email::decode(&event, received_at).map(Decoded::one),
-        SMS_RECEIVED => {
-            sms::decode(&event, received_at).map(|messages| Decoded::batch(messages, Vec::new()))
+        SMS_RECEIVED => sms::decode(&event, received_at).map(|messages| Decoded::batch(messages, Vec::new())),
+        MESSENGER_RECEIVED => {
+            messenger::decode(&event, received_at).map(|(messages, skipped)| Decoded::batch(messages, skipped))
         }
-        MESSENGER_RECEIVED => messenger::decode(&event, received_at)
-            .map(|(messages, skipped)| Decoded::batch(messages, skipped)),
         other => Err(DecodeError::new(
             DlqReason::UnknownType,
             format!(
@@ -177,12 +167,7 @@ pub fn decode(record: &SourceRecord, max_record_bytes: usize) -> Result<Decoded,
 fn fallback_received_at(event: &CloudEvent, record: &SourceRecord) -> DateTime<Utc> {
     event
         .time
-        .or_else(|| {
-            record
-                .timestamp_ms
-                .filter(|ms| *ms >= 0)
-                .and_then(DateTime::from_timestamp_millis)
-        })
+        .or_else(|| record.timestamp_ms.filter(|ms| *ms >= 0).and_then(DateTime::from_timestamp_millis))
         .unwrap_or(DateTime::UNIX_EPOCH)
 }
 

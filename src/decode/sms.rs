@@ -19,10 +19,7 @@ const FORM: &str = "application/x-www-form-urlencoded";
 
 /// Decodes one SMS event into its messages, in payload order. An Infobip
 /// batch may be empty; the caller accounts for that.
-pub(crate) fn decode(
-    event: &CloudEvent,
-    received_at: DateTime<Utc>,
-) -> Result<Vec<InboundMessage>, DecodeError> {
+pub(crate) fn decode(event: &CloudEvent, received_at: DateTime<Utc>) -> Result<Vec<InboundMessage>, DecodeError> {
     let data = event.data.as_slice();
     let is_json = match event.datacontenttype.as_deref().map(media_type) {
         Some(media) if media.eq_ignore_ascii_case(JSON) => true,
@@ -61,17 +58,9 @@ struct InfobipResult {
 }
 
 fn infobip(data: &[u8], received_at: DateTime<Utc>) -> Result<Vec<InboundMessage>, DecodeError> {
-    let batch: InfobipBatch = serde_json::from_slice(data).map_err(|e| {
-        DecodeError::bad_payload(format!(
-            "The Infobip payload is not a valid results batch: {e}."
-        ))
-    })?;
-    batch
-        .results
-        .into_iter()
-        .enumerate()
-        .map(|(index, result)| infobip_message(index, result, received_at))
-        .collect()
+    let batch: InfobipBatch = serde_json::from_slice(data)
+        .map_err(|e| DecodeError::bad_payload(format!("The Infobip payload is not a valid results batch: {e}.")))?;
+    batch.results.into_iter().enumerate().map(|(index, result)| infobip_message(index, result, received_at)).collect()
 }
 
 fn infobip_message(
@@ -80,26 +69,16 @@ fn infobip_message(
     fallback: DateTime<Utc>,
 ) -> Result<InboundMessage, DecodeError> {
     let text = |field: Option<JsonText>| field.map(JsonText::into_string).unwrap_or_default();
-    let external_id = ExternalId::parse(&text(result.message_id)).ok_or_else(|| {
-        DecodeError::bad_payload(format!("Infobip result {index} has no messageId."))
-    })?;
-    let contact = Address::phone(&text(result.from)).map_err(|e| {
-        DecodeError::bad_address(&format!("contact (from of Infobip result {index})"), &e)
-    })?;
-    let endpoint = Address::phone(&text(result.to)).map_err(|e| {
-        DecodeError::bad_address(&format!("endpoint (to of Infobip result {index})"), &e)
-    })?;
-    let received_at = match result
-        .received_at
-        .as_deref()
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-    {
+    let external_id = ExternalId::parse(&text(result.message_id))
+        .ok_or_else(|| DecodeError::bad_payload(format!("Infobip result {index} has no messageId.")))?;
+    let contact = Address::phone(&text(result.from))
+        .map_err(|e| DecodeError::bad_address(&format!("contact (from of Infobip result {index})"), &e))?;
+    let endpoint = Address::phone(&text(result.to))
+        .map_err(|e| DecodeError::bad_address(&format!("endpoint (to of Infobip result {index})"), &e))?;
+    let received_at = match result.received_at.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         None => fallback,
         Some(raw) => parse_infobip_time(raw).ok_or_else(|| {
-            DecodeError::bad_payload(format!(
-                "Infobip result {index} has an unreadable receivedAt {raw:?}."
-            ))
+            DecodeError::bad_payload(format!("Infobip result {index} has an unreadable receivedAt {raw:?}."))
         })?,
     };
     Ok(InboundMessage {
@@ -125,32 +104,22 @@ fn parse_infobip_time(raw: &str) -> Option<DateTime<Utc>> {
 /// A Twilio inbound message webhook: `MessageSid`, `From`, `To`, `Body`,
 /// `NumSegments`, `NumMedia` and `MediaUrlN`/`MediaContentTypeN`.
 fn twilio(data: &[u8], received_at: DateTime<Utc>) -> Result<InboundMessage, DecodeError> {
-    let body = std::str::from_utf8(data).map_err(|e| {
-        DecodeError::bad_payload(format!("The Twilio form body is not UTF-8: {e}."))
-    })?;
-    let fields: Vec<(String, String)> = serde_urlencoded::from_str(body).map_err(|e| {
-        DecodeError::bad_payload(format!("The Twilio form body cannot be read: {e}."))
-    })?;
+    let body = std::str::from_utf8(data)
+        .map_err(|e| DecodeError::bad_payload(format!("The Twilio form body is not UTF-8: {e}.")))?;
+    let fields: Vec<(String, String)> = serde_urlencoded::from_str(body)
+        .map_err(|e| DecodeError::bad_payload(format!("The Twilio form body cannot be read: {e}.")))?;
     // Twilio sends each field once; where a field repeats, the first counts.
-    let field = |name: &str| {
-        fields
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-    };
+    let field = |name: &str| fields.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str());
 
     let external_id = ExternalId::parse(field("MessageSid").unwrap_or_default())
         .ok_or_else(|| DecodeError::bad_payload("The Twilio form body has no MessageSid."))?;
     let contact = Address::phone(field("From").unwrap_or_default())
         .map_err(|e| DecodeError::bad_address("contact (From)", &e))?;
-    let endpoint = Address::phone(field("To").unwrap_or_default())
-        .map_err(|e| DecodeError::bad_address("endpoint (To)", &e))?;
+    let endpoint =
+        Address::phone(field("To").unwrap_or_default()).map_err(|e| DecodeError::bad_address("endpoint (To)", &e))?;
     // `NumMedia` is bounded by the number of fields, so a lying count
     // cannot make this loop long.
-    let media_count = field("NumMedia")
-        .and_then(|n| n.trim().parse::<usize>().ok())
-        .unwrap_or(0)
-        .min(fields.len());
+    let media_count = field("NumMedia").and_then(|n| n.trim().parse::<usize>().ok()).unwrap_or(0).min(fields.len());
     let attachments = (0..media_count)
         .filter_map(|i| {
             let url = field(&format!("MediaUrl{i}")).map(str::to_owned);

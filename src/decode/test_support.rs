@@ -15,21 +15,13 @@ pub(crate) const RECORD_TIMESTAMP_MS: i64 = 1_764_064_800_000;
 /// The bytes of a file under `tests/fixtures/`.
 macro_rules! fixture {
     ($path:literal) => {
-        include_bytes!(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/",
-            $path
-        ))
-        .as_slice()
+        include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/", $path)).as_slice()
     };
 }
 pub(crate) use fixture;
 
 pub(crate) fn header(key: &str, value: &str) -> Header {
-    Header {
-        key: key.to_owned(),
-        value: Some(value.as_bytes().to_vec()),
-    }
+    Header { key: key.to_owned(), value: Some(value.as_bytes().to_vec()) }
 }
 
 /// A record on `inbound.test` with the given headers and value.
@@ -66,24 +58,13 @@ pub(crate) fn binary(
 
 /// An `email.received` event in binary mode, accepted by `support@example.net`.
 pub(crate) fn email_event(raw: &[u8]) -> SourceRecord {
-    binary(
-        "email.received",
-        Some("message/rfc822"),
-        &[("ce_recipient", "support@example.net")],
-        raw,
-    )
+    binary("email.received", Some("message/rfc822"), &[("ce_recipient", "support@example.net")], raw)
 }
 
 /// A structured-mode event: `event` serialized as the value.
 pub(crate) fn structured(event: Value) -> SourceRecord {
     let value = serde_json::to_vec(&event).expect("a JSON value serializes");
-    record(
-        vec![header(
-            "content-type",
-            "application/cloudevents+json; charset=UTF-8",
-        )],
-        Some(value),
-    )
+    record(vec![header("content-type", "application/cloudevents+json; charset=UTF-8")], Some(value))
 }
 
 /// The attributes of a structured-mode event of `ce_type`, without data.

@@ -1,6 +1,5 @@
 use super::test_support::{
-    attributes, binary, decode_err, decode_ok, email_event, fixture, header, record, structured,
-    MAX_RECORD_BYTES,
+    attributes, binary, decode_err, decode_ok, email_event, fixture, header, record, structured, MAX_RECORD_BYTES,
 };
 use super::*;
 use serde_json::json;
@@ -14,30 +13,18 @@ fn a_record_larger_than_the_limit_is_too_large_before_anything_is_parsed() {
     let record = record(Vec::new(), Some(vec![b'x'; 2048]));
     let err = decode(&record, 1024).unwrap_err();
     assert_eq!(err.reason, DlqReason::TooLarge);
-    assert!(
-        err.detail.contains("2048") && err.detail.contains("1024"),
-        "{}",
-        err.detail
-    );
+    assert!(err.detail.contains("2048") && err.detail.contains("1024"), "{}", err.detail);
 }
 
 #[test]
 fn a_record_exactly_at_the_limit_is_decoded() {
     let record = email_event(REPLY);
-    assert_eq!(
-        decode(&record, REPLY.len()).map(|d| d.messages.len()),
-        Ok(1)
-    );
+    assert_eq!(decode(&record, REPLY.len()).map(|d| d.messages.len()), Ok(1));
 }
 
 #[test]
 fn an_event_of_an_unknown_type_is_unknown_type_and_names_it() {
-    let record = binary(
-        "email.bounced",
-        Some("message/rfc822"),
-        &[("ce_recipient", "support@example.net")],
-        REPLY,
-    );
+    let record = binary("email.bounced", Some("message/rfc822"), &[("ce_recipient", "support@example.net")], REPLY);
     let err = decode_err(&record);
     assert_eq!(err.reason, DlqReason::UnknownType);
     assert!(err.detail.contains("\"email.bounced\""), "{}", err.detail);
@@ -47,26 +34,16 @@ fn an_event_of_an_unknown_type_is_unknown_type_and_names_it() {
 fn the_type_and_not_the_topic_picks_the_decoder() {
     let mut record = binary("sms.received", Some("application/json"), &[], INFOBIP);
     record.topic = "inbound.email".to_owned();
-    assert_eq!(
-        decode_ok(&record).messages[0].channel,
-        crate::domain::Channel::Sms
-    );
+    assert_eq!(decode_ok(&record).messages[0].channel, crate::domain::Channel::Sms);
 }
 
 #[test]
 fn without_event_time_or_record_timestamp_received_at_is_the_unix_epoch() {
     let mut record = email_event(REPLY);
     record.timestamp_ms = None;
-    assert_eq!(
-        decode_ok(&record).messages[0].received_at,
-        DateTime::UNIX_EPOCH
-    );
+    assert_eq!(decode_ok(&record).messages[0].received_at, DateTime::UNIX_EPOCH);
     record.timestamp_ms = Some(-1);
-    assert_eq!(
-        decode_ok(&record).messages[0].received_at,
-        DateTime::UNIX_EPOCH,
-        "-1 is Kafka's no timestamp"
-    );
+    assert_eq!(decode_ok(&record).messages[0].received_at, DateTime::UNIX_EPOCH, "-1 is Kafka's no timestamp");
 }
 
 #[test]
@@ -77,26 +54,10 @@ fn the_error_reads_as_its_code_and_its_sentence() {
 
 #[test]
 fn skip_kinds_have_stable_names() {
-    let kinds = [
-        SkipKind::Echo,
-        SkipKind::Delivery,
-        SkipKind::Read,
-        SkipKind::Reaction,
-        SkipKind::Other,
-        SkipKind::EmptyBatch,
-    ];
+    let kinds =
+        [SkipKind::Echo, SkipKind::Delivery, SkipKind::Read, SkipKind::Reaction, SkipKind::Other, SkipKind::EmptyBatch];
     let names: Vec<&str> = kinds.into_iter().map(SkipKind::as_str).collect();
-    assert_eq!(
-        names,
-        [
-            "echo",
-            "delivery",
-            "read",
-            "reaction",
-            "other",
-            "empty_batch"
-        ]
-    );
+    assert_eq!(names, ["echo", "delivery", "read", "reaction", "other", "empty_batch"]);
 }
 
 #[test]
@@ -105,28 +66,18 @@ fn every_decode_reason_of_the_contract_is_reachable() {
     bad_base64["recipient"] = json!("support@example.net");
     bad_base64["data_base64"] = json!("%%%");
     let cases = [
-        record(
-            vec![header("content-type", "text/plain")],
-            Some(b"hello".to_vec()),
-        ),
+        record(vec![header("content-type", "text/plain")], Some(b"hello".to_vec())),
         binary("chat.received", None, &[], b"{}"),
         binary("email.received", None, &[], REPLY),
         binary("sms.received", Some("application/json"), &[], b"{not json"),
         structured(bad_base64),
         email_event(b""),
-        binary(
-            "sms.received",
-            Some("application/json"),
-            &[],
-            br#"{"results":[{"messageId":"1","from":"","to":"2"}]}"#,
-        ),
+        binary("sms.received", Some("application/json"), &[], br#"{"results":[{"messageId":"1","from":"","to":"2"}]}"#),
         record(Vec::new(), Some(vec![0; MAX_RECORD_BYTES + 1])),
     ];
     let reasons: HashSet<DlqReason> = cases.iter().map(|r| decode_err(r).reason).collect();
-    let expected: HashSet<DlqReason> = DlqReason::ALL
-        .into_iter()
-        .filter(|r| *r != DlqReason::RejectedByStore)
-        .collect();
+    let expected: HashSet<DlqReason> =
+        DlqReason::ALL.into_iter().filter(|r| *r != DlqReason::RejectedByStore).collect();
     assert_eq!(reasons, expected);
 }
 
@@ -143,10 +94,7 @@ fn arbitrary_bytes_never_panic_in_any_mode_or_type() {
     ];
     for ce_type in ["email.received", "sms.received", "messenger.received"] {
         for payload in payloads {
-            let _ = decode(
-                &binary(ce_type, None, &[("ce_recipient", "a@example.net")], payload),
-                MAX_RECORD_BYTES,
-            );
+            let _ = decode(&binary(ce_type, None, &[("ce_recipient", "a@example.net")], payload), MAX_RECORD_BYTES);
             let mut event = attributes(ce_type);
             event["data"] = json!(String::from_utf8_lossy(payload));
             let _ = decode(&structured(event), MAX_RECORD_BYTES);

@@ -9,16 +9,10 @@ use rdkafka::error::RDKafkaErrorCode;
 use std::time::Duration;
 
 /// Creates each topic with `partitions` partitions unless it exists.
-pub async fn ensure_topics(
-    settings: &KafkaSettings,
-    topics: &[&str],
-    partitions: i32,
-) -> anyhow::Result<()> {
+pub async fn ensure_topics(settings: &KafkaSettings, topics: &[&str], partitions: i32) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = client_config(settings, &[], &[]).create()?;
-    let new: Vec<NewTopic<'_>> = topics
-        .iter()
-        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
-        .collect();
+    let new: Vec<NewTopic<'_>> =
+        topics.iter().map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1))).collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     for result in admin.create_topics(&new, &options).await? {
         match result {

@@ -6,9 +6,7 @@
 use super::client_config;
 use crate::config::KafkaSettings;
 use crate::record::{Header, SourceRecord};
-use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer,
-};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
@@ -34,24 +32,15 @@ impl ConsumerContext for Context {
         // reading the whole assignment back works for both protocols.
         let current: BTreeSet<PartitionKey> = consumer
             .assignment()
-            .map(|tpl| {
-                tpl.elements()
-                    .iter()
-                    .map(|e| (e.topic().to_owned(), e.partition()))
-                    .collect()
-            })
+            .map(|tpl| tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect())
             .unwrap_or_default();
         match rebalance {
-            Rebalance::Assign(tpl) => tracing::info!(
-                added = tpl.count(),
-                total = current.len(),
-                "Partitions assigned."
-            ),
-            Rebalance::Revoke(tpl) => tracing::info!(
-                removed = tpl.count(),
-                total = current.len(),
-                "Partitions revoked."
-            ),
+            Rebalance::Assign(tpl) => {
+                tracing::info!(added = tpl.count(), total = current.len(), "Partitions assigned.")
+            }
+            Rebalance::Revoke(tpl) => {
+                tracing::info!(removed = tpl.count(), total = current.len(), "Partitions revoked.")
+            }
             Rebalance::Error(e) => tracing::warn!(error = %e, "Rebalance failed."),
         }
         if let Ok(mut assignment) = self.assignment.lock() {
@@ -59,17 +48,10 @@ impl ConsumerContext for Context {
         }
     }
 
-    fn commit_callback(
-        &self,
-        result: rdkafka::error::KafkaResult<()>,
-        _offsets: &TopicPartitionList,
-    ) {
+    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, _offsets: &TopicPartitionList) {
         if let Err(e) = result {
             // NoOffset just means nothing new was stored since the last commit.
-            if !matches!(
-                e,
-                KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)
-            ) {
+            if !matches!(e, KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) {
                 tracing::warn!(error = %e, "Offset commit failed; it is retried with the next one.");
             }
         }
@@ -123,8 +105,7 @@ impl Consumer {
     /// Commits the stored offsets now and waits (used on shutdown).
     pub fn commit_now(&self) {
         match self.inner.commit_consumer_state(CommitMode::Sync) {
-            Ok(())
-            | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
+            Ok(()) | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
             Err(e) => tracing::warn!(error = %e, "Final offset commit failed."),
         }
     }
@@ -145,12 +126,7 @@ impl Consumer {
 
     /// The partitions currently assigned to this member.
     pub fn assignment(&self) -> BTreeSet<PartitionKey> {
-        self.inner
-            .context()
-            .assignment
-            .lock()
-            .map(|a| a.clone())
-            .unwrap_or_default()
+        self.inner.context().assignment.lock().map(|a| a.clone()).unwrap_or_default()
     }
 
     /// The partition's end as last reported by a fetch response, without
@@ -173,8 +149,7 @@ impl Consumer {
                 &mut high,
             )
         };
-        (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
-            .then_some(high)
+        (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high)
     }
 
     /// Where each partition starts for this group: its committed offset, or
@@ -206,14 +181,7 @@ impl Consumer {
 pub(super) fn owned(m: &BorrowedMessage<'_>) -> SourceRecord {
     let headers = m
         .headers()
-        .map(|hs| {
-            hs.iter()
-                .map(|h| Header {
-                    key: h.key.to_owned(),
-                    value: h.value.map(<[u8]>::to_vec),
-                })
-                .collect()
-        })
+        .map(|hs| hs.iter().map(|h| Header { key: h.key.to_owned(), value: h.value.map(<[u8]>::to_vec) }).collect())
         .unwrap_or_default();
     SourceRecord {
         topic: m.topic().to_owned(),

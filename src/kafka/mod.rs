@@ -20,11 +20,7 @@ use rdkafka::ClientConfig;
 /// servers, then Switchboard's defaults, then the operator's pass-through
 /// properties, then `fixed`: the few settings the delivery guarantee rests
 /// on, which no pass-through may change.
-fn client_config(
-    settings: &KafkaSettings,
-    defaults: &[(&str, &str)],
-    fixed: &[(&str, &str)],
-) -> ClientConfig {
+fn client_config(settings: &KafkaSettings, defaults: &[(&str, &str)], fixed: &[(&str, &str)]) -> ClientConfig {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", &settings.bootstrap_servers);
     for (k, v) in defaults {

@@ -28,11 +28,7 @@ impl Publisher {
     pub fn new(settings: &KafkaSettings) -> anyhow::Result<Publisher> {
         let producer = client_config(
             settings,
-            &[
-                ("compression.type", "lz4"),
-                ("linger.ms", "5"),
-                ("message.timeout.ms", "30000"),
-            ],
+            &[("compression.type", "lz4"), ("linger.ms", "5"), ("message.timeout.ms", "30000")],
             // A dead letter acknowledged by one broker only could be lost.
             &[("enable.idempotence", "true"), ("acks", "all")],
         )
@@ -50,29 +46,19 @@ impl Publisher {
     ) -> Result<(i32, i64), PublishError> {
         let mut kafka_headers = OwnedHeaders::new_with_capacity(headers.len());
         for h in headers {
-            kafka_headers = kafka_headers.insert(KafkaHeader {
-                key: &h.key,
-                value: h.value.as_deref(),
-            });
+            kafka_headers = kafka_headers.insert(KafkaHeader { key: &h.key, value: h.value.as_deref() });
         }
-        let mut record: FutureRecord<'_, [u8], [u8]> =
-            FutureRecord::to(topic).headers(kafka_headers);
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(kafka_headers);
         if let Some(k) = key {
             record = record.key(k);
         }
         if let Some(v) = value {
             record = record.payload(v);
         }
-        let delivery = self
-            .producer
-            .send(record, Timeout::After(Duration::from_secs(30)))
-            .await;
+        let delivery = self.producer.send(record, Timeout::After(Duration::from_secs(30))).await;
         match delivery {
             Ok(delivered) => Ok((delivered.partition, delivered.offset)),
-            Err((source, _)) => Err(PublishError {
-                topic: topic.to_owned(),
-                source,
-            }),
+            Err((source, _)) => Err(PublishError { topic: topic.to_owned(), source }),
         }
     }
 }

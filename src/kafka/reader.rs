@@ -19,12 +19,8 @@ pub fn read_topic(
     quiet: Duration,
 ) -> anyhow::Result<Vec<SourceRecord>> {
     // group.id is required by librdkafka even for assign(); nothing is committed.
-    let consumer: BaseConsumer = client_config(
-        settings,
-        &[("group.id", "switchboard-reader")],
-        &[("enable.auto.commit", "false")],
-    )
-    .create()?;
+    let consumer: BaseConsumer =
+        client_config(settings, &[("group.id", "switchboard-reader")], &[("enable.auto.commit", "false")]).create()?;
     let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
     let mut tpl = TopicPartitionList::new();
     for t in metadata.topics() {

@@ -10,10 +10,7 @@
 //! reads from changing under it, and the overlay below carries the batch's own
 //! writes forward.
 
-use super::{
-    place, sibling_links, Conversation, CopyHolder, Customer, Facts, Plan, Policy, Rule, Status,
-    Target,
-};
+use super::{place, sibling_links, Conversation, CopyHolder, Customer, Facts, Plan, Policy, Rule, Status, Target};
 use crate::domain::{Channel, InboundMessage};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -114,12 +111,7 @@ pub struct LinkRow {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ItemResult {
     Duplicate,
-    Placed {
-        rule: Rule,
-        conversation_id: Uuid,
-        message_id: Uuid,
-        created: bool,
-    },
+    Placed { rule: Rule, conversation_id: Uuid, message_id: Uuid, created: bool },
 }
 
 /// The rows a batch writes.
@@ -157,32 +149,16 @@ pub fn plan_batch(
             Plan::Place(p) => p,
         };
         let message_id = new_id();
-        let pair: PairKey = (
-            msg.channel,
-            msg.endpoint.to_string(),
-            msg.contact.to_string(),
-        );
+        let pair: PairKey = (msg.channel, msg.endpoint.to_string(), msg.contact.to_string());
         let (conversation_id, created) = match &placement.target {
             Target::Existing(conv) => (conv.id, false),
             Target::New(new) => {
                 let id = new_id();
                 // Strictly increasing within the batch, so "earliest created"
                 // follows the order messages were placed in.
-                let created_at =
-                    snapshot.now + Duration::microseconds(plan.new_conversations.len() as i64);
-                let conversation = Conversation {
-                    id,
-                    status: Status::Open,
-                    created_at,
-                    closed_at: None,
-                };
-                snapshot.conversations.insert(
-                    id,
-                    ConversationRow {
-                        conversation,
-                        merged_into: None,
-                    },
-                );
+                let created_at = snapshot.now + Duration::microseconds(plan.new_conversations.len() as i64);
+                let conversation = Conversation { id, status: Status::Open, created_at, closed_at: None };
+                snapshot.conversations.insert(id, ConversationRow { conversation, merged_into: None });
                 snapshot.pairs.entry(pair.clone()).or_default().push(id);
                 plan.new_conversations.push(NewConversationRow {
                     id,
@@ -192,11 +168,7 @@ pub fn plan_batch(
                     pair: pair.clone(),
                     created_at,
                 });
-                let kind = if placement.follow_up_of.is_some() {
-                    "follow_up_started"
-                } else {
-                    "created"
-                };
+                let kind = if placement.follow_up_of.is_some() { "follow_up_started" } else { "created" };
                 plan.events.push(EventRow {
                     conversation_id: id,
                     kind,
@@ -223,22 +195,16 @@ pub fn plan_batch(
                 related: None,
             });
         }
-        let update = updates
-            .entry(conversation_id)
-            .or_insert(ConversationUpdate {
-                id: conversation_id,
-                reopen: false,
-                last_message_at: msg.received_at,
-            });
+        let update = updates.entry(conversation_id).or_insert(ConversationUpdate {
+            id: conversation_id,
+            reopen: false,
+            last_message_at: msg.received_at,
+        });
         update.reopen |= placement.reopen;
         update.last_message_at = update.last_message_at.max(msg.received_at);
         if let Some(closed) = placement.follow_up_of {
             if follow_ups.insert((conversation_id, closed)) {
-                let status = if placement.reopen {
-                    Status::Open
-                } else {
-                    before
-                };
+                let status = if placement.reopen { Status::Open } else { before };
                 plan.links.push(LinkRow {
                     from: conversation_id,
                     to: closed,
@@ -248,47 +214,20 @@ pub fn plan_batch(
                 });
             }
         }
-        snapshot.messages.insert(
-            (
-                msg.channel,
-                msg.endpoint.to_string(),
-                msg.external_id.to_string(),
-            ),
-            conversation_id,
-        );
+        snapshot.messages.insert((msg.channel, msg.endpoint.to_string(), msg.external_id.to_string()), conversation_id);
         if msg.channel == Channel::Email {
-            let status = snapshot
-                .conversations
-                .get(&conversation_id)
-                .map_or(Status::Open, |r| r.conversation.status);
-            let created_at = snapshot
-                .conversations
-                .get(&conversation_id)
-                .map_or(snapshot.now, |r| r.conversation.created_at);
-            snapshot
-                .holders
-                .entry(msg.external_id.to_string())
-                .or_default()
-                .push(Holder {
-                    conversation_id,
-                    created_at,
-                    status,
-                });
-            emails
-                .entry(msg.external_id.to_string())
-                .or_insert(message_id);
+            let status = snapshot.conversations.get(&conversation_id).map_or(Status::Open, |r| r.conversation.status);
+            let created_at =
+                snapshot.conversations.get(&conversation_id).map_or(snapshot.now, |r| r.conversation.created_at);
+            snapshot.holders.entry(msg.external_id.to_string()).or_default().push(Holder {
+                conversation_id,
+                created_at,
+                status,
+            });
+            emails.entry(msg.external_id.to_string()).or_insert(message_id);
         }
-        plan.messages.push(MessageRow {
-            item,
-            id: message_id,
-            conversation_id,
-        });
-        plan.results.push(ItemResult::Placed {
-            rule: placement.rule,
-            conversation_id,
-            message_id,
-            created,
-        });
+        plan.messages.push(MessageRow { item, id: message_id, conversation_id });
+        plan.results.push(ItemResult::Placed { rule: placement.rule, conversation_id, message_id, created });
     }
     plan.updates = updates.into_values().collect();
     for (external_id, cause) in emails {
@@ -299,18 +238,9 @@ pub fn plan_batch(
 
 /// R7 for one Message-ID: the links its holders must have, and those to drop.
 fn link_siblings(snapshot: &Snapshot, external_id: &str, cause: Uuid, plan: &mut BatchPlan) {
-    let holders = snapshot
-        .holders
-        .get(external_id)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    let copies: Vec<CopyHolder> = holders
-        .iter()
-        .map(|h| CopyHolder {
-            conversation_id: h.conversation_id,
-            created_at: h.created_at,
-        })
-        .collect();
+    let holders = snapshot.holders.get(external_id).map(Vec::as_slice).unwrap_or_default();
+    let copies: Vec<CopyHolder> =
+        holders.iter().map(|h| CopyHolder { conversation_id: h.conversation_id, created_at: h.created_at }).collect();
     let wanted: BTreeSet<(Uuid, Uuid)> = sibling_links(&copies).into_iter().collect();
     let ids: BTreeSet<Uuid> = copies.iter().map(|c| c.conversation_id).collect();
     for (from, to) in &snapshot.related_links {
@@ -322,17 +252,8 @@ fn link_siblings(snapshot: &Snapshot, external_id: &str, cause: Uuid, plan: &mut
         if snapshot.related_links.contains(&(from, to)) {
             continue;
         }
-        let status = holders
-            .iter()
-            .find(|h| h.conversation_id == from)
-            .map_or(Status::Open, |h| h.status);
-        plan.links.push(LinkRow {
-            from,
-            to,
-            kind: "related",
-            cause,
-            event: Some(status),
-        });
+        let status = holders.iter().find(|h| h.conversation_id == from).map_or(Status::Open, |h| h.status);
+        plan.links.push(LinkRow { from, to, kind: "related", cause, event: Some(status) });
     }
 }
 
@@ -352,58 +273,31 @@ fn end(snapshot: &Snapshot, mut id: Uuid) -> Option<Conversation> {
 /// The facts of contract section 3 for one message, from the snapshot.
 fn facts(snapshot: &Snapshot, msg: &InboundMessage) -> Facts {
     let (channel, endpoint) = (msg.channel, msg.endpoint.to_string());
-    if snapshot
-        .messages
-        .contains_key(&(channel, endpoint.clone(), msg.external_id.to_string()))
-    {
-        return Facts {
-            duplicate: true,
-            ..Facts::default()
-        };
+    if snapshot.messages.contains_key(&(channel, endpoint.clone(), msg.external_id.to_string())) {
+        return Facts { duplicate: true, ..Facts::default() };
     }
     let references = msg
         .reference_candidates()
         .filter_map(|r| {
-            let conv = snapshot
-                .messages
-                .get(&(channel, endpoint.clone(), r.to_owned()))?;
+            let conv = snapshot.messages.get(&(channel, endpoint.clone(), r.to_owned()))?;
             Some((r.to_owned(), end(snapshot, *conv)?))
         })
         .collect();
     let mut bound: Vec<ConversationRow> = snapshot
         .pairs
         .get(&(channel, endpoint, msg.contact.to_string()))
-        .map(|ids| {
-            ids.iter()
-                .filter_map(|id| snapshot.conversations.get(id).copied())
-                .collect()
-        })
+        .map(|ids| ids.iter().filter_map(|id| snapshot.conversations.get(id).copied()).collect())
         .unwrap_or_default();
     // Newest first: the first match of each kind below is the latest.
     bound.sort_by_key(|r| std::cmp::Reverse((r.conversation.created_at, r.conversation.id)));
     bound.dedup_by_key(|r| r.conversation.id);
-    let direct = bound
-        .iter()
-        .find(|r| r.merged_into.is_none() && r.conversation.is_ongoing())
-        .map(|r| r.conversation);
-    let through = bound
-        .iter()
-        .filter_map(|r| end(snapshot, r.conversation.id))
-        .find(Conversation::is_ongoing);
+    let direct = bound.iter().find(|r| r.merged_into.is_none() && r.conversation.is_ongoing()).map(|r| r.conversation);
+    let through = bound.iter().filter_map(|r| end(snapshot, r.conversation.id)).find(Conversation::is_ongoing);
     let pair_ongoing = direct.or(through);
     let pair_latest_closed = match pair_ongoing {
         Some(_) => None,
         None => bound.first().and_then(|r| end(snapshot, r.conversation.id)),
     };
-    let customer = snapshot
-        .customers
-        .get(&(channel, msg.contact.to_string()))
-        .cloned();
-    Facts {
-        duplicate: false,
-        references,
-        pair_ongoing,
-        pair_latest_closed,
-        customer,
-    }
+    let customer = snapshot.customers.get(&(channel, msg.contact.to_string())).cloned();
+    Facts { duplicate: false, references, pair_ongoing, pair_latest_closed, customer }
 }

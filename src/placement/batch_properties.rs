@@ -46,10 +46,7 @@ fn message(spec: &(u8, u8, u8, u8, Option<u8>, bool)) -> InboundMessage {
     let (channel, endpoint, contact, id, reply_to, auto) = *spec;
     let channel = [Channel::Email, Channel::Sms, Channel::Messenger][channel as usize % 3];
     let (endpoint, contact) = match channel {
-        Channel::Email => (
-            format!("inbox{endpoint}@acme.test"),
-            format!("c{contact}@example.com"),
-        ),
+        Channel::Email => (format!("inbox{endpoint}@acme.test"), format!("c{contact}@example.com")),
         Channel::Sms => (format!("80{endpoint}"), format!("38591{contact}")),
         Channel::Messenger => (format!("page{endpoint}"), format!("psid{contact}")),
     };
@@ -72,14 +69,7 @@ fn message(spec: &(u8, u8, u8, u8, Option<u8>, bool)) -> InboundMessage {
 }
 
 fn steps() -> impl Strategy<Value = Vec<Step>> {
-    let msg = (
-        0..3u8,
-        0..2u8,
-        0..3u8,
-        0..10u8,
-        proptest::option::of(0..10u8),
-        proptest::bool::weighted(0.15),
-    );
+    let msg = (0..3u8, 0..2u8, 0..3u8, 0..10u8, proptest::option::of(0..10u8), proptest::bool::weighted(0.15));
     let step = prop_oneof![
         4 => proptest::collection::vec(msg, 1..8).prop_map(Step::Batch),
         1 => (0..8u8).prop_map(Step::Close),
@@ -91,8 +81,7 @@ fn steps() -> impl Strategy<Value = Vec<Step>> {
 
 impl Db {
     fn now(&self) -> DateTime<Utc> {
-        Utc.timestamp_opt(1_700_000_000 + self.clock * 10, 0)
-            .unwrap()
+        Utc.timestamp_opt(1_700_000_000 + self.clock * 10, 0).unwrap()
     }
 
     /// What the store's snapshot queries return (a superset is harmless:
@@ -113,12 +102,7 @@ impl Db {
                 });
             }
         }
-        let related_links = self
-            .links
-            .iter()
-            .filter(|l| l.2 == "related")
-            .map(|l| (l.0, l.1))
-            .collect();
+        let related_links = self.links.iter().filter(|l| l.2 == "related").map(|l| (l.0, l.1)).collect();
         Snapshot {
             now: self.now(),
             messages: self.messages.iter().map(|(k, v)| (k.clone(), *v)).collect(),
@@ -133,11 +117,7 @@ impl Db {
     fn place(&mut self, batch: &[InboundMessage], policy: &Policy) {
         self.clock += 1;
         let refs: Vec<&InboundMessage> = batch.iter().collect();
-        self.sent.extend(
-            batch
-                .iter()
-                .map(|m| (m.channel, m.endpoint.to_string(), m.external_id.to_string())),
-        );
+        self.sent.extend(batch.iter().map(|m| (m.channel, m.endpoint.to_string(), m.external_id.to_string())));
         let snapshot = self.snapshot(&refs);
         let mut next = self.next_id;
         let plan = plan_batch(&refs, snapshot, policy, || {
@@ -146,31 +126,15 @@ impl Db {
         });
         self.next_id = next;
         for c in &plan.new_conversations {
-            let conversation = Conversation {
-                id: c.id,
-                status: Status::Open,
-                created_at: c.created_at,
-                closed_at: None,
-            };
-            self.convs.insert(
-                c.id,
-                ConversationRow {
-                    conversation,
-                    merged_into: None,
-                },
-            );
+            let conversation =
+                Conversation { id: c.id, status: Status::Open, created_at: c.created_at, closed_at: None };
+            self.convs.insert(c.id, ConversationRow { conversation, merged_into: None });
             self.bindings.push((c.pair.clone(), c.id));
         }
         for m in &plan.messages {
             let msg = &batch[m.item];
-            let key = (
-                msg.channel,
-                msg.endpoint.to_string(),
-                msg.external_id.to_string(),
-            );
-            self.creator
-                .entry(m.conversation_id)
-                .or_insert_with(|| key.clone());
+            let key = (msg.channel, msg.endpoint.to_string(), msg.external_id.to_string());
+            self.creator.entry(m.conversation_id).or_insert_with(|| key.clone());
             self.messages.insert(key, m.conversation_id);
         }
         for u in plan.updates.iter().filter(|u| u.reopen) {
@@ -232,26 +196,13 @@ impl Db {
     /// message.
     fn canonical(&self) -> Canonical {
         let name = |id: &Uuid| self.creator[id].clone();
-        let messages = self
-            .messages
-            .iter()
-            .map(|(k, c)| (k.clone(), name(c)))
-            .collect();
+        let messages = self.messages.iter().map(|(k, c)| (k.clone(), name(c))).collect();
         let convs = self
             .convs
             .iter()
-            .map(|(id, r)| {
-                (
-                    name(id),
-                    (r.conversation.status, r.merged_into.as_ref().map(name)),
-                )
-            })
+            .map(|(id, r)| (name(id), (r.conversation.status, r.merged_into.as_ref().map(name))))
             .collect();
-        let links = self
-            .links
-            .iter()
-            .map(|(a, b, k)| (name(a), name(b), *k))
-            .collect();
+        let links = self.links.iter().map(|(a, b, k)| (name(a), name(b), *k)).collect();
         (messages, convs, links)
     }
 
@@ -260,36 +211,22 @@ impl Db {
         for (pair, id) in &self.bindings {
             let r = self.convs[id];
             if r.merged_into.is_none() && r.conversation.is_ongoing() {
-                prop_assert!(
-                    seen.insert(pair.clone()),
-                    "I1: {pair:?} has two ongoing conversations"
-                );
+                prop_assert!(seen.insert(pair.clone()), "I1: {pair:?} has two ongoing conversations");
             }
         }
         // I2: every message sent is stored, once (the map has one row per key).
-        prop_assert!(
-            self.messages.keys().eq(self.sent.iter()),
-            "I2: stored messages differ from those sent"
-        );
+        prop_assert!(self.messages.keys().eq(self.sent.iter()), "I2: stored messages differ from those sent");
         // I5: the related links are exactly those the sibling sets call for.
         let mut holders: BTreeMap<&str, Vec<CopyHolder>> = BTreeMap::new();
         for ((channel, _, id), conv) in &self.messages {
             if *channel == Channel::Email {
                 let created_at = self.convs[conv].conversation.created_at;
-                holders.entry(id).or_default().push(CopyHolder {
-                    conversation_id: *conv,
-                    created_at,
-                });
+                holders.entry(id).or_default().push(CopyHolder { conversation_id: *conv, created_at });
             }
         }
-        let wanted: BTreeSet<(Uuid, Uuid)> =
-            holders.values().flat_map(|h| sibling_links(h)).collect();
-        let related: BTreeSet<(Uuid, Uuid)> = self
-            .links
-            .iter()
-            .filter(|l| l.2 == "related")
-            .map(|l| (l.0, l.1))
-            .collect();
+        let wanted: BTreeSet<(Uuid, Uuid)> = holders.values().flat_map(|h| sibling_links(h)).collect();
+        let related: BTreeSet<(Uuid, Uuid)> =
+            self.links.iter().filter(|l| l.2 == "related").map(|l| (l.0, l.1)).collect();
         prop_assert_eq!(related, wanted, "I5");
         for (from, to, kind) in &self.links {
             prop_assert!(from != to, "a conversation linked to itself");

@@ -18,18 +18,8 @@ pub(super) fn keys_for<'a>(messages: impl Iterator<Item = &'a InboundMessage>) -
     let mut keys = Vec::new();
     for m in messages {
         let channel = m.channel.as_str();
-        keys.push(key(&[
-            "message",
-            channel,
-            m.endpoint.as_str(),
-            m.external_id.as_str(),
-        ]));
-        keys.push(key(&[
-            "pair",
-            channel,
-            m.endpoint.as_str(),
-            m.contact.as_str(),
-        ]));
+        keys.push(key(&["message", channel, m.endpoint.as_str(), m.external_id.as_str()]));
+        keys.push(key(&["pair", channel, m.endpoint.as_str(), m.contact.as_str()]));
         if m.channel == Channel::Email {
             keys.push(key(&["email-copies", m.external_id.as_str()]));
         }
@@ -55,19 +45,14 @@ fn key(parts: &[&str]) -> i64 {
 
 /// Takes the locks in the given order and returns the database's clock, which
 /// is the clock the agent desktop's `closed_at = now()` uses too.
-pub(super) async fn acquire(
-    tx: &mut Transaction<'_, Postgres>,
-    keys: &[i64],
-) -> Result<DateTime<Utc>, sqlx::Error> {
+pub(super) async fn acquire(tx: &mut Transaction<'_, Postgres>, keys: &[i64]) -> Result<DateTime<Utc>, sqlx::Error> {
     // `unnest` yields the array in order and the set-returning call runs row by
     // row, so the locks are taken in the order of `keys`.
     sqlx::query("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) WITH ORDINALITY AS t(k, n) ORDER BY n")
         .bind(keys)
         .execute(&mut **tx)
         .await?;
-    sqlx::query_scalar("SELECT now()")
-        .fetch_one(&mut **tx)
-        .await
+    sqlx::query_scalar("SELECT now()").fetch_one(&mut **tx).await
 }
 
 #[cfg(test)]
@@ -76,14 +61,8 @@ mod tests {
 
     #[test]
     fn keys_are_stable_and_distinct_per_kind() {
-        assert_eq!(
-            key(&["pair", "sms", "1", "2"]),
-            key(&["pair", "sms", "1", "2"])
-        );
-        assert_ne!(
-            key(&["pair", "sms", "1", "2"]),
-            key(&["message", "sms", "1", "2"])
-        );
+        assert_eq!(key(&["pair", "sms", "1", "2"]), key(&["pair", "sms", "1", "2"]));
+        assert_ne!(key(&["pair", "sms", "1", "2"]), key(&["message", "sms", "1", "2"]));
         // The separator keeps ("ab","c") apart from ("a","bc").
         assert_ne!(key(&["ab", "c"]), key(&["a", "bc"]));
     }

@@ -63,14 +63,9 @@ impl StoreError {
     /// including errors we did not foresee, is treated as transient, because
     /// waiting loses nothing while a wrong dead letter loses a message.
     pub fn classify(err: sqlx::Error) -> StoreError {
-        let code = err
-            .as_database_error()
-            .and_then(|e| e.code())
-            .map(|c| c.into_owned());
+        let code = err.as_database_error().and_then(|e| e.code()).map(|c| c.into_owned());
         match code.as_deref() {
-            Some(code) if code.starts_with("22") || code.starts_with("54") => {
-                StoreError::Rejected(err)
-            }
+            Some(code) if code.starts_with("22") || code.starts_with("54") => StoreError::Rejected(err),
             _ => StoreError::Transient(err),
         }
     }
@@ -159,19 +154,27 @@ impl Store {
 
     /// Places `items` in one transaction, in order; returns one outcome per
     /// item. On error nothing of the batch is written.
-    pub async fn apply_batch(
-        &self,
-        items: &[Item],
-        policy: &Policy,
-    ) -> Result<Vec<Outcome>, StoreError> {
+    pub async fn apply_batch(&self, items: &[Item], policy: &Policy) -> Result<Vec<Outcome>, StoreError> {
         let messages: Vec<&InboundMessage> = items.iter().map(|i| &i.message).collect();
+        let started = std::time::Instant::now();
         let mut tx = self.pool.begin().await?;
         let keys = locks::keys_for(messages.iter().copied());
         let now = locks::acquire(&mut tx, &keys).await?;
+        let locked = started.elapsed();
         let snapshot = snapshot::fetch(&mut tx, &messages, now).await?;
+        let fetched = started.elapsed();
         let plan = batch::plan_batch(&messages, snapshot, policy, Uuid::now_v7);
         writes::write(&mut tx, items, &plan).await?;
+        let written = started.elapsed();
         tx.commit().await?;
+        tracing::debug!(
+            messages = items.len(),
+            lock_ms = locked.as_millis() as u64,
+            snapshot_ms = (fetched - locked).as_millis() as u64,
+            write_ms = (written - fetched).as_millis() as u64,
+            commit_ms = (started.elapsed() - written).as_millis() as u64,
+            "Batch placed."
+        );
         Ok(plan.results.into_iter().map(Outcome::from).collect())
     }
 }
@@ -180,19 +183,9 @@ impl From<ItemResult> for Outcome {
     fn from(result: ItemResult) -> Outcome {
         match result {
             ItemResult::Duplicate => Outcome::Duplicate,
-            ItemResult::Placed {
-                rule,
-                conversation_id,
-                message_id,
-                created,
-            } => Outcome::Applied {
-                rule,
-                landed: Landed {
-                    conversation_id,
-                    message_id,
-                    created,
-                },
-            },
+            ItemResult::Placed { rule, conversation_id, message_id, created } => {
+                Outcome::Applied { rule, landed: Landed { conversation_id, message_id, created } }
+            }
         }
     }
 }

@@ -25,11 +25,7 @@ impl Store {
         );
         for r in &rows {
             let id: uuid::Uuid = r.get("id");
-            let pair = format!(
-                "{} <- {}",
-                r.get::<String, _>("origin_endpoint"),
-                r.get::<String, _>("origin_contact")
-            );
+            let pair = format!("{} <- {}", r.get::<String, _>("origin_endpoint"), r.get::<String, _>("origin_contact"));
             let links: Option<String> = r.get("links");
             let _ = writeln!(
                 out,

@@ -21,18 +21,10 @@ pub(super) async fn fetch(
     messages: &[&InboundMessage],
     now: DateTime<Utc>,
 ) -> Result<Snapshot, sqlx::Error> {
-    let mut snapshot = Snapshot {
-        now,
-        ..Snapshot::default()
-    };
+    let mut snapshot = Snapshot { now, ..Snapshot::default() };
     stored_messages(tx, messages, &mut snapshot).await?;
     pair_bindings(tx, messages, &mut snapshot).await?;
-    let mut starts: Vec<Uuid> = snapshot
-        .messages
-        .values()
-        .chain(snapshot.pairs.values().flatten())
-        .copied()
-        .collect();
+    let mut starts: Vec<Uuid> = snapshot.messages.values().chain(snapshot.pairs.values().flatten()).copied().collect();
     starts.sort_unstable();
     starts.dedup();
     lock_chains(tx, starts, &mut snapshot).await?;
@@ -67,10 +59,9 @@ async fn stored_messages(
     .await?;
     for row in rows {
         if let Some(channel) = Channel::parse(row.get("channel")) {
-            snapshot.messages.insert(
-                (channel, row.get("endpoint"), row.get("external_id")),
-                row.get("conversation_id"),
-            );
+            snapshot
+                .messages
+                .insert((channel, row.get("endpoint"), row.get("external_id")), row.get("conversation_id"));
         }
     }
     Ok(())
@@ -84,10 +75,8 @@ async fn pair_bindings(
     messages: &[&InboundMessage],
     snapshot: &mut Snapshot,
 ) -> Result<(), sqlx::Error> {
-    let pairs: HashSet<(Channel, &str, &str)> = messages
-        .iter()
-        .map(|m| (m.channel, m.endpoint.as_str(), m.contact.as_str()))
-        .collect();
+    let pairs: HashSet<(Channel, &str, &str)> =
+        messages.iter().map(|m| (m.channel, m.endpoint.as_str(), m.contact.as_str())).collect();
     let (channels, endpoints, contacts) = columns(pairs.into_iter());
     let rows = sqlx::query(
         "WITH k AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS k(channel, endpoint, contact))
@@ -104,11 +93,7 @@ async fn pair_bindings(
     .await?;
     for row in rows {
         if let Some(channel) = Channel::parse(row.get(0)) {
-            snapshot
-                .pairs
-                .entry((channel, row.get(1), row.get(2)))
-                .or_default()
-                .push(row.get(3));
+            snapshot.pairs.entry((channel, row.get(1), row.get(2))).or_default().push(row.get(3));
         }
     }
     Ok(())
@@ -149,13 +134,9 @@ async fn lock_chains(
                 created_at: row.get("created_at"),
                 closed_at: row.get("closed_at"),
             };
-            snapshot.conversations.insert(
-                conversation.id,
-                ConversationRow {
-                    conversation,
-                    merged_into: row.get("merged_into"),
-                },
-            );
+            snapshot
+                .conversations
+                .insert(conversation.id, ConversationRow { conversation, merged_into: row.get("merged_into") });
         }
         // A merge committed between reading a chain and locking its end
         // shows as a locked row pointing at a conversation not loaded yet.
@@ -175,12 +156,8 @@ async fn customers(
     messages: &[&InboundMessage],
     snapshot: &mut Snapshot,
 ) -> Result<(), sqlx::Error> {
-    let contacts: HashSet<(Channel, &str)> = messages
-        .iter()
-        .map(|m| (m.channel, m.contact.as_str()))
-        .collect();
-    let (channels, addresses): (Vec<&str>, Vec<&str>) =
-        contacts.into_iter().map(|(c, a)| (c.as_str(), a)).unzip();
+    let contacts: HashSet<(Channel, &str)> = messages.iter().map(|m| (m.channel, m.contact.as_str())).collect();
+    let (channels, addresses): (Vec<&str>, Vec<&str>) = contacts.into_iter().map(|(c, a)| (c.as_str(), a)).unzip();
     // The lowest person id wins when several claim one address: stable across replays.
     let rows = sqlx::query(
         "SELECT DISTINCT ON (pc.channel, pc.address) pc.channel, pc.address, p.id, p.name
@@ -195,13 +172,9 @@ async fn customers(
     .await?;
     for row in rows {
         if let Some(channel) = Channel::parse(row.get("channel")) {
-            snapshot.customers.insert(
-                (channel, row.get("address")),
-                Customer {
-                    id: row.get("id"),
-                    name: row.get("name"),
-                },
-            );
+            snapshot
+                .customers
+                .insert((channel, row.get("address")), Customer { id: row.get("id"), name: row.get("name") });
         }
     }
     Ok(())
@@ -216,11 +189,8 @@ async fn email_holders(
     messages: &[&InboundMessage],
     snapshot: &mut Snapshot,
 ) -> Result<(), sqlx::Error> {
-    let ids: BTreeSet<&str> = messages
-        .iter()
-        .filter(|m| m.channel == Channel::Email)
-        .map(|m| m.external_id.as_str())
-        .collect();
+    let ids: BTreeSet<&str> =
+        messages.iter().filter(|m| m.channel == Channel::Email).map(|m| m.external_id.as_str()).collect();
     if ids.is_empty() {
         return Ok(());
     }
@@ -241,11 +211,7 @@ async fn email_holders(
             status: Status::parse(row.get("status")).unwrap_or(Status::Open),
         };
         conversations.push(holder.conversation_id);
-        snapshot
-            .holders
-            .entry(row.get("external_id"))
-            .or_default()
-            .push(holder);
+        snapshot.holders.entry(row.get("external_id")).or_default().push(holder);
     }
     if conversations.is_empty() {
         return Ok(());

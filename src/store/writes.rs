@@ -22,10 +22,7 @@ pub(super) async fn write(
     Ok(())
 }
 
-async fn insert_conversations(
-    tx: &mut Transaction<'_, Postgres>,
-    plan: &BatchPlan,
-) -> Result<(), sqlx::Error> {
+async fn insert_conversations(tx: &mut Transaction<'_, Postgres>, plan: &BatchPlan) -> Result<(), sqlx::Error> {
     let rows = &plan.new_conversations;
     if rows.is_empty() {
         return Ok(());
@@ -168,10 +165,7 @@ async fn insert_messages(
     Ok(())
 }
 
-async fn update_conversations(
-    tx: &mut Transaction<'_, Postgres>,
-    plan: &BatchPlan,
-) -> Result<(), sqlx::Error> {
+async fn update_conversations(tx: &mut Transaction<'_, Postgres>, plan: &BatchPlan) -> Result<(), sqlx::Error> {
     if plan.updates.is_empty() {
         return Ok(());
     }
@@ -194,20 +188,14 @@ async fn update_conversations(
     Ok(())
 }
 
-async fn insert_events(
-    tx: &mut Transaction<'_, Postgres>,
-    plan: &BatchPlan,
-) -> Result<(), sqlx::Error> {
+async fn insert_events(tx: &mut Transaction<'_, Postgres>, plan: &BatchPlan) -> Result<(), sqlx::Error> {
     if plan.events.is_empty() {
         return Ok(());
     }
     let e = &plan.events;
     let convs: Vec<Uuid> = e.iter().map(|e| e.conversation_id).collect();
     let kinds: Vec<&str> = e.iter().map(|e| e.kind).collect();
-    let from: Vec<Option<&str>> = e
-        .iter()
-        .map(|e| e.from_status.map(Status::as_str))
-        .collect();
+    let from: Vec<Option<&str>> = e.iter().map(|e| e.from_status.map(Status::as_str)).collect();
     let to: Vec<&str> = e.iter().map(|e| e.to_status.as_str()).collect();
     let messages: Vec<Uuid> = e.iter().map(|e| e.message_id).collect();
     let related: Vec<Option<Uuid>> = e.iter().map(|e| e.related).collect();

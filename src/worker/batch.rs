@@ -36,29 +36,17 @@ impl Pipeline {
     /// Processes `records` (one partition, offset order). Returns
     /// `Err(Interrupted)` only when asked to stop while waiting out a
     /// transient failure; then nothing may be marked done.
-    pub async fn process(
-        &self,
-        records: &[SourceRecord],
-        stop: &watch::Receiver<bool>,
-    ) -> Result<(), Interrupted> {
+    pub async fn process(&self, records: &[SourceRecord], stop: &watch::Receiver<bool>) -> Result<(), Interrupted> {
         let mut dead = Vec::new();
         let mut decodable = Vec::new();
         for record in records {
             match decode::decode(record, self.max_record_bytes) {
                 Ok(decoded) => decodable.push(self.prepare(record, decoded)),
-                Err(e) => dead.push(DeadLetter::new(
-                    record,
-                    e.reason,
-                    &e.detail,
-                    chrono::Utc::now(),
-                )),
+                Err(e) => dead.push(DeadLetter::new(record, e.reason, &e.detail, chrono::Utc::now())),
             }
         }
 
-        let all: Vec<Item> = decodable
-            .iter()
-            .flat_map(|d| d.items.iter().cloned())
-            .collect();
+        let all: Vec<Item> = decodable.iter().flat_map(|d| d.items.iter().cloned()).collect();
         let mut ends = Vec::new();
         match self.apply(&all, stop).await? {
             Ok(outcomes) => {
@@ -75,8 +63,7 @@ impl Pipeline {
                     match self.apply(&d.items, stop).await? {
                         Ok(outcomes) => ends.push(self.account(d, &outcomes)),
                         Err(e) => {
-                            let detail =
-                                format!("Postgres refused the record's data: {}", root_cause(&e));
+                            let detail = format!("Postgres refused the record's data: {}", root_cause(&e));
                             dead.push(DeadLetter::new(
                                 d.record,
                                 DlqReason::RejectedByStore,
@@ -99,34 +86,18 @@ impl Pipeline {
             self.stats.record_ended(end);
         }
         for letter in &dead {
-            self.stats
-                .record_ended(RecordEnd::DeadLettered(letter.reason));
+            self.stats.record_ended(RecordEnd::DeadLettered(letter.reason));
         }
         Ok(())
     }
 
     fn prepare<'a>(&self, record: &'a SourceRecord, decoded: Decoded) -> Decodable<'a> {
-        let source = SourceRef {
-            topic: record.topic.clone(),
-            partition: record.partition,
-            offset: record.offset,
-        };
+        let source = SourceRef { topic: record.topic.clone(), partition: record.partition, offset: record.offset };
         for kind in &decoded.skipped {
             self.stats.entry_skipped(kind.as_str());
         }
-        let items = decoded
-            .messages
-            .into_iter()
-            .map(|message| Item {
-                message,
-                source: source.clone(),
-            })
-            .collect();
-        Decodable {
-            record,
-            items,
-            skipped: decoded.skipped.len(),
-        }
+        let items = decoded.messages.into_iter().map(|message| Item { message, source: source.clone() }).collect();
+        Decodable { record, items, skipped: decoded.skipped.len() }
     }
 
     /// Places items, waiting out transient failures.
@@ -138,12 +109,9 @@ impl Pipeline {
         if items.is_empty() {
             return Ok(Ok(Vec::new()));
         }
-        let what = items.first().map_or_else(String::new, |i| {
-            format!(
-                "Placing a batch from {}/{}",
-                i.source.topic, i.source.partition
-            )
-        });
+        let what = items
+            .first()
+            .map_or_else(String::new, |i| format!("Placing a batch from {}/{}", i.source.topic, i.source.partition));
         retry::until_done(
             self.retry,
             stop,
@@ -177,11 +145,7 @@ impl Pipeline {
         }
     }
 
-    async fn dead_letter(
-        &self,
-        letter: &DeadLetter,
-        stop: &watch::Receiver<bool>,
-    ) -> Result<(), Interrupted> {
+    async fn dead_letter(&self, letter: &DeadLetter, stop: &watch::Receiver<bool>) -> Result<(), Interrupted> {
         tracing::warn!(source = %letter.source, reason = %letter.reason, "Record dead-lettered.");
         let published = retry::until_done(
             self.retry,
@@ -189,14 +153,7 @@ impl Pipeline {
             "Publishing a dead letter",
             |_| true,
             || self.stats.retried(),
-            || {
-                self.publisher.publish(
-                    &self.dlq_topic,
-                    letter.key.as_deref(),
-                    letter.value.as_deref(),
-                    &letter.headers,
-                )
-            },
+            || self.publisher.publish(&self.dlq_topic, letter.key.as_deref(), letter.value.as_deref(), &letter.headers),
         )
         .await?;
         // Every publish error is retried, so only success gets here.

@@ -41,11 +41,7 @@ pub struct RunReport {
 
 /// Consumes until `shutdown` resolves (or the end, per `mode`), then
 /// finishes in-flight batches, commits offsets and returns.
-pub async fn run(
-    settings: &Settings,
-    mode: Mode,
-    shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<RunReport> {
+pub async fn run(settings: &Settings, mode: Mode, shutdown: impl Future<Output = ()>) -> anyhow::Result<RunReport> {
     let stats = Arc::new(Stats::default());
     let store = Store::connect_lazy(&settings.database.url, settings.database.max_connections)?;
     let pipeline = Arc::new(Pipeline {
@@ -54,10 +50,7 @@ pub async fn run(
         dlq_topic: settings.kafka.topics.dlq.clone(),
         policy: settings.policy()?,
         max_record_bytes: settings.worker.max_record_bytes,
-        retry: RetryPolicy {
-            initial: settings.worker.retry_initial,
-            max: settings.worker.retry_max,
-        },
+        retry: RetryPolicy { initial: settings.worker.retry_initial, max: settings.worker.retry_max },
         stats: stats.clone(),
     });
     let consumer = Consumer::subscribe(&settings.kafka, &settings.kafka.topics.inputs())?;
@@ -65,8 +58,7 @@ pub async fn run(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let (progress_tx, mut progress_rx) = mpsc::unbounded_channel::<Progress>();
-    let mut queues: HashMap<PartitionKey, mpsc::Sender<crate::record::SourceRecord>> =
-        HashMap::new();
+    let mut queues: HashMap<PartitionKey, mpsc::Sender<crate::record::SourceRecord>> = HashMap::new();
     let mut tasks = JoinSet::new();
     let mut end = EndTracker::default();
     let mut tick = tokio::time::interval(Duration::from_millis(200));
@@ -128,9 +120,7 @@ pub async fn run(
     tokio::task::spawn_blocking(move || commit_consumer.commit_now()).await?;
     consumer.leave().await;
     tracing::info!("Offsets committed; left the group.");
-    Ok(RunReport {
-        stats: stats.snapshot(),
-    })
+    Ok(RunReport { stats: stats.snapshot() })
 }
 
 /// How long `--stop-at-end` waits for partitions when it has none.
@@ -169,9 +159,7 @@ impl EndTracker {
         }
         self.empty_since = None;
         for key in &assigned {
-            self.first_seen
-                .entry(key.clone())
-                .or_insert_with(Instant::now);
+            self.first_seen.entry(key.clone()).or_insert_with(Instant::now);
             if !self.targets.contains_key(key) {
                 if let Some(end) = consumer.fetched_end(&key.0, key.1) {
                     self.targets.insert(key.clone(), end);
@@ -179,14 +167,12 @@ impl EndTracker {
             }
         }
         self.look_up_idle_partitions(consumer, &assigned);
-        assigned
-            .iter()
-            .all(|k| match (self.targets.get(k), self.positions.get(k)) {
-                // An empty partition is at its end whatever the group committed.
-                (Some(0), _) => true,
-                (Some(target), Some(position)) => position >= target,
-                _ => false,
-            })
+        assigned.iter().all(|k| match (self.targets.get(k), self.positions.get(k)) {
+            // An empty partition is at its end whatever the group committed.
+            (Some(0), _) => true,
+            (Some(target), Some(position)) => position >= target,
+            _ => false,
+        })
     }
 
     /// A partition that delivered nothing may already be at its end for this
@@ -208,18 +194,12 @@ impl EndTracker {
         let idle: Vec<PartitionKey> = assigned
             .iter()
             .filter(|k| !self.positions.contains_key(*k) && self.targets.get(*k) != Some(&0))
-            .filter(|k| {
-                self.first_seen
-                    .get(*k)
-                    .is_some_and(|t| t.elapsed() > Duration::from_secs(1))
-            })
+            .filter(|k| self.first_seen.get(*k).is_some_and(|t| t.elapsed() > Duration::from_secs(1)))
             .cloned()
             .collect();
         if !idle.is_empty() {
             let consumer = consumer.clone();
-            self.lookup = Some(tokio::task::spawn_blocking(move || {
-                consumer.start_offsets(&idle)
-            }));
+            self.lookup = Some(tokio::task::spawn_blocking(move || consumer.start_offsets(&idle)));
         }
     }
 }

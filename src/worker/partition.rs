@@ -47,10 +47,7 @@ pub async fn run(
         tracing::debug!(topic = %key.0, partition = key.1, records = batch.len(), elapsed_ms = started.elapsed().as_millis() as u64, "Batch done.");
         if let Some(last) = batch.last() {
             consumer.mark_done(&last.topic, last.partition, last.offset);
-            let _ = progress.send(Progress {
-                partition: key.clone(),
-                next_offset: last.offset + 1,
-            });
+            let _ = progress.send(Progress { partition: key.clone(), next_offset: last.offset + 1 });
         }
         batch.clear();
     }

@@ -70,10 +70,7 @@ mod tests {
         let (_tx, rx) = watch::channel(false);
         let calls = AtomicU32::new(0);
         let retries = AtomicU32::new(0);
-        let policy = RetryPolicy {
-            initial: Duration::from_millis(10),
-            max: Duration::from_secs(1),
-        };
+        let policy = RetryPolicy { initial: Duration::from_millis(10), max: Duration::from_secs(1) };
         let result = until_done(
             policy,
             &rx,
@@ -101,39 +98,19 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_permanent_error_is_returned_at_once() {
         let (_tx, rx) = watch::channel(false);
-        let policy = RetryPolicy {
-            initial: Duration::from_millis(10),
-            max: Duration::from_secs(1),
-        };
-        let result: Result<Result<(), String>, _> = until_done(
-            policy,
-            &rx,
-            "test",
-            |_| false,
-            || {},
-            || async { Err("bad".to_owned()) },
-        )
-        .await;
+        let policy = RetryPolicy { initial: Duration::from_millis(10), max: Duration::from_secs(1) };
+        let result: Result<Result<(), String>, _> =
+            until_done(policy, &rx, "test", |_| false, || {}, || async { Err("bad".to_owned()) }).await;
         assert_eq!(result, Ok(Err("bad".to_owned())));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_stop_request_ends_the_wait_without_a_result() {
         let (tx, rx) = watch::channel(false);
-        let policy = RetryPolicy {
-            initial: Duration::from_secs(60),
-            max: Duration::from_secs(60),
-        };
+        let policy = RetryPolicy { initial: Duration::from_secs(60), max: Duration::from_secs(60) };
         let waiting = tokio::spawn(async move {
-            until_done(
-                policy,
-                &rx,
-                "test",
-                |_: &String| true,
-                || {},
-                || async { Err::<(), _>("down".to_owned()) },
-            )
-            .await
+            until_done(policy, &rx, "test", |_: &String| true, || {}, || async { Err::<(), _>("down".to_owned()) })
+                .await
         });
         tokio::task::yield_now().await;
         tx.send(true).unwrap();

@@ -25,14 +25,16 @@ pub async fn merge(pool: &PgPool, from: Uuid, into: Uuid) {
 }
 
 pub async fn add_channel(pool: &PgPool, id: Uuid, channel: &str, endpoint: &str, contact: &str) {
-    sqlx::query("INSERT INTO conversation_channels (conversation_id, channel, endpoint, contact) VALUES ($1, $2, $3, $4)")
-        .bind(id)
-        .bind(channel)
-        .bind(endpoint)
-        .bind(contact)
-        .execute(pool)
-        .await
-        .expect("add channel");
+    sqlx::query(
+        "INSERT INTO conversation_channels (conversation_id, channel, endpoint, contact) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(id)
+    .bind(channel)
+    .bind(endpoint)
+    .bind(contact)
+    .execute(pool)
+    .await
+    .expect("add channel");
 }
 
 pub async fn set_queue_priority_form(pool: &PgPool, id: Uuid) {
@@ -44,13 +46,7 @@ pub async fn set_queue_priority_form(pool: &PgPool, id: Uuid) {
 }
 
 /// The agent desktop's reply: an outbound row in the conversation.
-pub async fn agent_reply(
-    pool: &PgPool,
-    conversation: Uuid,
-    endpoint: &str,
-    contact: &str,
-    external_id: &str,
-) {
+pub async fn agent_reply(pool: &PgPool, conversation: Uuid, endpoint: &str, contact: &str, external_id: &str) {
     sqlx::query(
         "INSERT INTO messages (id, conversation_id, channel, direction, endpoint, contact, external_id, body_text, received_at)
          VALUES ($1, $2, 'email', 'outbound', $3, $4, $5, 'We are on it.', now())",
@@ -67,22 +63,16 @@ pub async fn agent_reply(
 
 /// The conversation a message landed in.
 pub async fn conversation_of(pool: &PgPool, external_id: &str, endpoint: &str) -> Uuid {
-    sqlx::query_scalar(
-        "SELECT conversation_id FROM messages WHERE external_id = $1 AND endpoint = $2",
-    )
-    .bind(external_id)
-    .bind(endpoint)
-    .fetch_one(pool)
-    .await
-    .unwrap_or_else(|e| panic!("message {external_id} at {endpoint}: {e}"))
+    sqlx::query_scalar("SELECT conversation_id FROM messages WHERE external_id = $1 AND endpoint = $2")
+        .bind(external_id)
+        .bind(endpoint)
+        .fetch_one(pool)
+        .await
+        .unwrap_or_else(|e| panic!("message {external_id} at {endpoint}: {e}"))
 }
 
 pub async fn status_of(pool: &PgPool, id: Uuid) -> String {
-    sqlx::query_scalar("SELECT status FROM conversations WHERE id = $1")
-        .bind(id)
-        .fetch_one(pool)
-        .await
-        .expect("status")
+    sqlx::query_scalar("SELECT status FROM conversations WHERE id = $1").bind(id).fetch_one(pool).await.expect("status")
 }
 
 /// An email from `from` to `inbox`, optionally replying, with extra header lines.
@@ -112,32 +102,16 @@ pub fn sms(id: &str, from: &str, to: &str, text: &str) -> SampleRecord {
     let body = format!(
         r#"{{"results":[{{"messageId":"{id}","from":"{from}","to":"{to}","text":"{text}","receivedAt":"2026-11-25T07:00:00.000+0000","smsCount":1}}],"messageCount":1,"pendingMessageCount":0}}"#
     );
-    binary(
-        "sms",
-        "sms.received",
-        &format!("evt-{id}"),
-        "application/json",
-        &[],
-        body.as_bytes(),
-    )
+    binary("sms", "sms.received", &format!("evt-{id}"), "application/json", &[], body.as_bytes())
 }
 
 /// One Messenger message, optionally replying to `reply_to`.
 pub fn messenger(mid: &str, psid: &str, page: &str, reply_to: Option<&str>) -> SampleRecord {
-    let reply = reply_to
-        .map(|r| format!(r#","reply_to":{{"mid":"{r}"}}"#))
-        .unwrap_or_default();
+    let reply = reply_to.map(|r| format!(r#","reply_to":{{"mid":"{r}"}}"#)).unwrap_or_default();
     let body = format!(
         r#"{{"object":"page","entry":[{{"id":"{page}","time":1764054000000,"messaging":[{{"sender":{{"id":"{psid}"}},"recipient":{{"id":"{page}"}},"timestamp":1764054000000,"message":{{"mid":"{mid}","text":"hi"{reply}}}}}]}}]}}"#
     );
-    binary(
-        "messenger",
-        "messenger.received",
-        &format!("evt-{mid}"),
-        "application/json",
-        &[],
-        body.as_bytes(),
-    )
+    binary("messenger", "messenger.received", &format!("evt-{mid}"), "application/json", &[], body.as_bytes())
 }
 
 /// R7 checked in SQL: (holders of an email copy not linked to the main

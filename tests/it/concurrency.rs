@@ -32,27 +32,15 @@ fn traffic(rng: &mut Rng, wave: u32, count: u32) -> (Vec<(SampleRecord, String)>
         let (record, endpoint) = match rng.next(4) {
             0 => {
                 let endpoint = format!("80{}", rng.next(2));
-                (
-                    sms(&id, &format!("3859100{}", rng.next(40)), &endpoint, "hello"),
-                    endpoint,
-                )
+                (sms(&id, &format!("3859100{}", rng.next(40)), &endpoint, "hello"), endpoint)
             }
             1 => {
                 let reply = (n > 10).then(|| format!("w{wave}-{}", rng.next(n as u64)));
-                (
-                    messenger(
-                        &id,
-                        &format!("{}", 5000 + rng.next(30)),
-                        "900",
-                        reply.as_deref(),
-                    ),
-                    "900".to_owned(),
-                )
+                (messenger(&id, &format!("{}", 5000 + rng.next(30)), "900", reply.as_deref()), "900".to_owned())
             }
             _ => {
                 let from = format!("c{}@example.com", rng.next(40));
-                let reply = (n > 10 && rng.next(2) == 0)
-                    .then(|| format!("w{wave}-{}@x", rng.next(n as u64)));
+                let reply = (n > 10 && rng.next(2) == 0).then(|| format!("w{wave}-{}@x", rng.next(n as u64)));
                 let mid = format!("{id}@x");
                 if rng.next(5) == 0 {
                     // One email, two inboxes: the second copy under another key.
@@ -63,14 +51,7 @@ fn traffic(rng: &mut Rng, wave: u32, count: u32) -> (Vec<(SampleRecord, String)>
                     ids.push(format!("email/sales@acme.example/{mid}"));
                 }
                 ids.push(format!("email/support@acme.example/{mid}"));
-                let r = mail(
-                    "support@acme.example",
-                    &mid,
-                    &from,
-                    reply.as_deref(),
-                    &[],
-                    "",
-                );
+                let r = mail("support@acme.example", &mid, &from, reply.as_deref(), &[], "");
                 records.push((r, key));
                 continue;
             }
@@ -79,9 +60,8 @@ fn traffic(rng: &mut Rng, wave: u32, count: u32) -> (Vec<(SampleRecord, String)>
         records.push((record, key));
     }
     // Gateways retry: redeliver a tenth of the records.
-    let again: Vec<(SampleRecord, String)> = (0..records.len() / 10)
-        .map(|_| records[rng.next(records.len() as u64) as usize].clone())
-        .collect();
+    let again: Vec<(SampleRecord, String)> =
+        (0..records.len() / 10).map(|_| records[rng.next(records.len() as u64) as usize].clone()).collect();
     records.extend(again);
     (records, ids)
 }
@@ -104,12 +84,11 @@ fn spawn_worker(env: &TestEnv) -> tokio::process::Child {
 /// ever make conversations not ongoing; status changes only touch ongoing
 /// ones; added channels use fresh pairs: so the agent never breaks I1 itself.
 async fn agent_action(env: &TestEnv, rng: &mut Rng, step: u32) {
-    let ongoing: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT id FROM conversations WHERE status <> 'closed' AND merged_into IS NULL ORDER BY id",
-    )
-    .fetch_all(&env.pool)
-    .await
-    .unwrap();
+    let ongoing: Vec<Uuid> =
+        sqlx::query_scalar("SELECT id FROM conversations WHERE status <> 'closed' AND merged_into IS NULL ORDER BY id")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
     if ongoing.len() < 2 {
         return;
     }
@@ -122,28 +101,8 @@ async fn agent_action(env: &TestEnv, rng: &mut Rng, step: u32) {
                 merge(&env.pool, from, into).await;
             }
         }
-        2 => {
-            set_status(
-                &env.pool,
-                pick(rng),
-                if rng.next(2) == 0 {
-                    "waiting"
-                } else {
-                    "solved"
-                },
-            )
-            .await
-        }
-        3 => {
-            add_channel(
-                &env.pool,
-                pick(rng),
-                "sms",
-                "899",
-                &format!("agent-added-{step}"),
-            )
-            .await
-        }
+        2 => set_status(&env.pool, pick(rng), if rng.next(2) == 0 { "waiting" } else { "solved" }).await,
+        3 => add_channel(&env.pool, pick(rng), "sms", "899", &format!("agent-added-{step}")).await,
         _ => set_status(&env.pool, pick(rng), "pending").await,
     }
 }
@@ -182,10 +141,7 @@ async fn two_workers_with_bad_keys_and_a_busy_agent_keep_every_invariant() {
                 .expect("worker ends")
                 .unwrap();
             assert!(out.status.success(), "worker exited with {}", out.status);
-            stats.push(
-                serde_json::from_slice::<serde_json::Value>(&out.stdout)
-                    .expect("worker prints its counters"),
-            );
+            stats.push(serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("worker prints its counters"));
         }
         let _ = done_tx.send(true);
         stats
@@ -197,37 +153,21 @@ async fn two_workers_with_bad_keys_and_a_busy_agent_keep_every_invariant() {
     for s in &worker_stats {
         assert_eq!(s["records_dead_lettered"], 0, "{s}");
     }
-    let processed: u64 = worker_stats
-        .iter()
-        .map(|s| s["records"].as_u64().unwrap())
-        .sum();
+    let processed: u64 = worker_stats.iter().map(|s| s["records"].as_u64().unwrap()).sum();
     assert!(processed > 0, "both processes took part: {worker_stats:?}");
 
     eprintln!("worker counters: {worker_stats:?}");
     eprintln!(
         "follow-up links {}, related links {}, merged {}, closed {}",
-        env.count("SELECT count(*) FROM conversation_links WHERE kind = 'follow_up'")
-            .await,
-        env.count("SELECT count(*) FROM conversation_links WHERE kind = 'related'")
-            .await,
-        env.count("SELECT count(*) FROM conversations WHERE merged_into IS NOT NULL")
-            .await,
-        env.count("SELECT count(*) FROM conversations WHERE status = 'closed'")
-            .await,
+        env.count("SELECT count(*) FROM conversation_links WHERE kind = 'follow_up'").await,
+        env.count("SELECT count(*) FROM conversation_links WHERE kind = 'related'").await,
+        env.count("SELECT count(*) FROM conversations WHERE merged_into IS NOT NULL").await,
+        env.count("SELECT count(*) FROM conversations WHERE status = 'closed'").await,
     );
     // The agent really acted while the workers ran, so the test can fail.
+    assert!(env.count("SELECT count(*) FROM conversations WHERE merged_into IS NOT NULL").await > 0, "merges happened");
     assert!(
-        env.count("SELECT count(*) FROM conversations WHERE merged_into IS NOT NULL")
-            .await
-            > 0,
-        "merges happened"
-    );
-    assert!(
-        env.count(
-            "SELECT count(*) FROM conversations WHERE status = 'closed' AND merged_into IS NULL"
-        )
-        .await
-            > 0,
+        env.count("SELECT count(*) FROM conversations WHERE status = 'closed' AND merged_into IS NULL").await > 0,
         "closes happened"
     );
     check_invariants(&env, &expected).await;
@@ -252,12 +192,11 @@ async fn check_invariants(env: &TestEnv, expected: &[String]) {
     assert_eq!(i1, 0, "I1");
 
     // I2: every message stored exactly once, nothing else stored.
-    let mut stored: Vec<String> = sqlx::query_scalar(
-        "SELECT channel || '/' || endpoint || '/' || external_id FROM messages ORDER BY 1",
-    )
-    .fetch_all(&env.pool)
-    .await
-    .unwrap();
+    let mut stored: Vec<String> =
+        sqlx::query_scalar("SELECT channel || '/' || endpoint || '/' || external_id FROM messages ORDER BY 1")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
     let mut wanted = expected.to_vec();
     wanted.sort();
     wanted.dedup();
@@ -279,17 +218,11 @@ async fn check_invariants(env: &TestEnv, expected: &[String]) {
     let to_ongoing = env
         .count("SELECT count(*) FROM conversation_links l JOIN conversations c ON c.id = l.related_conversation_id WHERE l.kind = 'follow_up' AND c.status <> 'closed'")
         .await;
-    assert_eq!(
-        to_ongoing, 0,
-        "a follow-up only ever follows a closed conversation"
-    );
+    assert_eq!(to_ongoing, 0, "a follow-up only ever follows a closed conversation");
 
     // I5: every holder of a copy is linked once to the main holder, and no
     // other related links exist.
     let (missing, extra) = crate::agent::sibling_link_errors(env).await;
-    assert_eq!(
-        missing, 0,
-        "I5: a sibling is not linked to its main conversation"
-    );
+    assert_eq!(missing, 0, "I5: a sibling is not linked to its main conversation");
     assert_eq!(extra, 0, "I5: a related link that no sibling set explains");
 }

@@ -9,51 +9,15 @@ const GOOD_SMS: &str = r#"{"results":[{"messageId":"ok-1","from":"+385 91 624 24
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_reason_code_is_dead_lettered_with_the_original_and_its_source() {
     let env = TestEnv::with(1, |s| s.worker.max_record_bytes = 4096).await;
-    let mail =
-        "From: ana@example.com\r\nMessage-ID: <x@example.com>\r\nSubject: hi\r\n\r\nbody\r\n";
+    let mail = "From: ana@example.com\r\nMessage-ID: <x@example.com>\r\nSubject: hi\r\n\r\nbody\r\n";
     let bad: Vec<(&str, switchboard::sample::SampleRecord)> = vec![
         (
             "not_cloudevents",
-            switchboard::sample::SampleRecord {
-                channel: "sms",
-                key: None,
-                value: b"hello".to_vec(),
-                headers: vec![],
-            },
+            switchboard::sample::SampleRecord { channel: "sms", key: None, value: b"hello".to_vec(), headers: vec![] },
         ),
-        (
-            "unknown_type",
-            binary(
-                "sms",
-                "fax.received",
-                "u1",
-                "application/json",
-                &[],
-                GOOD_SMS.as_bytes(),
-            ),
-        ),
-        (
-            "missing_recipient",
-            binary(
-                "email",
-                "email.received",
-                "m1",
-                "message/rfc822",
-                &[],
-                mail.as_bytes(),
-            ),
-        ),
-        (
-            "bad_payload",
-            binary(
-                "sms",
-                "sms.received",
-                "b1",
-                "application/json",
-                &[],
-                b"{\"results\": [",
-            ),
-        ),
+        ("unknown_type", binary("sms", "fax.received", "u1", "application/json", &[], GOOD_SMS.as_bytes())),
+        ("missing_recipient", binary("email", "email.received", "m1", "message/rfc822", &[], mail.as_bytes())),
+        ("bad_payload", binary("sms", "sms.received", "b1", "application/json", &[], b"{\"results\": [")),
         (
             "bad_address",
             binary(
@@ -84,10 +48,7 @@ async fn each_reason_code_is_dead_lettered_with_the_original_and_its_source() {
                 "r1",
                 "application/json",
                 &[],
-                GOOD_SMS
-                    .replace("ok-1", "nul-1")
-                    .replace("fine", "nul \\u0000 byte")
-                    .as_bytes(),
+                GOOD_SMS.replace("ok-1", "nul-1").replace("fine", "nul \\u0000 byte").as_bytes(),
             ),
         ),
     ];
@@ -95,27 +56,14 @@ async fn each_reason_code_is_dead_lettered_with_the_original_and_its_source() {
         env.publish(record).await;
     }
     // Good records before and after the bad ones, in the same partition.
-    env.publish(&binary(
-        "sms",
-        "sms.received",
-        "g1",
-        "application/json",
-        &[],
-        GOOD_SMS.as_bytes(),
-    ))
-    .await;
-    env.publish(&email("support@acme.example", "g2", mail))
-        .await;
+    env.publish(&binary("sms", "sms.received", "g1", "application/json", &[], GOOD_SMS.as_bytes())).await;
+    env.publish(&email("support@acme.example", "g2", mail)).await;
 
     let stats = env.run_to_end().await;
     assert_eq!(stats.records_dead_lettered, 7);
     assert_eq!(stats.records_applied, 2);
     assert_eq!(env.count("SELECT count(*) FROM messages").await, 2);
-    assert_eq!(
-        env.count("SELECT count(*) FROM messages WHERE external_id = 'nul-1'")
-            .await,
-        0
-    );
+    assert_eq!(env.count("SELECT count(*) FROM messages WHERE external_id = 'nul-1'").await, 0);
 
     let letters = env.dead_letters();
     assert_eq!(letters.len(), 7);
@@ -125,44 +73,23 @@ async fn each_reason_code_is_dead_lettered_with_the_original_and_its_source() {
             .find(|l| dlq_headers(l).get("dlq_reason").map(String::as_str) == Some(*reason))
             .unwrap_or_else(|| panic!("no dead letter with reason {reason}"));
         let h = dlq_headers(letter);
-        assert_eq!(
-            letter.value.as_deref(),
-            Some(original.value.as_slice()),
-            "{reason}: value kept byte for byte"
-        );
+        assert_eq!(letter.value.as_deref(), Some(original.value.as_slice()), "{reason}: value kept byte for byte");
         for header in &original.headers {
-            assert!(
-                letter.headers.contains(header),
-                "{reason}: header {} kept",
-                header.key
-            );
+            assert!(letter.headers.contains(header), "{reason}: header {} kept", header.key);
         }
         assert!(
             h["dlq_source"].starts_with(&format!("{}/", env.topic(original.channel))),
             "{reason}: {}",
             h["dlq_source"]
         );
-        assert!(
-            !h["dlq_detail"].is_empty(),
-            "{reason}: a detail for a person"
-        );
-        assert!(
-            chrono::DateTime::parse_from_rfc3339(&h["dlq_at"]).is_ok(),
-            "{reason}: dlq_at is a time"
-        );
+        assert!(!h["dlq_detail"].is_empty(), "{reason}: a detail for a person");
+        assert!(chrono::DateTime::parse_from_rfc3339(&h["dlq_at"]).is_ok(), "{reason}: dlq_at is a time");
     }
     // Operators read them with `switchboard dead-letters`.
-    let out = env
-        .worker_command(&["dead-letters"])
-        .output()
-        .await
-        .expect("dead-letters runs");
+    let out = env.worker_command(&["dead-letters"]).output().await.expect("dead-letters runs");
     assert!(out.status.success());
     let listing = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        listing.contains(&format!("7 dead letters on {}", env.topic("dlq"))),
-        "{listing}"
-    );
+    assert!(listing.contains(&format!("7 dead letters on {}", env.topic("dlq"))), "{listing}");
     for (reason, _) in &bad {
         assert!(listing.contains(reason), "{reason} listed: {listing}");
     }

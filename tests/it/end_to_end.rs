@@ -15,12 +15,7 @@ fn mail(id: &str, from: &str, body: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_type_in_both_modes_is_placed_with_its_source_coordinates() {
     let env = TestEnv::new(2).await;
-    env.publish(&email(
-        "Support@Acme.example",
-        "e1",
-        &mail("a1@example.com", "Ana@Example.com", "binary mode"),
-    ))
-    .await;
+    env.publish(&email("Support@Acme.example", "e1", &mail("a1@example.com", "Ana@Example.com", "binary mode"))).await;
     env.publish(&structured(
         "email",
         "email.received",
@@ -30,108 +25,56 @@ async fn every_type_in_both_modes_is_placed_with_its_source_coordinates() {
         mail("a2@example.com", "ana@example.com", "structured").as_bytes(),
     ))
     .await;
-    env.publish(&binary(
-        "sms",
-        "sms.received",
-        "s1",
-        "application/json",
-        &[],
-        INFOBIP.as_bytes(),
-    ))
-    .await;
-    env.publish(&structured(
-        "sms",
-        "sms.received",
-        "s2",
-        "application/x-www-form-urlencoded",
-        &[],
-        TWILIO.as_bytes(),
-    ))
-    .await;
-    env.publish(&binary(
-        "messenger",
-        "messenger.received",
-        "f1",
-        "application/json",
-        &[],
-        MESSENGER.as_bytes(),
-    ))
-    .await;
+    env.publish(&binary("sms", "sms.received", "s1", "application/json", &[], INFOBIP.as_bytes())).await;
+    env.publish(&structured("sms", "sms.received", "s2", "application/x-www-form-urlencoded", &[], TWILIO.as_bytes()))
+        .await;
+    env.publish(&binary("messenger", "messenger.received", "f1", "application/json", &[], MESSENGER.as_bytes())).await;
 
     // The other mode of each SMS format and of Messenger: the same payloads
     // again are duplicates, so they must decode to the very same messages.
-    env.publish(&structured(
-        "sms",
-        "sms.received",
-        "s1b",
-        "application/json",
-        &[],
-        INFOBIP.as_bytes(),
-    ))
-    .await;
-    env.publish(&binary(
-        "sms",
-        "sms.received",
-        "s2b",
-        "application/x-www-form-urlencoded",
-        &[],
-        TWILIO.as_bytes(),
-    ))
-    .await;
-    env.publish(&structured(
-        "messenger",
-        "messenger.received",
-        "f1b",
-        "application/json",
-        &[],
-        MESSENGER.as_bytes(),
-    ))
-    .await;
+    env.publish(&structured("sms", "sms.received", "s1b", "application/json", &[], INFOBIP.as_bytes())).await;
+    env.publish(&binary("sms", "sms.received", "s2b", "application/x-www-form-urlencoded", &[], TWILIO.as_bytes()))
+        .await;
+    env.publish(&structured("messenger", "messenger.received", "f1b", "application/json", &[], MESSENGER.as_bytes()))
+        .await;
 
     let stats = env.run_to_end().await;
     assert_eq!(stats.records, 8);
     assert_eq!(stats.records_applied, 5);
-    assert_eq!(
-        stats.records_duplicate, 3,
-        "the same messages in the other mode"
-    );
+    assert_eq!(stats.records_duplicate, 3, "the same messages in the other mode");
     assert_eq!(stats.skipped_entries.get("echo"), Some(&2));
     assert_eq!(stats.skipped_entries.get("read"), Some(&2));
 
     // Both emails: one pair (normalized endpoint and contact), one conversation.
-    assert_eq!(
-        env.count("SELECT count(*) FROM messages WHERE channel = 'email'")
-            .await,
-        2
-    );
+    assert_eq!(env.count("SELECT count(*) FROM messages WHERE channel = 'email'").await, 2);
     assert_eq!(env.count("SELECT count(DISTINCT conversation_id) FROM messages WHERE channel = 'email' AND endpoint = 'support@acme.example' AND contact = 'ana@example.com'").await, 1);
     assert_eq!(env.count("SELECT count(*) FROM messages WHERE channel = 'email' AND raw IS NOT NULL AND external_id IN ('a1@example.com', 'a2@example.com')").await, 2);
     // Three SMS in two formats and four phone spellings: one pair, one conversation.
     assert_eq!(env.count("SELECT count(*) FROM messages WHERE channel = 'sms' AND endpoint = '385916242493' AND contact = '80010020000'").await, 3);
-    assert_eq!(
-        env.count("SELECT count(DISTINCT conversation_id) FROM messages WHERE channel = 'sms'")
-            .await,
-        1
-    );
+    assert_eq!(env.count("SELECT count(DISTINCT conversation_id) FROM messages WHERE channel = 'sms'").await, 1);
     // Messenger: the message and the postback, numeric ids as strings; echo and read skipped.
-    assert_eq!(env.count("SELECT count(*) FROM messages WHERE channel = 'messenger' AND endpoint = '104729' AND contact = '6178123'").await, 2);
+    assert_eq!(
+        env.count(
+            "SELECT count(*) FROM messages WHERE channel = 'messenger' AND endpoint = '104729' AND contact = '6178123'"
+        )
+        .await,
+        2
+    );
     assert_eq!(env.count("SELECT count(*) FROM messages WHERE channel = 'messenger' AND external_id = 'm_pb' AND body_text = 'Talk to a person'").await, 1);
     // Every message knows where it came from.
     assert_eq!(env.count("SELECT count(*) FROM messages WHERE kafka_topic IS NULL OR kafka_partition IS NULL OR kafka_offset IS NULL").await, 0);
     let sms_topic = env.topic("sms");
-    let sms_sources: i64 = sqlx::query_scalar("SELECT count(DISTINCT kafka_offset::text || '/' || kafka_partition) FROM messages WHERE kafka_topic = $1")
-        .bind(&sms_topic)
-        .fetch_one(&env.pool)
-        .await
-        .unwrap();
+    let sms_sources: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT kafka_offset::text || '/' || kafka_partition) FROM messages WHERE kafka_topic = $1",
+    )
+    .bind(&sms_topic)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
     assert_eq!(sms_sources, 2, "three SMS from two records");
     // One conversation per pair, each with its channel row and a `created` event.
     assert_eq!(env.count("SELECT count(*) FROM conversations").await, 3);
-    assert_eq!(
-        env.count("SELECT count(*) FROM conversation_channels")
-            .await,
-        3
-    );
+    assert_eq!(env.count("SELECT count(*) FROM conversation_channels").await, 3);
     assert_eq!(env.count("SELECT count(*) FROM conversation_events WHERE kind = 'created' AND from_status IS NULL AND to_status = 'open'").await, 3);
     assert_eq!(env.count("SELECT count(*) FROM conversations WHERE status = 'open' AND priority = 'normal' AND topic = 'Talking with ana@example.com'").await, 1);
 }
@@ -139,23 +82,17 @@ async fn every_type_in_both_modes_is_placed_with_its_source_coordinates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_known_customer_is_attached_and_named() {
     let env = TestEnv::new(1).await;
-    sqlx::query("INSERT INTO people (id, name, city) VALUES ('00000000-0000-0000-0000-0000000000aa', 'Ana Horvat', 'Zagreb')")
-        .execute(&env.pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "INSERT INTO people (id, name, city) VALUES ('00000000-0000-0000-0000-0000000000aa', 'Ana Horvat', 'Zagreb')",
+    )
+    .execute(&env.pool)
+    .await
+    .unwrap();
     sqlx::query("INSERT INTO person_contacts (person_id, channel, address) VALUES ('00000000-0000-0000-0000-0000000000aa', 'sms', '80010020000')")
         .execute(&env.pool)
         .await
         .unwrap();
-    env.publish(&binary(
-        "sms",
-        "sms.received",
-        "s1",
-        "application/json",
-        &[],
-        INFOBIP.as_bytes(),
-    ))
-    .await;
+    env.publish(&binary("sms", "sms.received", "s1", "application/json", &[], INFOBIP.as_bytes())).await;
     env.run_to_end().await;
     assert_eq!(env.count("SELECT count(*) FROM conversations WHERE customer_id = '00000000-0000-0000-0000-0000000000aa' AND topic = 'Talking with Ana Horvat'").await, 1);
 }
@@ -168,10 +105,7 @@ async fn a_redelivered_record_and_a_replay_with_a_new_group_change_nothing() {
     }
     let first = env.run_to_end().await;
     assert_eq!(first.records, 10);
-    assert_eq!(
-        first.records_duplicate, 1,
-        "the gateway's retry of one email"
-    );
+    assert_eq!(first.records_duplicate, 1, "the gateway's retry of one email");
     assert_eq!(first.records_dead_lettered, 1);
     let before = env.snapshot().await;
 
@@ -184,9 +118,6 @@ async fn a_redelivered_record_and_a_replay_with_a_new_group_change_nothing() {
     assert_eq!(replay.records, 10);
     assert_eq!(replay.records_applied, 0);
     assert_eq!(replay.records_duplicate, 9);
-    assert_eq!(
-        replay.records_dead_lettered, 1,
-        "bad input is dead-lettered again, never stored"
-    );
+    assert_eq!(replay.records_dead_lettered, 1, "bad input is dead-lettered again, never stored");
     assert_eq!(env.snapshot().await, before);
 }

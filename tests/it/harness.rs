@@ -48,15 +48,8 @@ impl TestEnv {
     pub async fn with(partitions: i32, adjust: impl FnOnce(&mut Settings)) -> TestEnv {
         let id = Uuid::new_v4().simple().to_string();
         let db_name = format!("sb_test_{id}");
-        let admin = PgPoolOptions::new()
-            .max_connections(1)
-            .connect(&admin_url())
-            .await
-            .expect("admin connection");
-        admin
-            .execute(format!("CREATE DATABASE {db_name}").as_str())
-            .await
-            .expect("create database");
+        let admin = PgPoolOptions::new().max_connections(1).connect(&admin_url()).await.expect("admin connection");
+        admin.execute(format!("CREATE DATABASE {db_name}").as_str()).await.expect("create database");
         admin.close().await;
 
         let prefix = format!("t{}", &id[..12]);
@@ -76,30 +69,14 @@ impl TestEnv {
         settings.worker.retry_max = Duration::from_millis(500);
         adjust(&mut settings);
 
-        let pool = PgPoolOptions::new()
-            .max_connections(4)
-            .connect(&settings.database.url)
-            .await
-            .expect("test db");
-        Store::from_pool(pool.clone())
-            .migrate()
-            .await
-            .expect("migrate");
+        let pool = PgPoolOptions::new().max_connections(4).connect(&settings.database.url).await.expect("test db");
+        Store::from_pool(pool.clone()).migrate().await.expect("migrate");
         let t = &settings.kafka.topics;
-        ensure_topics(
-            &settings.kafka,
-            &[&t.email, &t.sms, &t.messenger, &t.dlq],
-            partitions,
-        )
-        .await
-        .expect("create topics");
+        ensure_topics(&settings.kafka, &[&t.email, &t.sms, &t.messenger, &t.dlq], partitions)
+            .await
+            .expect("create topics");
         let publisher = Publisher::new(&settings.kafka).expect("publisher");
-        TestEnv {
-            settings,
-            db_name,
-            pool,
-            publisher,
-        }
+        TestEnv { settings, db_name, pool, publisher }
     }
 
     pub fn topic(&self, channel: &str) -> String {
@@ -121,10 +98,7 @@ impl TestEnv {
     pub async fn publish_to(&self, record: &SampleRecord, key: Option<&str>) {
         let topic = self.topic(record.channel);
         let key = key.map(str::as_bytes).or(record.key.as_deref());
-        self.publisher
-            .publish(&topic, key, Some(&record.value), &record.headers)
-            .await
-            .expect("publish");
+        self.publisher.publish(&topic, key, Some(&record.value), &record.headers).await.expect("publish");
     }
 
     /// Runs the worker with `--stop-at-end` semantics and returns its counters.
@@ -172,37 +146,23 @@ impl TestEnv {
 
     /// Every record on the dead-letter topic (read until it is quiet for 3 s).
     pub fn dead_letters(&self) -> Vec<SourceRecord> {
-        read_topic(
-            &self.settings.kafka,
-            &self.topic("dlq"),
-            usize::MAX,
-            Duration::from_secs(3),
-        )
-        .expect("read dead letters")
+        read_topic(&self.settings.kafka, &self.topic("dlq"), usize::MAX, Duration::from_secs(3))
+            .expect("read dead letters")
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sql)
-            .fetch_one(&self.pool)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        sqlx::query_scalar(sql).fetch_one(&self.pool).await.unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
     /// Every row of the contract's tables, as text, for before/after comparisons.
     pub async fn snapshot(&self) -> Vec<String> {
         let mut out = Vec::new();
-        for table in [
-            "conversations",
-            "conversation_channels",
-            "messages",
-            "conversation_links",
-            "conversation_events",
-        ] {
-            let rows: Vec<String> =
-                sqlx::query_scalar(&format!("SELECT t::text FROM {table} t ORDER BY t::text"))
-                    .fetch_all(&self.pool)
-                    .await
-                    .expect("snapshot");
+        for table in ["conversations", "conversation_channels", "messages", "conversation_links", "conversation_events"]
+        {
+            let rows: Vec<String> = sqlx::query_scalar(&format!("SELECT t::text FROM {table} t ORDER BY t::text"))
+                .fetch_all(&self.pool)
+                .await
+                .expect("snapshot");
             out.push(format!("{table}: {}", rows.len()));
             out.extend(rows);
         }
@@ -217,20 +177,11 @@ impl Drop for TestEnv {
         // Drop runs outside async context; a thread with its own runtime
         // removes the database.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             rt.block_on(async move {
                 pool.close().await;
-                if let Ok(admin) = PgPoolOptions::new()
-                    .max_connections(1)
-                    .connect(&admin_url())
-                    .await
-                {
-                    let _ = admin
-                        .execute(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)").as_str())
-                        .await;
+                if let Ok(admin) = PgPoolOptions::new().max_connections(1).connect(&admin_url()).await {
+                    let _ = admin.execute(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)").as_str()).await;
                 }
             });
         })
@@ -244,11 +195,6 @@ pub fn dlq_headers(record: &SourceRecord) -> HashMap<String, String> {
         .headers
         .iter()
         .filter(|h| h.key.starts_with("dlq_"))
-        .map(|h| {
-            (
-                h.key.clone(),
-                String::from_utf8_lossy(h.value.as_deref().unwrap_or_default()).into_owned(),
-            )
-        })
+        .map(|h| (h.key.clone(), String::from_utf8_lossy(h.value.as_deref().unwrap_or_default()).into_owned()))
         .collect()
 }

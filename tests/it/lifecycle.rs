@@ -7,30 +7,18 @@ use std::time::Duration;
 use tokio::process::Child;
 
 fn start(env: &TestEnv) -> Child {
-    env.worker_command(&["run"])
-        .env("SWITCHBOARD__WORKER__BATCH_MAX_RECORDS", "5")
-        .spawn()
-        .expect("start the worker")
+    env.worker_command(&["run"]).env("SWITCHBOARD__WORKER__BATCH_MAX_RECORDS", "5").spawn().expect("start the worker")
 }
 
 fn signal(child: &Child, name: &str) {
     let pid = child.id().expect("running").to_string();
-    let status = std::process::Command::new("kill")
-        .args([&format!("-{name}"), &pid])
-        .status()
-        .expect("kill");
+    let status = std::process::Command::new("kill").args([&format!("-{name}"), &pid]).status().expect("kill");
     assert!(status.success());
 }
 
 async fn publish_many(env: &TestEnv, n: usize) {
     for i in 0..n {
-        env.publish(&sms(
-            &format!("life-{i}"),
-            &format!("{}", i % 17),
-            "800",
-            "hello",
-        ))
-        .await;
+        env.publish(&sms(&format!("life-{i}"), &format!("{}", i % 17), "800", "hello")).await;
     }
 }
 
@@ -51,23 +39,15 @@ async fn sigterm_finishes_in_flight_work_commits_and_exits_zero() {
     let child = start(&env);
     wait_for_rows(&env, 1).await;
     signal(&child, "TERM");
-    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("it stops")
-        .unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output()).await.expect("it stops").unwrap();
     assert!(out.status.success(), "exit status {}", out.status);
-    let stats: serde_json::Value =
-        serde_json::from_slice(&out.stdout).expect("it prints its counters");
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).expect("it prints its counters");
     let done = stats["records"].as_i64().unwrap();
     // Everything it counted as done is stored, and committed: the next run
     // with the same group starts exactly after it.
     assert_eq!(env.count("SELECT count(*) FROM messages").await, done);
     let rest = env.run_to_end().await;
-    assert_eq!(
-        rest.records as i64,
-        200 - done,
-        "no record read twice by the group after a clean stop"
-    );
+    assert_eq!(rest.records as i64, 200 - done, "no record read twice by the group after a clean stop");
     assert_eq!(env.count("SELECT count(*) FROM messages").await, 200);
 }
 
@@ -80,26 +60,11 @@ async fn sigkill_mid_run_loses_nothing_and_doubles_nothing() {
     signal(&child, "KILL");
     let _ = child.wait_with_output().await;
     let stored_at_kill = env.count("SELECT count(*) FROM messages").await;
-    assert!(
-        stored_at_kill < 300,
-        "killed before the end ({stored_at_kill} stored)"
-    );
+    assert!(stored_at_kill < 300, "killed before the end ({stored_at_kill} stored)");
 
     let rest = env.run_to_end().await;
     assert_eq!(rest.records_dead_lettered, 0);
-    assert_eq!(
-        env.count("SELECT count(*) FROM messages").await,
-        300,
-        "every message stored once"
-    );
-    assert_eq!(
-        env.count("SELECT count(DISTINCT external_id) FROM messages")
-            .await,
-        300
-    );
-    assert_eq!(
-        env.count("SELECT count(*) FROM conversations").await,
-        17,
-        "one conversation per pair"
-    );
+    assert_eq!(env.count("SELECT count(*) FROM messages").await, 300, "every message stored once");
+    assert_eq!(env.count("SELECT count(DISTINCT external_id) FROM messages").await, 300);
+    assert_eq!(env.count("SELECT count(*) FROM conversations").await, 17, "one conversation per pair");
 }

@@ -42,46 +42,24 @@ async fn a_postgres_outage_makes_the_worker_wait_and_lose_nothing() {
     let env = TestEnv::new(1).await;
     let proxy = Proxy::start("127.0.0.1:5432").await;
     let mut settings = env.settings.clone();
-    settings.database.url = settings
-        .database
-        .url
-        .replace("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port));
-    assert!(
-        settings.database.url.contains(&proxy.port.to_string()),
-        "the worker goes through the proxy"
-    );
+    settings.database.url = settings.database.url.replace("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port));
+    assert!(settings.database.url.contains(&proxy.port.to_string()), "the worker goes through the proxy");
 
     for n in 0..20 {
         let body = format!(
             r#"{{"results":[{{"messageId":"out-{n}","from":"38591{n:04}","to":"800","text":"during the outage","receivedAt":"2026-11-25T07:00:00.000+0000"}}]}}"#
         );
-        env.publish(&binary(
-            "sms",
-            "sms.received",
-            &format!("o{n}"),
-            "application/json",
-            &[],
-            body.as_bytes(),
-        ))
-        .await;
+        env.publish(&binary("sms", "sms.received", &format!("o{n}"), "application/json", &[], body.as_bytes())).await;
     }
 
     let worker = {
         let settings = settings.clone();
         tokio::spawn(async move {
-            switchboard::worker::run(
-                &settings,
-                switchboard::worker::Mode::StopAtEnd,
-                std::future::pending(),
-            )
-            .await
+            switchboard::worker::run(&settings, switchboard::worker::Mode::StopAtEnd, std::future::pending()).await
         })
     };
     tokio::time::sleep(Duration::from_secs(4)).await;
-    assert!(
-        !worker.is_finished(),
-        "the worker waits for Postgres instead of finishing"
-    );
+    assert!(!worker.is_finished(), "the worker waits for Postgres instead of finishing");
     assert_eq!(env.count("SELECT count(*) FROM messages").await, 0);
 
     proxy.down.store(false, Ordering::SeqCst);

@@ -10,19 +10,19 @@ const SALES: &str = "sales@acme.example";
 const ANA: &str = "ana@example.com";
 
 async fn related(env: &TestEnv) -> Vec<(Uuid, Uuid)> {
-    sqlx::query_as("SELECT conversation_id, related_conversation_id FROM conversation_links WHERE kind = 'related' ORDER BY 1, 2")
-        .fetch_all(&env.pool)
-        .await
-        .unwrap()
+    sqlx::query_as(
+        "SELECT conversation_id, related_conversation_id FROM conversation_links WHERE kind = 'related' ORDER BY 1, 2",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap()
 }
 
 async fn both_copies_in_order(first: &str, second: &str) -> (TestEnv, Uuid, Uuid) {
     let env = TestEnv::new(1).await;
-    env.publish(&mail(first, "both@example.com", ANA, None, &[], ""))
-        .await;
+    env.publish(&mail(first, "both@example.com", ANA, None, &[], "")).await;
     env.run_to_end().await;
-    env.publish(&mail(second, "both@example.com", ANA, None, &[], ""))
-        .await;
+    env.publish(&mail(second, "both@example.com", ANA, None, &[], "")).await;
     env.run_to_end().await;
     let a = conversation_of(&env.pool, "both@example.com", first).await;
     let b = conversation_of(&env.pool, "both@example.com", second).await;
@@ -34,52 +34,29 @@ async fn two_copies_in_either_order_link_the_later_conversation_to_the_earlier()
     for (first, second) in [(SUPPORT, SALES), (SALES, SUPPORT)] {
         let (env, earlier, later) = both_copies_in_order(first, second).await;
         assert_ne!(earlier, later);
-        assert_eq!(
-            related(&env).await,
-            vec![(later, earlier)],
-            "{first} then {second}"
-        );
-        assert_eq!(
-            env.count("SELECT count(*) FROM conversation_events WHERE kind = 'linked'")
-                .await,
-            1
-        );
+        assert_eq!(related(&env).await, vec![(later, earlier)], "{first} then {second}");
+        assert_eq!(env.count("SELECT count(*) FROM conversation_events WHERE kind = 'linked'").await, 1);
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_ongoing_conversation_is_the_main_one_when_the_customer_adds_a_second_inbox_in_either_order(
-) {
+async fn an_ongoing_conversation_is_the_main_one_when_the_customer_adds_a_second_inbox_in_either_order() {
     for second_first in [true, false] {
         let env = TestEnv::new(1).await;
-        env.publish(&mail(SUPPORT, "old@example.com", ANA, None, &[], ""))
-            .await;
+        env.publish(&mail(SUPPORT, "old@example.com", ANA, None, &[], "")).await;
         env.run_to_end().await;
         let a = conversation_of(&env.pool, "old@example.com", SUPPORT).await;
         // The customer writes to inbox 1 with inbox 2 in Cc: two copies.
-        let (to_support, to_sales) = (
-            mail(SUPPORT, "cc@example.com", ANA, None, &[], ""),
-            mail(SALES, "cc@example.com", ANA, None, &[], ""),
-        );
-        let order = if second_first {
-            [to_sales, to_support]
-        } else {
-            [to_support, to_sales]
-        };
+        let (to_support, to_sales) =
+            (mail(SUPPORT, "cc@example.com", ANA, None, &[], ""), mail(SALES, "cc@example.com", ANA, None, &[], ""));
+        let order = if second_first { [to_sales, to_support] } else { [to_support, to_sales] };
         for r in &order {
             env.publish(r).await;
             env.run_to_end().await;
         }
-        assert_eq!(
-            conversation_of(&env.pool, "cc@example.com", SUPPORT).await,
-            a
-        );
+        assert_eq!(conversation_of(&env.pool, "cc@example.com", SUPPORT).await, a);
         let b = conversation_of(&env.pool, "cc@example.com", SALES).await;
-        assert_eq!(
-            related(&env).await,
-            vec![(b, a)],
-            "B points to A (sales copy first: {second_first})"
-        );
+        assert_eq!(related(&env).await, vec![(b, a)], "B points to A (sales copy first: {second_first})");
     }
 }
 
@@ -87,22 +64,11 @@ async fn an_ongoing_conversation_is_the_main_one_when_the_customer_adds_a_second
 async fn copies_on_different_partitions_processed_at_once_are_linked_exactly_once() {
     let env = TestEnv::new(4).await;
     // Twenty emails, each to three inboxes, keyed so copies spread over partitions.
-    let inboxes = [
-        "support@acme.example",
-        "sales@acme.example",
-        "billing@acme.example",
-    ];
+    let inboxes = ["support@acme.example", "sales@acme.example", "billing@acme.example"];
     for n in 0..20 {
         for (i, inbox) in inboxes.iter().enumerate() {
             env.publish_to(
-                &mail(
-                    inbox,
-                    &format!("multi-{n}@example.com"),
-                    &format!("c{n}@example.com"),
-                    None,
-                    &[],
-                    "",
-                ),
+                &mail(inbox, &format!("multi-{n}@example.com"), &format!("c{n}@example.com"), None, &[], ""),
                 Some(&format!("k{n}-{i}")),
             )
             .await;
@@ -111,8 +77,7 @@ async fn copies_on_different_partitions_processed_at_once_are_linked_exactly_onc
     env.run_to_end().await;
     assert_eq!(env.count("SELECT count(*) FROM conversations").await, 60);
     assert_eq!(
-        env.count("SELECT count(*) FROM conversation_links WHERE kind = 'related'")
-            .await,
+        env.count("SELECT count(*) FROM conversation_links WHERE kind = 'related'").await,
         40,
         "two links per email"
     );

@@ -16,9 +16,7 @@ fn reason(record: &SourceRecord) -> DlqReason {
 }
 
 fn utc(text: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(text)
-        .unwrap()
-        .with_timezone(&Utc)
+    DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
 }
 
 #[test]
@@ -26,10 +24,7 @@ fn a_binary_mode_event_takes_its_attributes_from_headers_and_its_payload_from_th
     let record = binary(
         "email.received",
         Some("message/rfc822"),
-        &[
-            ("ce_time", "2026-11-24T10:14:07.5+01:00"),
-            ("ce_recipient", "support@example.net"),
-        ],
+        &[("ce_time", "2026-11-24T10:14:07.5+01:00"), ("ce_recipient", "support@example.net")],
         b"From: a@example.com\r\n\r\nhi\r\n",
     );
     let event = read(&record);
@@ -55,10 +50,7 @@ fn binary_mode_header_names_are_matched_in_any_case() {
         Some(b"{}".to_vec()),
     );
     let event = read(&record);
-    assert_eq!(
-        (event.id.as_str(), event.datacontenttype.as_deref()),
-        ("42", Some("application/json"))
-    );
+    assert_eq!((event.id.as_str(), event.datacontenttype.as_deref()), ("42", Some("application/json")));
     assert_eq!(event.time, None);
     assert_eq!(event.recipient, None);
 }
@@ -68,11 +60,7 @@ fn a_binary_mode_event_without_a_required_attribute_is_not_cloudevents() {
     for missing in ["ce_id", "ce_source", "ce_type"] {
         let mut record = binary("sms.received", None, &[], b"{}");
         record.headers.retain(|h| h.key != missing);
-        assert_eq!(
-            reason(&record),
-            DlqReason::NotCloudevents,
-            "without {missing}"
-        );
+        assert_eq!(reason(&record), DlqReason::NotCloudevents, "without {missing}");
     }
 }
 
@@ -85,10 +73,7 @@ fn a_blank_or_unreadable_binary_mode_attribute_is_not_cloudevents() {
 
     let mut not_utf8 = binary("sms.received", None, &[], b"{}");
     not_utf8.headers.retain(|h| h.key != "ce_source");
-    not_utf8.headers.push(Header {
-        key: "ce_source".into(),
-        value: Some(vec![0xff, 0xfe]),
-    });
+    not_utf8.headers.push(Header { key: "ce_source".into(), value: Some(vec![0xff, 0xfe]) });
     assert_eq!(reason(&not_utf8), DlqReason::NotCloudevents);
 }
 
@@ -103,23 +88,13 @@ fn a_binary_mode_event_of_another_spec_version_is_not_cloudevents() {
 
 #[test]
 fn a_binary_mode_time_that_is_not_rfc_3339_is_not_cloudevents() {
-    let record = binary(
-        "sms.received",
-        None,
-        &[("ce_time", "24/11/2026 09:14")],
-        b"{}",
-    );
+    let record = binary("sms.received", None, &[("ce_time", "24/11/2026 09:14")], b"{}");
     assert_eq!(reason(&record), DlqReason::NotCloudevents);
 }
 
 #[test]
 fn binary_mode_wins_when_a_record_also_claims_structured_mode() {
-    let record = binary(
-        "sms.received",
-        Some("application/cloudevents+json"),
-        &[],
-        b"not json at all",
-    );
+    let record = binary("sms.received", Some("application/cloudevents+json"), &[], b"not json at all");
     let event = read(&record);
     assert_eq!(event.data, b"not json at all");
 }
@@ -133,15 +108,9 @@ fn a_tombstone_is_not_cloudevents() {
 
 #[test]
 fn a_record_in_neither_mode_is_not_cloudevents() {
-    let plain = record(
-        vec![header("content-type", "application/json")],
-        Some(br#"{"results":[]}"#.to_vec()),
-    );
+    let plain = record(vec![header("content-type", "application/json")], Some(br#"{"results":[]}"#.to_vec()));
     assert_eq!(reason(&plain), DlqReason::NotCloudevents);
-    let batch = record(
-        vec![header("content-type", "application/cloudevents-batch+json")],
-        Some(b"[]".to_vec()),
-    );
+    let batch = record(vec![header("content-type", "application/cloudevents-batch+json")], Some(b"[]".to_vec()));
     assert_eq!(reason(&batch), DlqReason::NotCloudevents);
     let no_headers = record(Vec::new(), Some(b"hello".to_vec()));
     assert_eq!(reason(&no_headers), DlqReason::NotCloudevents);
@@ -164,20 +133,14 @@ fn a_structured_mode_event_with_data_base64_carries_the_decoded_bytes() {
 fn structured_mode_data_that_is_a_json_string_carries_the_string_itself() {
     let mut event = attributes("sms.received");
     event["data"] = json!("MessageSid=SM1&From=%2B1212&To=%2B1415&Body=hi");
-    assert_eq!(
-        read(&structured(event)).data,
-        b"MessageSid=SM1&From=%2B1212&To=%2B1415&Body=hi"
-    );
+    assert_eq!(read(&structured(event)).data, b"MessageSid=SM1&From=%2B1212&To=%2B1415&Body=hi");
 }
 
 #[test]
 fn structured_mode_data_that_is_a_json_object_carries_its_compact_serialization() {
     let mut event = attributes("messenger.received");
     event["data"] = json!({ "object": "page", "entry": [] });
-    assert_eq!(
-        read(&structured(event)).data,
-        br#"{"entry":[],"object":"page"}"#
-    );
+    assert_eq!(read(&structured(event)).data, br#"{"entry":[],"object":"page"}"#);
 }
 
 #[test]
@@ -188,10 +151,7 @@ fn a_structured_mode_event_without_data_has_an_empty_payload() {
 #[test]
 fn the_structured_content_type_is_matched_in_any_case_and_with_parameters() {
     let mut record = structured(attributes("sms.received"));
-    record.headers = vec![header(
-        "Content-Type",
-        "Application/CloudEvents+JSON ; charset=utf-8",
-    )];
+    record.headers = vec![header("Content-Type", "Application/CloudEvents+JSON ; charset=utf-8")];
     assert_eq!(read(&record).event_type, "sms.received");
 }
 
@@ -204,10 +164,7 @@ fn a_structured_mode_value_that_is_not_json_is_a_bad_payload() {
 
 #[test]
 fn a_structured_mode_value_that_is_json_but_not_an_object_is_not_cloudevents() {
-    assert_eq!(
-        reason(&structured(json!([attributes("sms.received")]))),
-        DlqReason::NotCloudevents
-    );
+    assert_eq!(reason(&structured(json!([attributes("sms.received")]))), DlqReason::NotCloudevents);
 }
 
 #[test]
@@ -215,11 +172,7 @@ fn a_structured_mode_event_without_a_required_attribute_is_not_cloudevents() {
     for missing in ["specversion", "id", "source", "type"] {
         let mut event = attributes("sms.received");
         event.as_object_mut().unwrap().remove(missing);
-        assert_eq!(
-            reason(&structured(event)),
-            DlqReason::NotCloudevents,
-            "without {missing}"
-        );
+        assert_eq!(reason(&structured(event)), DlqReason::NotCloudevents, "without {missing}");
     }
     let mut numeric_id = attributes("sms.received");
     numeric_id["id"] = json!(42);
@@ -237,10 +190,7 @@ fn a_structured_mode_event_of_another_spec_version_is_not_cloudevents() {
 fn a_structured_mode_time_that_is_not_rfc_3339_is_not_cloudevents() {
     let mut event = attributes("sms.received");
     event["time"] = json!("yesterday");
-    assert_eq!(
-        reason(&structured(event.clone())),
-        DlqReason::NotCloudevents
-    );
+    assert_eq!(reason(&structured(event.clone())), DlqReason::NotCloudevents);
     event["time"] = json!(1764000000);
     assert_eq!(reason(&structured(event)), DlqReason::NotCloudevents);
 }

@@ -1,6 +1,5 @@
 use crate::decode::test_support::{
-    attributes, binary, decode_err, decode_ok, email_event, fixture, structured, with_base64,
-    RECORD_TIMESTAMP_MS,
+    attributes, binary, decode_err, decode_ok, email_event, fixture, structured, with_base64, RECORD_TIMESTAMP_MS,
 };
 use crate::decode::DlqReason;
 use crate::domain::{Attachment, Channel, InboundMessage};
@@ -38,46 +37,26 @@ fn mail_with(extra: &str) -> Vec<u8> {
 }
 
 fn utc(text: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(text)
-        .unwrap()
-        .with_timezone(&Utc)
+    DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
 }
 
 #[test]
 fn a_reply_is_placed_by_its_message_id_in_reply_to_and_references_in_header_order() {
     let message = email(REPLY);
     assert_eq!(message.channel, Channel::Email);
-    assert_eq!(
-        message.external_id.as_str(),
-        "CAF=q8Yp3xLr2d9+7Qm@mail.example.com"
-    );
-    assert_eq!(
-        message.in_reply_to.as_deref(),
-        Some("reply-4821-2@support.example.net")
-    );
+    assert_eq!(message.external_id.as_str(), "CAF=q8Yp3xLr2d9+7Qm@mail.example.com");
+    assert_eq!(message.in_reply_to.as_deref(), Some("reply-4821-2@support.example.net"));
     assert_eq!(
         message.references,
-        [
-            "CAF=q8Yo1aaZ0@mail.example.com",
-            "reply-4821-1@support.example.net",
-            "reply-4821-2@support.example.net"
-        ]
+        ["CAF=q8Yo1aaZ0@mail.example.com", "reply-4821-1@support.example.net", "reply-4821-2@support.example.net"]
     );
-    assert_eq!(
-        message.subject.as_deref(),
-        Some("Re: [#4821] Invoice INV-2026-0117 charged twice")
-    );
+    assert_eq!(message.subject.as_deref(), Some("Re: [#4821] Invoice INV-2026-0117 charged twice"));
     assert!(!message.auto_generated);
 }
 
 #[test]
 fn the_endpoint_is_the_recipient_and_the_contact_the_first_from_mailbox_both_normalized() {
-    let record = binary(
-        "email.received",
-        None,
-        &[("ce_recipient", "  Support@Example.NET ")],
-        REPLY,
-    );
+    let record = binary("email.received", None, &[("ce_recipient", "  Support@Example.NET ")], REPLY);
     let message = only_message(&record);
     assert_eq!(message.endpoint.as_str(), "support@example.net");
     assert_eq!(message.contact.as_str(), "ana.horvat@example.com");
@@ -101,38 +80,18 @@ fn the_date_header_becomes_sent_at_in_utc() {
 #[test]
 fn a_multipart_alternative_email_keeps_its_text_and_its_html() {
     let message = email(REPLY);
-    assert!(
-        message
-            .body_text
-            .starts_with("Hi,\r\n\r\nthanks for the quick answer."),
-        "{:?}",
-        message.body_text
-    );
-    assert!(message
-        .body_text
-        .contains("yet \u{2013} could you check again?"));
+    assert!(message.body_text.starts_with("Hi,\r\n\r\nthanks for the quick answer."), "{:?}", message.body_text);
+    assert!(message.body_text.contains("yet \u{2013} could you check again?"));
     let html = message.body_html.expect("the email has an HTML part");
-    assert!(
-        html.starts_with("<div dir=\"ltr\">Hi,<br><br>thanks"),
-        "{html}"
-    );
+    assert!(html.starts_with("<div dir=\"ltr\">Hi,<br><br>thanks"), "{html}");
 }
 
 #[test]
 fn an_html_only_email_gets_its_text_from_the_html_and_keeps_the_html() {
     let message = email(HTML_ONLY);
-    assert!(
-        message
-            .body_text
-            .contains("we would like a quote for 40 chairs"),
-        "{:?}",
-        message.body_text
-    );
+    assert!(message.body_text.contains("we would like a quote for 40 chairs"), "{:?}", message.body_text);
     assert!(!message.body_text.contains("<b>"));
-    assert!(message
-        .body_html
-        .as_deref()
-        .is_some_and(|h| h.contains("<b>40 chairs</b>")));
+    assert!(message.body_html.as_deref().is_some_and(|h| h.contains("<b>40 chairs</b>")));
     assert_eq!(message.details.sender_name.as_deref(), Some("Petra Babić"));
     assert_eq!(message.endpoint.as_str(), "support@example.net");
 }
@@ -141,10 +100,7 @@ fn an_html_only_email_gets_its_text_from_the_html_and_keeps_the_html() {
 fn a_plain_text_email_has_no_html_body() {
     let message = email(NO_MESSAGE_ID);
     assert_eq!(message.body_html, None);
-    assert_eq!(
-        message.body_text,
-        "The printer on the 2nd floor is offline again since this morning.\r\n"
-    );
+    assert_eq!(message.body_text, "The printer on the 2nd floor is offline again since this morning.\r\n");
     assert_eq!(message.details.sender_name, None);
 }
 
@@ -168,9 +124,7 @@ fn attachments_are_described_by_name_type_and_decoded_size() {
             },
         ]
     );
-    assert!(message
-        .body_text
-        .contains("attached are my bank statement (račun)"));
+    assert!(message.body_text.contains("attached are my bank statement (račun)"));
 }
 
 #[test]
@@ -178,11 +132,7 @@ fn an_email_without_message_id_is_named_by_the_sha256_of_its_raw_bytes() {
     let message = email(NO_MESSAGE_ID);
     let expected = format!("sha256:{}", hex::encode(Sha256::digest(NO_MESSAGE_ID)));
     assert_eq!(message.external_id.as_str(), expected);
-    assert_eq!(
-        email(NO_MESSAGE_ID).external_id,
-        message.external_id,
-        "the id is deterministic"
-    );
+    assert_eq!(email(NO_MESSAGE_ID).external_id, message.external_id, "the id is deterministic");
 }
 
 #[test]
@@ -196,10 +146,7 @@ fn the_raw_source_is_kept_byte_for_byte() {
 fn received_at_is_the_event_time_else_the_record_timestamp() {
     let mut event = with_base64(attributes("email.received"), REPLY);
     event["recipient"] = json!("support@example.net");
-    assert_eq!(
-        only_message(&structured(event)).received_at,
-        utc("2026-11-24T09:14:09.250Z")
-    );
+    assert_eq!(only_message(&structured(event)).received_at, utc("2026-11-24T09:14:09.250Z"));
     let from_record = email(REPLY).received_at;
     assert_eq!(from_record.timestamp_millis(), RECORD_TIMESTAMP_MS);
 }
@@ -232,12 +179,7 @@ fn an_ordinary_reply_is_not_auto_generated() {
 fn an_auto_submitted_reply_is_auto_generated_but_auto_submitted_no_is_not() {
     assert!(email(AUTO_REPLY).auto_generated);
     assert!(email(&mail_with("Auto-Submitted: auto-generated\r\n")).auto_generated);
-    assert!(
-        email(&mail_with(
-            "auto-submitted: auto-notified; owner-email=\"ops@example.com\"\r\n"
-        ))
-        .auto_generated
-    );
+    assert!(email(&mail_with("auto-submitted: auto-notified; owner-email=\"ops@example.com\"\r\n")).auto_generated);
     assert!(!email(&mail_with("Auto-Submitted: no\r\n")).auto_generated);
     assert!(!email(&mail_with("Auto-Submitted: No (sent by a person)\r\n")).auto_generated);
 }
@@ -285,11 +227,7 @@ fn a_multipart_report_of_another_kind_is_not_a_delivery_report() {
 fn a_nul_byte_in_the_text_is_kept_for_the_store_to_judge() {
     let raw = b"From: ana@example.com\r\nSubject: a\x00b\r\nMessage-ID: <nul@example.com>\r\n\r\nbefore\x00after\r\n";
     let message = email(raw);
-    assert!(
-        message.body_text.contains("before\0after"),
-        "{:?}",
-        message.body_text
-    );
+    assert!(message.body_text.contains("before\0after"), "{:?}", message.body_text);
 }
 
 #[test]
@@ -297,11 +235,7 @@ fn a_binary_mode_email_without_recipient_is_missing_recipient() {
     let record = binary("email.received", Some("message/rfc822"), &[], REPLY);
     let err = decode_err(&record);
     assert_eq!(err.reason, DlqReason::MissingRecipient);
-    assert!(
-        err.detail.contains("5b1c3f0e-8d2a-4f7b-9c61-2e4a8d0f1b37"),
-        "{}",
-        err.detail
-    );
+    assert!(err.detail.contains("5b1c3f0e-8d2a-4f7b-9c61-2e4a8d0f1b37"), "{}", err.detail);
 }
 
 #[test]
@@ -313,42 +247,22 @@ fn a_blank_recipient_is_missing_recipient() {
 #[test]
 fn a_structured_mode_email_without_recipient_is_missing_recipient() {
     let event = with_base64(attributes("email.received"), REPLY);
-    assert_eq!(
-        decode_err(&structured(event)).reason,
-        DlqReason::MissingRecipient
-    );
+    assert_eq!(decode_err(&structured(event)).reason, DlqReason::MissingRecipient);
 }
 
 #[test]
 fn an_email_without_a_from_address_is_a_bad_address() {
-    let no_from =
-        b"To: support@example.net\r\nSubject: hello\r\nMessage-ID: <x@example.com>\r\n\r\nhi\r\n";
-    assert_eq!(
-        decode_err(&email_event(no_from)).reason,
-        DlqReason::BadAddress
-    );
+    let no_from = b"To: support@example.net\r\nSubject: hello\r\nMessage-ID: <x@example.com>\r\n\r\nhi\r\n";
+    assert_eq!(decode_err(&email_event(no_from)).reason, DlqReason::BadAddress);
     let group_only = b"From: undisclosed-recipients:;\r\nTo: support@example.net\r\nSubject: hello\r\n\r\nhi\r\n";
-    assert_eq!(
-        decode_err(&email_event(group_only)).reason,
-        DlqReason::BadAddress
-    );
+    assert_eq!(decode_err(&email_event(group_only)).reason, DlqReason::BadAddress);
 }
 
 #[test]
 fn a_payload_that_is_not_an_email_is_a_bad_payload() {
-    let payloads: [&[u8]; 4] = [
-        b"",
-        b"this is not an email",
-        b"\xff\xfe\x00\r\n",
-        b"hello\r\n\r\nworld",
-    ];
+    let payloads: [&[u8]; 4] = [b"", b"this is not an email", b"\xff\xfe\x00\r\n", b"hello\r\n\r\nworld"];
     for payload in payloads {
         let err = decode_err(&email_event(payload));
-        assert_eq!(
-            err.reason,
-            DlqReason::BadPayload,
-            "{:?}",
-            String::from_utf8_lossy(payload)
-        );
+        assert_eq!(err.reason, DlqReason::BadPayload, "{:?}", String::from_utf8_lossy(payload));
     }
 }

@@ -16,7 +16,8 @@ fn event(payload: &[u8]) -> SourceRecord {
 }
 
 fn webhook(messaging: Value) -> SourceRecord {
-    let body = json!({ "object": "page", "entry": [{ "id": PAGE, "time": 1764065400123_i64, "messaging": messaging }] });
+    let body =
+        json!({ "object": "page", "entry": [{ "id": PAGE, "time": 1764065400123_i64, "messaging": messaging }] });
     event(&serde_json::to_vec(&body).unwrap())
 }
 
@@ -35,11 +36,7 @@ fn fixture_decoded() -> Decoded {
 #[test]
 fn a_webhook_with_two_entries_gives_its_messages_and_skips_in_payload_order() {
     let decoded = fixture_decoded();
-    let ids: Vec<&str> = decoded
-        .messages
-        .iter()
-        .map(|m| m.external_id.as_str())
-        .collect();
+    let ids: Vec<&str> = decoded.messages.iter().map(|m| m.external_id.as_str()).collect();
     assert_eq!(ids.len(), 4);
     assert_eq!(
         ids[..3],
@@ -52,13 +49,7 @@ fn a_webhook_with_two_entries_gives_its_messages_and_skips_in_payload_order() {
     assert!(ids[3].starts_with("postback:"));
     assert_eq!(
         decoded.skipped,
-        [
-            SkipKind::Echo,
-            SkipKind::Delivery,
-            SkipKind::Read,
-            SkipKind::Reaction,
-            SkipKind::Other
-        ]
+        [SkipKind::Echo, SkipKind::Delivery, SkipKind::Read, SkipKind::Reaction, SkipKind::Other]
     );
 }
 
@@ -74,15 +65,9 @@ fn the_endpoint_is_the_page_and_the_contact_the_sender_whether_ids_are_strings_o
 #[test]
 fn a_customer_message_keeps_its_text_and_its_timestamp_as_sent_at() {
     let first = &fixture_decoded().messages[0];
-    assert_eq!(
-        first.body_text,
-        "Hi, is the blue rain jacket still in stock in size M?"
-    );
+    assert_eq!(first.body_text, "Hi, is the blue rain jacket still in stock in size M?");
     assert_eq!(first.details.kind.as_deref(), Some("message"));
-    assert_eq!(
-        first.sent_at,
-        DateTime::from_timestamp_millis(1_764_065_399_871)
-    );
+    assert_eq!(first.sent_at, DateTime::from_timestamp_millis(1_764_065_399_871));
     assert_eq!(first.in_reply_to, None);
     assert!(!first.auto_generated);
 }
@@ -90,17 +75,16 @@ fn a_customer_message_keeps_its_text_and_its_timestamp_as_sent_at() {
 #[test]
 fn a_reply_keeps_the_mid_it_replies_to_and_its_attachments() {
     let reply = &fixture_decoded().messages[1];
-    assert_eq!(
-        reply.in_reply_to.as_deref(),
-        Some("m_echo_Q1w2E3r4T5y6U7i8O9p0AsDfGhJkLzXcVbNm")
-    );
+    assert_eq!(reply.in_reply_to.as_deref(), Some("m_echo_Q1w2E3r4T5y6U7i8O9p0AsDfGhJkLzXcVbNm"));
     assert_eq!(
         reply.details.attachments,
         [Attachment {
             name: None,
             content_type: Some("image".into()),
             size: None,
-            url: Some("https://cdn.example.net/v/t1.15752-9/rain-jacket-blue.jpg?stp=dst-jpg&oh=00_AfB1&oe=6751A2B3".into()),
+            url: Some(
+                "https://cdn.example.net/v/t1.15752-9/rain-jacket-blue.jpg?stp=dst-jpg&oh=00_AfB1&oe=6751A2B3".into()
+            ),
         }]
     );
 }
@@ -117,19 +101,13 @@ fn a_postback_is_a_message_whose_text_is_the_button_title() {
 fn a_postback_without_mid_is_named_by_who_pressed_what_when() {
     let postback = &fixture_decoded().messages[3];
     let key = format!("{CUSTOMER}\n{PAGE}\n1764065541000\nTRACK_ORDER");
-    assert_eq!(
-        postback.external_id.as_str(),
-        format!("postback:{}", hex::encode(Sha256::digest(key)))
-    );
+    assert_eq!(postback.external_id.as_str(), format!("postback:{}", hex::encode(Sha256::digest(key))));
     assert_eq!(postback.body_text, "Track my order");
 
     let numeric = json!({ "sender": { "id": 7021553141241236_u64 }, "recipient": { "id": 108442971734215_u64 },
         "timestamp": 1764065541000_i64, "postback": { "title": "Track my order", "payload": "TRACK_ORDER" } });
     let again = decode_ok(&webhook(json!([numeric])));
-    assert_eq!(
-        again.messages[0].external_id, postback.external_id,
-        "numeric ids give the same id"
-    );
+    assert_eq!(again.messages[0].external_id, postback.external_id, "numeric ids give the same id");
 }
 
 #[test]
@@ -137,10 +115,7 @@ fn a_quick_reply_payload_is_kept_as_the_keyword() {
     let record = webhook(json!([item(json!({ "message": {
         "mid": "m_qr1", "text": "Yes", "quick_reply": { "payload": "CONFIRM_RESERVATION" } } }))]));
     let decoded = decode_ok(&record);
-    assert_eq!(
-        decoded.messages[0].details.keyword.as_deref(),
-        Some("CONFIRM_RESERVATION")
-    );
+    assert_eq!(decoded.messages[0].details.keyword.as_deref(), Some("CONFIRM_RESERVATION"));
 }
 
 #[test]
@@ -156,20 +131,14 @@ fn an_event_of_only_receipts_is_skipped_without_an_empty_batch() {
 
 #[test]
 fn an_event_without_messaging_items_is_an_empty_batch() {
-    assert_eq!(
-        decode_ok(&webhook(json!([]))).skipped,
-        [SkipKind::EmptyBatch]
-    );
+    assert_eq!(decode_ok(&webhook(json!([]))).skipped, [SkipKind::EmptyBatch]);
     let no_entries = event(br#"{"object":"page","entry":[]}"#);
     assert_eq!(decode_ok(&no_entries).skipped, [SkipKind::EmptyBatch]);
 }
 
 #[test]
 fn a_webhook_for_another_object_than_a_page_is_a_bad_payload() {
-    for body in [
-        &br#"{"object":"instagram","entry":[]}"#[..],
-        br#"{"entry":[]}"#,
-    ] {
+    for body in [&br#"{"object":"instagram","entry":[]}"#[..], br#"{"entry":[]}"#] {
         assert_eq!(decode_err(&event(body)).reason, DlqReason::BadPayload);
     }
 }
@@ -179,32 +148,21 @@ fn a_message_without_mid_is_a_bad_payload() {
     let record = webhook(json!([item(json!({ "message": { "text": "hello?" } }))]));
     let err = decode_err(&record);
     assert_eq!(err.reason, DlqReason::BadPayload);
-    assert!(
-        err.detail.contains("messaging item 0 of entry 0"),
-        "{}",
-        err.detail
-    );
+    assert!(err.detail.contains("messaging item 0 of entry 0"), "{}", err.detail);
 }
 
 #[test]
 fn a_message_without_a_sender_id_is_a_bad_address() {
-    let record = webhook(
-        json!([{ "recipient": { "id": PAGE }, "timestamp": 1, "message": { "mid": "m1", "text": "x" } }]),
-    );
+    let record =
+        webhook(json!([{ "recipient": { "id": PAGE }, "timestamp": 1, "message": { "mid": "m1", "text": "x" } }]));
     assert_eq!(decode_err(&record).reason, DlqReason::BadAddress);
-    let blank = webhook(json!([item(
-        json!({ "sender": { "id": " " }, "message": { "mid": "m1" } })
-    )]));
+    let blank = webhook(json!([item(json!({ "sender": { "id": " " }, "message": { "mid": "m1" } }))]));
     assert_eq!(decode_err(&blank).reason, DlqReason::BadAddress);
 }
 
 #[test]
 fn invalid_messenger_json_is_a_bad_payload() {
-    for body in [
-        &b"{\"object\":\"page\",\"entry\":[{"[..],
-        b"[]",
-        b"{\"object\":\"page\",\"entry\":{}}",
-    ] {
+    for body in [&b"{\"object\":\"page\",\"entry\":[{"[..], b"[]", b"{\"object\":\"page\",\"entry\":{}}"] {
         assert_eq!(decode_err(&event(body)).reason, DlqReason::BadPayload);
     }
 }
@@ -221,9 +179,7 @@ fn a_structured_mode_messenger_event_carries_the_webhook_as_json_data() {
 /// The fixture decoded in binary mode, with the structured test event's time.
 fn fixture_decoded_at_event_time() -> Decoded {
     let mut decoded = fixture_decoded();
-    let time = DateTime::parse_from_rfc3339("2026-11-24T09:14:09.250Z")
-        .unwrap()
-        .to_utc();
+    let time = DateTime::parse_from_rfc3339("2026-11-24T09:14:09.250Z").unwrap().to_utc();
     for message in &mut decoded.messages {
         message.received_at = time;
     }
