@@ -19,6 +19,10 @@ bin=target/debug/switchboard
 echo "demo: recreating database $DB."
 psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
 $bin migrate
+# The People service knows one customer; Switchboard recognises her.
+psql -q -h 127.0.0.1 -U postgres -d "$DB" \
+  -c "INSERT INTO people (id, name, city, country) VALUES ('7d3c1a4e-0000-4000-8000-000000000001', 'Ana Horvat', 'Zagreb', 'HR')" \
+  -c "INSERT INTO person_contacts (person_id, channel, address) VALUES ('7d3c1a4e-0000-4000-8000-000000000001', 'email', 'ana.horvat@example.com')"
 $bin create-topics --partitions 3
 $bin publish-sample
 echo "demo: running the worker until every partition is consumed."
