@@ -153,8 +153,9 @@ async fn two_workers_with_bad_keys_and_a_busy_agent_keep_every_invariant() {
     for s in &worker_stats {
         assert_eq!(s["records_dead_lettered"], 0, "{s}");
     }
-    let processed: u64 = worker_stats.iter().map(|s| s["records"].as_u64().unwrap()).sum();
-    assert!(processed > 0, "both processes took part: {worker_stats:?}");
+    for s in &worker_stats {
+        assert!(s["records"].as_u64().unwrap() > 0, "both processes took part: {worker_stats:?}");
+    }
 
     eprintln!("worker counters: {worker_stats:?}");
     eprintln!(
