@@ -1,0 +1,120 @@
+//! The broker goes away (librdkafka's in-process mock cluster, so the shared
+//! Tansu keeps serving the other tests): the worker waits, then consumes,
+//! places and dead-letters everything once the broker is back.
+
+use crate::agent::sms;
+use crate::harness::TestEnv;
+use rdkafka::mocking::MockCluster;
+use std::time::Duration;
+use switchboard::kafka::{read_topic, Publisher};
+use switchboard::worker::{self, Mode};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_outage_makes_the_worker_wait_and_lose_nothing() {
+    let env = TestEnv::new(1).await;
+    let mock = MockCluster::new(1).expect("mock cluster");
+    let mut settings = env.settings.clone();
+    settings.kafka.bootstrap_servers = mock.bootstrap_servers();
+    let t = &settings.kafka.topics;
+    for topic in [&t.email, &t.sms, &t.messenger, &t.dlq] {
+        mock.create_topic(topic, 1, 1).expect("mock topic");
+    }
+    let publisher = Publisher::new(&settings.kafka).expect("publisher");
+    for n in 0..10 {
+        let r = sms(&format!("mock-{n}"), &format!("3859{n}"), "800", "hello");
+        publisher.publish(&t.sms, None, Some(&r.value), &r.headers).await.expect("publish");
+    }
+    publisher.publish(&t.sms, None, Some(b"not an event"), &[]).await.expect("publish");
+
+    mock.broker_down(1).expect("broker down");
+    let worker = {
+        let settings = settings.clone();
+        tokio::spawn(async move { worker::run(&settings, Mode::StopAtEnd, std::future::pending()).await })
+    };
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(!worker.is_finished(), "the worker waits for the broker");
+    assert_eq!(env.count("SELECT count(*) FROM messages").await, 0);
+
+    mock.broker_up(1).expect("broker up");
+    let report = tokio::time::timeout(Duration::from_secs(90), worker)
+        .await
+        .expect("finishes once the broker is back")
+        .unwrap()
+        .expect("the worker ran");
+    assert_eq!(report.stats.records_applied, 10, "{:?}", report.stats);
+    assert_eq!(report.stats.records_dead_lettered, 1);
+    assert_eq!(env.count("SELECT count(*) FROM messages").await, 10);
+    let letters = read_topic(&settings.kafka, &t.dlq, usize::MAX, Duration::from_secs(3)).expect("read");
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].header_str("dlq_reason"), Some("not_cloudevents"));
+}
+
+/// The offset the group committed for the partition, if any.
+fn committed(settings: &switchboard::config::Settings, topic: &str) -> Option<i64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &settings.kafka.bootstrap_servers)
+        .set("group.id", &settings.kafka.group_id)
+        .create()
+        .expect("offset reader");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition(topic, 0);
+    let committed = consumer.committed_offsets(tpl, Duration::from_secs(5)).expect("committed offsets");
+    committed.elements().first().and_then(|e| e.offset().to_raw()).filter(|o| *o >= 0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offsets_wait_for_the_dead_letter_to_be_acknowledged() {
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    let env = TestEnv::new(1).await;
+    let mock = MockCluster::new(1).expect("mock cluster");
+    let mut settings = env.settings.clone();
+    settings.kafka.bootstrap_servers = mock.bootstrap_servers();
+    // One record per batch, so what waits on the dead letter is exactly known.
+    settings.worker.batch_max_records = 1;
+    let t = settings.kafka.topics.clone();
+    for topic in [&t.email, &t.sms, &t.messenger, &t.dlq] {
+        mock.create_topic(topic, 1, 1).expect("mock topic");
+    }
+    let publisher = Publisher::new(&settings.kafka).expect("publisher");
+    let good = |n: usize| sms(&format!("ack-{n}"), &format!("3859{n}"), "800", "hello");
+    for n in 0..5 {
+        publisher.publish(&t.sms, None, Some(&good(n).value), &good(n).headers).await.expect("publish");
+    }
+    // Offset 5: the bad record. Five good ones follow it.
+    publisher.publish(&t.sms, None, Some(b"not an event"), &[]).await.expect("publish");
+    for n in 5..10 {
+        publisher.publish(&t.sms, None, Some(&good(n).value), &good(n).headers).await.expect("publish");
+    }
+
+    // From now on the broker refuses every produce: the dead letter cannot land.
+    mock.request_errors(RDKafkaApiKey::Produce, &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; 10_000]);
+    let worker = {
+        let settings = settings.clone();
+        tokio::spawn(async move { worker::run(&settings, Mode::StopAtEnd, std::future::pending()).await })
+    };
+    for _ in 0..200 {
+        if env.count("SELECT count(*) FROM messages").await == 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(env.count("SELECT count(*) FROM messages").await, 5, "the records before the bad one are placed");
+    // Auto-commit runs every second; give it a few chances to (wrongly) commit.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(env.count("SELECT count(*) FROM messages").await, 5, "the partition waits behind the dead letter");
+    let s = settings.clone();
+    let topic = t.sms.clone();
+    let before = tokio::task::spawn_blocking(move || committed(&s, &topic)).await.unwrap();
+    assert!(before.unwrap_or(0) <= 5, "nothing past the unacknowledged dead letter is committed: {before:?}");
+    assert!(!worker.is_finished());
+
+    mock.clear_request_errors(RDKafkaApiKey::Produce);
+    let report = tokio::time::timeout(Duration::from_secs(90), worker).await.expect("finishes").unwrap().expect("ran");
+    assert_eq!(report.stats.records_dead_lettered, 1);
+    assert_eq!(report.stats.records_applied, 10);
+    let s = settings.clone();
+    let topic = t.sms.clone();
+    let after = tokio::task::spawn_blocking(move || committed(&s, &topic)).await.unwrap();
+    assert_eq!(after, Some(11), "committed past every record once the dead letter landed");
+}
