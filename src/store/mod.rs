@@ -154,7 +154,7 @@ impl Store {
 
     /// Places `items` in one transaction, in order; returns one outcome per
     /// item. On error nothing of the batch is written.
-    pub async fn apply_batch(&self, items: &[Item], policy: &Policy) -> Result<Vec<Outcome>, StoreError> {
+    pub async fn apply_batch(&self, items: &[&Item], policy: &Policy) -> Result<Vec<Outcome>, StoreError> {
         let messages: Vec<&InboundMessage> = items.iter().map(|i| &i.message).collect();
         let started = std::time::Instant::now();
         let mut tx = self.pool.begin().await?;

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 pub(super) async fn write(
     tx: &mut Transaction<'_, Postgres>,
-    items: &[Item],
+    items: &[&Item],
     plan: &BatchPlan,
 ) -> Result<(), sqlx::Error> {
     insert_conversations(tx, plan).await?;
@@ -71,7 +71,7 @@ async fn insert_conversations(tx: &mut Transaction<'_, Postgres>, plan: &BatchPl
 
 async fn insert_messages(
     tx: &mut Transaction<'_, Postgres>,
-    items: &[Item],
+    items: &[&Item],
     plan: &BatchPlan,
 ) -> Result<(), sqlx::Error> {
     if plan.messages.is_empty() {

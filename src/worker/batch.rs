@@ -46,7 +46,7 @@ impl Pipeline {
             }
         }
 
-        let all: Vec<Item> = decodable.iter().flat_map(|d| d.items.iter().cloned()).collect();
+        let all: Vec<&Item> = decodable.iter().flat_map(|d| d.items.iter()).collect();
         let mut ends = Vec::new();
         match self.apply(&all, stop).await? {
             Ok(outcomes) => {
@@ -60,7 +60,7 @@ impl Pipeline {
             // placing the records one at a time.
             Err(StoreError::Rejected(_)) => {
                 for d in &decodable {
-                    match self.apply(&d.items, stop).await? {
+                    match self.apply(&d.items.iter().collect::<Vec<_>>(), stop).await? {
                         Ok(outcomes) => ends.push(self.account(d, &outcomes)),
                         Err(e) => {
                             let detail = format!("Postgres refused the record's data: {}", root_cause(&e));
@@ -103,7 +103,7 @@ impl Pipeline {
     /// Places items, waiting out transient failures.
     async fn apply(
         &self,
-        items: &[Item],
+        items: &[&Item],
         stop: &watch::Receiver<bool>,
     ) -> Result<Result<Vec<Outcome>, StoreError>, Interrupted> {
         if items.is_empty() {
