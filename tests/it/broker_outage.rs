@@ -6,12 +6,13 @@ use crate::agent::sms;
 use crate::harness::TestEnv;
 use rdkafka::mocking::MockCluster;
 use std::time::Duration;
+use switchboard::config::Settings;
 use switchboard::kafka::{read_topic, Publisher};
 use switchboard::worker::{self, Mode};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_broker_outage_makes_the_worker_wait_and_lose_nothing() {
-    let env = TestEnv::new(1).await;
+/// A mock cluster with this environment's topics, and the environment's
+/// settings pointed at it (the database stays the test's own).
+fn mock_cluster(env: &TestEnv) -> (MockCluster<'static, rdkafka::producer::DefaultProducerContext>, Settings) {
     let mock = MockCluster::new(1).expect("mock cluster");
     let mut settings = env.settings.clone();
     settings.kafka.bootstrap_servers = mock.bootstrap_servers();
@@ -19,6 +20,14 @@ async fn a_broker_outage_makes_the_worker_wait_and_lose_nothing() {
     for topic in [&t.email, &t.sms, &t.messenger, &t.dlq] {
         mock.create_topic(topic, 1, 1).expect("mock topic");
     }
+    (mock, settings)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_outage_makes_the_worker_wait_and_lose_nothing() {
+    let env = TestEnv::new(1).await;
+    let (mock, settings) = mock_cluster(&env);
+    let t = &settings.kafka.topics;
     let publisher = Publisher::new(&settings.kafka).expect("publisher");
     for n in 0..10 {
         let r = sms(&format!("mock-{n}"), &format!("3859{n}"), "800", "hello");
@@ -50,7 +59,7 @@ async fn a_broker_outage_makes_the_worker_wait_and_lose_nothing() {
 }
 
 /// The offset the group committed for the partition, if any.
-fn committed(settings: &switchboard::config::Settings, topic: &str) -> Option<i64> {
+fn committed(settings: &Settings, topic: &str) -> Option<i64> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     let consumer: BaseConsumer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", &settings.kafka.bootstrap_servers)
@@ -67,15 +76,10 @@ fn committed(settings: &switchboard::config::Settings, topic: &str) -> Option<i6
 async fn offsets_wait_for_the_dead_letter_to_be_acknowledged() {
     use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
     let env = TestEnv::new(1).await;
-    let mock = MockCluster::new(1).expect("mock cluster");
-    let mut settings = env.settings.clone();
-    settings.kafka.bootstrap_servers = mock.bootstrap_servers();
+    let (mock, mut settings) = mock_cluster(&env);
     // One record per batch, so what waits on the dead letter is exactly known.
     settings.worker.batch_max_records = 1;
     let t = settings.kafka.topics.clone();
-    for topic in [&t.email, &t.sms, &t.messenger, &t.dlq] {
-        mock.create_topic(topic, 1, 1).expect("mock topic");
-    }
     let publisher = Publisher::new(&settings.kafka).expect("publisher");
     let good = |n: usize| sms(&format!("ack-{n}"), &format!("3859{n}"), "800", "hello");
     for n in 0..5 {
