@@ -29,7 +29,7 @@ pub struct Pipeline {
 struct Decodable<'a> {
     record: &'a SourceRecord,
     items: Vec<Item>,
-    skipped: usize,
+    skipped: Vec<crate::decode::SkipKind>,
 }
 
 impl Pipeline {
@@ -93,11 +93,8 @@ impl Pipeline {
 
     fn prepare<'a>(&self, record: &'a SourceRecord, decoded: Decoded) -> Decodable<'a> {
         let source = SourceRef { topic: record.topic.clone(), partition: record.partition, offset: record.offset };
-        for kind in &decoded.skipped {
-            self.stats.entry_skipped(kind.as_str());
-        }
         let items = decoded.messages.into_iter().map(|message| Item { message, source: source.clone() }).collect();
-        Decodable { record, items, skipped: decoded.skipped.len() }
+        Decodable { record, items, skipped: decoded.skipped }
     }
 
     /// Places items, waiting out transient failures.
@@ -125,6 +122,11 @@ impl Pipeline {
 
     /// How a decodable record ended, given its messages' outcomes.
     fn account(&self, d: &Decodable<'_>, outcomes: &[Outcome]) -> RecordEnd {
+        // Counted with the messages, once the record's placement is decided,
+        // not when it is decoded: a batch abandoned at a stop counts nothing.
+        for kind in &d.skipped {
+            self.stats.entry_skipped(kind.as_str());
+        }
         let mut applied = false;
         for outcome in outcomes {
             match outcome {
@@ -139,7 +141,7 @@ impl Pipeline {
             (true, _) => RecordEnd::Applied,
             (false, false) => RecordEnd::Duplicate,
             (false, true) => {
-                debug_assert!(d.skipped > 0 || d.items.is_empty());
+                debug_assert!(!d.skipped.is_empty() || d.items.is_empty());
                 RecordEnd::Skipped
             }
         }
