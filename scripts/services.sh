@@ -1,43 +1,256 @@
 #!/usr/bin/env bash
-# Makes the services Switchboard needs available on this machine:
-# - Tansu, a Kafka-compatible broker, on 127.0.0.1:9092 (installed with
-#   cargo on first use into $SWITCHBOARD_TOOLS, about 12 minutes once; then
-#   started in the background with in-memory storage);
-# - Postgres on 127.0.0.1:5432 (checked; started if this machine has a
-#   cluster that is stopped).
-# Safe to run again: what is already there is left alone.
+# Makes the services Switchboard needs answer on this machine, installing
+# what is missing and saying so:
+#
+#   scripts/services.sh                 Postgres on 127.0.0.1:5432 and the broker on 127.0.0.1:9092
+#   scripts/services.sh postgres        Postgres only
+#   scripts/services.sh broker-start [PORT]   an Apache Kafka broker on PORT (default 9092)
+#   scripts/services.sh broker-stop  [PORT]   stops it (its records stay on disk)
+#   scripts/services.sh broker-status [PORT]  says whether it answers
+#
+# The broker is Apache Kafka (pinned below), single node, KRaft, broker and
+# controller in one JVM, records on disk under $SWITCHBOARD_TOOLS, so a stop
+# and a start keep every record. Its jars come from Maven Central through
+# Maven, once. Each PORT is its own broker with its own storage: tests that
+# stop a broker start one of their own and leave the shared one alone.
+#
+# SWITCHBOARD_BROKER=tansu uses Tansu 0.6 instead (second broker, for
+# compatibility only: in-memory storage, built with cargo on first use).
+#
+# Safe to run again: a service that already answers is left alone.
 set -euo pipefail
 
+KAFKA_VERSION=4.1.1 # keep in step with scripts/kafka/pom.xml and docker-compose.yml
 TANSU_VERSION=0.6.0
+HERE=$(cd "$(dirname "$0")" && pwd)
 TOOLS=${SWITCHBOARD_TOOLS:-$HOME/.cache/switchboard}
-TANSU_ROOT=$TOOLS/tansu-$TANSU_VERSION
-TANSU=$TANSU_ROOT/bin/tansu
 LOG_DIR=${SWITCHBOARD_LOG_DIR:-$TOOLS/logs}
-mkdir -p "$LOG_DIR"
+BROKER=${SWITCHBOARD_BROKER:-kafka}
+mkdir -p "$TOOLS" "$LOG_DIR"
 
+say() { echo "services: $*"; }
+die() { echo "services: $*" >&2; exit 1; }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_port() { # port seconds
+  local i
+  for ((i = 0; i < $2 * 4; i++)); do port_open "$1" && return 0; sleep 0.25; done
+  return 1
+}
 
-if ! port_open 5432; then
-  if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
-    echo "services: Postgres is not answering on 127.0.0.1:5432; starting the local cluster."
-    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start || true
-  fi
-  for _ in $(seq 1 30); do port_open 5432 && break; sleep 1; done
-  port_open 5432 || { echo "services: Postgres is not reachable on 127.0.0.1:5432." >&2; exit 1; }
-fi
-echo "services: Postgres answers on 127.0.0.1:5432."
+# ---------------------------------------------------------------- Postgres
 
-if ! port_open 9092; then
-  if [ ! -x "$TANSU" ]; then
-    echo "services: installing the Tansu broker $TANSU_VERSION with cargo into $TANSU_ROOT (one time, about 12 minutes)."
-    cargo install --locked tansu --version "$TANSU_VERSION" --features dynostore --root "$TANSU_ROOT"
+PG_MAJOR=15
+
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+
+postgres_up() {
+  if port_open 5432; then
+    say "Postgres answers on 127.0.0.1:5432 (left as it is)."
+    return
   fi
-  echo "services: starting Tansu on 127.0.0.1:9092 (in-memory storage; log: $LOG_DIR/tansu.log)."
-  nohup "$TANSU" broker \
+  if [ -z "$(pg_bin)" ] || ! command -v pg_ctlcluster >/dev/null 2>&1; then
+    if [ "$(id -u)" != 0 ]; then
+      cat >&2 <<EOF
+services: no Postgres server is installed and this is not root, so it cannot be installed here.
+Run, as root:
+  apt-get update
+  apt-get install -y postgresql-$PG_MAJOR
+then run scripts/services.sh again (as root, to set trust auth for 127.0.0.1), or
+start any Postgres $PG_MAJOR on 127.0.0.1:5432 whose user postgres needs no password.
+EOF
+      exit 1
+    fi
+    say "installing Postgres $PG_MAJOR from Debian's packages (one time, about a minute)."
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "postgresql-$PG_MAJOR" >/dev/null
+  fi
+  local major
+  major=$(basename "$(dirname "$(pg_bin)")")
+  if ! pg_lsclusters -h 2>/dev/null | awk '{print $1" "$2}' | grep -qx "$major main"; then
+    say "creating the Postgres $major cluster 'main'."
+    pg_createcluster "$major" main >/dev/null
+  fi
+  local conf=/etc/postgresql/$major/main
+  # Trust for local connections only: the tests and the demo connect as
+  # postgres without a password; nothing listens beyond loopback.
+  if ! grep -q "switchboard: trust" "$conf/pg_hba.conf"; then
+    say "setting trust authentication for 127.0.0.1 and ::1 in $conf/pg_hba.conf."
+    {
+      echo "# switchboard: trust local connections (tests and demo)"
+      echo "local all all trust"
+      echo "host all all 127.0.0.1/32 trust"
+      echo "host all all ::1/128 trust"
+      cat "$conf/pg_hba.conf"
+    } >"$conf/pg_hba.conf.new"
+    mv "$conf/pg_hba.conf.new" "$conf/pg_hba.conf"
+  fi
+  mkdir -p "$conf/conf.d"
+  # Integration tests open a pool per worker they start; the default 100
+  # connections is too few for a test run at four threads.
+  cat >"$conf/conf.d/switchboard.conf" <<EOF
+listen_addresses = '127.0.0.1'
+port = 5432
+max_connections = 300
+EOF
+  say "starting Postgres $major (cluster main, log under /var/log/postgresql)."
+  pg_ctlcluster --skip-systemctl-redirect "$major" main start ||
+    pg_ctlcluster --skip-systemctl-redirect "$major" main restart
+  wait_port 5432 30 || die "Postgres did not answer on 127.0.0.1:5432; see /var/log/postgresql/."
+  say "Postgres answers on 127.0.0.1:5432."
+}
+
+# ------------------------------------------------------------ Apache Kafka
+
+KAFKA_HOME=$TOOLS/kafka-$KAFKA_VERSION
+
+kafka_install() {
+  [ -f "$KAFKA_HOME/.complete" ] && return
+  command -v mvn >/dev/null || die "Maven (mvn) is needed to fetch Apache Kafka's jars; apt-get install -y maven."
+  command -v java >/dev/null || die "Java 17 or newer is needed to run Apache Kafka; apt-get install -y openjdk-17-jre-headless."
+  say "fetching Apache Kafka $KAFKA_VERSION's jars from Maven Central into $KAFKA_HOME (one time)."
+  rm -rf "$KAFKA_HOME/libs"
+  mvn -B -q -f "$HERE/kafka/pom.xml" \
+    -Dmaven.repo.local="$TOOLS/m2" -Dkafka.version="$KAFKA_VERSION" \
+    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$KAFKA_HOME/libs"
+  cat >"$KAFKA_HOME/log4j2.properties" <<'EOF'
+status = warn
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = ${sys:kafka.logs.file}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = info
+rootLogger.appenderRef.file.ref = file
+logger.state.name = state.change.logger
+logger.state.level = warn
+EOF
+  touch "$KAFKA_HOME/.complete"
+}
+
+kafka_java() { # dir, main class and its arguments
+  local dir=$1; shift
+  ${KAFKA_EXEC:+exec} java -Xms256m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$KAFKA_HOME/log4j2.properties" -Dkafka.logs.file="$dir/server.log" \
+    -cp "$KAFKA_HOME/libs/*" "$@"
+}
+
+broker_dir() { echo "$TOOLS/kafka-broker-$1"; }
+
+broker_start() {
+  local port=${1:-9092}
+  local dir controller
+  dir=$(broker_dir "$port")
+  controller=$((port + 1))
+  if port_open "$port"; then
+    say "a broker answers on 127.0.0.1:$port (left as it is)."
+    return
+  fi
+  kafka_install
+  mkdir -p "$dir/data"
+  cat >"$dir/server.properties" <<EOF
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$controller
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$dir/data
+num.partitions=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=10
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+auto.create.topics.enable=false
+group.initial.rebalance.delay.ms=0
+message.max.bytes=16777216
+replica.fetch.max.bytes=16777216
+log.retention.hours=168
+EOF
+  if [ ! -f "$dir/data/meta.properties" ]; then
+    say "formatting the broker's storage in $dir/data (first start)."
+    kafka_java "$dir" kafka.tools.StorageTool format --cluster-id "$(kafka_java "$dir" kafka.tools.StorageTool random-uuid)" \
+      --config "$dir/server.properties" >"$dir/format.log" 2>&1 ||
+      die "formatting failed; see $dir/format.log."
+  fi
+  say "starting Apache Kafka $KAFKA_VERSION on 127.0.0.1:$port (KRaft, data in $dir/data, log: $dir/server.log)."
+  # A subshell that becomes the JVM (exec), so $! is the broker's pid.
+  (trap '' HUP; KAFKA_EXEC=1 kafka_java "$dir" kafka.Kafka "$dir/server.properties") >"$dir/stdout.log" 2>&1 </dev/null &
+  echo $! >"$dir/pid"
+  if ! wait_port "$port" 90; then
+    tail -n 20 "$dir/stdout.log" "$dir/server.log" >&2 || true
+    die "Apache Kafka did not answer on 127.0.0.1:$port; see $dir/server.log."
+  fi
+  # The port opens before the broker has registered with its controller;
+  # wait until it says so, so the first metadata request sees a broker.
+  local i
+  for ((i = 0; i < 240; i++)); do
+    grep -q "Kafka Server started" "$dir/server.log" 2>/dev/null && break
+    sleep 0.25
+  done
+  say "Apache Kafka answers on 127.0.0.1:$port."
+}
+
+broker_stop() {
+  local port=${1:-9092}
+  local dir pid
+  dir=$(broker_dir "$port")
+  pid=$(cat "$dir/pid" 2>/dev/null || true)
+  if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
+    say "no broker of ours runs on port $port."
+    return
+  fi
+  say "stopping the broker on 127.0.0.1:$port (pid $pid; its records stay in $dir/data)."
+  kill -TERM "$pid"
+  local i
+  for ((i = 0; i < 240; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+  if kill -0 "$pid" 2>/dev/null; then
+    say "the broker did not stop within 60 s; killing it."
+    kill -KILL "$pid"
+  fi
+  rm -f "$dir/pid"
+  for ((i = 0; i < 40; i++)); do port_open "$port" || break; sleep 0.25; done
+  say "the broker on port $port is stopped."
+}
+
+tansu_up() {
+  local root=$TOOLS/tansu-$TANSU_VERSION
+  if port_open 9092; then
+    say "a broker answers on 127.0.0.1:9092 (left as it is)."
+    return
+  fi
+  if [ ! -x "$root/bin/tansu" ]; then
+    say "installing the Tansu broker $TANSU_VERSION with cargo into $root (one time, about 12 minutes)."
+    cargo install --locked tansu --version "$TANSU_VERSION" --features dynostore --root "$root"
+  fi
+  say "starting Tansu on 127.0.0.1:9092 (in-memory storage; log: $LOG_DIR/tansu.log)."
+  nohup "$root/bin/tansu" broker \
     --listener-url tcp://127.0.0.1:9092 \
     --advertised-listener-url tcp://127.0.0.1:9092 \
     --storage-engine memory://tansu/ >"$LOG_DIR/tansu.log" 2>&1 &
-  for _ in $(seq 1 60); do port_open 9092 && break; sleep 0.5; done
-  port_open 9092 || { echo "services: Tansu did not start; see $LOG_DIR/tansu.log." >&2; exit 1; }
-fi
-echo "services: a Kafka-compatible broker answers on 127.0.0.1:9092."
+  wait_port 9092 30 || die "Tansu did not start; see $LOG_DIR/tansu.log."
+  say "Tansu answers on 127.0.0.1:9092."
+}
+
+case "${1:-all}" in
+  all)
+    postgres_up
+    case $BROKER in
+      kafka) broker_start 9092 ;;
+      tansu) tansu_up ;;
+      *) die "SWITCHBOARD_BROKER must be kafka or tansu, not '$BROKER'." ;;
+    esac
+    ;;
+  postgres) postgres_up ;;
+  broker-start) broker_start "${2:-9092}" ;;
+  broker-stop) broker_stop "${2:-9092}" ;;
+  broker-status)
+    if port_open "${2:-9092}"; then say "a broker answers on 127.0.0.1:${2:-9092}."; else say "nothing answers on 127.0.0.1:${2:-9092}."; exit 1; fi
+    ;;
+  kafka-install) kafka_install ;;
+  *) die "unknown command '$1' (all, postgres, broker-start, broker-stop, broker-status, kafka-install)." ;;
+esac
