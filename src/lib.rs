@@ -2,8 +2,8 @@
 //!
 //! Channel gateways publish raw customer messages (email, SMS, Messenger) to
 //! Kafka as CloudEvents; Switchboard decides which conversation each belongs
-//! to and writes the result to Postgres. the contract (`../shared/CONTRACT.md`)
-//! is the specification; `docs/decisions.md` records how it is implemented.
+//! to and writes the result to Postgres. `docs/contract.md` is the
+//! specification; `docs/decisions.md` records how it is implemented.
 //!
 //! Layout, from the edge inwards and out again:
 //! - [`kafka`]: the consumer, the producers, topic administration. The only
