@@ -7,6 +7,8 @@
 #   scripts/services.sh broker-start [PORT]   an Apache Kafka broker on PORT (default 9092)
 #   scripts/services.sh broker-stop  [PORT]   stops it (its records stay on disk)
 #   scripts/services.sh broker-status [PORT]  says whether it answers
+#   scripts/services.sh pg-instance-start PORT  a separate Postgres on PORT (own data directory)
+#   scripts/services.sh pg-instance-stop PORT   stops it (its data stays)
 #
 # The broker is Apache Kafka (pinned below), single node, KRaft, broker and
 # controller in one JVM, records on disk under $SWITCHBOARD_TOOLS, so a stop
@@ -98,6 +100,49 @@ EOF
     pg_ctlcluster --skip-systemctl-redirect "$major" main restart
   wait_port 5432 30 || die "Postgres did not answer on 127.0.0.1:5432; see /var/log/postgresql/."
   say "Postgres answers on 127.0.0.1:5432."
+}
+
+# A Postgres instance of its own on another port, with its own data
+# directory under $TOOLS, for tests that stop the database: stopping it
+# leaves the shared cluster on 5432 alone. Postgres refuses to run as root,
+# so as root it runs as the postgres user, with its data under that user's
+# home (root's home is closed to it).
+as_postgres() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+pg_instance_dir() {
+  if [ "$(id -u)" = 0 ]; then echo "/var/lib/postgresql/switchboard-$1"; else echo "$TOOLS/pg-$1"; fi
+}
+
+pg_instance_start() {
+  local port=$1 dir bin
+  dir=$(pg_instance_dir "$port")
+  if port_open "$port"; then
+    say "Postgres answers on 127.0.0.1:$port (left as it is)."
+    return
+  fi
+  postgres_up >/dev/null # the server binaries
+  bin=$(pg_bin)
+  mkdir -p "$dir"
+  [ "$(id -u)" = 0 ] && chown postgres "$dir"
+  if [ ! -f "$dir/data/PG_VERSION" ]; then
+    say "creating a Postgres instance in $dir/data for port $port."
+    as_postgres "$bin/initdb" -D "$dir/data" -U postgres -A trust >"$dir/initdb.log" 2>&1 ||
+      die "initdb failed; see $dir/initdb.log."
+  fi
+  as_postgres "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+    -o "-p $port -k /tmp -c listen_addresses=127.0.0.1 -c max_connections=100" start >/dev/null ||
+    die "Postgres on port $port did not start; see $dir/server.log."
+  say "Postgres answers on 127.0.0.1:$port (data in $dir/data)."
+}
+
+pg_instance_stop() {
+  local port=$1 dir
+  dir=$(pg_instance_dir "$port")
+  [ -f "$dir/data/postmaster.pid" ] || { say "no Postgres instance of ours runs on port $port."; return; }
+  as_postgres "$(pg_bin)/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >/dev/null
+  say "Postgres on port $port is stopped."
 }
 
 # ------------------------------------------------------------ Apache Kafka
@@ -251,6 +296,8 @@ case "${1:-all}" in
   broker-status)
     if port_open "${2:-9092}"; then say "a broker answers on 127.0.0.1:${2:-9092}."; else say "nothing answers on 127.0.0.1:${2:-9092}."; exit 1; fi
     ;;
+  pg-instance-start) pg_instance_start "${2:?a port}" ;;
+  pg-instance-stop) pg_instance_stop "${2:?a port}" ;;
   kafka-install) kafka_install ;;
-  *) die "unknown command '$1' (all, postgres, broker-start, broker-stop, broker-status, kafka-install)." ;;
+  *) die "unknown command '$1' (all, postgres, broker-start, broker-stop, broker-status, pg-instance-start, pg-instance-stop, kafka-install)." ;;
 esac

@@ -7,6 +7,7 @@ use crate::domain::Channel;
 use crate::placement::{Policy, Status};
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -39,7 +40,7 @@ impl std::fmt::Debug for DatabaseSettings {
     }
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaSettings {
     pub bootstrap_servers: String,
@@ -97,8 +98,34 @@ pub struct PlacementSettings {
     pub messenger_follow_up_window: Duration,
 }
 
+/// Whether a librdkafka property holds a secret (`sasl.password`,
+/// `ssl.key.password`, `sasl.oauthbearer.client.secret`, ...), so that
+/// `Debug` output and logs never show its value.
+pub fn is_secret_property(name: &str) -> bool {
+    name.contains("password") || name.contains("secret") || name.ends_with(".pem") || name.contains("sasl.jaas")
+}
+
+/// Property values with the secrets replaced, for `Debug`.
+fn redacted(properties: &BTreeMap<String, String>) -> BTreeMap<&str, &str> {
+    properties
+        .iter()
+        .map(|(k, v)| (k.as_str(), if is_secret_property(k) { "<redacted>" } else { v.as_str() }))
+        .collect()
+}
+
+impl fmt::Debug for KafkaSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KafkaSettings")
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("group_id", &self.group_id)
+            .field("topics", &self.topics)
+            .field("properties", &redacted(&self.properties))
+            .finish()
+    }
+}
+
 /// Overrides given on the command line or in the fixed environment names.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct Overrides {
     pub config_file: Option<PathBuf>,
     pub database_url: Option<String>,
@@ -110,6 +137,23 @@ pub struct Overrides {
     pub topic_dlq: Option<String>,
     /// `name=value` librdkafka properties.
     pub kafka_properties: Vec<(String, String)>,
+}
+
+impl fmt::Debug for Overrides {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let properties: BTreeMap<String, String> = self.kafka_properties.iter().cloned().collect();
+        f.debug_struct("Overrides")
+            .field("config_file", &self.config_file)
+            .field("database_url", &self.database_url.as_ref().map(|_| "<redacted>"))
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("group_id", &self.group_id)
+            .field("topic_email", &self.topic_email)
+            .field("topic_sms", &self.topic_sms)
+            .field("topic_messenger", &self.topic_messenger)
+            .field("topic_dlq", &self.topic_dlq)
+            .field("kafka_properties", &redacted(&properties))
+            .finish()
+    }
 }
 
 /// A configuration that cannot be used.
@@ -265,6 +309,24 @@ mod tests {
         assert_eq!(s.kafka.topics.dlq, "dead");
         assert_eq!(s.kafka.properties["client.id"], "me");
         assert!(!format!("{s:?}").contains("postgres://x@h/db"), "the URL is not printed");
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_password_or_a_sasl_secret() {
+        let o = Overrides {
+            database_url: Some("postgres://app:pg-s3cret@h/db".into()),
+            kafka_properties: vec![
+                ("sasl.password".into(), "kafka-s3cret".into()),
+                ("ssl.key.password".into(), "key-s3cret".into()),
+                ("sasl.username".into(), "app".into()),
+            ],
+            ..Overrides::default()
+        };
+        let s = Settings::load(&o, &[]).unwrap();
+        for printed in [format!("{s:?}"), format!("{s:#?}"), format!("{o:?}"), format!("{:?}", s.kafka)] {
+            assert!(!printed.contains("s3cret"), "{printed}");
+            assert!(printed.contains("sasl.username"), "non-secret settings still print: {printed}");
+        }
     }
 
     #[test]

@@ -11,10 +11,10 @@ use switchboard::sample::SampleRecord;
 use uuid::Uuid;
 
 /// A small deterministic generator, so a failure can be replayed.
-struct Rng(u64);
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn next(&mut self, below: u64) -> u64 {
+    pub fn next(&mut self, below: u64) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -23,7 +23,7 @@ impl Rng {
 }
 
 /// Traffic with pairs, replies, copies to two inboxes and redeliveries.
-fn traffic(rng: &mut Rng, wave: u32, count: u32) -> (Vec<(SampleRecord, String)>, Vec<String>) {
+pub fn traffic(rng: &mut Rng, wave: u32, count: u32) -> (Vec<(SampleRecord, String)>, Vec<String>) {
     let mut records = Vec::new();
     let mut ids = Vec::new();
     for n in 0..count {
@@ -66,7 +66,7 @@ fn traffic(rng: &mut Rng, wave: u32, count: u32) -> (Vec<(SampleRecord, String)>
     (records, ids)
 }
 
-async fn publish_all(env: &TestEnv, records: &[(SampleRecord, String)]) {
+pub async fn publish_all(env: &TestEnv, records: &[(SampleRecord, String)]) {
     for chunk in records.chunks(200) {
         join_all(chunk.iter().map(|(r, key)| env.publish_to(r, Some(key)))).await;
     }
@@ -180,7 +180,7 @@ async fn two_workers_with_bad_keys_and_a_busy_agent_keep_every_invariant() {
     assert_eq!(env.snapshot().await, before);
 }
 
-async fn check_invariants(env: &TestEnv, expected: &[String]) {
+pub async fn check_invariants(env: &TestEnv, expected: &[String]) {
     // I1: at most one ongoing conversation per pair.
     let i1 = env
         .count(

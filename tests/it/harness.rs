@@ -24,9 +24,8 @@ fn admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
-fn url_for(db: &str) -> String {
-    let admin = admin_url();
-    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+fn url_for(admin: &str, db: &str) -> String {
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin);
     format!("{base}/{db}")
 }
 
@@ -34,6 +33,8 @@ fn url_for(db: &str) -> String {
 pub struct TestEnv {
     pub settings: Settings,
     pub db_name: String,
+    /// The server's admin URL, to drop the database afterwards.
+    admin_url: String,
     pub pool: PgPool,
     pub publisher: Publisher,
 }
@@ -46,15 +47,22 @@ impl TestEnv {
 
     /// Like `new`, letting the test adjust settings first.
     pub async fn with(partitions: i32, adjust: impl FnOnce(&mut Settings)) -> TestEnv {
+        Self::on_postgres(&admin_url(), partitions, adjust).await
+    }
+
+    /// Like `with`, on another Postgres server (`admin` is a URL of one of
+    /// its databases; the test's database is created beside it).
+    pub async fn on_postgres(admin: &str, partitions: i32, adjust: impl FnOnce(&mut Settings)) -> TestEnv {
         let id = Uuid::new_v4().simple().to_string();
         let db_name = format!("sb_test_{id}");
-        let admin = PgPoolOptions::new().max_connections(1).connect(&admin_url()).await.expect("admin connection");
+        let admin_url = admin.to_owned();
+        let admin = PgPoolOptions::new().max_connections(1).connect(&admin_url).await.expect("admin connection");
         admin.execute(format!("CREATE DATABASE {db_name}").as_str()).await.expect("create database");
         admin.close().await;
 
         let prefix = format!("t{}", &id[..12]);
         let overrides = Overrides {
-            database_url: Some(url_for(&db_name)),
+            database_url: Some(url_for(&admin_url, &db_name)),
             bootstrap_servers: Some(bootstrap()),
             group_id: Some(format!("{prefix}-group")),
             topic_email: Some(format!("{prefix}.email")),
@@ -76,7 +84,7 @@ impl TestEnv {
             .await
             .expect("create topics");
         let publisher = Publisher::new(&settings.kafka).expect("publisher");
-        TestEnv { settings, db_name, pool, publisher }
+        TestEnv { settings, db_name, admin_url, pool, publisher }
     }
 
     pub fn topic(&self, channel: &str) -> String {
@@ -174,13 +182,14 @@ impl Drop for TestEnv {
     fn drop(&mut self) {
         let db = self.db_name.clone();
         let pool = self.pool.clone();
+        let admin_url = self.admin_url.clone();
         // Drop runs outside async context; a thread with its own runtime
         // removes the database.
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             rt.block_on(async move {
                 pool.close().await;
-                if let Ok(admin) = PgPoolOptions::new().max_connections(1).connect(&admin_url()).await {
+                if let Ok(admin) = PgPoolOptions::new().max_connections(1).connect(&admin_url).await {
                     let _ = admin.execute(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)").as_str()).await;
                 }
             });
