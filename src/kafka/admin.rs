@@ -2,17 +2,23 @@
 //! topics are normally created by the platform team; this only fills gaps.
 
 use super::client_config;
+use super::producer::MAX_MESSAGE_BYTES;
 use crate::config::KafkaSettings;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::RDKafkaErrorCode;
 use std::time::Duration;
 
-/// Creates each topic with `partitions` partitions unless it exists.
+/// Creates each topic with `partitions` partitions unless it exists. The
+/// topics accept records up to [`MAX_MESSAGE_BYTES`], whatever the broker's
+/// default (1 MB on a stock Kafka), so a record the input topic took can
+/// always be dead-lettered whole.
 pub async fn ensure_topics(settings: &KafkaSettings, topics: &[&str], partitions: i32) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = client_config(settings, &[], &[]).create()?;
-    let new: Vec<NewTopic<'_>> =
-        topics.iter().map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1))).collect();
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)).set("max.message.bytes", MAX_MESSAGE_BYTES))
+        .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     for result in admin.create_topics(&new, &options).await? {
         match result {

@@ -9,6 +9,10 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use std::time::Duration;
 
+/// The largest record Switchboard publishes or creates topics for: the
+/// default `max_record_bytes` (10 MiB) with room for the dead-letter headers.
+pub const MAX_MESSAGE_BYTES: &str = "16777216";
+
 /// A publish that did not reach the broker (it is worth retrying).
 #[derive(Debug, thiserror::Error)]
 #[error("publishing to {topic} failed: {source}")]
@@ -28,7 +32,15 @@ impl Publisher {
     pub fn new(settings: &KafkaSettings) -> anyhow::Result<Publisher> {
         let producer = client_config(
             settings,
-            &[("compression.type", "lz4"), ("linger.ms", "5"), ("message.timeout.ms", "30000")],
+            &[
+                ("compression.type", "lz4"),
+                ("linger.ms", "5"),
+                ("message.timeout.ms", "30000"),
+                // A dead letter carries the original record (up to
+                // `max_record_bytes`, 10 MiB by default) plus its headers;
+                // librdkafka's own default would refuse anything over 1 MB.
+                ("message.max.bytes", MAX_MESSAGE_BYTES),
+            ],
             // A dead letter acknowledged by one broker only could be lost.
             &[("enable.idempotence", "true"), ("acks", "all")],
         )

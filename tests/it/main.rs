@@ -6,6 +6,7 @@ mod broker;
 mod broker_outage;
 mod concurrency;
 mod harness;
+mod hostile;
 
 mod dead_letters;
 mod end_to_end;
@@ -14,4 +15,5 @@ mod lifecycle;
 mod outage;
 mod replay;
 mod rules;
+mod security;
 mod siblings;

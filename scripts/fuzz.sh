@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Fuzzes the CloudEvents envelope and every payload decoder with cargo-fuzz
+# (libFuzzer): each target runs for SECONDS (default 120) and stops at the
+# first panic, leaving the input under fuzz/artifacts/<target>/.
+#
+#   scripts/fuzz.sh [SECONDS] [TARGET...]     targets: cloudevent email sms messenger
+#
+# Needs the nightly toolchain (`rustup toolchain install nightly`) and
+# cargo-fuzz (installed here with cargo on first use).
+set -euo pipefail
+cd "$(dirname "$0")/../fuzz"
+SECONDS_EACH=${1:-120}
+shift || true
+TARGETS=("$@")
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(cloudevent email sms messenger)
+command -v cargo-fuzz >/dev/null || { echo "fuzz: installing cargo-fuzz with cargo (one time)."; cargo install cargo-fuzz --locked; }
+# Seeds: the project's own fixtures, so the fuzzer starts from real records.
+mkdir -p corpus/email corpus/messenger corpus/sms corpus/cloudevent
+cp ../tests/fixtures/email/*.eml corpus/email/ 2>/dev/null || true
+cp ../tests/fixtures/messenger/*.json corpus/messenger/ 2>/dev/null || true
+find ../../shared/fixtures/webhooks/messenger -name '*.json' -exec cp {} corpus/messenger/ \; 2>/dev/null || true
+for t in "${TARGETS[@]}"; do
+  echo "fuzz: $t for ${SECONDS_EACH}s"
+  cargo +nightly fuzz run "$t" "corpus/$t" -- -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -max_len=1048576 2>&1 |
+    grep -E "^#[0-9]+.*(DONE|pulse)|Done [0-9]+ runs|ERROR|panicked" || true
+  [ -z "$(ls -A "artifacts/$t" 2>/dev/null)" ] || { echo "fuzz: $t found a crash; see fuzz/artifacts/$t" >&2; exit 1; }
+done
+echo "fuzz: every target ran ${SECONDS_EACH}s without a crash."
