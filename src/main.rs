@@ -70,6 +70,10 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         max: usize,
     },
+    /// Benchmark ceiling: read the input topics to their end with librdkafka
+    /// alone (no group, no Postgres) and print the rate as JSON.
+    #[command(hide = true)]
+    ConsumeCeiling,
     /// Publish synthetic traffic for a load test and report the rate.
     Load {
         /// How many records.
@@ -176,6 +180,16 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
             println!("{} dead letters on {topic}", letters.len());
+        }
+        Command::ConsumeCeiling => {
+            let t = &settings.kafka.topics;
+            let kafka = settings.kafka.clone();
+            let topics = [t.email.clone(), t.sms.clone(), t.messenger.clone()];
+            let rate = tokio::task::spawn_blocking(move || {
+                switchboard::kafka::consume_to_end(&kafka, &topics.iter().map(String::as_str).collect::<Vec<_>>())
+            })
+            .await??;
+            println!("{}", serde_json::to_string(&rate)?);
         }
         Command::Report => {
             let store = Store::connect_lazy(&settings.database.url, 2)?;

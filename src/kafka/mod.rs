@@ -11,7 +11,7 @@ mod reader;
 pub use admin::ensure_topics;
 pub use consumer::{Consumer, PartitionKey};
 pub use producer::{PublishError, Publisher};
-pub use reader::read_topic;
+pub use reader::{consume_to_end, read_topic, ConsumeRate};
 
 use crate::config::KafkaSettings;
 use rdkafka::ClientConfig;

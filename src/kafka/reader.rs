@@ -43,3 +43,51 @@ pub fn read_topic(
     }
     Ok(out)
 }
+
+/// What a consume-only pass over some topics read.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConsumeRate {
+    pub records: u64,
+    pub bytes: u64,
+    /// From the first record received to the last: client start and
+    /// metadata requests are not counted.
+    pub seconds: f64,
+}
+
+/// Reads every partition of `topics` from its start to the end it has now,
+/// copying each record out as the worker does, and does nothing else: the
+/// ceiling librdkafka and the broker set for the worker on this machine.
+pub fn consume_to_end(settings: &KafkaSettings, topics: &[&str]) -> anyhow::Result<ConsumeRate> {
+    let consumer: BaseConsumer =
+        client_config(settings, &[("group.id", "switchboard-ceiling")], &[("enable.auto.commit", "false")]).create()?;
+    let mut tpl = TopicPartitionList::new();
+    let mut remaining = 0u64;
+    for topic in topics {
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+        for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
+            let (low, high) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10))?;
+            if high > low {
+                tpl.add_partition_offset(topic, p.id(), Offset::Offset(low))?;
+                remaining += (high - low) as u64;
+            }
+        }
+    }
+    consumer.assign(&tpl)?;
+    let (mut records, mut bytes, mut first) = (0u64, 0u64, None);
+    let mut last = Instant::now();
+    while records < remaining {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(message)) => {
+                let record = owned(&message);
+                first.get_or_insert_with(Instant::now);
+                records += 1;
+                bytes += record.value.as_ref().map_or(0, Vec::len) as u64;
+                last = Instant::now();
+            }
+            Some(Err(e)) => tracing::debug!(error = %e, "Reading failed; trying again."),
+            None => anyhow::ensure!(last.elapsed() < Duration::from_secs(30), "no record for 30 s at {records}"),
+        }
+    }
+    let seconds = first.map_or(0.0, |f| last.duration_since(f).as_secs_f64());
+    Ok(ConsumeRate { records, bytes, seconds })
+}

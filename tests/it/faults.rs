@@ -28,7 +28,7 @@ struct Scale {
 
 fn scale() -> Scale {
     match std::env::var("SWITCHBOARD_FAULTS").as_deref() {
-        Ok("full") => Scale { messages: 40_000, kills: 10, outage: Duration::from_secs(30) },
+        Ok("full") => Scale { messages: 46_000, kills: 10, outage: Duration::from_secs(30) },
         _ => Scale { messages: 3_000, kills: 3, outage: Duration::from_secs(5) },
     }
 }

@@ -1,0 +1,239 @@
+#!/usr/bin/env python3
+"""Switchboard's benchmark: one run on the real broker and Postgres that
+measures the worker against the ceilings of the same machine, so the ratios
+mean something on a noisy 2-core box. See docs/performance.md.
+
+Phases, each on the same traffic:
+  publish      the mix, keyed by customer (`switchboard load`)
+  ceiling      librdkafka alone reads it (`switchboard consume-ceiling`)
+  place        the worker places it (new traffic), peak RSS sampled
+  copy         Postgres alone takes the same rows with COPY (same schema)
+  replay       a new group reads it again: all duplicates
+  per-message  one transaction per message (batch_max_records = 1)
+  latency      publish at a steady rate while the worker runs, at the peak
+               rate and at half of it; record time to commit, p50/p95/p99
+
+Prints a table and writes every figure to a JSON file.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def sh(*args, env=None, capture=True, check=True):
+    out = subprocess.run(args, env=env, check=check, capture_output=capture, text=True, cwd=ROOT)
+    return out.stdout if capture else None
+
+
+def psql(db, sql):
+    return sh("psql", "-qAtX", "-h", "127.0.0.1", "-U", "postgres", "-d", db, "-c", sql).strip()
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.bin = str(ROOT / os.environ.get("CARGO_TARGET_DIR", "target") / "release" / "switchboard")
+        self.run_id = f"bench{int(time.time())}"
+        self.figures = {"records": args.records, "mix": args.mix, "email_kib": args.email_kib,
+                        "partitions": args.partitions, "batch_max_records": args.batch}
+        self.databases = []
+
+    def env(self, db, prefix, group=None, extra=None):
+        e = dict(os.environ)
+        e.update({
+            "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{db}",
+            "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092",
+            "SWITCHBOARD_TOPIC_EMAIL": f"{prefix}.email", "SWITCHBOARD_TOPIC_SMS": f"{prefix}.sms",
+            "SWITCHBOARD_TOPIC_MESSENGER": f"{prefix}.messenger", "SWITCHBOARD_TOPIC_DLQ": f"{prefix}.dlq",
+            "SWITCHBOARD_GROUP_ID": group or f"{prefix}-group",
+            "SWITCHBOARD__WORKER__BATCH_MAX_RECORDS": str(self.args.batch),
+            "SWITCHBOARD_HTTP_ADDR": "off",
+            "RUST_LOG": "warn",
+        })
+        e.update(extra or {})
+        return e
+
+    def database(self, name):
+        psql("postgres", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        psql("postgres", f"CREATE DATABASE {name}")
+        self.databases.append(name)
+        sh(self.bin, "migrate", env=self.env(name, "unused"))
+        return name
+
+    def topics(self, prefix, db):
+        sh(self.bin, "create-topics", "--partitions", str(self.args.partitions), env=self.env(db, prefix))
+
+    def load(self, db, prefix, records, seed, rate=None):
+        # Realistic traffic: gateway retries, one email to two inboxes,
+        # replies, out-of-office mail; receive times stamped at publishing so
+        # that stored_at - received_at is the end-to-end latency.
+        cmd = [self.bin, "load", "--records", str(records), "--seed", str(seed), "--mix", self.args.mix,
+               "--email-bytes", str(self.args.email_kib * 1024), "--duplicates", "0.05", "--siblings", "0.03",
+               "--replies", "0.10", "--automatic", "0.02", "--stamp-now"]
+        if rate:
+            cmd += ["--rate", str(rate)]
+        return subprocess.Popen(cmd, env=self.env(db, prefix), cwd=ROOT, stdout=subprocess.DEVNULL)
+
+    def run_worker(self, db, prefix, group, extra=None):
+        """`run --stop-at-end`; returns (wall seconds, peak RSS MiB, counters)."""
+        started = time.monotonic()
+        proc = subprocess.Popen([self.bin, "run", "--stop-at-end"], env=self.env(db, prefix, group, extra),
+                                cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        peak = 0
+        while proc.poll() is None:
+            try:
+                for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]))
+            except OSError:
+                pass
+            time.sleep(0.05)
+        out = proc.stdout.read()
+        if proc.returncode != 0:
+            sys.exit(f"bench: the worker failed ({proc.returncode})")
+        return time.monotonic() - started, peak / 1024, json.loads(out)
+
+    def placed_rate(self, db):
+        """Messages per second from the first commit to the last: process
+        start and group join are not counted."""
+        n, span = psql(db, "SELECT count(*), extract(epoch FROM max(stored_at) - min(stored_at)) FROM messages").split("|")
+        return int(n), int(n) / max(float(span), 1e-3)
+
+    def latencies(self, db, since):
+        row = psql(db, f"""SELECT percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY
+                   extract(epoch FROM stored_at - received_at) * 1000), count(*) FROM messages
+                   WHERE stored_at > '{since}'""")
+        pcts, n = row.split("|")
+        p50, p95, p99 = (float(x) for x in pcts.strip("{}").split(","))
+        return {"p50_ms": round(p50, 1), "p95_ms": round(p95, 1), "p99_ms": round(p99, 1), "messages": int(n)}
+
+    def copy_ceiling(self, source_db):
+        """The same rows, into the same schema (indexes included), with COPY."""
+        target = self.database(f"{self.run_id}_copy")
+        tables = ["conversations", "conversation_channels", "messages", "conversation_links", "conversation_events"]
+        started = time.monotonic()
+        for table in tables:
+            dump = subprocess.Popen(["psql", "-qAtX", "-h", "127.0.0.1", "-U", "postgres", "-d", source_db, "-c",
+                                     f"COPY {table} TO STDOUT (FORMAT binary)"], stdout=subprocess.PIPE)
+            subprocess.run(["psql", "-qAtX", "-h", "127.0.0.1", "-U", "postgres", "-d", target, "-c",
+                            f"COPY {table} FROM STDIN (FORMAT binary)"], stdin=dump.stdout, check=True)
+            dump.wait()
+        seconds = time.monotonic() - started
+        n = int(psql(target, "SELECT count(*) FROM messages"))
+        return n / seconds
+
+    def main(self):
+        a = self.args
+        sh("scripts/services.sh", capture=False)
+        print("bench: building (release).", flush=True)
+        sh("cargo", "build", "--release", "--locked", "--bin", "switchboard", capture=False)
+        prefix = self.run_id
+        db = self.database(f"{self.run_id}_place")
+        self.topics(prefix, db)
+        f = self.figures
+
+        t = time.monotonic()
+        self.load(db, prefix, a.records, seed=1).wait()
+        f["publish_records_per_s"] = a.records / (time.monotonic() - t)
+
+        ceiling = json.loads(sh(self.bin, "consume-ceiling", env=self.env(db, prefix)))
+        f["ceiling_consume_records_per_s"] = ceiling["records"] / max(ceiling["seconds"], 1e-3)
+
+        wall, rss, counters = self.run_worker(db, prefix, f"{prefix}-place")
+        messages, rate = self.placed_rate(db)
+        f.update({"place_messages": messages, "place_messages_per_s": rate, "place_wall_s": wall,
+                  "place_peak_rss_mib": rss, "place_counters": counters})
+
+        f["ceiling_copy_messages_per_s"] = self.copy_ceiling(db)
+
+        wall, _, counters = self.run_worker(db, prefix, f"{prefix}-replay")
+        idle, _, _ = self.run_worker(db, prefix, f"{prefix}-replay")  # start, join, find the end
+        f["replay_records_per_s"] = counters["records"] / max(wall - idle, 1e-3)
+        f["replay_duplicates"] = counters["records_duplicate"]
+
+        # One transaction per message, on a tenth of the traffic.
+        small = max(a.records // 10, 1000)
+        pm_prefix, pm_db = f"{prefix}pm", self.database(f"{self.run_id}_pm")
+        self.topics(pm_prefix, pm_db)
+        self.load(pm_db, pm_prefix, small, seed=2).wait()
+        self.run_worker(pm_db, pm_prefix, f"{pm_prefix}-g", {"SWITCHBOARD__WORKER__BATCH_MAX_RECORDS": "1"})
+        f["per_message_messages_per_s"] = self.placed_rate(pm_db)[1]
+
+        # Latency: publish at a steady rate while one worker runs.
+        for name, share in (("peak", 1.0), ("half_peak", 0.5)):
+            rate = max(int(f["place_messages_per_s"] * share), 100)
+            lat_prefix, lat_db = f"{prefix}{name[0]}", self.database(f"{self.run_id}_{name}")
+            self.topics(lat_prefix, lat_db)
+            worker = subprocess.Popen([self.bin, "run"], env=self.env(lat_db, lat_prefix), cwd=ROOT,
+                                      stdout=subprocess.DEVNULL)
+            since = psql(lat_db, "SELECT now()")
+            count = max(int(rate * a.latency_seconds), 200)
+            self.load(lat_db, lat_prefix, count, seed=3, rate=rate).wait()
+            deadline = time.monotonic() + 120
+            while int(psql(lat_db, "SELECT count(*) FROM messages")) < count * 0.99 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            worker.terminate()
+            worker.wait()
+            f[f"latency_{name}"] = dict(self.latencies(lat_db, since), rate_per_s=rate)
+
+        f["ratio_place_to_copy_ceiling"] = f["place_messages_per_s"] / f["ceiling_copy_messages_per_s"]
+        f["ratio_place_to_consume_ceiling"] = f["place_messages_per_s"] / f["ceiling_consume_records_per_s"]
+        f["ratio_batched_to_per_message"] = f["place_messages_per_s"] / f["per_message_messages_per_s"]
+        self.report()
+
+    def report(self):
+        f = self.figures
+        rows = [
+            ("publish", f"{f['publish_records_per_s']:,.0f} records/s"),
+            ("ceiling: librdkafka consume", f"{f['ceiling_consume_records_per_s']:,.0f} records/s"),
+            ("ceiling: Postgres COPY", f"{f['ceiling_copy_messages_per_s']:,.0f} messages/s"),
+            ("place (new traffic)", f"{f['place_messages_per_s']:,.0f} messages/s  ({f['place_messages']} messages)"),
+            ("replay (all duplicates)", f"{f['replay_records_per_s']:,.0f} records/s"),
+            ("one transaction per message", f"{f['per_message_messages_per_s']:,.0f} messages/s"),
+            ("worker peak RSS", f"{f['place_peak_rss_mib']:.0f} MiB"),
+        ]
+        for name in ("peak", "half_peak"):
+            lat = f[f"latency_{name}"]
+            rows.append((f"latency at {name.replace('_', ' ')} ({lat['rate_per_s']}/s)",
+                         f"p50 {lat['p50_ms']} ms, p95 {lat['p95_ms']} ms, p99 {lat['p99_ms']} ms"))
+        rows += [
+            ("ratio place / COPY ceiling", f"{f['ratio_place_to_copy_ceiling']:.2f}"),
+            ("ratio place / consume ceiling", f"{f['ratio_place_to_consume_ceiling']:.2f}"),
+            ("ratio batched / per-message", f"{f['ratio_batched_to_per_message']:.1f}"),
+        ]
+        width = max(len(r[0]) for r in rows)
+        for name, value in rows:
+            print(f"{name:<{width}}  {value}")
+        Path(self.args.json).write_text(json.dumps(f, indent=2, default=str))
+        print(f"bench: figures written to {self.args.json}")
+
+    def cleanup(self):
+        for db in self.databases:
+            subprocess.run(["psql", "-qAtX", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-c",
+                            f"DROP DATABASE IF EXISTS {db} WITH (FORCE)"], capture_output=True)
+
+
+def parse():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--records", type=int, default=200_000)
+    p.add_argument("--mix", default="sms=70,messenger=20,email=10")
+    p.add_argument("--email-kib", type=int, default=20)
+    p.add_argument("--partitions", type=int, default=6)
+    p.add_argument("--batch", type=int, default=500, help="batch_max_records for the batched runs")
+    p.add_argument("--latency-seconds", type=float, default=10.0, help="how long each latency phase publishes")
+    p.add_argument("--json", default="bench.json")
+    return p.parse_args()
+
+
+if __name__ == "__main__":
+    bench = Bench(parse())
+    try:
+        bench.main()
+    finally:
+        bench.cleanup()
