@@ -25,6 +25,8 @@ mod messenger;
 mod sms;
 
 #[cfg(test)]
+mod sdk_tests;
+#[cfg(test)]
 mod test_support;
 #[cfg(test)]
 mod tests;

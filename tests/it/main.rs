@@ -12,4 +12,5 @@ mod lifecycle;
 mod outage;
 mod replay;
 mod rules;
+mod sdk_records;
 mod siblings;
