@@ -115,6 +115,8 @@ fn attachments(message: &Message<'_>) -> Vec<Attachment> {
             content_type: part.content_type().map(type_and_subtype),
             size: u64::try_from(part.contents().len()).ok(),
             url: None,
+            title: None,
+            coordinates: None,
         })
         .collect()
 }

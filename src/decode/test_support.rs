@@ -118,3 +118,12 @@ pub(crate) fn sdk_record(name: &str) -> SourceRecord {
     record.key = meta["key"].as_str().map(|k| k.as_bytes().to_vec());
     record
 }
+
+/// Why the worker dead-letters `record`: the decode error, or the dead
+/// letter of a record some of whose items are invalid.
+pub(crate) fn dead_letter_of(record: &SourceRecord) -> DecodeError {
+    match decode(record, MAX_RECORD_BYTES) {
+        Err(err) => err,
+        Ok(decoded) => decoded.dead_letter().unwrap_or_else(|| panic!("expected a dead letter, got {decoded:?}")),
+    }
+}
