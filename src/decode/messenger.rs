@@ -46,9 +46,12 @@ struct Messaging {
     reaction: Option<IgnoredAny>,
 }
 
+/// A sender or recipient. Guests of the customer chat plugin have no PSID
+/// yet; Meta names them by `user_ref`, which then is the contact.
 #[derive(Deserialize)]
 struct Party {
     id: Option<JsonText>,
+    user_ref: Option<JsonText>,
 }
 
 #[derive(Deserialize)]
@@ -164,7 +167,8 @@ fn decode_item(position: &str, raw: Value, received_at: DateTime<Utc>) -> Result
         return Ok(Item::Skip(event.map_or(SkipKind::Other, |k| SkipKind::named(k))));
     }
 
-    let id = |party: Option<Party>| party.and_then(|p| p.id).map(JsonText::into_string).unwrap_or_default();
+    let id =
+        |party: Option<Party>| party.and_then(|p| p.id.or(p.user_ref)).map(JsonText::into_string).unwrap_or_default();
     let contact = Address::messenger_id(&id(item.sender))
         .map_err(|e| DecodeError::bad_address(&format!("contact (sender.id of {position})"), &e))?;
     let endpoint = Address::messenger_id(&id(item.recipient))

@@ -23,6 +23,8 @@ mod cloudevent;
 mod email;
 mod messenger;
 mod nul;
+#[cfg(test)]
+mod provider_fixtures;
 mod sms;
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ mod lifecycle;
 mod nul_bytes;
 mod outage;
 mod partial_batches;
+mod provider_payloads;
 mod replay;
 mod rules;
 mod sdk_records;
