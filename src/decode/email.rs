@@ -131,7 +131,10 @@ fn type_and_subtype(content_type: &ContentType<'_>) -> String {
 
 /// Mail sent by a machine (contract R6): `Auto-Submitted` other than `no`
 /// (RFC 3834); `Precedence: bulk | junk | list`; `X-Autoreply` or
-/// `X-Autorespond` (older vacation responders); a delivery status report.
+/// `X-Autorespond` (older vacation responders); a delivery status report; a
+/// read receipt (RFC 8098); a bounce that is not a DSN, told by its sender:
+/// the null reverse path `Return-Path: <>`, or `MAILER-DAEMON` or
+/// `postmaster` as the From mailbox.
 fn is_auto_generated(message: &Message<'_>) -> bool {
     let mut auto_submitted = header_tokens(message, "Auto-Submitted");
     let mut precedence = header_tokens(message, "Precedence");
@@ -139,7 +142,27 @@ fn is_auto_generated(message: &Message<'_>) -> bool {
         || precedence.any(|token| matches!(token.as_str(), "bulk" | "junk" | "list"))
         || header_tokens(message, "X-Autoreply").next().is_some()
         || header_tokens(message, "X-Autorespond").next().is_some()
-        || is_delivery_report(message)
+        || is_report(message, "delivery-status")
+        || is_report(message, "disposition-notification")
+        || is_from_the_mail_system(message)
+}
+
+/// The null reverse path or a mail-system mailbox as the sender. Only the
+/// first `Return-Path` counts: it is the one the receiving MTA added.
+fn is_from_the_mail_system(message: &Message<'_>) -> bool {
+    let null_path = header_tokens(message, "Return-Path")
+        .next()
+        .is_some_and(|path| path.chars().filter(|c| !c.is_whitespace()).collect::<String>() == "<>");
+    let system_mailbox = message
+        .from()
+        .and_then(MailAddress::first)
+        .and_then(|a| a.address())
+        .and_then(|address| address.rsplit_once('@'))
+        .is_some_and(|(local, _)| {
+            let local = local.trim();
+            local.eq_ignore_ascii_case("mailer-daemon") || local.eq_ignore_ascii_case("postmaster")
+        });
+    null_path || system_mailbox
 }
 
 /// The first token of each top-level header named `name` (any case),
@@ -154,18 +177,16 @@ fn header_tokens<'m>(message: &'m Message<'_>, name: &'m str) -> impl Iterator<I
     })
 }
 
-/// A bounce or delay notice: a `multipart/report; report-type=delivery-status`
-/// message, or any message carrying a `message/delivery-status` part.
-fn is_delivery_report(message: &Message<'_>) -> bool {
+/// A report of `kind`: `delivery-status` (a bounce or delay notice, RFC
+/// 3464) or `disposition-notification` (a read receipt, RFC 8098). Either a
+/// `multipart/report; report-type=KIND` message, or any message carrying a
+/// `message/KIND` part.
+fn is_report(message: &Message<'_>, kind: &str) -> bool {
     let report = message.content_type().is_some_and(|ct| {
         is_media_type(ct, "multipart", "report")
-            && ct.attribute("report-type").is_some_and(|t| t.trim().eq_ignore_ascii_case("delivery-status"))
+            && ct.attribute("report-type").is_some_and(|t| t.trim().eq_ignore_ascii_case(kind))
     });
-    report
-        || message
-            .parts
-            .iter()
-            .any(|part| part.content_type().is_some_and(|ct| is_media_type(ct, "message", "delivery-status")))
+    report || message.parts.iter().any(|part| part.content_type().is_some_and(|ct| is_media_type(ct, "message", kind)))
 }
 
 fn is_media_type(content_type: &ContentType<'_>, ctype: &str, subtype: &str) -> bool {

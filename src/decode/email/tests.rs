@@ -220,11 +220,44 @@ fn a_message_delivery_status_part_outside_a_report_is_auto_generated() {
 }
 
 #[test]
-fn a_multipart_report_of_another_kind_is_not_a_delivery_report() {
+fn a_read_receipt_is_auto_generated() {
     let raw = b"From: ana.horvat@example.com\r\nTo: support@example.net\r\nSubject: Read: Order\r\n\
         MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=disposition-notification; boundary=b2\r\n\r\n\
         --b2\r\nContent-Type: text/plain\r\n\r\nYour message was displayed.\r\n--b2--\r\n";
+    assert!(email(raw).auto_generated);
+}
+
+#[test]
+fn a_message_disposition_notification_part_is_a_read_receipt() {
+    let raw = b"From: ana@example.com\r\nSubject: Read: Order\r\nMIME-Version: 1.0\r\n\
+        Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nDisplayed.\r\n\
+        --b\r\nContent-Type: message/disposition-notification\r\n\r\n\
+        Final-Recipient: rfc822; ana@example.com\r\nDisposition: manual-action/MDN-sent-manually; displayed\r\n\r\n--b--\r\n";
+    assert!(email(raw).auto_generated);
+}
+
+#[test]
+fn a_multipart_report_of_an_unknown_kind_is_not_automatic() {
+    let raw = b"From: ana@example.com\r\nSubject: x\r\nMIME-Version: 1.0\r\n\
+        Content-Type: multipart/report; report-type=feedback-report; boundary=b\r\n\r\n--b\r\n\r\nhi\r\n--b--\r\n";
     assert!(!email(raw).auto_generated);
+}
+
+#[test]
+fn mail_from_the_null_sender_or_a_mail_system_mailbox_is_auto_generated() {
+    assert!(email(&mail_with("Return-Path: <>\r\n")).auto_generated);
+    assert!(email(&mail_with("Return-Path: < >\r\n")).auto_generated);
+    assert!(!email(&mail_with("Return-Path: <ana@example.com>\r\n")).auto_generated);
+    for from in [
+        "MAILER-DAEMON@mx.example.com",
+        "Mail Delivery System <Mailer-Daemon@mx.example.com>",
+        "postmaster@example.com",
+    ] {
+        let raw = format!("From: {from}\r\nTo: support@example.net\r\nSubject: Undeliverable\r\n\r\nSorry.\r\n");
+        assert!(email(raw.as_bytes()).auto_generated, "{from}");
+    }
+    let person = b"From: postmaster.jones@example.com\r\nSubject: hi\r\n\r\nhello\r\n";
+    assert!(!email(person).auto_generated, "only the whole local part counts");
 }
 
 #[test]
