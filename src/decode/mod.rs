@@ -22,6 +22,7 @@
 mod cloudevent;
 mod email;
 mod messenger;
+mod msgid;
 mod nul;
 #[cfg(test)]
 mod provider_fixtures;

@@ -8,6 +8,7 @@ mod concurrency;
 mod harness;
 
 mod dead_letters;
+mod email_ids;
 mod end_to_end;
 mod lifecycle;
 mod nul_bytes;
