@@ -187,3 +187,19 @@ fn fixture_decoded_at_event_time() -> Decoded {
     }
     decoded
 }
+
+#[test]
+fn entries_other_than_messaging_are_counted_under_their_own_names_beside_the_messages() {
+    let item = |mid: &str| item(json!({"message": {"mid": mid, "text": "hi"}}));
+    let payload = json!({"object": "page", "entry": [{
+        "id": "1", "time": 1,
+        "messaging": [item("m_1")],
+        "standby": [item("m_2"), item("m_3")],
+        "changes": {"field": "feed"},
+        "uid": 42,
+    }]});
+    let decoded = decode_ok(&event(&serde_json::to_vec(&payload).unwrap()));
+    assert_eq!(decoded.messages.len(), 1, "standby items belong to another app: not stored");
+    let names: Vec<&str> = decoded.skipped.iter().map(SkipKind::as_str).collect();
+    assert_eq!(names, ["changes", "standby", "standby"]);
+}
