@@ -234,4 +234,8 @@ fn is_media_type(content_type: &ContentType<'_>, ctype: &str, subtype: &str) -> 
 }
 
 #[cfg(test)]
+mod id_tests;
+#[cfg(test)]
+mod nul_tests;
+#[cfg(test)]
 mod tests;

@@ -23,7 +23,7 @@ fn only_message(record: &crate::record::SourceRecord) -> InboundMessage {
     }
 }
 
-fn email(raw: &[u8]) -> InboundMessage {
+pub(super) fn email(raw: &[u8]) -> InboundMessage {
     only_message(&email_event(raw))
 }
 
@@ -261,51 +261,6 @@ fn mail_from_the_null_sender_or_a_mail_system_mailbox_is_auto_generated() {
 }
 
 #[test]
-fn a_nul_byte_in_body_and_subject_is_removed_and_noted() {
-    let raw = b"From: ana@example.com\r\nSubject: a\x00b\r\nMessage-ID: <nul@example.com>\r\n\r\nbefore\x00after\r\n";
-    let message = email(raw);
-    assert_eq!(message.body_text, "beforeafter\r\n");
-    assert_eq!(message.subject.as_deref(), Some("ab"));
-    assert_eq!(message.details.nul_removed, ["subject", "body_text"]);
-    assert_eq!(message.raw.as_deref(), Some(&raw[..]), "the raw source keeps every byte");
-}
-
-#[test]
-fn a_utf16_body_labelled_us_ascii_becomes_readable_text() {
-    let mut raw = b"From: ana@example.com\r\nSubject: hi\r\nMessage-ID: <u16@example.com>\r\n\
-        MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
-        .to_vec();
-    raw.extend("Hello support".encode_utf16().flat_map(u16::to_le_bytes));
-    let message = email(&raw);
-    assert!(!message.body_text.contains('\0'), "{:?}", message.body_text);
-    assert!(message.body_text.starts_with("Hello support"), "{:?}", message.body_text);
-    assert_eq!(message.details.nul_removed, ["body_text"]);
-}
-
-#[test]
-fn an_encoded_nul_in_the_subject_and_an_attachment_name_is_removed() {
-    let raw = b"From: ana@example.com\r\nSubject: =?utf-8?Q?Order=00_1182?=\r\nMessage-ID: <enc@example.com>\r\n\
-        MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
-        --b\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n\
-        --b\r\nContent-Type: application/pdf\r\n\
-        Content-Disposition: attachment; filename=\"=?utf-8?Q?invoice=00.pdf?=\"\r\n\r\n%PDF\r\n--b--\r\n";
-    let message = email(raw);
-    assert_eq!(message.subject.as_deref(), Some("Order 1182"));
-    assert_eq!(message.details.attachments[0].name.as_deref(), Some("invoice.pdf"));
-    assert_eq!(message.details.nul_removed, ["subject", "attachment name"]);
-}
-
-#[test]
-fn a_nul_in_a_message_id_becomes_a_replacement_character_on_both_sides_of_a_reply() {
-    let parent = email(b"From: ana@example.com\r\nMessage-ID: <a\x00b@example.com>\r\n\r\nhi\r\n");
-    let reply = email(
-        b"From: ana@example.com\r\nMessage-ID: <r@example.com>\r\nIn-Reply-To: <a\x00b@example.com>\r\n\r\nhi\r\n",
-    );
-    assert_eq!(parent.external_id.as_str(), "a\u{FFFD}b@example.com");
-    assert_eq!(reply.in_reply_to.as_deref(), Some(parent.external_id.as_str()));
-}
-
-#[test]
 fn a_binary_mode_email_without_recipient_is_missing_recipient() {
     let record = binary("email.received", Some("message/rfc822"), &[], REPLY);
     let err = decode_err(&record);
@@ -340,51 +295,4 @@ fn a_payload_that_is_not_an_email_is_a_bad_payload() {
         let err = decode_err(&email_event(payload));
         assert_eq!(err.reason, DlqReason::BadPayload, "{:?}", String::from_utf8_lossy(payload));
     }
-}
-
-#[test]
-fn every_in_reply_to_id_is_tried_before_the_references() {
-    let m = email(
-        b"From: ana@example.com\r\nMessage-ID: <r@x>\r\nIn-Reply-To: <p1@x> <p2@x>, <p3@x>\r\n\
-        References: <old@x> <p2@x> <newer@x>\r\n\r\nhi\r\n",
-    );
-    let order: Vec<&str> = m.reference_candidates().collect();
-    assert_eq!(order, ["p1@x", "p2@x", "p3@x", "newer@x", "old@x"]);
-    assert_eq!(m.in_reply_to.as_deref(), Some("p1@x"), "the stored In-Reply-To is the first id");
-}
-
-#[test]
-fn the_first_of_repeated_message_id_and_from_headers_counts() {
-    let m = email(
-        b"From: Ana <ana@example.com>\r\nMessage-ID: <first@x>\r\nMessage-ID: <second@x>\r\n\
-        From: mallory@example.com\r\n\r\nhi\r\n",
-    );
-    assert_eq!(m.external_id.as_str(), "first@x");
-    assert_eq!(m.contact.as_str(), "ana@example.com");
-    assert_eq!(m.details.sender_name.as_deref(), Some("Ana"));
-}
-
-#[test]
-fn a_recipient_written_as_an_smtp_path_is_the_same_endpoint() {
-    let record =
-        binary("email.received", Some("message/rfc822"), &[("ce_recipient", " <Support@Example.net> ")], REPLY);
-    assert_eq!(decode_ok(&record).messages[0].endpoint.as_str(), "support@example.net");
-}
-
-#[test]
-fn malformed_ids_are_read_or_ignored_and_never_refuse_the_mail() {
-    let cases: [(&[u8], Option<&str>, &[&str]); 5] = [
-        (b"From: a@x.com\r\nMessage-ID: <m1@x>\r\nIn-Reply-To: <yes>\r\n\r\nhi\r\n", Some("yes"), &[]),
-        (b"From: a@x.com\r\nMessage-ID: bare@x.com\r\nIn-Reply-To: p@x.com\r\nReferences: r1@x r2@x\r\n\r\nhi\r\n", Some("p@x.com"), &["r1@x", "r2@x"]),
-        (b"From: a@x.com\r\nMessage-ID: <m3@x> (mailer)\r\nIn-Reply-To: <p@x> (comment)\r\nReferences: <r1@x>\r\n (folded) <r2\r\n @x>\r\n\r\nhi\r\n", Some("p@x"), &["r1@x", "r2@x"]),
-        (b"From: a@x.com\r\nMessage-ID: <m4@x>\r\nIn-Reply-To: your message of Monday\r\n\r\nhi\r\n", None, &[]),
-        (b"From: a@x.com\r\nMessage-ID: <m5@x>\r\nIn-Reply-To: <\r\nReferences: <>\r\n\r\nhi\r\n", None, &[]),
-    ];
-    for (raw, in_reply_to, references) in cases {
-        let m = email(raw);
-        assert_eq!(m.in_reply_to.as_deref(), in_reply_to, "{}", String::from_utf8_lossy(raw));
-        assert_eq!(m.references, references, "{}", String::from_utf8_lossy(raw));
-    }
-    assert_eq!(email(cases[1].0).external_id.as_str(), "bare@x.com", "a bare Message-ID is still the id");
-    assert_eq!(email(cases[2].0).external_id.as_str(), "m3@x");
 }
