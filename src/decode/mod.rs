@@ -9,11 +9,15 @@
 //!   event;
 //! - the event's `type` picks the payload decoder: `email` (`email.received`),
 //!   `sms` (`sms.received`, Infobip JSON or Twilio form) or `messenger`
-//!   (`messenger.received`);
+//!   (`messenger.received`); `email` reads message ids through `msgid`;
 //! - each decoder normalizes addresses through [`crate::domain::Address`], so
-//!   nothing past this module handles a raw address string.
+//!   nothing past this module handles a raw address string;
+//! - `nul` cleans U+0000 out of every decoded message.
 //!
-//! Every failure is a [`DecodeError`] carrying its dead-letter reason. Decoding
+//! Every failure is a [`DecodeError`] carrying its dead-letter reason. A
+//! multi-message record (Infobip batch, Messenger webhook) is read item by
+//! item: its invalid items are listed in [`Decoded::invalid`] beside the
+//! valid messages instead of failing the whole record. Decoding
 //! is deterministic: the same record always decodes to the same result, which
 //! is what makes a replay change nothing (contract invariant I4). Text is kept
 //! as sent except for U+0000, which Postgres cannot store: [`nul`] removes it
