@@ -20,7 +20,7 @@
 //! valid messages instead of failing the whole record. Decoding
 //! is deterministic: the same record always decodes to the same result, which
 //! is what makes a replay change nothing (contract invariant I4). Text is kept
-//! as sent except for U+0000, which Postgres cannot store: [`nul`] removes it
+//! as sent except for U+0000, which Postgres cannot store: `nul` removes it
 //! and says so in the message's details.
 
 mod cloudevent;
@@ -168,7 +168,7 @@ impl SkipKind {
     /// A skip named after the payload's own key. Names come from outside,
     /// so only short snake-case names are kept (anything else counts as
     /// `other`): the counters must not grow without bound.
-    pub(crate) fn named(name: &str) -> SkipKind {
+    pub fn named(name: &str) -> SkipKind {
         let usable = !name.is_empty()
             && name.len() <= Self::MAX_NAME
             && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
