@@ -143,6 +143,20 @@ pub struct Attachment {
     pub size: Option<u64>,
     /// Where the provider keeps the file (Twilio `MediaUrlN`, Messenger payload url).
     pub url: Option<String>,
+    /// A title the provider gives the attachment (Messenger `fallback` and
+    /// location attachments).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// A shared location (Messenger `location` attachments).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coordinates: Option<Coordinates>,
+}
+
+/// A point on the map as the provider sent it, digits kept exactly.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Coordinates {
+    pub lat: serde_json::Number,
+    pub long: serde_json::Number,
 }
 
 /// Channel details stored in `messages.details` (jsonb) for the agent
@@ -169,6 +183,10 @@ pub struct Details {
     /// `message` or `postback` for Messenger.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+    /// The fields from which NUL characters were removed before storing
+    /// (Postgres refuses U+0000 in text); the raw source still has them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nul_removed: Vec<String>,
 }
 
 /// One customer message, decoded and normalized. This is all the rest of the

@@ -19,7 +19,7 @@ pub struct Stats {
     retries: AtomicU64,
     by_rule: Mutex<BTreeMap<&'static str, u64>>,
     by_reason: Mutex<BTreeMap<&'static str, u64>>,
-    skipped_entries: Mutex<BTreeMap<&'static str, u64>>,
+    skipped_entries: Mutex<BTreeMap<String, u64>>,
 }
 
 /// How one record ended.
@@ -44,8 +44,9 @@ pub struct Snapshot {
     pub messages_by_rule: BTreeMap<&'static str, u64>,
     /// Dead letters by reason code.
     pub dead_letters_by_reason: BTreeMap<&'static str, u64>,
-    /// Messenger entries skipped, by kind.
-    pub skipped_entries: BTreeMap<&'static str, u64>,
+    /// Items skipped (Messenger receipts and other entries, provider status
+    /// reports, empty batches), by the kind's own name.
+    pub skipped_entries: BTreeMap<String, u64>,
 }
 
 fn bump(map: &Mutex<BTreeMap<&'static str, u64>>, key: &'static str, by: u64) {
@@ -73,8 +74,17 @@ impl Stats {
         bump(&self.by_rule, rule.as_str(), 1);
     }
 
-    pub fn entry_skipped(&self, kind: &'static str) {
-        bump(&self.skipped_entries, kind, 1);
+    /// One skipped item. Kind names are bounded by the decoder
+    /// ([`crate::decode::SkipKind::named`]), so the map stays small.
+    pub fn entry_skipped(&self, kind: &str) {
+        if let Ok(mut m) = self.skipped_entries.lock() {
+            match m.get_mut(kind) {
+                Some(count) => *count += 1,
+                None => {
+                    m.insert(kind.to_owned(), 1);
+                }
+            }
+        }
     }
 
     pub fn retried(&self) {
@@ -92,7 +102,7 @@ impl Stats {
             retries: self.retries.load(Ordering::Relaxed),
             messages_by_rule: read(&self.by_rule),
             dead_letters_by_reason: read(&self.by_reason),
-            skipped_entries: read(&self.skipped_entries),
+            skipped_entries: self.skipped_entries.lock().map(|m| m.clone()).unwrap_or_default(),
         }
     }
 }

@@ -8,6 +8,14 @@
 //! - Structured mode (`content-type: application/cloudevents+json`, with or
 //!   without parameters): the value is a JSON object holding the attributes
 //!   and the payload in `data` or `data_base64`.
+//! - Structured mode as real producers write it: a record without any `ce_`
+//!   header whose value is a JSON object carrying `specversion`, whatever its
+//!   `content-type`, and a record with no `content-type` at all (the binding
+//!   says that is structured JSON). The CloudEvents Python SDK 1.x
+//!   `to_structured` moves the event's `datacontenttype` into the
+//!   `content-type` header, so its records say `application/json` or
+//!   `message/rfc822` there; that header then stands in for the missing
+//!   `datacontenttype` attribute.
 //!
 //! Binary mode wins when a record looks like both, as the binding specifies.
 
@@ -50,15 +58,27 @@ impl CloudEvent {
         if record.header("ce_specversion").is_some() {
             return binary(record, value);
         }
-        let structured = record
-            .header_str("content-type")
-            .is_some_and(|ct| media_type(ct).eq_ignore_ascii_case(STRUCTURED_MEDIA_TYPE));
-        if structured {
-            return structured_mode(value);
+        let content_type = record.header_str("content-type");
+        if content_type.is_some_and(|ct| media_type(ct).eq_ignore_ascii_case(STRUCTURED_MEDIA_TYPE)) {
+            let json = serde_json::from_slice(value)
+                .map_err(|e| DecodeError::bad_payload(format!("The structured-mode event is not valid JSON: {e}.")))?;
+            return structured_mode(json, None);
+        }
+        // Not declared structured: read it as structured only when it cannot
+        // be a binary-mode event and its value says it is an event. Anything
+        // else (a bare provider payload, prose) is not a CloudEvent at all.
+        let has_ce_header =
+            record.headers.iter().any(|h| h.key.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("ce_")));
+        if !has_ce_header {
+            if let Ok(json @ Value::Object(_)) = serde_json::from_slice::<Value>(value) {
+                if json.get("specversion").is_some() {
+                    return structured_mode(json, content_type);
+                }
+            }
         }
         Err(DecodeError::not_cloudevents(
-            "The record has neither a ce_specversion header (binary mode) nor the content type \
-             application/cloudevents+json (structured mode).",
+            "The record has no ce_specversion header (binary mode), no content type \
+             application/cloudevents+json and no JSON event with a specversion as its value (structured mode).",
         ))
     }
 }
@@ -90,9 +110,10 @@ fn binary(record: &SourceRecord, value: &[u8]) -> Result<CloudEvent, DecodeError
 }
 
 /// Structured mode: a JSON object with the attributes and the payload.
-fn structured_mode(value: &[u8]) -> Result<CloudEvent, DecodeError> {
-    let json: Value = serde_json::from_slice(value)
-        .map_err(|e| DecodeError::bad_payload(format!("The structured-mode event is not valid JSON: {e}.")))?;
+/// `header_content_type`: the record's `content-type` when it is the
+/// payload's media type rather than the event format's (SDK 1.x records);
+/// used when the event itself has no `datacontenttype`.
+fn structured_mode(json: Value, header_content_type: Option<&str>) -> Result<CloudEvent, DecodeError> {
     let Value::Object(mut object) = json else {
         return Err(DecodeError::not_cloudevents("The structured-mode event is JSON but not an object."));
     };
@@ -107,7 +128,8 @@ fn structured_mode(value: &[u8]) -> Result<CloudEvent, DecodeError> {
         source: required_attribute(&object, "source")?,
         event_type: required_attribute(&object, "type")?,
         time,
-        datacontenttype: optional_attribute(&object, "datacontenttype"),
+        datacontenttype: optional_attribute(&object, "datacontenttype")
+            .or_else(|| header_content_type.map(str::to_owned)),
         recipient: optional_attribute(&object, "recipient"),
         data: structured_data(&mut object)?,
     })

@@ -7,10 +7,11 @@
 //! machine (RFC 3834 and friends), which stops it reopening conversations.
 
 use super::cloudevent::CloudEvent;
+use super::msgid::parse_ids;
 use super::{sha256_hex, DecodeError, DlqReason};
 use crate::domain::{Address, Attachment, Channel, Details, ExternalId, InboundMessage};
 use chrono::{DateTime, Utc};
-use mail_parser::{Address as MailAddress, ContentType, HeaderValue, Message, MessageParser, MimeHeaders, PartType};
+use mail_parser::{Address as MailAddress, ContentType, Message, MessageParser, MimeHeaders, PartType};
 
 /// Decodes one email event into its message.
 pub(crate) fn decode(event: &CloudEvent, received_at: DateTime<Utc>) -> Result<InboundMessage, DecodeError> {
@@ -20,18 +21,20 @@ pub(crate) fn decode(event: &CloudEvent, received_at: DateTime<Utc>) -> Result<I
             format!("Email event {:?} has no recipient extension naming the inbox that accepted it.", event.id),
         )
     })?;
-    let endpoint = Address::email(recipient).map_err(|e| DecodeError::bad_address("endpoint (recipient)", &e))?;
+    let endpoint = Address::email(smtp_path_address(recipient))
+        .map_err(|e| DecodeError::bad_address("endpoint (recipient)", &e))?;
     let raw = event.data.as_slice();
     let message = MessageParser::default()
         .parse(raw)
         .filter(has_header_fields)
         .ok_or_else(|| DecodeError::bad_payload("The email payload has no RFC 5322 header fields."))?;
 
-    let from = message.from().and_then(MailAddress::first);
+    let from = first_from(&message);
     let contact = Address::email(from.and_then(|a| a.address()).unwrap_or_default())
         .map_err(|e| DecodeError::bad_address("contact (first From mailbox)", &e))?;
     let sender_name = from.and_then(|a| a.name()).map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned);
 
+    let (in_reply_to, references) = threading_ids(&message);
     Ok(InboundMessage {
         channel: Channel::Email,
         endpoint,
@@ -40,8 +43,8 @@ pub(crate) fn decode(event: &CloudEvent, received_at: DateTime<Utc>) -> Result<I
         subject: message.subject().map(str::to_owned),
         body_text: message.body_text(0).map(|text| text.into_owned()).unwrap_or_default(),
         body_html: html_body(&message),
-        in_reply_to: message_ids(message.in_reply_to()).into_iter().next(),
-        references: message_ids(message.references()),
+        in_reply_to,
+        references,
         auto_generated: is_auto_generated(&message),
         sent_at: message.date().filter(|d| d.is_valid()).and_then(|d| DateTime::from_timestamp(d.to_timestamp(), 0)),
         received_at,
@@ -67,25 +70,68 @@ fn has_header_fields(message: &Message<'_>) -> bool {
     })
 }
 
-/// `Message-ID` without angle brackets (mail-parser strips them); a message
-/// without one is named by its content, so a redelivered copy still collides
-/// with the first (R0).
-fn external_id(message: &Message<'_>, raw: &[u8]) -> ExternalId {
-    message.message_id().and_then(ExternalId::parse).unwrap_or_else(|| {
-        let hashed = format!("sha256:{}", sha256_hex(raw));
-        // Cannot panic: the id starts with `sha256:`, so it is never blank.
-        ExternalId::parse(&hashed).expect("a sha256: id is never blank")
-    })
+/// The `recipient` extension may be written as an SMTP path
+/// (`<support@acme.example>`, as in `RCPT TO`); the address inside is the
+/// same endpoint.
+fn smtp_path_address(recipient: &str) -> &str {
+    let trimmed = recipient.trim();
+    trimmed.strip_prefix('<').and_then(|r| r.strip_suffix('>')).unwrap_or(trimmed)
 }
 
-/// The ids of an `In-Reply-To` or `References` header, in header order.
-fn message_ids(value: &HeaderValue<'_>) -> Vec<String> {
-    let ids: Vec<&str> = match value {
-        HeaderValue::Text(id) => vec![id.as_ref()],
-        HeaderValue::TextList(ids) => ids.iter().map(|id| id.as_ref()).collect(),
-        _ => Vec::new(),
-    };
-    ids.into_iter().map(str::trim).filter(|id| !id.is_empty()).map(str::to_owned).collect()
+/// The first `From` header's first mailbox. mail-parser answers with the
+/// last of repeated headers; MTAs and mail clients show the first.
+fn first_from<'a>(message: &'a Message<'a>) -> Option<&'a mail_parser::Addr<'a>> {
+    message
+        .headers()
+        .iter()
+        .find(|header| header.name().eq_ignore_ascii_case("From"))
+        .and_then(|header| header.value().as_address())
+        .and_then(MailAddress::first)
+}
+
+/// The first `Message-ID`'s id without angle brackets; a message without a
+/// readable one is named by its content, so a redelivered copy still
+/// collides with the first (R0).
+fn external_id(message: &Message<'_>, raw: &[u8]) -> ExternalId {
+    raw_values(message, "Message-ID")
+        .next()
+        .and_then(|value| parse_ids(&value).into_iter().next())
+        .and_then(|id| ExternalId::parse(&id))
+        .unwrap_or_else(|| {
+            let hashed = format!("sha256:{}", sha256_hex(raw));
+            // Cannot panic: the id starts with `sha256:`, so it is never blank.
+            ExternalId::parse(&hashed).expect("a sha256: id is never blank")
+        })
+}
+
+/// `In-Reply-To`'s first id, and `References` in header order followed by
+/// `In-Reply-To`'s other ids. Placement tries `in_reply_to`, then
+/// `references` newest (last) first, so every `In-Reply-To` id is tried,
+/// in order, before the `References` proper; an id found in both moves to
+/// the end rather than appearing twice.
+fn threading_ids(message: &Message<'_>) -> (Option<String>, Vec<String>) {
+    let in_reply_to: Vec<String> = raw_values(message, "In-Reply-To").flat_map(|v| parse_ids(&v)).collect();
+    let mut references: Vec<String> = raw_values(message, "References").flat_map(|v| parse_ids(&v)).collect();
+    let mut ids = in_reply_to.into_iter();
+    let first = ids.next();
+    // Reversed, so that the second In-Reply-To id ends up last (tried first).
+    let others: Vec<String> = ids.filter(|id| Some(id) != first.as_ref()).collect();
+    for id in others.into_iter().rev() {
+        references.retain(|r| *r != id);
+        references.push(id);
+    }
+    (first, references)
+}
+
+/// The raw value of each top-level header named `name` (any case), in
+/// header order, read from the source: mail-parser parses unknown and
+/// malformed headers differently by name, and keeps only the last of
+/// repeated ones.
+fn raw_values<'m>(message: &'m Message<'_>, name: &'m str) -> impl Iterator<Item = String> + 'm {
+    message.headers().iter().filter(move |header| header.name().eq_ignore_ascii_case(name)).map(|header| {
+        let range = header.offset_start() as usize..header.offset_end() as usize;
+        String::from_utf8_lossy(message.raw_message.get(range).unwrap_or_default()).into_owned()
+    })
 }
 
 /// The HTML body, only when the message has a real `text/html` part:
@@ -115,6 +161,8 @@ fn attachments(message: &Message<'_>) -> Vec<Attachment> {
             content_type: part.content_type().map(type_and_subtype),
             size: u64::try_from(part.contents().len()).ok(),
             url: None,
+            title: None,
+            coordinates: None,
         })
         .collect()
 }
@@ -129,7 +177,10 @@ fn type_and_subtype(content_type: &ContentType<'_>) -> String {
 
 /// Mail sent by a machine (contract R6): `Auto-Submitted` other than `no`
 /// (RFC 3834); `Precedence: bulk | junk | list`; `X-Autoreply` or
-/// `X-Autorespond` (older vacation responders); a delivery status report.
+/// `X-Autorespond` (older vacation responders); a delivery status report; a
+/// read receipt (RFC 8098); a bounce that is not a DSN, told by its sender:
+/// the null reverse path `Return-Path: <>`, or `MAILER-DAEMON` or
+/// `postmaster` as the From mailbox.
 fn is_auto_generated(message: &Message<'_>) -> bool {
     let mut auto_submitted = header_tokens(message, "Auto-Submitted");
     let mut precedence = header_tokens(message, "Precedence");
@@ -137,33 +188,44 @@ fn is_auto_generated(message: &Message<'_>) -> bool {
         || precedence.any(|token| matches!(token.as_str(), "bulk" | "junk" | "list"))
         || header_tokens(message, "X-Autoreply").next().is_some()
         || header_tokens(message, "X-Autorespond").next().is_some()
-        || is_delivery_report(message)
+        || is_report(message, "delivery-status")
+        || is_report(message, "disposition-notification")
+        || is_from_the_mail_system(message)
+}
+
+/// The null reverse path or a mail-system mailbox as the sender. Only the
+/// first `Return-Path` counts: it is the one the receiving MTA added.
+fn is_from_the_mail_system(message: &Message<'_>) -> bool {
+    let null_path = header_tokens(message, "Return-Path")
+        .next()
+        .is_some_and(|path| path.chars().filter(|c| !c.is_whitespace()).collect::<String>() == "<>");
+    let system_mailbox = first_from(message)
+        .and_then(|a| a.address())
+        .and_then(|address| address.rsplit_once('@'))
+        .is_some_and(|(local, _)| {
+            let local = local.trim();
+            local.eq_ignore_ascii_case("mailer-daemon") || local.eq_ignore_ascii_case("postmaster")
+        });
+    null_path || system_mailbox
 }
 
 /// The first token of each top-level header named `name` (any case),
 /// lowercased, without parameters or comments: `Auto-Submitted:
-/// Auto-Replied; owner=x (vacation)` gives `auto-replied`. Read from the raw
-/// header, since mail-parser parses unknown headers differently by name.
+/// Auto-Replied; owner=x (vacation)` gives `auto-replied`.
 fn header_tokens<'m>(message: &'m Message<'_>, name: &'m str) -> impl Iterator<Item = String> + 'm {
-    message.headers().iter().filter(move |header| header.name().eq_ignore_ascii_case(name)).map(|header| {
-        let range = header.offset_start() as usize..header.offset_end() as usize;
-        let raw = String::from_utf8_lossy(message.raw_message.get(range).unwrap_or_default());
-        raw.split([';', '(']).next().unwrap_or_default().trim().to_ascii_lowercase()
-    })
+    raw_values(message, name).map(|raw| raw.split([';', '(']).next().unwrap_or_default().trim().to_ascii_lowercase())
 }
 
-/// A bounce or delay notice: a `multipart/report; report-type=delivery-status`
-/// message, or any message carrying a `message/delivery-status` part.
-fn is_delivery_report(message: &Message<'_>) -> bool {
+/// A report of `kind`: `delivery-status` (a bounce or delay notice, RFC
+/// 3464) or `disposition-notification` (a read receipt, RFC 8098). Either a
+/// `multipart/report; report-type=KIND` message, or any message carrying a
+/// `message/KIND` part.
+fn is_report(message: &Message<'_>, kind: &str) -> bool {
     let report = message.content_type().is_some_and(|ct| {
         is_media_type(ct, "multipart", "report")
-            && ct.attribute("report-type").is_some_and(|t| t.trim().eq_ignore_ascii_case("delivery-status"))
+            && ct.attribute("report-type").is_some_and(|t| t.trim().eq_ignore_ascii_case(kind))
     });
-    report
-        || message
-            .parts
-            .iter()
-            .any(|part| part.content_type().is_some_and(|ct| is_media_type(ct, "message", "delivery-status")))
+    report || message.parts.iter().any(|part| part.content_type().is_some_and(|ct| is_media_type(ct, "message", kind)))
 }
 
 fn is_media_type(content_type: &ContentType<'_>, ctype: &str, subtype: &str) -> bool {
@@ -171,5 +233,9 @@ fn is_media_type(content_type: &ContentType<'_>, ctype: &str, subtype: &str) -> 
         && content_type.subtype().is_some_and(|s| s.eq_ignore_ascii_case(subtype))
 }
 
+#[cfg(test)]
+mod id_tests;
+#[cfg(test)]
+mod nul_tests;
 #[cfg(test)]
 mod tests;

@@ -4,28 +4,33 @@
 //!
 //! Customer messages and postbacks become messages (a postback's text is its
 //! button title). The page's own echoes, delivery and read receipts,
-//! reactions and every other kind of item are skipped and counted (contract
-//! section 1), never dead-lettered: they are normal traffic, not bad input.
+//! reactions, unsent (`is_deleted`) messages and every other kind of item or
+//! entry (`standby`, `optin`, `referral`, ...) are skipped and counted under
+//! their own name (contract section 1), never dead-lettered: they are normal
+//! traffic, not bad input. An item that is malformed is invalid on its own:
+//! the rest of the webhook is still placed (contract section 5).
 
 use super::cloudevent::CloudEvent;
-use super::{sha256_hex, DecodeError, JsonText, SkipKind};
-use crate::domain::{Address, Attachment, Channel, Details, ExternalId, InboundMessage};
+use super::{sha256_hex, DecodeError, Item, Items, JsonText, SkipKind};
+use crate::domain::{Address, Attachment, Channel, Coordinates, Details, ExternalId, InboundMessage};
 use chrono::{DateTime, Utc};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::Value;
 
-/// The webhook body; fields Switchboard does not use are ignored.
+/// The webhook body; fields Switchboard does not use are ignored. Entries
+/// are kept as JSON objects: besides `messaging`, an entry may carry
+/// `standby` (handover protocol) or other lists, each counted by name.
 #[derive(Deserialize)]
 struct Webhook {
     object: Option<String>,
-    entry: Option<Vec<Entry>>,
+    entry: Option<Vec<Value>>,
 }
 
-#[derive(Deserialize)]
-struct Entry {
-    messaging: Option<Vec<Messaging>>,
-}
+/// The entry fields that describe the entry itself rather than carry events.
+const ENTRY_METADATA: [&str; 2] = ["id", "time"];
+/// The messaging item fields that are not its event.
+const ITEM_METADATA: [&str; 3] = ["sender", "recipient", "timestamp"];
 
 /// One messaging item. Exactly one of the event fields is expected; the
 /// receipts are only checked for presence.
@@ -41,9 +46,12 @@ struct Messaging {
     reaction: Option<IgnoredAny>,
 }
 
+/// A sender or recipient. Guests of the customer chat plugin have no PSID
+/// yet; Meta names them by `user_ref`, which then is the contact.
 #[derive(Deserialize)]
 struct Party {
     id: Option<JsonText>,
+    user_ref: Option<JsonText>,
 }
 
 #[derive(Deserialize)]
@@ -53,6 +61,8 @@ struct MessageEvent {
     attachments: Option<Vec<MessengerAttachment>>,
     reply_to: Option<ReplyTo>,
     is_echo: Option<bool>,
+    is_deleted: Option<bool>,
+    is_unsupported: Option<bool>,
     quick_reply: Option<QuickReply>,
 }
 
@@ -60,8 +70,12 @@ struct MessageEvent {
 struct MessengerAttachment {
     #[serde(rename = "type")]
     kind: Option<String>,
-    /// Shapes differ by type (a url, coordinates, a product); only `url` is read.
+    /// Shapes differ by type: a `url` (media), `coordinates` (location), a
+    /// `title` and `url` (fallback, in older webhooks), a product, a string.
     payload: Option<Value>,
+    /// Fallback attachments carry these beside the payload, not in it.
+    title: Option<String>,
+    url: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -81,13 +95,6 @@ struct PostbackEvent {
     mid: Option<JsonText>,
 }
 
-/// What one messaging item turned out to be. The message is boxed to keep
-/// the skip variant small.
-enum Item {
-    Message(Box<InboundMessage>),
-    Skip(SkipKind),
-}
-
 /// The parts of a message that depend on the item's kind.
 struct Content {
     external_id: ExternalId,
@@ -96,12 +103,10 @@ struct Content {
     details: Details,
 }
 
-/// Decodes one Messenger event into its messages and skipped items, both in
-/// payload order. An event with neither is for the caller to account for.
-pub(crate) fn decode(
-    event: &CloudEvent,
-    received_at: DateTime<Utc>,
-) -> Result<(Vec<InboundMessage>, Vec<SkipKind>), DecodeError> {
+/// Decodes one Messenger event into its messages, skipped items and invalid
+/// items, in payload order. An event with none of them is for the caller to
+/// account for. Only a body that is not a page webhook at all fails whole.
+pub(crate) fn decode(event: &CloudEvent, received_at: DateTime<Utc>) -> Result<Items, DecodeError> {
     let webhook: Webhook = serde_json::from_slice(&event.data)
         .map_err(|e| DecodeError::bad_payload(format!("The Messenger payload is not a valid webhook body: {e}.")))?;
     if webhook.object.as_deref() != Some("page") {
@@ -110,23 +115,43 @@ pub(crate) fn decode(
             webhook.object.unwrap_or_default()
         )));
     }
-    let mut messages = Vec::new();
-    let mut skipped = Vec::new();
+    let mut items = Items::default();
     for (e, entry) in webhook.entry.unwrap_or_default().into_iter().enumerate() {
-        for (m, messaging) in entry.messaging.unwrap_or_default().into_iter().enumerate() {
-            let position = format!("messaging item {m} of entry {e}");
-            match decode_item(&position, messaging, received_at)? {
-                Item::Message(message) => messages.push(*message),
-                Item::Skip(kind) => skipped.push(kind),
+        let Value::Object(entry) = entry else {
+            items.push(Err(DecodeError::bad_payload(format!("Entry {e} is not a JSON object."))));
+            continue;
+        };
+        for (key, value) in entry {
+            match (key.as_str(), value) {
+                ("messaging", Value::Array(list)) => {
+                    for (m, item) in list.into_iter().enumerate() {
+                        let position = format!("messaging item {m} of entry {e}");
+                        items.push(decode_item(&position, item, received_at));
+                    }
+                }
+                (key, _) if ENTRY_METADATA.contains(&key) => {}
+                (key, Value::Array(list)) => items.skipped.extend(list.iter().map(|_| SkipKind::named(key))),
+                (key, Value::Object(_)) => items.skipped.push(SkipKind::named(key)),
+                // A scalar is a property of the entry, not an event.
+                _ => {}
             }
         }
     }
-    Ok((messages, skipped))
+    Ok(items)
 }
 
-fn decode_item(position: &str, item: Messaging, received_at: DateTime<Utc>) -> Result<Item, DecodeError> {
-    if item.message.as_ref().is_some_and(|m| m.is_echo == Some(true)) {
-        return Ok(Item::Skip(SkipKind::Echo));
+fn decode_item(position: &str, raw: Value, received_at: DateTime<Utc>) -> Result<Item, DecodeError> {
+    let item = Messaging::deserialize(&raw)
+        .map_err(|e| DecodeError::bad_payload(format!("The {position} cannot be read: {e}.")))?;
+    if let Some(message) = &item.message {
+        if message.is_echo == Some(true) {
+            return Ok(Item::Skip(SkipKind::Echo));
+        }
+        // An unsent message: its content is gone, and it must never reopen
+        // the conversation as if the customer had written.
+        if message.is_deleted == Some(true) {
+            return Ok(Item::Skip(SkipKind::Deleted));
+        }
     }
     let receipt = [
         (item.delivery.is_some(), SkipKind::Delivery),
@@ -137,10 +162,13 @@ fn decode_item(position: &str, item: Messaging, received_at: DateTime<Utc>) -> R
         return Ok(Item::Skip(kind));
     }
     if item.message.is_none() && item.postback.is_none() {
-        return Ok(Item::Skip(SkipKind::Other));
+        // Named after its event field (`optin`, `referral`, `message_edit`...).
+        let event = raw.as_object().and_then(|o| o.keys().find(|k| !ITEM_METADATA.contains(&k.as_str())));
+        return Ok(Item::Skip(event.map_or(SkipKind::Other, |k| SkipKind::named(k))));
     }
 
-    let id = |party: Option<Party>| party.and_then(|p| p.id).map(JsonText::into_string).unwrap_or_default();
+    let id =
+        |party: Option<Party>| party.and_then(|p| p.id.or(p.user_ref)).map(JsonText::into_string).unwrap_or_default();
     let contact = Address::messenger_id(&id(item.sender))
         .map_err(|e| DecodeError::bad_address(&format!("contact (sender.id of {position})"), &e))?;
     let endpoint = Address::messenger_id(&id(item.recipient))
@@ -177,17 +205,8 @@ fn message_content(position: &str, message: MessageEvent) -> Result<Content, Dec
         .map(JsonText::into_string)
         .and_then(|mid| ExternalId::parse(&mid))
         .ok_or_else(|| DecodeError::bad_payload(format!("The message in {position} has no mid.")))?;
-    let attachments = message
-        .attachments
-        .unwrap_or_default()
-        .into_iter()
-        .map(|a| Attachment {
-            name: None,
-            content_type: a.kind,
-            size: None,
-            url: a.payload.as_ref().and_then(|p| p.get("url")).and_then(Value::as_str).map(str::to_owned),
-        })
-        .collect();
+    let attachments = message.attachments.unwrap_or_default().into_iter().map(attachment).collect();
+    let kind = if message.is_unsupported == Some(true) { "unsupported" } else { "message" };
     Ok(Content {
         external_id,
         body_text: message.text.unwrap_or_default(),
@@ -199,10 +218,33 @@ fn message_content(position: &str, message: MessageEvent) -> Result<Content, Dec
         details: Details {
             attachments,
             keyword: message.quick_reply.and_then(|q| q.payload),
-            kind: Some("message".to_owned()),
+            kind: Some(kind.to_owned()),
             ..Details::default()
         },
     })
+}
+
+/// What an attachment carries, wherever this kind keeps it: the url and
+/// title in the payload or beside it (fallback), the coordinates of a shared
+/// location.
+fn attachment(a: MessengerAttachment) -> Attachment {
+    let payload = a.payload.as_ref();
+    let text = |name: &str| payload.and_then(|p| p.get(name)).and_then(Value::as_str).map(str::to_owned);
+    let coordinates = payload.and_then(|p| p.get("coordinates")).and_then(|c| {
+        let number = |name: &str| match c.get(name) {
+            Some(Value::Number(n)) => Some(n.clone()),
+            _ => None,
+        };
+        Some(Coordinates { lat: number("lat")?, long: number("long")? })
+    });
+    Attachment {
+        name: None,
+        url: text("url").or(a.url),
+        title: text("title").or(a.title),
+        content_type: a.kind,
+        size: None,
+        coordinates,
+    }
 }
 
 /// A button press, stored as a message whose text is the button's title.

@@ -9,21 +9,31 @@
 //!   event;
 //! - the event's `type` picks the payload decoder: `email` (`email.received`),
 //!   `sms` (`sms.received`, Infobip JSON or Twilio form) or `messenger`
-//!   (`messenger.received`);
+//!   (`messenger.received`); `email` reads message ids through `msgid`;
 //! - each decoder normalizes addresses through [`crate::domain::Address`], so
-//!   nothing past this module handles a raw address string.
+//!   nothing past this module handles a raw address string;
+//! - `nul` cleans U+0000 out of every decoded message.
 //!
-//! Every failure is a [`DecodeError`] carrying its dead-letter reason. Decoding
+//! Every failure is a [`DecodeError`] carrying its dead-letter reason. A
+//! multi-message record (Infobip batch, Messenger webhook) is read item by
+//! item: its invalid items are listed in [`Decoded::invalid`] beside the
+//! valid messages instead of failing the whole record. Decoding
 //! is deterministic: the same record always decodes to the same result, which
 //! is what makes a replay change nothing (contract invariant I4). Text is kept
-//! exactly as sent, NUL bytes included: refusing them is the store's call
-//! (`rejected_by_store`), not the decoder's.
+//! as sent except for U+0000, which Postgres cannot store: `nul` removes it
+//! and says so in the message's details.
 
 mod cloudevent;
 mod email;
 mod messenger;
+mod msgid;
+mod nul;
+#[cfg(test)]
+mod provider_fixtures;
 mod sms;
 
+#[cfg(test)]
+mod sdk_tests;
 #[cfg(test)]
 mod test_support;
 #[cfg(test)]
@@ -78,29 +88,54 @@ impl DecodeError {
 pub struct Decoded {
     /// The customer messages, in payload order.
     pub messages: Vec<InboundMessage>,
-    /// Messenger non-message entries and empty batches: counted, not
-    /// dead-lettered. A record always yields at least one message or one skip.
+    /// Items that are not customer messages (Messenger receipts and other
+    /// entries, provider status reports) and empty batches: counted, not
+    /// dead-lettered. A record always yields at least one message, one skip
+    /// or one invalid item.
     pub skipped: Vec<SkipKind>,
+    /// Items of a multi-message record (an Infobip batch, a Messenger
+    /// webhook) that cannot be read, in payload order. The valid messages
+    /// are placed all the same; the record is then dead-lettered whole
+    /// (contract section 5), see [`Decoded::dead_letter`].
+    pub invalid: Vec<DecodeError>,
 }
 
 impl Decoded {
     fn one(message: InboundMessage) -> Decoded {
-        Decoded { messages: vec![message], skipped: Vec::new() }
+        Decoded { messages: vec![message], skipped: Vec::new(), invalid: Vec::new() }
     }
 
-    /// A batch without messages or skips still has to be accounted for
-    /// (contract section 5: nothing is dropped silently), so it counts as one
-    /// `EmptyBatch` skip.
-    fn batch(messages: Vec<InboundMessage>, mut skipped: Vec<SkipKind>) -> Decoded {
-        if messages.is_empty() && skipped.is_empty() {
+    /// A batch without messages, skips or invalid items still has to be
+    /// accounted for (contract section 5: nothing is dropped silently), so
+    /// it counts as one `EmptyBatch` skip.
+    fn batch(messages: Vec<InboundMessage>, mut skipped: Vec<SkipKind>, invalid: Vec<DecodeError>) -> Decoded {
+        if messages.is_empty() && skipped.is_empty() && invalid.is_empty() {
             skipped.push(SkipKind::EmptyBatch);
         }
-        Decoded { messages, skipped }
+        Decoded { messages, skipped, invalid }
+    }
+
+    /// Why the record must also be dead-lettered, when some of its items are
+    /// invalid: the first invalid item's reason, and a detail naming every
+    /// invalid item and saying the others were placed.
+    pub fn dead_letter(&self) -> Option<DecodeError> {
+        let first = self.invalid.first()?;
+        let items: Vec<&str> = self.invalid.iter().map(|e| e.detail.as_str()).collect();
+        let placed = self.messages.len();
+        Some(DecodeError::new(
+            first.reason,
+            format!(
+                "{} item(s) of this record cannot be read and were not placed; its {placed} valid message(s) were \
+                 placed, so a redrive finds them as duplicates. {}",
+                self.invalid.len(),
+                items.join(" ")
+            ),
+        ))
     }
 }
 
 /// Why part of a record was skipped rather than stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum SkipKind {
     /// A Messenger `message` with `is_echo`: the page's own outbound message.
     Echo,
@@ -110,20 +145,50 @@ pub enum SkipKind {
     Read,
     /// A Messenger `reaction` to a message.
     Reaction,
-    /// Any other Messenger entry: an optin, a referral, an unknown kind.
+    /// A Messenger `message` with `is_deleted`: the customer unsent a
+    /// message. It carries no content and must not reopen anything.
+    Deleted,
+    /// A provider's report on a message we sent (an Infobip delivery
+    /// report, a Twilio status callback) published as inbound traffic.
+    StatusReport,
+    /// Any other kind of Messenger item or entry, under its own name
+    /// (`standby`, `optin`, `referral`, `account_linking`, ...); see
+    /// [`SkipKind::named`].
+    Named(String),
+    /// A Messenger item that names no event at all.
     Other,
     /// An SMS or Messenger event that carries zero messages.
     EmptyBatch,
 }
 
 impl SkipKind {
+    /// The longest name kept for [`SkipKind::Named`].
+    const MAX_NAME: usize = 40;
+
+    /// A skip named after the payload's own key. Names come from outside,
+    /// so only short snake-case names are kept (anything else counts as
+    /// `other`): the counters must not grow without bound.
+    pub fn named(name: &str) -> SkipKind {
+        let usable = !name.is_empty()
+            && name.len() <= Self::MAX_NAME
+            && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if usable {
+            SkipKind::Named(name.to_owned())
+        } else {
+            SkipKind::Other
+        }
+    }
+
     /// A stable name for metrics and logs.
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &str {
         match self {
             SkipKind::Echo => "echo",
             SkipKind::Delivery => "delivery",
             SkipKind::Read => "read",
             SkipKind::Reaction => "reaction",
+            SkipKind::Deleted => "deleted",
+            SkipKind::StatusReport => "status_report",
+            SkipKind::Named(name) => name,
             SkipKind::Other => "other",
             SkipKind::EmptyBatch => "empty_batch",
         }
@@ -143,12 +208,10 @@ pub fn decode(record: &SourceRecord, max_record_bytes: usize) -> Result<Decoded,
     }
     let event = CloudEvent::from_record(record)?;
     let received_at = fallback_received_at(&event, record);
-    match event.event_type.as_str() {
+    let decoded = match event.event_type.as_str() {
         EMAIL_RECEIVED => email::decode(&event, received_at).map(Decoded::one),
-        SMS_RECEIVED => sms::decode(&event, received_at).map(|messages| Decoded::batch(messages, Vec::new())),
-        MESSENGER_RECEIVED => {
-            messenger::decode(&event, received_at).map(|(messages, skipped)| Decoded::batch(messages, skipped))
-        }
+        SMS_RECEIVED => sms::decode(&event, received_at).map(Items::into_decoded),
+        MESSENGER_RECEIVED => messenger::decode(&event, received_at).map(Items::into_decoded),
         other => Err(DecodeError::new(
             DlqReason::UnknownType,
             format!(
@@ -156,7 +219,55 @@ pub fn decode(record: &SourceRecord, max_record_bytes: usize) -> Result<Decoded,
                 event.id, event.source
             ),
         )),
+    }?;
+    without_nul(decoded)
+}
+
+/// Cleans U+0000 out of every message ([`nul::remove_nul`]). A message
+/// left without an address is invalid: a single message fails the record,
+/// one of a batch becomes an invalid item.
+fn without_nul(decoded: Decoded) -> Result<Decoded, DecodeError> {
+    let single = decoded.messages.len() == 1 && decoded.skipped.is_empty() && decoded.invalid.is_empty();
+    let mut invalid = decoded.invalid;
+    let mut messages = Vec::with_capacity(decoded.messages.len());
+    for message in decoded.messages {
+        match nul::remove_nul(message) {
+            Ok(message) => messages.push(message),
+            Err(e) if single => return Err(e),
+            Err(e) => invalid.push(e),
+        }
     }
+    Ok(Decoded::batch(messages, decoded.skipped, invalid))
+}
+
+/// What a decoder of a multi-message payload found, item by item.
+#[derive(Debug, Default)]
+struct Items {
+    messages: Vec<InboundMessage>,
+    skipped: Vec<SkipKind>,
+    invalid: Vec<DecodeError>,
+}
+
+impl Items {
+    /// Files one item's outcome.
+    fn push(&mut self, item: Result<Item, DecodeError>) {
+        match item {
+            Ok(Item::Message(message)) => self.messages.push(*message),
+            Ok(Item::Skip(kind)) => self.skipped.push(kind),
+            Err(e) => self.invalid.push(e),
+        }
+    }
+
+    fn into_decoded(self) -> Decoded {
+        Decoded::batch(self.messages, self.skipped, self.invalid)
+    }
+}
+
+/// What one item of a multi-message payload turned out to be. The message
+/// is boxed to keep the skip variant small.
+enum Item {
+    Message(Box<InboundMessage>),
+    Skip(SkipKind),
 }
 
 /// When the message reached us, for payloads that don't say so themselves:

@@ -9,7 +9,7 @@
 //! [`Address::phone`], so every spelling of a number is one contact.
 
 use super::cloudevent::CloudEvent;
-use super::{media_type, DecodeError, JsonText};
+use super::{media_type, DecodeError, Item, Items, JsonText, SkipKind};
 use crate::domain::{Address, Attachment, Channel, Details, ExternalId, InboundMessage};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -18,8 +18,9 @@ const JSON: &str = "application/json";
 const FORM: &str = "application/x-www-form-urlencoded";
 
 /// Decodes one SMS event into its messages, in payload order. An Infobip
-/// batch may be empty; the caller accounts for that.
-pub(crate) fn decode(event: &CloudEvent, received_at: DateTime<Utc>) -> Result<Vec<InboundMessage>, DecodeError> {
+/// batch may be empty; the caller accounts for that. A batch whose results
+/// are partly unreadable yields the readable ones plus the invalid items.
+pub(crate) fn decode(event: &CloudEvent, received_at: DateTime<Utc>) -> Result<Items, DecodeError> {
     let data = event.data.as_slice();
     let is_json = match event.datacontenttype.as_deref().map(media_type) {
         Some(media) if media.eq_ignore_ascii_case(JSON) => true,
@@ -31,17 +32,23 @@ pub(crate) fn decode(event: &CloudEvent, received_at: DateTime<Utc>) -> Result<V
         }
         None => data.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{'),
     };
+    let mut items = Items::default();
     if is_json {
-        infobip(data, received_at)
+        for item in infobip(data, received_at)? {
+            items.push(item);
+        }
     } else {
-        twilio(data, received_at).map(|message| vec![message])
+        items.push(Ok(twilio(data, received_at)?));
     }
+    Ok(items)
 }
 
 /// An Infobip inbound SMS batch; fields Switchboard does not use are ignored.
+/// Each result is read on its own, so one malformed result does not hide
+/// the others (contract section 5).
 #[derive(Deserialize)]
 struct InfobipBatch {
-    results: Vec<InfobipResult>,
+    results: Vec<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -55,19 +62,42 @@ struct InfobipResult {
     keyword: Option<String>,
     received_at: Option<String>,
     sms_count: Option<JsonText>,
+    /// The newer shape: the content as a list of parts instead of `text`.
+    message: Option<Vec<InfobipPart>>,
+    /// Present on delivery reports, which are not inbound messages.
+    status: Option<serde::de::IgnoredAny>,
 }
 
-fn infobip(data: &[u8], received_at: DateTime<Utc>) -> Result<Vec<InboundMessage>, DecodeError> {
+/// One part of an Infobip `message` list: text (`value`) or media (`url`).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InfobipPart {
+    content_type: Option<String>,
+    value: Option<String>,
+    url: Option<String>,
+}
+
+fn infobip(data: &[u8], received_at: DateTime<Utc>) -> Result<Vec<Result<Item, DecodeError>>, DecodeError> {
     let batch: InfobipBatch = serde_json::from_slice(data)
         .map_err(|e| DecodeError::bad_payload(format!("The Infobip payload is not a valid results batch: {e}.")))?;
-    batch.results.into_iter().enumerate().map(|(index, result)| infobip_message(index, result, received_at)).collect()
+    Ok(batch
+        .results
+        .into_iter()
+        .enumerate()
+        .map(|(index, result)| {
+            let result: InfobipResult = serde_json::from_value(result)
+                .map_err(|e| DecodeError::bad_payload(format!("Infobip result {index} cannot be read: {e}.")))?;
+            infobip_item(index, result, received_at)
+        })
+        .collect())
 }
 
-fn infobip_message(
-    index: usize,
-    result: InfobipResult,
-    fallback: DateTime<Utc>,
-) -> Result<InboundMessage, DecodeError> {
+fn infobip_item(index: usize, result: InfobipResult, fallback: DateTime<Utc>) -> Result<Item, DecodeError> {
+    // A delivery report (a `status`, no sender) says what became of a
+    // message we sent; it carries nothing from a customer.
+    if result.status.is_some() && result.from.is_none() {
+        return Ok(Item::Skip(SkipKind::StatusReport));
+    }
     let text = |field: Option<JsonText>| field.map(JsonText::into_string).unwrap_or_default();
     let external_id = ExternalId::parse(&text(result.message_id))
         .ok_or_else(|| DecodeError::bad_payload(format!("Infobip result {index} has no messageId.")))?;
@@ -81,15 +111,46 @@ fn infobip_message(
             DecodeError::bad_payload(format!("Infobip result {index} has an unreadable receivedAt {raw:?}."))
         })?,
     };
-    Ok(InboundMessage {
-        body_text: result.text.or(result.clean_text).unwrap_or_default(),
+    let (parts_text, attachments) = infobip_parts(result.message.unwrap_or_default());
+    // `text` first; an empty `text` beside a non-empty `cleanText` (Infobip
+    // strips the keyword into `cleanText`) must not store a blank message.
+    let body_text = [result.text, result.clean_text, Some(parts_text)]
+        .into_iter()
+        .flatten()
+        .find(|t| !t.trim().is_empty())
+        .unwrap_or_default();
+    Ok(Item::Message(Box::new(InboundMessage {
+        body_text,
         details: Details {
+            attachments,
             keyword: result.keyword.filter(|k| !k.trim().is_empty()),
             sms_count: result.sms_count.and_then(|n| n.into_string().parse().ok()),
             ..Details::default()
         },
         ..sms_message(endpoint, contact, external_id, received_at)
-    })
+    })))
+}
+
+/// The newer Infobip content list: text parts joined by blank lines, every
+/// part with a `url` kept as an attachment.
+fn infobip_parts(parts: Vec<InfobipPart>) -> (String, Vec<Attachment>) {
+    let mut texts = Vec::new();
+    let mut attachments = Vec::new();
+    for part in parts {
+        match (part.url, part.value) {
+            (Some(url), value) => attachments.push(Attachment {
+                name: None,
+                content_type: part.content_type,
+                size: None,
+                url: Some(url),
+                title: value,
+                coordinates: None,
+            }),
+            (None, Some(value)) => texts.push(value),
+            (None, None) => {}
+        }
+    }
+    (texts.join("\n\n"), attachments)
 }
 
 /// Infobip writes `2019-11-09T16:00:00.000+0000` (an offset without a
@@ -103,13 +164,18 @@ fn parse_infobip_time(raw: &str) -> Option<DateTime<Utc>> {
 
 /// A Twilio inbound message webhook: `MessageSid`, `From`, `To`, `Body`,
 /// `NumSegments`, `NumMedia` and `MediaUrlN`/`MediaContentTypeN`.
-fn twilio(data: &[u8], received_at: DateTime<Utc>) -> Result<InboundMessage, DecodeError> {
+fn twilio(data: &[u8], received_at: DateTime<Utc>) -> Result<Item, DecodeError> {
     let body = std::str::from_utf8(data)
         .map_err(|e| DecodeError::bad_payload(format!("The Twilio form body is not UTF-8: {e}.")))?;
     let fields: Vec<(String, String)> = serde_urlencoded::from_str(body)
         .map_err(|e| DecodeError::bad_payload(format!("The Twilio form body cannot be read: {e}.")))?;
     // Twilio sends each field once; where a field repeats, the first counts.
     let field = |name: &str| fields.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str());
+    // A status callback (`MessageStatus` without a sender) reports on a
+    // message we sent; it carries nothing from a customer.
+    if field("MessageStatus").is_some() && field("From").is_none() {
+        return Ok(Item::Skip(SkipKind::StatusReport));
+    }
 
     let external_id = ExternalId::parse(field("MessageSid").unwrap_or_default())
         .ok_or_else(|| DecodeError::bad_payload("The Twilio form body has no MessageSid."))?;
@@ -129,10 +195,12 @@ fn twilio(data: &[u8], received_at: DateTime<Utc>) -> Result<InboundMessage, Dec
                 content_type,
                 size: None,
                 url,
+                title: None,
+                coordinates: None,
             })
         })
         .collect();
-    Ok(InboundMessage {
+    Ok(Item::Message(Box::new(InboundMessage {
         body_text: field("Body").unwrap_or_default().to_owned(),
         details: Details {
             attachments,
@@ -140,7 +208,7 @@ fn twilio(data: &[u8], received_at: DateTime<Utc>) -> Result<InboundMessage, Dec
             ..Details::default()
         },
         ..sms_message(endpoint, contact, external_id, received_at)
-    })
+    })))
 }
 
 /// The fields every SMS shares: no subject, no HTML, no threading headers,

@@ -97,3 +97,33 @@ pub(crate) fn decode_err(record: &SourceRecord) -> DecodeError {
         Err(err) => err,
     }
 }
+
+/// A record written by the CloudEvents Python SDK, as committed under
+/// `tests/fixtures/cloudevents/` by its `generate.py`: `NAME.value` is the
+/// value byte for byte, `NAME.json` the headers and key.
+pub(crate) fn sdk_record(name: &str) -> SourceRecord {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cloudevents");
+    let read = |ext: &str| {
+        let path = dir.join(format!("{name}.{ext}"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
+    let meta: Value = serde_json::from_slice(&read("json")).expect("the fixture's metadata is JSON");
+    let headers = meta["headers"]
+        .as_array()
+        .expect("headers is a list")
+        .iter()
+        .map(|pair| header(pair[0].as_str().expect("a header name"), pair[1].as_str().expect("a header value")))
+        .collect();
+    let mut record = record(headers, Some(read("value")));
+    record.key = meta["key"].as_str().map(|k| k.as_bytes().to_vec());
+    record
+}
+
+/// Why the worker dead-letters `record`: the decode error, or the dead
+/// letter of a record some of whose items are invalid.
+pub(crate) fn dead_letter_of(record: &SourceRecord) -> DecodeError {
+    match decode(record, MAX_RECORD_BYTES) {
+        Err(err) => err,
+        Ok(decoded) => decoded.dead_letter().unwrap_or_else(|| panic!("expected a dead letter, got {decoded:?}")),
+    }
+}

@@ -1,5 +1,6 @@
 use super::test_support::{
-    attributes, binary, decode_err, decode_ok, email_event, fixture, header, record, structured, MAX_RECORD_BYTES,
+    attributes, binary, dead_letter_of, decode_err, decode_ok, email_event, fixture, header, record, structured,
+    MAX_RECORD_BYTES,
 };
 use super::*;
 use serde_json::json;
@@ -54,10 +55,30 @@ fn the_error_reads_as_its_code_and_its_sentence() {
 
 #[test]
 fn skip_kinds_have_stable_names() {
-    let kinds =
-        [SkipKind::Echo, SkipKind::Delivery, SkipKind::Read, SkipKind::Reaction, SkipKind::Other, SkipKind::EmptyBatch];
-    let names: Vec<&str> = kinds.into_iter().map(SkipKind::as_str).collect();
-    assert_eq!(names, ["echo", "delivery", "read", "reaction", "other", "empty_batch"]);
+    let kinds = [
+        SkipKind::Echo,
+        SkipKind::Delivery,
+        SkipKind::Read,
+        SkipKind::Reaction,
+        SkipKind::Deleted,
+        SkipKind::StatusReport,
+        SkipKind::named("standby"),
+        SkipKind::Other,
+        SkipKind::EmptyBatch,
+    ];
+    let names: Vec<&str> = kinds.iter().map(SkipKind::as_str).collect();
+    assert_eq!(
+        names,
+        ["echo", "delivery", "read", "reaction", "deleted", "status_report", "standby", "other", "empty_batch"]
+    );
+}
+
+#[test]
+fn a_skip_named_by_the_payload_keeps_only_short_snake_case_names() {
+    assert_eq!(SkipKind::named("pass_thread_control").as_str(), "pass_thread_control");
+    assert_eq!(SkipKind::named("Robert'); DROP").as_str(), "other");
+    assert_eq!(SkipKind::named(&"x".repeat(41)).as_str(), "other");
+    assert_eq!(SkipKind::named("").as_str(), "other");
 }
 
 #[test]
@@ -75,7 +96,7 @@ fn every_decode_reason_of_the_contract_is_reachable() {
         binary("sms.received", Some("application/json"), &[], br#"{"results":[{"messageId":"1","from":"","to":"2"}]}"#),
         record(Vec::new(), Some(vec![0; MAX_RECORD_BYTES + 1])),
     ];
-    let reasons: HashSet<DlqReason> = cases.iter().map(|r| decode_err(r).reason).collect();
+    let reasons: HashSet<DlqReason> = cases.iter().map(|r| dead_letter_of(r).reason).collect();
     let expected: HashSet<DlqReason> =
         DlqReason::ALL.into_iter().filter(|r| *r != DlqReason::RejectedByStore).collect();
     assert_eq!(reasons, expected);
@@ -100,4 +121,47 @@ fn arbitrary_bytes_never_panic_in_any_mode_or_type() {
             let _ = decode(&structured(event), MAX_RECORD_BYTES);
         }
     }
+}
+
+#[test]
+fn an_infobip_batch_with_invalid_results_keeps_the_valid_ones_and_names_the_invalid_ones() {
+    let payload = json!({"results": [
+        {"messageId": "ok-0", "from": "385916242493", "to": "800", "text": "first"},
+        {"messageId": "bad-1", "from": "", "to": "800", "text": "no sender"},
+        {"messageId": "ok-2", "from": "385916242493", "to": "800", "text": "third"},
+        {"messageId": 7, "from": {"not": "a number"}, "to": "800"},
+    ]});
+    let record = binary("sms.received", Some("application/json"), &[], payload.to_string().as_bytes());
+    let decoded = decode_ok(&record);
+    let ids: Vec<&str> = decoded.messages.iter().map(|m| m.external_id.as_str()).collect();
+    assert_eq!(ids, ["ok-0", "ok-2"]);
+    assert_eq!(decoded.invalid.len(), 2);
+    let letter = decoded.dead_letter().expect("the record is dead-lettered too");
+    assert_eq!(letter.reason, DlqReason::BadAddress, "the first invalid item's reason");
+    assert!(letter.detail.contains("Infobip result 1"), "{}", letter.detail);
+    assert!(letter.detail.contains("Infobip result 3"), "{}", letter.detail);
+    assert!(letter.detail.contains("2 valid message(s) were placed"), "{}", letter.detail);
+}
+
+#[test]
+fn a_messenger_webhook_with_an_invalid_item_keeps_the_valid_ones_and_names_the_invalid_one() {
+    let payload = json!({"object": "page", "entry": [{"id": "1", "time": 1, "messaging": [
+        {"sender": {"id": "5"}, "recipient": {"id": "1"}, "timestamp": 1, "message": {"mid": "m_ok", "text": "hi"}},
+        {"sender": {"id": "5"}, "recipient": {"id": "1"}, "timestamp": 2, "message": {"text": "no mid"}},
+        {"sender": {"id": "5"}, "recipient": {"id": "1"}, "timestamp": 3, "message": "not an object"},
+        {"sender": {"id": "5"}, "recipient": {"id": "1"}, "timestamp": 4, "read": {"watermark": 3}},
+    ]}]});
+    let record = binary("messenger.received", Some("application/json"), &[], payload.to_string().as_bytes());
+    let decoded = decode_ok(&record);
+    assert_eq!(decoded.messages.len(), 1);
+    assert_eq!(decoded.skipped, [SkipKind::Read]);
+    let letter = decoded.dead_letter().expect("dead-lettered too");
+    assert_eq!(letter.reason, DlqReason::BadPayload);
+    assert!(letter.detail.contains("messaging item 1 of entry 0"), "{}", letter.detail);
+    assert!(letter.detail.contains("messaging item 2 of entry 0"), "{}", letter.detail);
+}
+
+#[test]
+fn a_batch_without_invalid_items_is_not_dead_lettered() {
+    assert_eq!(decode_ok(&binary("sms.received", Some("application/json"), &[], INFOBIP)).dead_letter(), None);
 }

@@ -2,10 +2,15 @@
 //! decoded, placed in one transaction, and what cannot be placed is
 //! dead-lettered. When the step returns `Ok`, every record of the batch is
 //! durably applied or on the dead-letter topic, and its offset may be stored.
+//!
+//! A record carrying several messages of which some are invalid (contract
+//! section 5) is both: its valid messages are placed with the batch, then
+//! the record is dead-lettered whole, as received, and counted as a dead
+//! letter. Placing first means a redrive finds those messages as duplicates.
 
 use super::retry::{self, Interrupted, RetryPolicy};
 use crate::dead_letter::{DeadLetter, DlqReason};
-use crate::decode::{self, Decoded};
+use crate::decode::{self, DecodeError, Decoded};
 use crate::kafka::Publisher;
 use crate::placement::Policy;
 use crate::record::SourceRecord;
@@ -30,6 +35,9 @@ struct Decodable<'a> {
     record: &'a SourceRecord,
     items: Vec<Item>,
     skipped: Vec<crate::decode::SkipKind>,
+    /// Set when some items of the record are invalid: the record is
+    /// dead-lettered whole once its valid messages are placed.
+    invalid: Option<DecodeError>,
 }
 
 impl Pipeline {
@@ -54,6 +62,7 @@ impl Pipeline {
                 for d in &decodable {
                     let mine: Vec<Outcome> = outcomes.by_ref().take(d.items.len()).collect();
                     ends.push(self.account(d, &mine));
+                    dead.extend(partly_invalid(d));
                 }
             }
             // One record's data poisons the whole transaction: find it by
@@ -61,9 +70,15 @@ impl Pipeline {
             Err(StoreError::Rejected(_)) => {
                 for d in &decodable {
                     match self.apply(&d.items.iter().collect::<Vec<_>>(), stop).await? {
-                        Ok(outcomes) => ends.push(self.account(d, &outcomes)),
+                        Ok(outcomes) => {
+                            ends.push(self.account(d, &outcomes));
+                            dead.extend(partly_invalid(d));
+                        }
                         Err(e) => {
-                            let detail = format!("Postgres refused the record's data: {}", root_cause(&e));
+                            let mut detail = format!("Postgres refused the record's data: {}", root_cause(&e));
+                            if let Some(invalid) = &d.invalid {
+                                detail = format!("{detail} Besides, {}", invalid.detail);
+                            }
                             dead.push(DeadLetter::new(
                                 d.record,
                                 DlqReason::RejectedByStore,
@@ -82,7 +97,9 @@ impl Pipeline {
         for letter in &dead {
             self.dead_letter(letter, stop).await?;
         }
-        for end in ends {
+        // A record dead-lettered for invalid items ends as a dead letter,
+        // not also as applied: every record ends exactly one way.
+        for end in ends.into_iter().flatten() {
             self.stats.record_ended(end);
         }
         for letter in &dead {
@@ -93,8 +110,9 @@ impl Pipeline {
 
     fn prepare<'a>(&self, record: &'a SourceRecord, decoded: Decoded) -> Decodable<'a> {
         let source = SourceRef { topic: record.topic.clone(), partition: record.partition, offset: record.offset };
+        let invalid = decoded.dead_letter();
         let items = decoded.messages.into_iter().map(|message| Item { message, source: source.clone() }).collect();
-        Decodable { record, items, skipped: decoded.skipped }
+        Decodable { record, items, skipped: decoded.skipped, invalid }
     }
 
     /// Places items, waiting out transient failures.
@@ -120,8 +138,10 @@ impl Pipeline {
         .await
     }
 
-    /// How a decodable record ended, given its messages' outcomes.
-    fn account(&self, d: &Decodable<'_>, outcomes: &[Outcome]) -> RecordEnd {
+    /// How a decodable record ended, given its messages' outcomes; `None`
+    /// when it is dead-lettered for invalid items (counted with the dead
+    /// letters).
+    fn account(&self, d: &Decodable<'_>, outcomes: &[Outcome]) -> Option<RecordEnd> {
         // Counted with the messages, once the record's placement is decided,
         // not when it is decoded: a batch abandoned at a stop counts nothing.
         for kind in &d.skipped {
@@ -137,14 +157,17 @@ impl Pipeline {
                 Outcome::Duplicate => self.stats.message_placed(crate::placement::Rule::Duplicate),
             }
         }
-        match (applied, outcomes.is_empty()) {
+        if d.invalid.is_some() {
+            return None;
+        }
+        Some(match (applied, outcomes.is_empty()) {
             (true, _) => RecordEnd::Applied,
             (false, false) => RecordEnd::Duplicate,
             (false, true) => {
                 debug_assert!(!d.skipped.is_empty() || d.items.is_empty());
                 RecordEnd::Skipped
             }
-        }
+        })
     }
 
     async fn dead_letter(&self, letter: &DeadLetter, stop: &watch::Receiver<bool>) -> Result<(), Interrupted> {
@@ -162,6 +185,12 @@ impl Pipeline {
         debug_assert!(published.is_ok());
         Ok(())
     }
+}
+
+/// The dead letter of a record whose valid messages were placed but some
+/// of whose items are invalid.
+fn partly_invalid(d: &Decodable<'_>) -> Option<DeadLetter> {
+    d.invalid.as_ref().map(|e| DeadLetter::new(d.record, e.reason, &e.detail, chrono::Utc::now()))
 }
 
 /// The innermost message of an error chain: Postgres's own words.

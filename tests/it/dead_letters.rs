@@ -9,6 +9,9 @@ const GOOD_SMS: &str = r#"{"results":[{"messageId":"ok-1","from":"+385 91 624 24
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_reason_code_is_dead_lettered_with_the_original_and_its_source() {
     let env = TestEnv::with(1, |s| s.worker.max_record_bytes = 4096).await;
+    // Too long for a btree index entry and incompressible: Postgres refuses
+    // it (program_limit_exceeded). NUL bytes no longer reach Postgres.
+    let unindexable_id: String = (0..100).map(|_| uuid::Uuid::new_v4().simple().to_string()).collect();
     let mail = "From: ana@example.com\r\nMessage-ID: <x@example.com>\r\nSubject: hi\r\n\r\nbody\r\n";
     let bad: Vec<(&str, switchboard::sample::SampleRecord)> = vec![
         (
@@ -48,7 +51,7 @@ async fn each_reason_code_is_dead_lettered_with_the_original_and_its_source() {
                 "r1",
                 "application/json",
                 &[],
-                GOOD_SMS.replace("ok-1", "nul-1").replace("fine", "nul \\u0000 byte").as_bytes(),
+                GOOD_SMS.replace("ok-1", &unindexable_id).as_bytes(),
             ),
         ),
     ];
@@ -63,7 +66,7 @@ async fn each_reason_code_is_dead_lettered_with_the_original_and_its_source() {
     assert_eq!(stats.records_dead_lettered, 7);
     assert_eq!(stats.records_applied, 2);
     assert_eq!(env.count("SELECT count(*) FROM messages").await, 2);
-    assert_eq!(env.count("SELECT count(*) FROM messages WHERE external_id = 'nul-1'").await, 0);
+    assert_eq!(env.count("SELECT count(*) FROM messages WHERE length(external_id) > 3000").await, 0);
 
     let letters = env.dead_letters();
     assert_eq!(letters.len(), 7);

@@ -2,18 +2,23 @@
 //! Postgres, with its own topics and database (see `harness`).
 
 mod agent;
+mod automatic_mail;
 mod broker;
 mod broker_outage;
 mod concurrency;
-mod harness;
-mod hostile;
-
 mod dead_letters;
+mod email_ids;
 mod end_to_end;
 mod faults;
+mod harness;
+mod hostile;
 mod lifecycle;
+mod nul_bytes;
 mod outage;
+mod partial_batches;
+mod provider_payloads;
 mod replay;
 mod rules;
+mod sdk_records;
 mod security;
 mod siblings;

@@ -23,7 +23,7 @@ fn only_message(record: &crate::record::SourceRecord) -> InboundMessage {
     }
 }
 
-fn email(raw: &[u8]) -> InboundMessage {
+pub(super) fn email(raw: &[u8]) -> InboundMessage {
     only_message(&email_event(raw))
 }
 
@@ -114,13 +114,17 @@ fn attachments_are_described_by_name_type_and_decoded_size() {
                 name: Some("račun-2026-11.pdf".into()),
                 content_type: Some("application/pdf".into()),
                 size: Some(142),
-                url: None
+                url: None,
+                title: None,
+                coordinates: None,
             },
             Attachment {
                 name: Some("screenshot.png".into()),
                 content_type: Some("image/png".into()),
                 size: Some(67),
-                url: None
+                url: None,
+                title: None,
+                coordinates: None,
             },
         ]
     );
@@ -216,18 +220,44 @@ fn a_message_delivery_status_part_outside_a_report_is_auto_generated() {
 }
 
 #[test]
-fn a_multipart_report_of_another_kind_is_not_a_delivery_report() {
+fn a_read_receipt_is_auto_generated() {
     let raw = b"From: ana.horvat@example.com\r\nTo: support@example.net\r\nSubject: Read: Order\r\n\
         MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=disposition-notification; boundary=b2\r\n\r\n\
         --b2\r\nContent-Type: text/plain\r\n\r\nYour message was displayed.\r\n--b2--\r\n";
+    assert!(email(raw).auto_generated);
+}
+
+#[test]
+fn a_message_disposition_notification_part_is_a_read_receipt() {
+    let raw = b"From: ana@example.com\r\nSubject: Read: Order\r\nMIME-Version: 1.0\r\n\
+        Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nDisplayed.\r\n\
+        --b\r\nContent-Type: message/disposition-notification\r\n\r\n\
+        Final-Recipient: rfc822; ana@example.com\r\nDisposition: manual-action/MDN-sent-manually; displayed\r\n\r\n--b--\r\n";
+    assert!(email(raw).auto_generated);
+}
+
+#[test]
+fn a_multipart_report_of_an_unknown_kind_is_not_automatic() {
+    let raw = b"From: ana@example.com\r\nSubject: x\r\nMIME-Version: 1.0\r\n\
+        Content-Type: multipart/report; report-type=feedback-report; boundary=b\r\n\r\n--b\r\n\r\nhi\r\n--b--\r\n";
     assert!(!email(raw).auto_generated);
 }
 
 #[test]
-fn a_nul_byte_in_the_text_is_kept_for_the_store_to_judge() {
-    let raw = b"From: ana@example.com\r\nSubject: a\x00b\r\nMessage-ID: <nul@example.com>\r\n\r\nbefore\x00after\r\n";
-    let message = email(raw);
-    assert!(message.body_text.contains("before\0after"), "{:?}", message.body_text);
+fn mail_from_the_null_sender_or_a_mail_system_mailbox_is_auto_generated() {
+    assert!(email(&mail_with("Return-Path: <>\r\n")).auto_generated);
+    assert!(email(&mail_with("Return-Path: < >\r\n")).auto_generated);
+    assert!(!email(&mail_with("Return-Path: <ana@example.com>\r\n")).auto_generated);
+    for from in [
+        "MAILER-DAEMON@mx.example.com",
+        "Mail Delivery System <Mailer-Daemon@mx.example.com>",
+        "postmaster@example.com",
+    ] {
+        let raw = format!("From: {from}\r\nTo: support@example.net\r\nSubject: Undeliverable\r\n\r\nSorry.\r\n");
+        assert!(email(raw.as_bytes()).auto_generated, "{from}");
+    }
+    let person = b"From: postmaster.jones@example.com\r\nSubject: hi\r\n\r\nhello\r\n";
+    assert!(!email(person).auto_generated, "only the whole local part counts");
 }
 
 #[test]

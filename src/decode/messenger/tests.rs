@@ -1,4 +1,4 @@
-use crate::decode::test_support::{attributes, binary, decode_err, decode_ok, fixture, structured};
+use crate::decode::test_support::{attributes, binary, dead_letter_of, decode_err, decode_ok, fixture, structured};
 use crate::decode::{Decoded, DlqReason, SkipKind};
 use crate::domain::{Attachment, Channel};
 use crate::record::SourceRecord;
@@ -49,7 +49,7 @@ fn a_webhook_with_two_entries_gives_its_messages_and_skips_in_payload_order() {
     assert!(ids[3].starts_with("postback:"));
     assert_eq!(
         decoded.skipped,
-        [SkipKind::Echo, SkipKind::Delivery, SkipKind::Read, SkipKind::Reaction, SkipKind::Other]
+        [SkipKind::Echo, SkipKind::Delivery, SkipKind::Read, SkipKind::Reaction, SkipKind::named("optin")]
     );
 }
 
@@ -85,6 +85,8 @@ fn a_reply_keeps_the_mid_it_replies_to_and_its_attachments() {
             url: Some(
                 "https://cdn.example.net/v/t1.15752-9/rain-jacket-blue.jpg?stp=dst-jpg&oh=00_AfB1&oe=6751A2B3".into()
             ),
+            title: None,
+            coordinates: None,
         }]
     );
 }
@@ -146,7 +148,7 @@ fn a_webhook_for_another_object_than_a_page_is_a_bad_payload() {
 #[test]
 fn a_message_without_mid_is_a_bad_payload() {
     let record = webhook(json!([item(json!({ "message": { "text": "hello?" } }))]));
-    let err = decode_err(&record);
+    let err = dead_letter_of(&record);
     assert_eq!(err.reason, DlqReason::BadPayload);
     assert!(err.detail.contains("messaging item 0 of entry 0"), "{}", err.detail);
 }
@@ -155,9 +157,9 @@ fn a_message_without_mid_is_a_bad_payload() {
 fn a_message_without_a_sender_id_is_a_bad_address() {
     let record =
         webhook(json!([{ "recipient": { "id": PAGE }, "timestamp": 1, "message": { "mid": "m1", "text": "x" } }]));
-    assert_eq!(decode_err(&record).reason, DlqReason::BadAddress);
+    assert_eq!(dead_letter_of(&record).reason, DlqReason::BadAddress);
     let blank = webhook(json!([item(json!({ "sender": { "id": " " }, "message": { "mid": "m1" } }))]));
-    assert_eq!(decode_err(&blank).reason, DlqReason::BadAddress);
+    assert_eq!(dead_letter_of(&blank).reason, DlqReason::BadAddress);
 }
 
 #[test]
@@ -184,4 +186,20 @@ fn fixture_decoded_at_event_time() -> Decoded {
         message.received_at = time;
     }
     decoded
+}
+
+#[test]
+fn entries_other_than_messaging_are_counted_under_their_own_names_beside_the_messages() {
+    let item = |mid: &str| item(json!({"message": {"mid": mid, "text": "hi"}}));
+    let payload = json!({"object": "page", "entry": [{
+        "id": "1", "time": 1,
+        "messaging": [item("m_1")],
+        "standby": [item("m_2"), item("m_3")],
+        "changes": {"field": "feed"},
+        "uid": 42,
+    }]});
+    let decoded = decode_ok(&event(&serde_json::to_vec(&payload).unwrap()));
+    assert_eq!(decoded.messages.len(), 1, "standby items belong to another app: not stored");
+    let names: Vec<&str> = decoded.skipped.iter().map(SkipKind::as_str).collect();
+    assert_eq!(names, ["changes", "standby", "standby"]);
 }

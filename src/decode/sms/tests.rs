@@ -1,5 +1,5 @@
 use crate::decode::test_support::{
-    attributes, binary, decode_err, decode_ok, fixture, structured, RECORD_TIMESTAMP_MS,
+    attributes, binary, dead_letter_of, decode_err, decode_ok, fixture, structured, RECORD_TIMESTAMP_MS,
 };
 use crate::decode::{DlqReason, SkipKind};
 use crate::domain::{Attachment, Channel, InboundMessage};
@@ -95,7 +95,7 @@ fn infobip_received_at_may_be_rfc_3339_and_falls_back_to_the_event_time() {
 #[test]
 fn an_unreadable_infobip_received_at_is_a_bad_payload() {
     let record = one_result(json!({ "messageId": "a", "from": "1", "to": "2", "receivedAt": "9.11.2019 16:00" }));
-    assert_eq!(decode_err(&record).reason, DlqReason::BadPayload);
+    assert_eq!(dead_letter_of(&record).reason, DlqReason::BadPayload);
 }
 
 #[test]
@@ -109,16 +109,16 @@ fn an_infobip_batch_without_results_is_an_empty_batch() {
 fn an_infobip_result_without_message_id_is_a_bad_payload() {
     for id in [Value::Null, json!(""), json!("  ")] {
         let record = one_result(json!({ "messageId": id, "from": "1", "to": "2" }));
-        assert_eq!(decode_err(&record).reason, DlqReason::BadPayload, "messageId {id}");
+        assert_eq!(dead_letter_of(&record).reason, DlqReason::BadPayload, "messageId {id}");
     }
 }
 
 #[test]
 fn an_infobip_number_without_digits_is_a_bad_address() {
     let no_from = one_result(json!({ "messageId": "a", "from": "", "to": "385912000100" }));
-    assert_eq!(decode_err(&no_from).reason, DlqReason::BadAddress);
+    assert_eq!(dead_letter_of(&no_from).reason, DlqReason::BadAddress);
     let letters = one_result(json!({ "messageId": "a", "from": "385916242493", "to": "InfoSMS" }));
-    assert_eq!(decode_err(&letters).reason, DlqReason::BadAddress);
+    assert_eq!(dead_letter_of(&letters).reason, DlqReason::BadAddress);
 }
 
 #[test]
@@ -147,12 +147,16 @@ fn a_twilio_webhook_with_media_gives_one_message_with_its_attachments() {
                 content_type: Some("image/jpeg".into()),
                 size: None,
                 url: Some(format!("{media}ME11aa22bb33cc44dd55ee66ff77889900")),
+                title: None,
+                coordinates: None,
             },
             Attachment {
                 name: None,
                 content_type: Some("application/pdf".into()),
                 size: None,
                 url: Some(format!("{media}ME99ff88ee77dd66cc55bb44aa33221100")),
+                title: None,
+                coordinates: None,
             },
         ]
     );
