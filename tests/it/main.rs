@@ -11,5 +11,6 @@ mod end_to_end;
 mod lifecycle;
 mod outage;
 mod replay;
+mod replies_first;
 mod rules;
 mod siblings;
