@@ -2,6 +2,7 @@
 //! Postgres, with its own topics and database (see `harness`).
 
 mod agent;
+mod agent_race;
 mod broker_outage;
 mod concurrency;
 mod harness;
