@@ -27,7 +27,7 @@ async fn i1_violations(env: &TestEnv) -> i64 {
 }
 
 /// Waits until some session of this test's database waits for an advisory lock.
-async fn until_a_session_waits_for_an_advisory_lock(env: &TestEnv) {
+pub async fn until_a_session_waits_for_an_advisory_lock(env: &TestEnv) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let waiting = env

@@ -4,6 +4,7 @@
 mod agent;
 mod agent_race;
 mod broker_outage;
+mod clock;
 mod concurrency;
 mod harness;
 
