@@ -16,3 +16,4 @@ mod replay;
 mod replies_first;
 mod rules;
 mod siblings;
+mod windows;
