@@ -14,6 +14,7 @@ mod lifecycle;
 mod outage;
 mod replay;
 mod replies_first;
+mod report;
 mod rules;
 mod siblings;
 mod windows;
