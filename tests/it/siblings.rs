@@ -163,3 +163,41 @@ async fn a_link_no_message_id_calls_for_any_more_is_dropped() {
     wanted.sort();
     assert_eq!(related(&env).await, wanted);
 }
+
+/// Overlapping sibling sets placed concurrently: one customer writes forty
+/// emails, each to two to four of our inboxes, with copies scattered over
+/// partitions and placed by two workers at once; batches recompute the
+/// links of Message-IDs that share conversations at the same time. In the
+/// end every Message-ID's links exist and no other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_sibling_sets_placed_concurrently_end_with_exactly_the_union() {
+    let env = TestEnv::with(4, |s| s.worker.batch_max_records = 3).await;
+    let inboxes = ["support@acme.example", "sales@acme.example", "billing@acme.example", "legal@acme.example"];
+    let mut seed: u64 = 0x0dd_5eed;
+    let mut next = |below: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % below
+    };
+    for n in 0..40 {
+        let mask = 1 + next(15);
+        let chosen: Vec<&str> = (0..4).filter(|i| mask & (1 << i) != 0).map(|i| inboxes[i]).collect();
+        let chosen = if chosen.len() < 2 { vec![chosen[0], inboxes[(n % 3) + 1]] } else { chosen };
+        for inbox in &chosen {
+            let key = format!("k{}", next(1000));
+            env.publish_to(&mail(inbox, &format!("o{n}@example.com"), ANA, None, &[], ""), Some(&key)).await;
+        }
+    }
+    let (a, b) = tokio::join!(env.run_to_end(), env.run_to_end());
+    assert_eq!(a.records_dead_lettered + b.records_dead_lettered, 0);
+    env.run_to_end().await;
+    let links = env.count("SELECT count(*) FROM conversation_links WHERE kind = 'related'").await;
+    let linked = env.count("SELECT count(*) FROM conversation_events WHERE kind = 'linked'").await;
+    eprintln!("related links {links}, linked events {linked}");
+    assert!(links >= 3, "the emails overlap at several inboxes");
+    assert_eq!(sibling_link_errors(&env).await, (0, 0), "(missing, extra) sibling links");
+    let before = env.snapshot().await;
+    env.run_to_end_with(&env.with_new_group()).await;
+    assert_eq!(env.snapshot().await, before, "a replay changes nothing");
+}
