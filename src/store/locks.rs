@@ -15,15 +15,26 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use sqlx::{Postgres, Transaction};
 
-/// The sorted, deduplicated advisory-lock keys for a batch.
-pub(super) fn keys_for<'a>(messages: impl Iterator<Item = &'a InboundMessage>) -> Vec<i64> {
+/// A reference already stored: (channel, endpoint, external id).
+pub(super) type StoredRef = (Channel, String, String);
+
+/// The sorted, deduplicated advisory-lock keys for a batch. References in
+/// `stored` are not locked: their message is committed, its own R1r
+/// decision is over, so nothing about it can race with this batch (and a
+/// long `References` header does not fill the lock table).
+pub(super) fn keys_for<'a>(
+    messages: impl Iterator<Item = &'a InboundMessage>,
+    stored: &std::collections::HashSet<StoredRef>,
+) -> Vec<i64> {
     let mut keys = Vec::new();
     for m in messages {
         let channel = m.channel.as_str();
         keys.push(key(&["message", channel, m.endpoint.as_str(), m.external_id.as_str()]));
         // R1r: the parent's own key, which the parent's batch holds.
         for parent in m.reference_candidates() {
-            keys.push(key(&["message", channel, m.endpoint.as_str(), parent]));
+            if !stored.contains(&(m.channel, m.endpoint.to_string(), parent.to_owned())) {
+                keys.push(key(&["message", channel, m.endpoint.as_str(), parent]));
+            }
         }
         keys.push(pair_key(channel, m.endpoint.as_str(), m.contact.as_str()));
         if m.channel == Channel::Email {

@@ -166,7 +166,8 @@ impl Store {
         let messages: Vec<&InboundMessage> = items.iter().map(|i| &i.message).collect();
         let started = std::time::Instant::now();
         let mut tx = self.pool.begin().await?;
-        let keys = locks::keys_for(messages.iter().copied());
+        let stored = snapshot::stored_references(&mut tx, &messages).await?;
+        let keys = locks::keys_for(messages.iter().copied(), &stored);
         let now = locks::acquire(&mut tx, &keys).await?;
         let locked = started.elapsed();
         let snapshot = snapshot::fetch(&mut tx, &messages, now).await?;

@@ -106,6 +106,36 @@ async fn pair_bindings(
     Ok(())
 }
 
+/// The batch's reference candidates that are already stored, read before
+/// the locks so that only the others need one (see [`super::locks::keys_for`]).
+/// A stored message is never removed, so the answer cannot go stale.
+pub(super) async fn stored_references(
+    tx: &mut Transaction<'_, Postgres>,
+    messages: &[&InboundMessage],
+) -> Result<HashSet<super::locks::StoredRef>, sqlx::Error> {
+    let mut keys: HashSet<(Channel, &str, &str)> = HashSet::new();
+    for m in messages {
+        for r in m.reference_candidates() {
+            keys.insert((m.channel, m.endpoint.as_str(), r));
+        }
+    }
+    if keys.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let (channels, endpoints, ids) = columns(keys.into_iter());
+    let rows = sqlx::query(
+        "SELECT m.channel, m.endpoint, m.external_id
+         FROM unnest($1::text[], $2::text[], $3::text[]) AS k(channel, endpoint, external_id)
+         JOIN messages m ON m.channel = k.channel AND m.endpoint = k.endpoint AND m.external_id = k.external_id",
+    )
+    .bind(&channels)
+    .bind(&endpoints)
+    .bind(&ids)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows.iter().filter_map(|row| Some((Channel::parse(row.get(0))?, row.get(1), row.get(2)))).collect())
+}
+
 /// R1r: stored messages at the batch's endpoints whose `in_reply_to` or
 /// `references` name one of the batch's own ids, earliest stored first.
 /// Each id is locked by this batch (its message key), and every message
