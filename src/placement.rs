@@ -15,9 +15,13 @@ use uuid::Uuid;
 pub mod batch;
 
 #[cfg(test)]
+mod batch_model;
+#[cfg(test)]
 mod batch_properties;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_edges;
 
 /// A conversation's status (contract section 2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -87,6 +91,10 @@ pub struct Facts {
     pub pair_latest_closed: Option<Conversation>,
     /// The customer known for the contact address, if any.
     pub customer: Option<Customer>,
+    /// R1r: the conversations (after following `merged_into`) of the stored
+    /// messages at the same endpoint that reference this message's id,
+    /// earliest stored first; one entry per such message.
+    pub replies_first: Vec<Conversation>,
 }
 
 /// The configurable part of the table.
@@ -131,6 +139,9 @@ pub enum Rule {
     Duplicate,
     /// R1: a reply into its ongoing conversation.
     ReplyOngoing,
+    /// R1r: a message whose replies were stored before it, joining the
+    /// conversation of the earliest of them.
+    RepliesFirst,
     /// R2: a reply to a closed conversation, appended to the pair's ongoing one.
     ReplyClosedAppended,
     /// R2: a reply to a closed conversation that starts a follow-up.
@@ -150,6 +161,7 @@ impl Rule {
         match self {
             Rule::Duplicate => "r0_duplicate",
             Rule::ReplyOngoing => "r1_reply_ongoing",
+            Rule::RepliesFirst => "r1r_replies_first",
             Rule::ReplyClosedAppended => "r2_reply_closed_appended",
             Rule::ReplyClosedFollowUp => "r2_reply_closed_follow_up",
             Rule::ReplyClosedAutomatic => "r2_reply_closed_automatic",
@@ -197,9 +209,14 @@ pub struct Placement {
     /// R2/R4: link the conversation the message lands in `follow_up` to this
     /// closed one.
     pub follow_up_of: Option<Uuid>,
+    /// R1r: other conversations holding replies to this message, each to be
+    /// linked `related` to the one it lands in. Sorted, without duplicates.
+    pub related_from: Vec<Uuid>,
 }
 
-/// Places one message by the first rule that applies (R0 to R4, then R5 and R6).
+/// Places one message by the first rule that applies (R0, R1, R2, R1r, R3,
+/// R4, then R5 and R6). `now` is the processing clock: it bounds the
+/// message's receive time for the R4 window.
 pub fn place(msg: &InboundMessage, facts: &Facts, policy: &Policy, now: DateTime<Utc>) -> Plan {
     if facts.duplicate {
         return Plan::Duplicate;
@@ -223,12 +240,18 @@ pub fn place(msg: &InboundMessage, facts: &Facts, policy: &Policy, now: DateTime
             }
             None => new_conversation(Rule::ReplyClosedFollowUp, msg, facts, Some(closed.id)),
         },
+        (None, _) if facts.replies_first.first().is_some_and(Conversation::is_ongoing) => {
+            replies_first(&facts.replies_first, automatic, policy)
+        }
         (None, Some(ongoing)) => append(Rule::SamePair, ongoing, automatic, policy),
         (None, None) => {
+            // The window runs to when the message was received, not to when
+            // a backlog gets processed; a clock ahead of ours is not trusted.
+            let received = msg.received_at.min(now);
             let follow_up_of = facts
                 .pair_latest_closed
                 .filter(|_| !automatic)
-                .filter(|latest| within_window(latest, policy.follow_up_window(msg.channel), now))
+                .filter(|latest| within_window(latest, policy.follow_up_window(msg.channel), received))
                 .map(|latest| latest.id);
             let rule = if follow_up_of.is_some() { Rule::NewFollowUp } else { Rule::New };
             new_conversation(rule, msg, facts, follow_up_of)
@@ -240,7 +263,19 @@ pub fn place(msg: &InboundMessage, facts: &Facts, policy: &Policy, now: DateTime
 /// R5 and R6 for a message appended to an existing conversation.
 fn append(rule: Rule, target: Conversation, automatic: bool, policy: &Policy) -> Placement {
     let reopen = !automatic && target.status != Status::Closed && policy.reopen.contains(&target.status);
-    Placement { rule, target: Target::Existing(target), reopen, follow_up_of: None }
+    Placement { rule, target: Target::Existing(target), reopen, follow_up_of: None, related_from: Vec::new() }
+}
+
+/// R1r: the message joins the conversation of the earliest stored reply to
+/// it (the caller checked that one is ongoing); every other conversation
+/// holding a reply is linked `related` to it. A `related` link is not a
+/// follow-up, so R6 does not suppress it: automatic mail only never reopens.
+fn replies_first(replies: &[Conversation], automatic: bool, policy: &Policy) -> Placement {
+    let target = replies[0];
+    let mut related_from: Vec<Uuid> = replies.iter().map(|c| c.id).filter(|id| *id != target.id).collect();
+    related_from.sort_unstable();
+    related_from.dedup();
+    Placement { related_from, ..append(Rule::RepliesFirst, target, automatic, policy) }
 }
 
 fn new_conversation(rule: Rule, msg: &InboundMessage, facts: &Facts, follow_up_of: Option<Uuid>) -> Placement {
@@ -260,13 +295,15 @@ fn new_conversation(rule: Rule, msg: &InboundMessage, facts: &Facts, follow_up_o
         }),
         reopen: false,
         follow_up_of,
+        related_from: Vec::new(),
     }
 }
 
-/// "Closed less than `window` ago", measured against processing time.
-fn within_window(conv: &Conversation, window: Option<Duration>, now: DateTime<Utc>) -> bool {
+/// "Closed less than `window` before the message was received". A message
+/// received before the close (a backlog) is within any window.
+fn within_window(conv: &Conversation, window: Option<Duration>, received: DateTime<Utc>) -> bool {
     match (conv.status, conv.closed_at, window) {
-        (Status::Closed, Some(closed_at), Some(window)) => now - closed_at < window,
+        (Status::Closed, Some(closed_at), Some(window)) => received - closed_at < window,
         _ => false,
     }
 }

@@ -192,7 +192,7 @@ fn decode_item(position: &str, raw: Value, received_at: DateTime<Utc>) -> Result
         references: Vec::new(),
         auto_generated: false,
         sent_at: timestamp.trim().parse().ok().and_then(DateTime::from_timestamp_millis),
-        received_at,
+        received_at: timestamp.trim().parse().ok().and_then(DateTime::from_timestamp_millis).unwrap_or(received_at),
         raw: None,
         details: content.details,
     })))

@@ -55,6 +55,10 @@ pub struct Snapshot {
     pub holders: HashMap<String, Vec<Holder>>,
     /// `related` links that exist among those holders.
     pub related_links: BTreeSet<(Uuid, Uuid)>,
+    /// R1r: for the (channel, endpoint, external id) of each batch message,
+    /// the conversations of stored messages at that endpoint whose
+    /// references name that id, earliest stored first.
+    pub replies: HashMap<MessageKey, Vec<Uuid>>,
 }
 
 /// A conversation to insert.
@@ -105,6 +109,10 @@ pub struct LinkRow {
     pub kind: &'static str,
     pub cause: Uuid,
     pub event: Option<Status>,
+    /// R7 (copies of one email) is the reason for this link. Only such links
+    /// are ever deleted, and only once no Message-ID calls for them; a link
+    /// any other rule made (R1r) stays.
+    pub sibling: bool,
 }
 
 /// What happened to each item, in order.
@@ -123,8 +131,11 @@ pub struct BatchPlan {
     pub updates: Vec<ConversationUpdate>,
     pub events: Vec<EventRow>,
     pub links: Vec<LinkRow>,
-    /// Stale `related` links to delete (R7, when the main one changed).
-    pub unlinks: Vec<(Uuid, Uuid)>,
+    /// `related` links one Message-ID no longer calls for (R7, when its main
+    /// conversation changed). The store deletes each only when no other
+    /// Message-ID calls for it either and no other rule made it: links are
+    /// the union over every Message-ID.
+    pub stale_siblings: Vec<(Uuid, Uuid)>,
 }
 
 /// Places `messages` in order against `snapshot`. `new_id` makes ids (the
@@ -138,6 +149,7 @@ pub fn plan_batch(
     let mut plan = BatchPlan::default();
     let mut updates: BTreeMap<Uuid, ConversationUpdate> = BTreeMap::new();
     let mut follow_ups: BTreeSet<(Uuid, Uuid)> = BTreeSet::new();
+    let mut related: BTreeSet<(Uuid, Uuid)> = BTreeSet::new();
     let mut emails: BTreeMap<String, Uuid> = BTreeMap::new();
     for (item, msg) in messages.iter().enumerate() {
         let facts = facts(&snapshot, msg);
@@ -211,8 +223,30 @@ pub fn plan_batch(
                     kind: "follow_up",
                     cause: message_id,
                     event: (!created).then_some(status),
+                    sibling: false,
                 });
             }
+        }
+        for from in &placement.related_from {
+            if related.insert((*from, conversation_id)) {
+                let status = snapshot.conversations.get(from).map_or(Status::Open, |r| r.conversation.status);
+                plan.links.push(LinkRow {
+                    from: *from,
+                    to: conversation_id,
+                    kind: "related",
+                    cause: message_id,
+                    event: Some(status),
+                    sibling: false,
+                });
+            }
+        }
+        // R1r for messages later in the batch: this one now names its parents.
+        let mut named: Vec<&str> = msg.reference_candidates().collect();
+        named.sort_unstable();
+        named.dedup();
+        for parent in named {
+            let key = (msg.channel, msg.endpoint.to_string(), parent.to_owned());
+            snapshot.replies.entry(key).or_default().push(conversation_id);
         }
         snapshot.messages.insert((msg.channel, msg.endpoint.to_string(), msg.external_id.to_string()), conversation_id);
         if msg.channel == Channel::Email {
@@ -236,7 +270,11 @@ pub fn plan_batch(
     plan
 }
 
-/// R7 for one Message-ID: the links its holders must have, and those to drop.
+/// R7 for one Message-ID: the links its holders must have, and the existing
+/// links among them it no longer calls for. Every wanted link is written
+/// even when the snapshot has it: another batch may delete it meanwhile
+/// (it no longer needed it), and the insert, done under the link's lock,
+/// restores it.
 fn link_siblings(snapshot: &Snapshot, external_id: &str, cause: Uuid, plan: &mut BatchPlan) {
     let holders = snapshot.holders.get(external_id).map(Vec::as_slice).unwrap_or_default();
     let copies: Vec<CopyHolder> =
@@ -245,15 +283,12 @@ fn link_siblings(snapshot: &Snapshot, external_id: &str, cause: Uuid, plan: &mut
     let ids: BTreeSet<Uuid> = copies.iter().map(|c| c.conversation_id).collect();
     for (from, to) in &snapshot.related_links {
         if ids.contains(from) && ids.contains(to) && !wanted.contains(&(*from, *to)) {
-            plan.unlinks.push((*from, *to));
+            plan.stale_siblings.push((*from, *to));
         }
     }
     for (from, to) in wanted {
-        if snapshot.related_links.contains(&(from, to)) {
-            continue;
-        }
         let status = holders.iter().find(|h| h.conversation_id == from).map_or(Status::Open, |h| h.status);
-        plan.links.push(LinkRow { from, to, kind: "related", cause, event: Some(status) });
+        plan.links.push(LinkRow { from, to, kind: "related", cause, event: Some(status), sibling: true });
     }
 }
 
@@ -299,5 +334,10 @@ fn facts(snapshot: &Snapshot, msg: &InboundMessage) -> Facts {
         None => bound.first().and_then(|r| end(snapshot, r.conversation.id)),
     };
     let customer = snapshot.customers.get(&(channel, msg.contact.to_string())).cloned();
-    Facts { duplicate: false, references, pair_ongoing, pair_latest_closed, customer }
+    let replies_first = snapshot
+        .replies
+        .get(&(channel, msg.endpoint.to_string(), msg.external_id.to_string()))
+        .map(|convs| convs.iter().filter_map(|c| end(snapshot, *c)).collect())
+        .unwrap_or_default();
+    Facts { duplicate: false, references, pair_ongoing, pair_latest_closed, customer, replies_first }
 }

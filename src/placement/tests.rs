@@ -4,11 +4,11 @@ use super::*;
 use crate::domain::{Address, Details, ExternalId};
 use chrono::TimeZone;
 
-fn now() -> DateTime<Utc> {
+pub(super) fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap()
 }
 
-fn msg(channel: Channel) -> InboundMessage {
+pub(super) fn msg(channel: Channel) -> InboundMessage {
     let (endpoint, contact) = match channel {
         Channel::Email => (Address::email("support@acme.test").unwrap(), Address::email("ana@example.com").unwrap()),
         Channel::Sms => (Address::phone("80010020000").unwrap(), Address::phone("385916242493").unwrap()),
@@ -32,7 +32,7 @@ fn msg(channel: Channel) -> InboundMessage {
     }
 }
 
-fn conv(n: u128, status: Status) -> Conversation {
+pub(super) fn conv(n: u128, status: Status) -> Conversation {
     Conversation {
         id: Uuid::from_u128(n),
         status,
@@ -41,33 +41,33 @@ fn conv(n: u128, status: Status) -> Conversation {
     }
 }
 
-fn placed(plan: Plan) -> Placement {
+pub(super) fn placed(plan: Plan) -> Placement {
     match plan {
         Plan::Place(p) => p,
         Plan::Duplicate => panic!("expected a placement, got a duplicate"),
     }
 }
 
-fn existing(p: &Placement) -> Uuid {
+pub(super) fn existing(p: &Placement) -> Uuid {
     match &p.target {
         Target::Existing(c) => c.id,
         Target::New(_) => panic!("expected an existing target, got a new conversation"),
     }
 }
 
-fn new(p: &Placement) -> &NewConversation {
+pub(super) fn new(p: &Placement) -> &NewConversation {
     match &p.target {
         Target::New(n) => n,
         Target::Existing(c) => panic!("expected a new conversation, got {}", c.id),
     }
 }
 
-fn reply_to(mut m: InboundMessage, id: &str) -> InboundMessage {
+pub(super) fn reply_to(mut m: InboundMessage, id: &str) -> InboundMessage {
     m.in_reply_to = Some(id.into());
     m
 }
 
-fn refs(entries: &[(&str, Conversation)]) -> HashMap<String, Conversation> {
+pub(super) fn refs(entries: &[(&str, Conversation)]) -> HashMap<String, Conversation> {
     entries.iter().map(|(k, c)| (k.to_string(), *c)).collect()
 }
 

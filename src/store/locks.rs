@@ -4,7 +4,9 @@
 //! advisory locks on: its identity (channel, endpoint, external id), so R0 is
 //! exact; its pair (channel, endpoint, contact), so I1 holds; and, for email,
 //! its Message-ID, so all copies of one email are linked by one writer at a
-//! time (I5). A batch takes all its locks at the start, in ascending key
+//! time (I5); and the message key of every id it references (R1r), so a
+//! message and the replies that name it are decided one after the other,
+//! never in two transactions that cannot see each other. A batch takes all its locks at the start, in ascending key
 //! order, so two batches can never wait on each other's advisory locks in a
 //! cycle.
 
@@ -13,13 +15,28 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use sqlx::{Postgres, Transaction};
 
-/// The sorted, deduplicated advisory-lock keys for a batch.
-pub(super) fn keys_for<'a>(messages: impl Iterator<Item = &'a InboundMessage>) -> Vec<i64> {
+/// A reference already stored: (channel, endpoint, external id).
+pub(super) type StoredRef = (Channel, String, String);
+
+/// The sorted, deduplicated advisory-lock keys for a batch. References in
+/// `stored` are not locked: their message is committed, its own R1r
+/// decision is over, so nothing about it can race with this batch (and a
+/// long `References` header does not fill the lock table).
+pub(super) fn keys_for<'a>(
+    messages: impl Iterator<Item = &'a InboundMessage>,
+    stored: &std::collections::HashSet<StoredRef>,
+) -> Vec<i64> {
     let mut keys = Vec::new();
     for m in messages {
         let channel = m.channel.as_str();
         keys.push(key(&["message", channel, m.endpoint.as_str(), m.external_id.as_str()]));
-        keys.push(key(&["pair", channel, m.endpoint.as_str(), m.contact.as_str()]));
+        // R1r: the parent's own key, which the parent's batch holds.
+        for parent in m.reference_candidates() {
+            if !stored.contains(&(m.channel, m.endpoint.to_string(), parent.to_owned())) {
+                keys.push(key(&["message", channel, m.endpoint.as_str(), parent]));
+            }
+        }
+        keys.push(pair_key(channel, m.endpoint.as_str(), m.contact.as_str()));
         if m.channel == Channel::Email {
             keys.push(key(&["email-copies", m.external_id.as_str()]));
         }
@@ -27,6 +44,19 @@ pub(super) fn keys_for<'a>(messages: impl Iterator<Item = &'a InboundMessage>) -
     keys.sort_unstable();
     keys.dedup();
     keys
+}
+
+/// The key of a pair, also computed in SQL by `switchboard_pair_key` (the
+/// agent's add-channel trigger takes the same lock).
+pub(super) fn pair_key(channel: &str, endpoint: &str, contact: &str) -> i64 {
+    key(&["pair", channel, endpoint, contact])
+}
+
+/// The key of a `related` link, taken before a link is inserted or a stale
+/// sibling link deleted, so that deciding "no Message-ID needs it any more"
+/// cannot race with a batch that needs it again.
+pub(super) fn link_key(from: uuid::Uuid, to: uuid::Uuid) -> i64 {
+    key(&["related-link", &from.to_string(), &to.to_string()])
 }
 
 /// A 64-bit key from the SHA-256 of the parts. Collisions only make two
@@ -44,15 +74,26 @@ fn key(parts: &[&str]) -> i64 {
 }
 
 /// Takes the locks in the given order and returns the database's clock, which
-/// is the clock the agent desktop's `closed_at = now()` uses too.
+/// is the clock the agent desktop's `closed_at = now()` uses too. The clock is
+/// `clock_timestamp()` read after the locks, not `now()` (the transaction's
+/// start, before the waits): a batch that waited for another one's locks
+/// then reads a time later than that batch's commit, so `created_at` order
+/// follows the order in which conversations of one pair or one Message-ID
+/// became visible.
 pub(super) async fn acquire(tx: &mut Transaction<'_, Postgres>, keys: &[i64]) -> Result<DateTime<Utc>, sqlx::Error> {
+    acquire_only(tx, keys).await?;
+    sqlx::query_scalar("SELECT clock_timestamp()").fetch_one(&mut **tx).await
+}
+
+/// Takes the locks in the given order.
+pub(super) async fn acquire_only(tx: &mut Transaction<'_, Postgres>, keys: &[i64]) -> Result<(), sqlx::Error> {
     // `unnest` yields the array in order and the set-returning call runs row by
     // row, so the locks are taken in the order of `keys`.
     sqlx::query("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) WITH ORDINALITY AS t(k, n) ORDER BY n")
         .bind(keys)
         .execute(&mut **tx)
         .await?;
-    sqlx::query_scalar("SELECT now()").fetch_one(&mut **tx).await
+    Ok(())
 }
 
 #[cfg(test)]

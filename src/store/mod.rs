@@ -13,7 +13,10 @@
 //!   taken under a transaction-scoped advisory lock on that pair, so two
 //!   workers never both see "no ongoing conversation" and both create one; the
 //!   partial unique index `conversations_one_ongoing_per_pair` refuses a
-//!   second ongoing conversation even if that reasoning were wrong.
+//!   second ongoing conversation even if that reasoning were wrong. Pairs an
+//!   agent binds through `conversation_channels` are covered by a trigger
+//!   that takes the same pair lock and refuses a second ongoing conversation
+//!   (migration `20261126100001`).
 //! - I2/I4 (exactly once, replays change nothing): the unique constraint on
 //!   (`channel`, `endpoint`, `external_id`) plus the advisory lock on that key
 //!   make the R0 check exact; the whole batch commits or nothing does, and
@@ -22,7 +25,12 @@
 //!   and the pair lock under which the follow-up is decided.
 //! - I5 (one sibling link per pair): every copy of one Message-ID is placed
 //!   under one advisory lock, and the links are recomputed from the set of
-//!   holders, so order does not matter.
+//!   holders, so order does not matter. Links are the union over every
+//!   Message-ID: a stale one is deleted only when no Message-ID calls for it,
+//!   checked in SQL under a per-link lock ([`writes`]).
+//! - R1r (replies that came first): a message also takes the message lock
+//!   of every id it references, so a parent and the replies naming it are
+//!   decided one after the other and the later one sees the earlier.
 //! - Agent actions: conversations the decision depends on are read with
 //!   `FOR NO KEY UPDATE`, so an agent's concurrent close or merge either
 //!   happens before (and is seen) or waits until the batch commits.
@@ -158,7 +166,8 @@ impl Store {
         let messages: Vec<&InboundMessage> = items.iter().map(|i| &i.message).collect();
         let started = std::time::Instant::now();
         let mut tx = self.pool.begin().await?;
-        let keys = locks::keys_for(messages.iter().copied());
+        let stored = snapshot::stored_references(&mut tx, &messages).await?;
+        let keys = locks::keys_for(messages.iter().copied(), &stored);
         let now = locks::acquire(&mut tx, &keys).await?;
         let locked = started.elapsed();
         let snapshot = snapshot::fetch(&mut tx, &messages, now).await?;

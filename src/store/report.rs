@@ -25,13 +25,16 @@ impl Store {
         );
         for r in &rows {
             let id: uuid::Uuid = r.get("id");
-            let pair = format!("{} <- {}", r.get::<String, _>("origin_endpoint"), r.get::<String, _>("origin_contact"));
+            // Conversations the agent desktop creates may have no origin pair
+            // (contract section 2 leaves the columns nullable): shown as "-".
+            let text = |column: &str| r.get::<Option<String>, _>(column).unwrap_or_else(|| "-".to_owned());
+            let pair = format!("{} <- {}", text("origin_endpoint"), text("origin_contact"));
             let links: Option<String> = r.get("links");
             let _ = writeln!(
                 out,
                 "{:<8}  {:<9}  {:<7}  {:<44}  {:>4}  {}{}",
                 &id.to_string()[28..],
-                r.get::<String, _>("origin_channel"),
+                text("origin_channel"),
                 r.get::<String, _>("status"),
                 pair,
                 r.get::<i64, _>("messages"),

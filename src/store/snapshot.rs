@@ -24,7 +24,14 @@ pub(super) async fn fetch(
     let mut snapshot = Snapshot { now, ..Snapshot::default() };
     stored_messages(tx, messages, &mut snapshot).await?;
     pair_bindings(tx, messages, &mut snapshot).await?;
-    let mut starts: Vec<Uuid> = snapshot.messages.values().chain(snapshot.pairs.values().flatten()).copied().collect();
+    replies(tx, messages, &mut snapshot).await?;
+    let mut starts: Vec<Uuid> = snapshot
+        .messages
+        .values()
+        .chain(snapshot.pairs.values().flatten())
+        .chain(snapshot.replies.values().flatten())
+        .copied()
+        .collect();
     starts.sort_unstable();
     starts.dedup();
     lock_chains(tx, starts, &mut snapshot).await?;
@@ -94,6 +101,77 @@ async fn pair_bindings(
     for row in rows {
         if let Some(channel) = Channel::parse(row.get(0)) {
             snapshot.pairs.entry((channel, row.get(1), row.get(2))).or_default().push(row.get(3));
+        }
+    }
+    Ok(())
+}
+
+/// The batch's reference candidates that are already stored, read before
+/// the locks so that only the others need one (see [`super::locks::keys_for`]).
+/// A stored message is never removed, so the answer cannot go stale.
+pub(super) async fn stored_references(
+    tx: &mut Transaction<'_, Postgres>,
+    messages: &[&InboundMessage],
+) -> Result<HashSet<super::locks::StoredRef>, sqlx::Error> {
+    let mut keys: HashSet<(Channel, &str, &str)> = HashSet::new();
+    for m in messages {
+        for r in m.reference_candidates() {
+            keys.insert((m.channel, m.endpoint.as_str(), r));
+        }
+    }
+    if keys.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let (channels, endpoints, ids) = columns(keys.into_iter());
+    let rows = sqlx::query(
+        "SELECT m.channel, m.endpoint, m.external_id
+         FROM unnest($1::text[], $2::text[], $3::text[]) AS k(channel, endpoint, external_id)
+         JOIN messages m ON m.channel = k.channel AND m.endpoint = k.endpoint AND m.external_id = k.external_id",
+    )
+    .bind(&channels)
+    .bind(&endpoints)
+    .bind(&ids)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows.iter().filter_map(|row| Some((Channel::parse(row.get(0))?, row.get(1), row.get(2)))).collect())
+}
+
+/// R1r: stored messages at the batch's endpoints whose `in_reply_to` or
+/// `references` name one of the batch's own ids, earliest stored first.
+/// Each id is locked by this batch (its message key), and every message
+/// naming it takes that lock too, so no such reply can commit unseen while
+/// the batch runs.
+async fn replies(
+    tx: &mut Transaction<'_, Postgres>,
+    messages: &[&InboundMessage],
+    snapshot: &mut Snapshot,
+) -> Result<(), sqlx::Error> {
+    let keys: HashSet<(Channel, &str, &str)> =
+        messages.iter().map(|m| (m.channel, m.endpoint.as_str(), m.external_id.as_str())).collect();
+    let (channels, endpoints, ids) = columns(keys.into_iter());
+    // Two probes, so each uses its index (a btree on in_reply_to, a GIN on
+    // references); UNION drops a message found by both.
+    let rows = sqlx::query(
+        "SELECT k.channel, k.endpoint, k.external_id, r.conversation_id
+         FROM unnest($1::text[], $2::text[], $3::text[]) AS k(channel, endpoint, external_id)
+         CROSS JOIN LATERAL (
+             SELECT m.id, m.conversation_id, m.stored_at FROM messages m
+             WHERE m.channel = k.channel AND m.endpoint = k.endpoint AND m.in_reply_to = k.external_id
+           UNION
+             SELECT m.id, m.conversation_id, m.stored_at FROM messages m
+             WHERE m.\"references\" @> ARRAY[k.external_id] AND m.channel = k.channel AND m.endpoint = k.endpoint
+         ) r
+         ORDER BY r.stored_at, r.id",
+    )
+    .bind(&channels)
+    .bind(&endpoints)
+    .bind(&ids)
+    .fetch_all(&mut **tx)
+    .await?;
+    for row in rows {
+        if let Some(channel) = Channel::parse(row.get("channel")) {
+            let key = (channel, row.get("endpoint"), row.get("external_id"));
+            snapshot.replies.entry(key).or_default().push(row.get("conversation_id"));
         }
     }
     Ok(())

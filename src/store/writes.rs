@@ -218,14 +218,49 @@ async fn insert_events(tx: &mut Transaction<'_, Postgres>, plan: &BatchPlan) -> 
     Ok(())
 }
 
-/// Drops stale sibling links, inserts the new links, and audits each link
-/// that did not exist yet with a `linked` event.
+/// Drops stale sibling links no Message-ID calls for any more, inserts the
+/// new links, and audits each link that did not exist yet with a `linked`
+/// event.
+///
+/// Links are the union over every Message-ID (and R1r), so whether a stale
+/// link may go depends on other Message-IDs than the batch's own, which
+/// other batches may be changing. Each `related` link this batch inserts or
+/// may delete is therefore locked first (ascending keys, after every other
+/// lock of the batch), and the "still needed" check runs in SQL after those
+/// locks, where it sees what the batch that held them committed.
 async fn relink(tx: &mut Transaction<'_, Postgres>, plan: &BatchPlan) -> Result<(), sqlx::Error> {
-    if !plan.unlinks.is_empty() {
-        let (from, to): (Vec<Uuid>, Vec<Uuid>) = plan.unlinks.iter().copied().unzip();
+    let mut keys: Vec<i64> = plan
+        .links
+        .iter()
+        .filter(|l| l.kind == "related")
+        .map(|l| (l.from, l.to))
+        .chain(plan.stale_siblings.iter().copied())
+        .map(|(from, to)| super::locks::link_key(from, to))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    if !keys.is_empty() {
+        super::locks::acquire_only(tx, &keys).await?;
+    }
+    if !plan.stale_siblings.is_empty() {
+        let (from, to): (Vec<Uuid>, Vec<Uuid>) = plan.stale_siblings.iter().copied().unzip();
+        // A sibling link (b, a) is needed while some email has inbound copies
+        // in both b and a and a is that email's main holder: no holder was
+        // created earlier (ties broken by id).
         sqlx::query(
             "DELETE FROM conversation_links l USING unnest($1::uuid[], $2::uuid[]) AS u(from_id, to_id)
-             WHERE l.kind = 'related' AND l.conversation_id = u.from_id AND l.related_conversation_id = u.to_id",
+             WHERE l.kind = 'related' AND l.sibling_only
+               AND l.conversation_id = u.from_id AND l.related_conversation_id = u.to_id
+               AND NOT EXISTS (
+                   SELECT 1 FROM messages b
+                   JOIN messages a ON a.channel = 'email' AND a.direction = 'inbound'
+                                  AND a.external_id = b.external_id AND a.conversation_id = u.to_id
+                   JOIN conversations main ON main.id = u.to_id
+                   WHERE b.channel = 'email' AND b.direction = 'inbound' AND b.conversation_id = u.from_id
+                     AND NOT EXISTS (
+                         SELECT 1 FROM messages h JOIN conversations hc ON hc.id = h.conversation_id
+                         WHERE h.channel = 'email' AND h.direction = 'inbound' AND h.external_id = b.external_id
+                           AND (hc.created_at, hc.id) < (main.created_at, main.id)))",
         )
         .bind(&from)
         .bind(&to)
@@ -241,20 +276,27 @@ async fn relink(tx: &mut Transaction<'_, Postgres>, plan: &BatchPlan) -> Result<
     let kinds: Vec<&str> = l.iter().map(|l| l.kind).collect();
     let causes: Vec<Uuid> = l.iter().map(|l| l.cause).collect();
     let statuses: Vec<Option<&str>> = l.iter().map(|l| l.event.map(Status::as_str)).collect();
+    let sibling: Vec<bool> = l.iter().map(|l| l.sibling).collect();
+    // A link another rule also calls for stops being R7's alone; `xmax = 0`
+    // tells a row this statement inserted from one it only updated, and
+    // only inserted links are audited.
     sqlx::query(
         "WITH wanted AS (
-             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::text[]) WITH ORDINALITY
-                    AS w(from_id, to_id, kind, cause, status, n)
-         ), inserted AS (
-             INSERT INTO conversation_links (conversation_id, related_conversation_id, kind, cause_message_id)
-             SELECT from_id, to_id, kind, cause FROM wanted ORDER BY n
-             ON CONFLICT DO NOTHING
-             RETURNING conversation_id, related_conversation_id, kind
+             SELECT DISTINCT ON (from_id, to_id, kind) * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::text[], $6::bool[])
+                    WITH ORDINALITY AS w(from_id, to_id, kind, cause, status, sibling, n)
+             ORDER BY from_id, to_id, kind, sibling, n
+         ), upserted AS (
+             INSERT INTO conversation_links (conversation_id, related_conversation_id, kind, cause_message_id, sibling_only)
+             SELECT from_id, to_id, kind, cause, sibling FROM wanted ORDER BY n
+             ON CONFLICT (conversation_id, related_conversation_id, kind)
+                 DO UPDATE SET sibling_only = false
+                 WHERE conversation_links.sibling_only AND NOT EXCLUDED.sibling_only
+             RETURNING conversation_id, related_conversation_id, kind, xmax = 0 AS inserted
          )
          INSERT INTO conversation_events (conversation_id, kind, from_status, to_status, message_id, related_conversation_id)
          SELECT w.from_id, 'linked', w.status, w.status, w.cause, w.to_id
-         FROM inserted i JOIN wanted w ON w.from_id = i.conversation_id AND w.to_id = i.related_conversation_id AND w.kind = i.kind
-         WHERE w.status IS NOT NULL
+         FROM upserted i JOIN wanted w ON w.from_id = i.conversation_id AND w.to_id = i.related_conversation_id AND w.kind = i.kind
+         WHERE i.inserted AND w.status IS NOT NULL
          ORDER BY w.n",
     )
     .bind(&from)
@@ -262,6 +304,7 @@ async fn relink(tx: &mut Transaction<'_, Postgres>, plan: &BatchPlan) -> Result<
     .bind(&kinds)
     .bind(&causes)
     .bind(&statuses)
+    .bind(&sibling)
     .execute(&mut **tx)
     .await?;
     Ok(())

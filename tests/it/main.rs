@@ -2,9 +2,11 @@
 //! Postgres, with its own topics and database (see `harness`).
 
 mod agent;
+mod agent_race;
 mod automatic_mail;
 mod broker;
 mod broker_outage;
+mod clock;
 mod concurrency;
 mod dead_letters;
 mod email_ids;
@@ -18,7 +20,10 @@ mod outage;
 mod partial_batches;
 mod provider_payloads;
 mod replay;
+mod replies_first;
+mod report;
 mod rules;
 mod sdk_records;
 mod security;
 mod siblings;
+mod windows;

@@ -1,0 +1,158 @@
+//! A simple in-memory database for the property tests: the tables the store
+//! writes, applied the way the store applies a [`BatchPlan`] (including the
+//! SQL-side rule that a stale sibling link is deleted only when no
+//! Message-ID calls for it and no other rule made it), plus the agent
+//! desktop's actions of contract section 4.
+
+use super::batch::*;
+use super::*;
+use chrono::TimeZone;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A related or follow-up link: (from, to, kind).
+pub(super) type Link = (Uuid, Uuid, &'static str);
+
+#[derive(Default)]
+pub(super) struct Db {
+    pub convs: BTreeMap<Uuid, ConversationRow>,
+    pub bindings: Vec<(PairKey, Uuid)>,
+    pub messages: BTreeMap<MessageKey, Uuid>,
+    /// Every stored message's references, in the order they were stored.
+    pub stored: Vec<(MessageKey, Vec<String>)>,
+    /// The message that created each conversation: its name across runs.
+    pub creator: BTreeMap<Uuid, MessageKey>,
+    pub links: BTreeSet<Link>,
+    /// `related` links R7 alone is the reason for (`sibling_only`).
+    pub sibling_only: BTreeSet<(Uuid, Uuid)>,
+    /// Every message key ever sent, for I2.
+    pub sent: BTreeSet<MessageKey>,
+    pub clock: i64,
+    pub next_id: u128,
+}
+
+impl Db {
+    pub fn now(&self) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_700_000_000 + self.clock * 10, 0).unwrap()
+    }
+
+    /// What the store's snapshot queries return (a superset is harmless:
+    /// the planner looks facts up by key).
+    fn snapshot(&self, batch: &[&InboundMessage]) -> Snapshot {
+        let mut pairs: HashMap<PairKey, Vec<Uuid>> = HashMap::new();
+        for (pair, id) in &self.bindings {
+            pairs.entry(pair.clone()).or_default().push(*id);
+        }
+        let mut holders: HashMap<String, Vec<Holder>> = HashMap::new();
+        for ((channel, _, id), conv) in &self.messages {
+            if *channel == Channel::Email && batch.iter().any(|m| m.external_id.as_str() == id) {
+                let c = self.convs[conv].conversation;
+                holders.entry(id.clone()).or_default().push(Holder {
+                    conversation_id: *conv,
+                    created_at: c.created_at,
+                    status: c.status,
+                });
+            }
+        }
+        let mut replies: HashMap<MessageKey, Vec<Uuid>> = HashMap::new();
+        for (key, refs) in &self.stored {
+            let (channel, endpoint, _) = key;
+            let conv = self.messages[key];
+            let mut named: Vec<&String> = refs.iter().collect();
+            named.sort();
+            named.dedup();
+            for parent in named {
+                replies.entry((*channel, endpoint.clone(), parent.clone())).or_default().push(conv);
+            }
+        }
+        let related_links = self.links.iter().filter(|l| l.2 == "related").map(|l| (l.0, l.1)).collect();
+        Snapshot {
+            now: self.now(),
+            messages: self.messages.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            pairs,
+            conversations: self.convs.iter().map(|(k, v)| (*k, *v)).collect(),
+            customers: HashMap::new(),
+            holders,
+            related_links,
+            replies,
+        }
+    }
+
+    pub fn place(&mut self, batch: &[InboundMessage], policy: &Policy) {
+        self.clock += 1;
+        let refs: Vec<&InboundMessage> = batch.iter().collect();
+        self.sent.extend(batch.iter().map(|m| (m.channel, m.endpoint.to_string(), m.external_id.to_string())));
+        let snapshot = self.snapshot(&refs);
+        let mut next = self.next_id;
+        let plan = plan_batch(&refs, snapshot, policy, || {
+            next += 1;
+            Uuid::from_u128(next)
+        });
+        self.next_id = next;
+        for c in &plan.new_conversations {
+            let conversation =
+                Conversation { id: c.id, status: Status::Open, created_at: c.created_at, closed_at: None };
+            self.convs.insert(c.id, ConversationRow { conversation, merged_into: None });
+            self.bindings.push((c.pair.clone(), c.id));
+        }
+        for m in &plan.messages {
+            let msg = &batch[m.item];
+            let key = (msg.channel, msg.endpoint.to_string(), msg.external_id.to_string());
+            self.creator.entry(m.conversation_id).or_insert_with(|| key.clone());
+            self.messages.insert(key.clone(), m.conversation_id);
+            self.stored.push((key, msg.reference_candidates().map(str::to_owned).collect()));
+        }
+        for u in plan.updates.iter().filter(|u| u.reopen) {
+            self.convs.get_mut(&u.id).unwrap().conversation.status = Status::Open;
+        }
+        // As the store's DELETE: only R7's own links, only when no
+        // Message-ID (after this batch's messages) calls for them.
+        let needed = self.sibling_links_called_for();
+        for link in &plan.stale_siblings {
+            if self.sibling_only.contains(link) && !needed.contains(link) {
+                self.links.remove(&(link.0, link.1, "related"));
+                self.sibling_only.remove(link);
+            }
+        }
+        for l in &plan.links {
+            let inserted = self.links.insert((l.from, l.to, l.kind));
+            if l.kind == "related" {
+                if inserted && l.sibling {
+                    self.sibling_only.insert((l.from, l.to));
+                } else if !l.sibling {
+                    self.sibling_only.remove(&(l.from, l.to));
+                }
+            }
+        }
+    }
+
+    /// R7 in the contract's words, without the planner's code: for every
+    /// Message-ID, each conversation holding an inbound copy other than the
+    /// earliest created one (ties by id) links to that one.
+    pub fn sibling_links_called_for(&self) -> BTreeSet<(Uuid, Uuid)> {
+        let mut by_id: BTreeMap<&str, BTreeSet<Uuid>> = BTreeMap::new();
+        for ((channel, _, id), conv) in &self.messages {
+            if *channel == Channel::Email {
+                by_id.entry(id.as_str()).or_default().insert(*conv);
+            }
+        }
+        let mut out = BTreeSet::new();
+        for holders in by_id.values() {
+            let mut main: Option<Uuid> = None;
+            for h in holders {
+                let earlier = |m: &Uuid| {
+                    let (a, b) = (self.convs[h].conversation.created_at, self.convs[m].conversation.created_at);
+                    a < b || (a == b && h < m)
+                };
+                if main.as_ref().is_none_or(earlier) {
+                    main = Some(*h);
+                }
+            }
+            for h in holders {
+                if Some(*h) != main {
+                    out.insert((*h, main.expect("a non-empty set has a main holder")));
+                }
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,115 @@
+//! I1 against the agent's add-channel (contract section 4): the database
+//! serialises a binding with the worker's decision for the pair, and refuses
+//! a binding or a reopen that would give a pair a second ongoing conversation.
+
+use crate::agent::*;
+use crate::harness::TestEnv;
+use std::time::Duration;
+use switchboard::worker::{self, Mode};
+
+const SUPPORT: &str = "support@acme.example";
+const ANA: &str = "ana@example.com";
+const ANA_PHONE: &str = "385916242493";
+
+/// Pairs with more than one ongoing conversation bound to them.
+async fn i1_violations(env: &TestEnv) -> i64 {
+    env.count(
+        "SELECT count(*) FROM (
+           SELECT channel, endpoint, contact FROM (
+             SELECT cc.channel, cc.endpoint, cc.contact, c.id FROM conversation_channels cc JOIN conversations c ON c.id = cc.conversation_id
+              WHERE c.status <> 'closed' AND c.merged_into IS NULL
+             UNION
+             SELECT origin_channel, origin_endpoint, origin_contact, id FROM conversations
+              WHERE status <> 'closed' AND merged_into IS NULL AND origin_channel IS NOT NULL) b
+           GROUP BY 1, 2, 3 HAVING count(DISTINCT id) > 1) broken",
+    )
+    .await
+}
+
+/// Waits until some session of this test's database waits for an advisory lock.
+pub async fn until_a_session_waits_for_an_advisory_lock(env: &TestEnv) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let waiting = env
+            .count(
+                "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                 WHERE l.locktype = 'advisory' AND NOT l.granted AND a.datname = current_database()",
+            )
+            .await;
+        if waiting > 0 {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the worker never waited for the agent's binding");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_add_channel_held_open_across_the_workers_batch_makes_the_batch_wait_and_join_it() {
+    let env = TestEnv::new(1).await;
+    env.publish(&mail(SUPPORT, "a1@example.com", ANA, None, &[], "")).await;
+    env.run_to_end().await;
+    let a = conversation_of(&env.pool, "a1@example.com", SUPPORT).await;
+
+    // The agent adds Ana's phone to A and has not committed yet.
+    let mut agent = env.pool.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO conversation_channels (conversation_id, channel, endpoint, contact) VALUES ($1, 'sms', '800', $2)",
+    )
+    .bind(a)
+    .bind(ANA_PHONE)
+    .execute(&mut *agent)
+    .await
+    .unwrap();
+
+    // Meanwhile Ana texts that number, and the worker places it.
+    env.publish(&sms("s1", "+385 91 624 2493", "800", "it's me")).await;
+    let settings = env.settings.clone();
+    let run = tokio::spawn(async move { worker::run(&settings, Mode::StopAtEnd, std::future::pending()).await });
+    until_a_session_waits_for_an_advisory_lock(&env).await;
+    assert_eq!(env.count("SELECT count(*) FROM messages WHERE channel = 'sms'").await, 0, "the batch waits");
+
+    agent.commit().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(120), run).await.expect("the worker ends").unwrap().unwrap();
+    assert_eq!(conversation_of(&env.pool, "s1", "800").await, a, "the message joins the bound conversation");
+    assert_eq!(env.count("SELECT count(*) FROM conversations").await, 1);
+    assert_eq!(i1_violations(&env).await, 0, "I1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binding_or_reopening_into_a_pair_that_has_an_ongoing_conversation_is_refused() {
+    let env = TestEnv::new(1).await;
+    env.publish(&mail(SUPPORT, "a1@example.com", ANA, None, &[], "")).await;
+    env.publish(&sms("s1", "+385 91 624 2493", "800", "hello")).await;
+    env.run_to_end().await;
+    let (a, b) =
+        (conversation_of(&env.pool, "a1@example.com", SUPPORT).await, conversation_of(&env.pool, "s1", "800").await);
+    let bind =
+        "INSERT INTO conversation_channels (conversation_id, channel, endpoint, contact) VALUES ($1, 'sms', '800', $2)";
+
+    // B is the pair's ongoing conversation: binding the pair to A is refused.
+    let err = sqlx::query(bind).bind(a).bind(ANA_PHONE).execute(&env.pool).await.unwrap_err();
+    let db = err.as_database_error().expect("a database error");
+    assert_eq!(db.code().as_deref(), Some("23505"), "{db}");
+    assert_eq!(db.constraint(), Some("conversation_channels_one_ongoing_per_pair"), "{db}");
+
+    // Once B is closed the binding is allowed, and reopening B is refused.
+    set_status(&env.pool, b, "closed").await;
+    add_channel(&env.pool, a, "sms", "800", ANA_PHONE).await;
+    let reopen =
+        sqlx::query("UPDATE conversations SET status = 'open', closed_at = NULL, updated_at = now() WHERE id = $1")
+            .bind(b)
+            .execute(&env.pool)
+            .await
+            .unwrap_err();
+    assert_eq!(
+        reopen.as_database_error().and_then(|e| e.constraint().map(str::to_owned)).as_deref(),
+        Some("conversation_channels_one_ongoing_per_pair")
+    );
+    assert_eq!(i1_violations(&env).await, 0, "I1");
+
+    // The worker's next message on the pair goes to A.
+    env.publish(&sms("s2", "+385 91 624 2493", "800", "again")).await;
+    env.run_to_end().await;
+    assert_eq!(conversation_of(&env.pool, "s2", "800").await, a);
+}
