@@ -96,7 +96,9 @@ async fn thread_errors(env: &TestEnv, threads: usize, replies: usize) -> Vec<Str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_placing_parents_and_replies_at_once_keep_every_thread_together() {
-    const THREADS: usize = 40;
+    // Enough threads that the second worker joins while the first is
+    // still busy: a rebalance hands it partitions mid-run.
+    const THREADS: usize = 200;
     const REPLIES: usize = 3;
     let env = TestEnv::with(4, |s| s.worker.batch_max_records = 5).await;
     // Replies first in each partition's log, parents after: keyed by
