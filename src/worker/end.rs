@@ -1,0 +1,104 @@
+//! `run --stop-at-end`: the topics are consumed when every partition of the
+//! input topics has its group's committed offset at the end it had when the
+//! run started, whoever holds it. Partitions held by live members are
+//! finished by them; partitions held by crashed members come back through a
+//! rebalance once their sessions time out, and this member places them.
+
+use crate::kafka::{Consumer, KafkaError, PartitionKey};
+use futures::FutureExt as _;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+
+/// How often the waiting is logged.
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Whether the run may end.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum EndCheck {
+    Done,
+    Waiting,
+    /// Waited `stop_at_end_timeout`; these partitions are still short.
+    GaveUp(Vec<String>),
+}
+
+/// The ends to reach and the last look at the committed offsets.
+pub(super) struct EndOfTopics {
+    /// The end offset each non-empty partition had at start.
+    targets: HashMap<PartitionKey, i64>,
+    started: Instant,
+    timeout: Duration,
+    last_log: Instant,
+    lookup: Option<JoinHandle<Result<HashMap<PartitionKey, i64>, KafkaError>>>,
+    /// Partitions short of their end at the last look, described.
+    short: Vec<String>,
+}
+
+impl EndOfTopics {
+    /// Reads every partition's end from the broker.
+    pub async fn start(consumer: &Arc<Consumer>, topics: &[&str], timeout: Duration) -> anyhow::Result<EndOfTopics> {
+        let owned: Vec<String> = topics.iter().map(|t| (*t).to_owned()).collect();
+        let c = consumer.clone();
+        let ends = tokio::task::spawn_blocking(move || {
+            let refs: Vec<&str> = owned.iter().map(String::as_str).collect();
+            c.partition_ends(&refs)
+        })
+        .await??;
+        // A partition whose low mark is its end has nothing to read.
+        let targets: HashMap<PartitionKey, i64> =
+            ends.into_iter().filter(|(_, (low, high))| high > low).map(|(k, (_, high))| (k, high)).collect();
+        tracing::info!(
+            partitions = targets.len(),
+            records_at_most = targets.values().sum::<i64>(),
+            "Consuming until every partition is committed at the end it has now."
+        );
+        let now = Instant::now();
+        Ok(EndOfTopics { targets, started: now, timeout, last_log: now, lookup: None, short: Vec::new() })
+    }
+
+    /// Looks at the committed offsets (in the background; the consumer
+    /// keeps being polled meanwhile) and says whether the run may end.
+    pub fn check(&mut self, consumer: &Arc<Consumer>) -> EndCheck {
+        if let Some(lookup) = self.lookup.take_if(|l| l.is_finished()) {
+            match lookup.now_or_never().and_then(Result::ok) {
+                Some(Ok(committed)) => {
+                    let mut short: Vec<String> = self
+                        .targets
+                        .iter()
+                        .filter(|(k, end)| committed.get(*k).is_none_or(|c| c < *end))
+                        .map(|(k, end)| {
+                            let at = committed.get(k).map_or("none".to_owned(), i64::to_string);
+                            let holder = if consumer.assignment().contains(k) {
+                                "this member"
+                            } else {
+                                "another or a crashed member"
+                            };
+                            format!("{}/{} committed {at} of {end} (held by {holder})", k.0, k.1)
+                        })
+                        .collect();
+                    short.sort();
+                    if short.is_empty() {
+                        return EndCheck::Done;
+                    }
+                    self.short = short;
+                }
+                Some(Err(e)) => tracing::debug!(error = %e, "Reading committed offsets failed; trying again."),
+                None => {}
+            }
+        }
+        if self.started.elapsed() > self.timeout {
+            return EndCheck::GaveUp(self.short.clone());
+        }
+        if self.last_log.elapsed() >= LOG_EVERY && !self.short.is_empty() {
+            self.last_log = Instant::now();
+            tracing::info!(remaining = self.short.len(), waiting_for = ?self.short.iter().take(8).collect::<Vec<_>>(), "Waiting for partitions to be committed at their end.");
+        }
+        if self.lookup.is_none() {
+            let keys: Vec<PartitionKey> = self.targets.keys().cloned().collect();
+            let c = consumer.clone();
+            self.lookup = Some(tokio::task::spawn_blocking(move || c.committed(&keys)));
+        }
+        EndCheck::Waiting
+    }
+}
