@@ -29,7 +29,8 @@ pub(super) struct EndOfTopics {
     targets: HashMap<PartitionKey, i64>,
     started: Instant,
     timeout: Duration,
-    last_log: Instant,
+    /// When the waiting was last logged: at once, then every `LOG_EVERY`.
+    last_log: Option<Instant>,
     lookup: Option<JoinHandle<Result<HashMap<PartitionKey, i64>, KafkaError>>>,
     /// Partitions short of their end at the last look, described.
     short: Vec<String>,
@@ -54,7 +55,7 @@ impl EndOfTopics {
             "Consuming until every partition is committed at the end it has now."
         );
         let now = Instant::now();
-        Ok(EndOfTopics { targets, started: now, timeout, last_log: now, lookup: None, short: Vec::new() })
+        Ok(EndOfTopics { targets, started: now, timeout, last_log: None, lookup: None, short: Vec::new() })
     }
 
     /// Looks at the committed offsets (in the background; the consumer
@@ -90,8 +91,8 @@ impl EndOfTopics {
         if self.started.elapsed() > self.timeout {
             return EndCheck::GaveUp(self.short.clone());
         }
-        if self.last_log.elapsed() >= LOG_EVERY && !self.short.is_empty() {
-            self.last_log = Instant::now();
+        if self.last_log.is_none_or(|t| t.elapsed() >= LOG_EVERY) && !self.short.is_empty() {
+            self.last_log = Some(Instant::now());
             tracing::info!(remaining = self.short.len(), waiting_for = ?self.short.iter().take(8).collect::<Vec<_>>(), "Waiting for partitions to be committed at their end.");
         }
         if self.lookup.is_none() {

@@ -11,6 +11,7 @@
 //!   abandoned at `drain_timeout`) before its new owner reads it.
 //! - [`end`]: `--stop-at-end`, over every partition of the input topics.
 //! - [`batch`] and [`retry`]: one batch step and the wait on transient failures.
+//! - [`lock_budget`]: batches cut so the pool never exhausts Postgres's lock table.
 //!
 //! A stop request ends reading, lets in-flight batches finish for up to
 //! `shutdown_timeout`, commits what finished, and leaves the group.
@@ -20,6 +21,7 @@ mod buffer;
 mod end;
 mod handover;
 mod lifecycle;
+mod lock_budget;
 mod partition;
 mod partitions;
 mod reader;
@@ -71,6 +73,33 @@ pub enum RunError {
     EndNotReached(Vec<String>),
 }
 
+/// The batch size that keeps the pool within Postgres's lock table; the
+/// configured one when Postgres cannot be asked yet (it is then down, and
+/// batches wait for it anyway; the next start checks again).
+async fn batch_records_within_lock_budget(settings: &Settings, store: &Store) -> usize {
+    let configured = settings.worker.batch_max_records;
+    let table = match tokio::time::timeout(std::time::Duration::from_secs(10), store.lock_table()).await {
+        Ok(Ok(table)) => table,
+        _ => {
+            tracing::warn!("Could not read Postgres's lock table size; batches keep their configured size.");
+            return configured;
+        }
+    };
+    let pool = u64::from(settings.database.max_connections);
+    let budget = lock_budget::size(table.capacity(), pool, table.connections, configured);
+    if budget.batch_records < configured {
+        tracing::warn!(
+            configured,
+            batch_max_records = budget.batch_records,
+            lock_table = table.capacity(),
+            pool,
+            max_locks_per_transaction_needed = budget.locks_per_transaction_needed,
+            "Batches are cut to fit Postgres's lock table; set max_locks_per_transaction to the value needed for the configured size.",
+        );
+    }
+    budget.batch_records
+}
+
 /// Consumes until `shutdown` resolves (or the end, per `mode`), then
 /// finishes in-flight batches, commits offsets and returns.
 pub async fn run(settings: &Settings, mode: Mode, shutdown: impl Future<Output = ()>) -> anyhow::Result<RunReport> {
@@ -98,12 +127,15 @@ pub async fn run_observed(
         stats: stats.clone(),
     });
     let limits = Limits {
-        batch_records: w.batch_max_records,
+        batch_records: batch_records_within_lock_budget(settings, &pipeline.store).await,
         batch_bytes: w.batch_max_bytes,
         partition_records: w.partition_queue_records,
         partition_bytes: w.partition_queue_bytes,
     };
-    let topics = settings.kafka.topics.inputs();
+    // Deduplicated: two channels may share a topic.
+    let mut topics = settings.kafka.topics.inputs().to_vec();
+    topics.sort_unstable();
+    topics.dedup();
     let handover = Arc::new(Handover { partitions: partitions.clone(), drain_timeout: w.drain_timeout });
     let consumer = Consumer::subscribe(&settings.kafka, &topics, handover)?;
     tracing::info!(group = %settings.kafka.group_id, topics = ?topics, "Consuming.");
