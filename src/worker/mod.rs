@@ -141,7 +141,7 @@ pub async fn run_observed(
     tracing::info!(group = %settings.kafka.group_id, topics = ?topics, "Consuming.");
 
     let end = match mode {
-        Mode::StopAtEnd => Some(EndOfTopics::start(&consumer, &topics, w.stop_at_end_timeout).await?),
+        Mode::StopAtEnd => Some(EndOfTopics::new(&topics, w.stop_at_end_timeout)),
         Mode::Forever => None,
     };
     let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();

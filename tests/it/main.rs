@@ -12,6 +12,7 @@ mod head_of_line;
 mod dead_letters;
 mod end_to_end;
 mod lifecycle;
+mod lock_budget;
 mod memory;
 mod outage;
 mod replay;
