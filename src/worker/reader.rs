@@ -81,6 +81,11 @@ impl KafkaReader {
     fn route(&self, record: SourceRecord) {
         let key: PartitionKey = (record.topic.clone(), record.partition);
         let mut slots = self.partitions.lock();
+        // A record of a partition given away (fetched before the revocation)
+        // must not start a task here: its new owner places it.
+        if !slots.contains_key(&key) && !self.consumer.assignment().contains(&key) {
+            return;
+        }
         let slot = slots.entry(key.clone()).or_insert_with(|| {
             let buffer = Arc::new(PartitionBuffer::default());
             let task = self.spawner.spawn(key.clone(), 0, buffer.clone(), Duration::ZERO);
