@@ -8,7 +8,8 @@
 //! consumer for the others. librdkafka discards the records it prefetched for
 //! a paused partition and, on pause, rewinds the partition's fetch position
 //! to the record after the last one handed to the application (librdkafka
-//! 2.x, `rd_kafka_toppar_op_pause_resume`), so nothing is skipped on resume.
+//! 2.x, `rd_kafka_toppar_op_pause_resume`); the worker also seeks to the first
+//! record it has not buffered before resuming, so nothing is skipped.
 
 use super::client_config;
 use crate::config::KafkaSettings;

@@ -139,6 +139,13 @@ impl KafkaReader {
         let mut slots = self.partitions.lock();
         for (key, slot) in slots.iter_mut() {
             if slot.state == Lifecycle::Paused && self.limits.drained(slot.buffer.held()) {
+                // librdkafka dropped what it prefetched for the paused
+                // partition and rewinds to the record after the last one it
+                // delivered; the explicit seek to the first record not yet
+                // buffered makes that independent of librdkafka's version.
+                if let Some(next) = slot.next_expected {
+                    self.consumer.seek(key, next);
+                }
                 self.consumer.resume(key);
                 slot.state = Lifecycle::Assigned;
                 tracing::debug!(topic = %key.0, partition = key.1, "Partition resumed.");
