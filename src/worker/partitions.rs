@@ -146,3 +146,54 @@ pub(super) async fn wait_for_exit(
     }
     late
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A slot whose "task" ends when its buffer is closed, or never.
+    fn slot(ends_on_close: bool) -> Slot {
+        let buffer = Arc::new(PartitionBuffer::default());
+        let (stop, _) = watch::channel(false);
+        let (exited_tx, exited) = watch::channel(false);
+        let b = buffer.clone();
+        let limits =
+            super::super::buffer::Limits { batch_records: 1, batch_bytes: 1, partition_records: 1, partition_bytes: 1 };
+        let handle = tokio::spawn(async move {
+            if ends_on_close {
+                while b.next_batch(&limits).await.is_some() {}
+            } else {
+                std::future::pending::<()>().await;
+            }
+            let _ = exited_tx.send(true);
+        });
+        Slot {
+            state: Lifecycle::Assigned,
+            generation: 0,
+            buffer,
+            task: TaskHandles { stop, exited, abort: handle.abort_handle() },
+            next_expected: None,
+            first_offset: None,
+            done_up_to: None,
+            restarts: 0,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn draining_waits_for_finished_tasks_and_names_the_late_ones() {
+        let partitions = Partitions::default();
+        let (quick, stuck) = (("t".to_owned(), 0), ("t".to_owned(), 1));
+        partitions.lock().insert(quick.clone(), slot(true));
+        partitions.lock().insert(stuck.clone(), slot(false));
+        let waiting = partitions.start_draining(None, false);
+        assert!(partitions.view().iter().all(|v| v.state == Lifecycle::Draining));
+        let late = wait_for_exit(waiting, Duration::from_secs(5)).await;
+        assert_eq!(late, vec![stuck.clone()], "only the stuck task missed the deadline");
+
+        partitions.abandon(&late);
+        let exited = partitions.lock()[&stuck].task.exited.clone();
+        assert!(wait_for_exit(vec![(stuck.clone(), exited)], Duration::from_secs(1)).await.is_empty(), "aborted");
+        partitions.remove(&[quick, stuck]);
+        assert!(partitions.view().is_empty());
+    }
+}
