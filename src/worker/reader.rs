@@ -166,7 +166,7 @@ impl KafkaReader {
         }
         let Some(from) = slot.done_up_to.or(slot.first_offset) else { return };
         slot.restarts += 1;
-        let delay = self.restart.initial.saturating_mul(1 << slot.restarts.min(16)).min(self.restart.max);
+        let delay = restart_delay(self.restart, slot.restarts);
         tracing::error!(topic = %key.0, partition = key.1, panic, from_offset = from, restarts = slot.restarts, retry_in_ms = delay.as_millis() as u64, "Partition task failed; restarting it from its last stored offset.");
         slot.buffer.close();
         slot.buffer = Arc::new(PartitionBuffer::default());
@@ -180,5 +180,24 @@ impl KafkaReader {
             self.consumer.resume(&key);
         }
         slot.state = Lifecycle::Restarting;
+    }
+}
+
+/// The wait before the `restarts`-th restart of a failing partition task:
+/// doubling from `initial`, capped at `max`.
+fn restart_delay(policy: RetryPolicy, restarts: u32) -> Duration {
+    policy.initial.saturating_mul(1 << restarts.min(16)).min(policy.max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restarts_back_off_doubling_up_to_the_cap() {
+        let p = RetryPolicy { initial: Duration::from_millis(100), max: Duration::from_secs(30) };
+        assert_eq!(restart_delay(p, 1), Duration::from_millis(200));
+        assert_eq!(restart_delay(p, 2), Duration::from_millis(400));
+        assert_eq!(restart_delay(p, 40), Duration::from_secs(30));
     }
 }

@@ -49,7 +49,10 @@ async fn stop_at_end_after_killed_members_waits_for_their_partitions() {
     let logs = json_logs(&out.stderr);
     let waiting = logged(&logs, "Waiting for partitions to be committed at their end");
     assert!(!waiting.is_empty(), "it says what it waits for");
-    assert!(waiting[0]["fields"]["waiting_for"].as_str().is_some_and(|w| w.contains("crashed")), "{:?}", waiting[0]);
+    // Whether the first look still saw the dead members holding partitions
+    // depends on how fast the group noticed them; what it names is the
+    // partitions short of their ends.
+    assert!(waiting[0]["fields"]["waiting_for"].as_str().is_some_and(|w| w.contains("of 500")), "{:?}", waiting[0]);
 
     assert_eq!(env.count("SELECT count(*) FROM messages").await, 2000, "the topics are consumed");
     assert_eq!(env.count("SELECT count(DISTINCT external_id) FROM messages").await, 2000);
