@@ -16,6 +16,7 @@
 //! A stop request ends reading, lets in-flight batches finish for up to
 //! `shutdown_timeout`, commits what finished, and leaves the group.
 
+mod allocator;
 mod batch;
 mod buffer;
 mod end;
@@ -115,6 +116,7 @@ pub async fn run_observed(
     partitions: Partitions,
 ) -> anyhow::Result<RunReport> {
     let w = &settings.worker;
+    allocator::return_large_blocks_to_the_system();
     let stats = Arc::new(Stats::default());
     let store = Store::connect_lazy(&settings.database.url, settings.database.max_connections)?;
     let pipeline = Arc::new(Pipeline {
