@@ -79,13 +79,38 @@ impl TopicSettings {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkerSettings {
+    /// Larger records are dead-lettered as `too_large`.
     pub max_record_bytes: usize,
+    /// Records of one partition per transaction, at most.
     pub batch_max_records: usize,
+    /// Bytes (record values, keys and headers) per transaction, at most; a
+    /// single larger record still goes alone.
+    pub batch_max_bytes: usize,
+    /// Records buffered per partition (in-flight batch included) before the
+    /// partition is paused.
     pub partition_queue_records: usize,
+    /// Bytes buffered per partition (in-flight batch included) before the
+    /// partition is paused.
+    pub partition_queue_bytes: usize,
     #[serde(with = "duration_text")]
     pub retry_initial: Duration,
     #[serde(with = "duration_text")]
     pub retry_max: Duration,
+    /// How long a revoked partition's in-flight batch may run before it is
+    /// abandoned and the partition handed over.
+    #[serde(with = "duration_text")]
+    pub drain_timeout: Duration,
+    /// How long a stop request (SIGTERM) waits for in-flight batches.
+    #[serde(with = "duration_text")]
+    pub shutdown_timeout: Duration,
+    /// How long `run --stop-at-end` waits for every partition to be
+    /// committed at its end before it gives up with an error.
+    #[serde(with = "duration_text")]
+    pub stop_at_end_timeout: Duration,
+    /// For tests only: `topic/partition/offset` of a record whose batch makes
+    /// the partition task panic, once per process. Empty: off.
+    #[serde(default)]
+    pub test_panic_at: String,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -216,8 +241,18 @@ impl Settings {
 
     fn validate(&self) -> Result<(), SettingsError> {
         let invalid = |m: String| Err(SettingsError::Invalid(m));
-        if self.worker.batch_max_records == 0 || self.worker.partition_queue_records == 0 {
-            return invalid("worker.batch_max_records and worker.partition_queue_records must be positive".into());
+        let w = &self.worker;
+        if w.batch_max_records == 0
+            || w.partition_queue_records == 0
+            || w.batch_max_bytes == 0
+            || w.partition_queue_bytes == 0
+        {
+            return invalid("worker.batch_max_* and worker.partition_queue_* must be positive".into());
+        }
+        if w.batch_max_records > w.partition_queue_records || w.batch_max_bytes > w.partition_queue_bytes {
+            return invalid(
+                "a batch must fit in its partition's buffer: worker.batch_max_* <= worker.partition_queue_*".into(),
+            );
         }
         if self.database.max_connections == 0 {
             return invalid("database.max_connections must be positive".into());
@@ -275,6 +310,9 @@ mod tests {
         assert_eq!(s.kafka.topics.inputs(), ["inbound.email", "inbound.sms", "inbound.messenger"]);
         assert_eq!(s.kafka.topics.dlq, "inbound.dlq");
         assert_eq!(s.worker.max_record_bytes, 10 * 1024 * 1024);
+        assert_eq!(s.worker.shutdown_timeout, Duration::from_secs(30));
+        assert_eq!(s.worker.batch_max_bytes, 8 * 1024 * 1024);
+        assert!(s.worker.test_panic_at.is_empty());
         let policy = s.policy().unwrap();
         assert_eq!(policy.reopen, vec![Status::Waiting, Status::Solved]);
         assert_eq!(policy.sms_follow_up_window, Some(chrono::Duration::days(7)));
@@ -353,6 +391,12 @@ mod tests {
         let mut s = Settings::load(&Overrides::default(), &[]).unwrap();
         s.placement.sms_follow_up_window = Duration::ZERO;
         assert_eq!(s.policy().unwrap().sms_follow_up_window, None);
+    }
+
+    #[test]
+    fn a_batch_larger_than_the_buffer_is_refused() {
+        let err = Settings::load(&Overrides::default(), &env(&[("SWITCHBOARD__WORKER__BATCH_MAX_BYTES", "999999999")]));
+        assert!(matches!(err, Err(SettingsError::Invalid(m)) if m.contains("fit")));
     }
 
     #[test]

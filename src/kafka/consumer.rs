@@ -2,6 +2,14 @@
 //! but only offsets the worker explicitly stored after a batch was durably
 //! applied or dead-lettered (`enable.auto.offset.store=false`), so a crash
 //! replays at most the unfinished batches, which R0 then absorbs.
+//!
+//! Flow control is per partition: the worker pauses a partition whose buffer
+//! is full and resumes it when it drains, while it keeps polling this
+//! consumer for the others. librdkafka discards the records it prefetched for
+//! a paused partition and, on pause, rewinds the partition's fetch position
+//! to the record after the last one handed to the application (librdkafka
+//! 2.x, `rd_kafka_toppar_op_pause_resume`); the worker also seeks to the first
+//! record it has not buffered before resuming, so nothing is skipped.
 
 use super::client_config;
 use crate::config::KafkaSettings;
@@ -11,40 +19,69 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use std::collections::{BTreeSet, HashMap};
-use std::ffi::CString;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// A (topic, partition).
 pub type PartitionKey = (String, i32);
 
-/// Tracks the current assignment, which the stop-at-end logic reads.
-#[derive(Default)]
+/// What the worker does when the group moves partitions. Both methods run on
+/// the thread that polls the consumer, inside librdkafka's rebalance
+/// callback: the rebalance completes only when they return.
+pub trait RebalanceListener: Send + Sync {
+    /// `partitions` were added to this member's assignment.
+    fn assigned(&self, partitions: &[PartitionKey]);
+    /// `partitions` are about to be given away: return once their in-flight
+    /// work is finished (its offsets stored) or abandoned. The stored offsets
+    /// are committed right after, before the new owner can fetch.
+    fn revoking(&self, partitions: &[PartitionKey]);
+}
+
+/// Tracks the current assignment and forwards rebalances to the listener.
 struct Context {
     assignment: Mutex<BTreeSet<PartitionKey>>,
+    listener: Arc<dyn RebalanceListener>,
 }
 
 impl ClientContext for Context {}
 
+fn keys(tpl: &TopicPartitionList) -> Vec<PartitionKey> {
+    tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect()
+}
+
 impl ConsumerContext for Context {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let revoked = keys(tpl);
+            self.listener.revoking(&revoked);
+            // Commit what the drained partitions stored, so the new owner
+            // starts exactly after the work finished here.
+            match consumer.commit_consumer_state(CommitMode::Sync) {
+                Ok(()) | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
+                Err(e) => tracing::warn!(error = %e, "Commit before giving partitions away failed."),
+            }
+        }
+    }
+
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         // Under the cooperative protocol the callback sees only the change;
         // reading the whole assignment back works for both protocols.
-        let current: BTreeSet<PartitionKey> = consumer
-            .assignment()
-            .map(|tpl| tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect())
-            .unwrap_or_default();
+        let current: BTreeSet<PartitionKey> =
+            consumer.assignment().map(|tpl| keys(&tpl).into_iter().collect()).unwrap_or_default();
+        if let Ok(mut assignment) = self.assignment.lock() {
+            assignment.clone_from(&current);
+        }
         match rebalance {
             Rebalance::Assign(tpl) => {
-                tracing::info!(added = tpl.count(), total = current.len(), "Partitions assigned.")
+                // A partition paused when it was last ours must flow again.
+                let _ = consumer.resume(tpl);
+                tracing::info!(added = tpl.count(), total = current.len(), "Partitions assigned.");
+                self.listener.assigned(&keys(tpl));
             }
             Rebalance::Revoke(tpl) => {
                 tracing::info!(removed = tpl.count(), total = current.len(), "Partitions revoked.")
             }
             Rebalance::Error(e) => tracing::warn!(error = %e, "Rebalance failed."),
-        }
-        if let Ok(mut assignment) = self.assignment.lock() {
-            *assignment = current;
         }
     }
 
@@ -64,14 +101,24 @@ pub struct Consumer {
 }
 
 impl Consumer {
-    /// Creates the consumer and subscribes to `topics`.
-    pub fn subscribe(settings: &KafkaSettings, topics: &[&str]) -> anyhow::Result<Arc<Consumer>> {
+    /// Creates the consumer and subscribes to `topics`; rebalances are
+    /// reported to `listener`.
+    pub fn subscribe(
+        settings: &KafkaSettings,
+        topics: &[&str],
+        listener: Arc<dyn RebalanceListener>,
+    ) -> anyhow::Result<Arc<Consumer>> {
         let inner: StreamConsumer<Context> = client_config(
             settings,
             &[
                 ("auto.commit.interval.ms", "1000"),
                 ("auto.offset.reset", "earliest"),
                 ("partition.assignment.strategy", "cooperative-sticky"),
+                // librdkafka's own prefetch buffer, across all partitions. Its
+                // default (64 MiB) would dwarf the worker's byte caps; this
+                // is part of the documented memory bound.
+                ("queued.max.messages.kbytes", "16384"),
+                ("fetch.max.bytes", "16777216"),
             ],
             // Offsets are stored by hand, only after a batch is durable; a
             // pass-through `enable.auto.offset.store=true` would lose messages.
@@ -82,12 +129,13 @@ impl Consumer {
                 ("enable.partition.eof", "false"),
             ],
         )
-        .create_with_context(Context::default())?;
+        .create_with_context(Context { assignment: Mutex::default(), listener })?;
         inner.subscribe(topics)?;
         Ok(Arc::new(Consumer { inner }))
     }
 
-    /// The next record, copied out of librdkafka's buffer.
+    /// The next record, copied out of librdkafka's buffer. Rebalance
+    /// callbacks run inside this call.
     pub async fn next(&self) -> Result<SourceRecord, KafkaError> {
         let message = self.inner.recv().await?;
         Ok(owned(&message))
@@ -99,6 +147,29 @@ impl Consumer {
     pub fn mark_done(&self, topic: &str, partition: i32, offset: i64) {
         if let Err(e) = self.inner.store_offset(topic, partition, offset) {
             tracing::debug!(topic, partition, offset, error = %e, "Offset not stored; the partition is no longer ours.");
+        }
+    }
+
+    /// Stops fetching `key`; records prefetched for it are discarded by
+    /// librdkafka and fetched again after [`Consumer::resume`].
+    pub fn pause(&self, key: &PartitionKey) {
+        if let Err(e) = self.inner.pause(&single(key)) {
+            tracing::debug!(topic = %key.0, partition = key.1, error = %e, "Pause refused; the partition is no longer ours.");
+        }
+    }
+
+    /// Fetches `key` again from where the application stopped reading it.
+    pub fn resume(&self, key: &PartitionKey) {
+        if let Err(e) = self.inner.resume(&single(key)) {
+            tracing::debug!(topic = %key.0, partition = key.1, error = %e, "Resume refused; the partition is no longer ours.");
+        }
+    }
+
+    /// Makes `key`'s next fetch start at `offset` (asynchronous: it does not
+    /// wait for the broker).
+    pub fn seek(&self, key: &PartitionKey, offset: i64) {
+        if let Err(e) = self.inner.seek(&key.0, key.1, Offset::Offset(offset), Duration::ZERO) {
+            tracing::warn!(topic = %key.0, partition = key.1, offset, error = %e, "Seek failed.");
         }
     }
 
@@ -129,53 +200,46 @@ impl Consumer {
         self.inner.context().assignment.lock().map(|a| a.clone()).unwrap_or_default()
     }
 
-    /// The partition's end as last reported by a fetch response, without
-    /// asking the broker. Tansu 0.6 answers ListOffsets(latest) with the base
-    /// offset of the newest batch plus one, short of the true end, while its
-    /// fetch responses carry the right high watermark; librdkafka caches the
-    /// latter, so this is correct on Tansu and on Kafka alike.
-    pub fn fetched_end(&self, topic: &str, partition: i32) -> Option<i64> {
-        let topic = CString::new(topic).ok()?;
-        let (mut low, mut high) = (-1i64, -1i64);
-        // SAFETY: the client pointer is valid for the consumer's lifetime, the
-        // topic is a NUL-terminated string that outlives the call, and the
-        // out-parameters point to live stack variables.
-        let err = unsafe {
-            rdkafka::bindings::rd_kafka_get_watermark_offsets(
-                self.inner.client().native_ptr(),
-                topic.as_ptr(),
-                partition,
-                &mut low,
-                &mut high,
-            )
-        };
-        (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high)
+    /// Every partition of `topics` with its (low, high) watermarks, asked of
+    /// the broker. Blocking.
+    pub fn partition_ends(&self, topics: &[&str]) -> Result<HashMap<PartitionKey, (i64, i64)>, KafkaError> {
+        let timeout = Duration::from_secs(10);
+        let mut out = HashMap::new();
+        for topic in topics {
+            let metadata = self.inner.fetch_metadata(Some(topic), timeout)?;
+            for t in metadata.topics() {
+                for p in t.partitions() {
+                    let marks = self.inner.fetch_watermarks(topic, p.id(), timeout)?;
+                    out.insert(((*topic).to_owned(), p.id()), marks);
+                }
+            }
+        }
+        Ok(out)
     }
 
-    /// Where each partition starts for this group: its committed offset, or
-    /// the earliest offset when the group has none. Asks the broker; blocking.
-    pub fn start_offsets(&self, partitions: &[PartitionKey]) -> HashMap<PartitionKey, i64> {
+    /// The group's committed offset of each partition (absent when the group
+    /// committed none). Asks the broker; blocking.
+    pub fn committed(&self, partitions: &[PartitionKey]) -> Result<HashMap<PartitionKey, i64>, KafkaError> {
         let mut tpl = TopicPartitionList::new();
         for (t, p) in partitions {
             tpl.add_partition(t, *p);
         }
-        let mut out = HashMap::new();
-        let Ok(committed) = self.inner.committed_offsets(tpl, Duration::from_secs(3)) else {
-            return out;
-        };
-        for e in committed.elements() {
-            let start = match e.offset() {
-                Offset::Offset(o) => o,
-                _ => self
-                    .inner
-                    .fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(3))
-                    .map(|(low, _)| low)
-                    .unwrap_or(0),
-            };
-            out.insert((e.topic().to_owned(), e.partition()), start);
-        }
-        out
+        let committed = self.inner.committed_offsets(tpl, Duration::from_secs(5))?;
+        Ok(committed
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(o) => Some(((e.topic().to_owned(), e.partition()), o)),
+                _ => None,
+            })
+            .collect())
     }
+}
+
+fn single(key: &PartitionKey) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(&key.0, key.1);
+    tpl
 }
 
 pub(super) fn owned(m: &BorrowedMessage<'_>) -> SourceRecord {

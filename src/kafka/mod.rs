@@ -9,8 +9,10 @@ mod producer;
 mod reader;
 
 pub use admin::ensure_topics;
-pub use consumer::{Consumer, PartitionKey};
+pub use consumer::{Consumer, PartitionKey, RebalanceListener};
 pub use producer::{PublishError, Publisher};
+/// Errors of the Kafka client, as the consumer's methods return them.
+pub use rdkafka::error::KafkaError;
 pub use reader::{consume_to_end, read_topic, ConsumeRate};
 
 use crate::config::KafkaSettings;

@@ -35,6 +35,8 @@
 //!   `FOR NO KEY UPDATE`, so an agent's concurrent close or merge either
 //!   happens before (and is seen) or waits until the batch commits.
 
+mod limits;
+pub use limits::LockTable;
 mod locks;
 mod report;
 mod snapshot;

@@ -1,35 +1,58 @@
-//! The consuming worker (`switchboard run`): one consumer for the three
-//! input topics, one task per partition, a clean stop on request or, with
-//! `stop_at_end`, once every assigned partition is consumed up to the end it
-//! had when first seen.
+//! The consuming worker (`switchboard run`), in named pieces:
+//!
+//! - [`reader`]: the loop that reads from Kafka. It only polls the consumer
+//!   and routes records; it never waits on a partition.
+//! - [`partition`]: one task per partition, placing batches in offset order.
+//! - [`buffer`]: what lies between the two, bounded in records and bytes; a
+//!   full buffer pauses its partition alone on the consumer.
+//! - [`lifecycle`] and [`partitions`]: each partition's state (assigned,
+//!   paused, restarting, draining, revoked) and a read-only view of it.
+//! - [`handover`]: rebalances; a revoked partition's batch finishes (or is
+//!   abandoned at `drain_timeout`) before its new owner reads it.
+//! - [`end`]: `--stop-at-end`, over every partition of the input topics.
+//! - [`batch`] and [`retry`]: one batch step and the wait on transient failures.
+//! - [`lock_budget`]: batches cut so the pool never exhausts Postgres's lock table.
+//!
+//! A stop request ends reading, lets in-flight batches finish for up to
+//! `shutdown_timeout`, commits what finished, and leaves the group.
 
+mod allocator;
 mod batch;
+mod buffer;
+mod end;
+mod handover;
+mod lifecycle;
+mod lock_budget;
 mod partition;
+mod partitions;
+mod reader;
 mod retry;
 
 pub use batch::Pipeline;
+pub use lifecycle::{Lifecycle, PartitionView};
+pub use partitions::Partitions;
 pub use retry::{Interrupted, RetryPolicy};
 
 use crate::config::Settings;
-use crate::kafka::{Consumer, PartitionKey, Publisher};
+use crate::kafka::{Consumer, Publisher};
 use crate::stats::{Snapshot, Stats};
 use crate::store::Store;
-use futures::FutureExt as _;
-use partition::Progress;
-use std::collections::HashMap;
+use buffer::Limits;
+use end::EndOfTopics;
+use handover::Handover;
+use partition::{PanicHook, Spawner};
+use reader::{KafkaReader, ReadEnd};
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch};
-use tokio::task::JoinSet;
 
 /// How a run ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     /// Until `shutdown` resolves.
     Forever,
-    /// Also stop once every assigned partition reached the end it had when
-    /// the run first saw it (replays, backfills, tests).
+    /// Also stop once every partition of the input topics has its committed
+    /// offset at the end it had when the run started (replays, backfills,
+    /// load tests, tests), whichever member placed it.
     StopAtEnd,
 }
 
@@ -39,9 +62,61 @@ pub struct RunReport {
     pub stats: Snapshot,
 }
 
+/// Why a run ended with an error although it stopped in order.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// In-flight batches did not finish within `shutdown_timeout`; they were
+    /// abandoned, their offsets not committed (the next run places them).
+    #[error("in-flight batches of {0:?} did not finish within the shutdown timeout; abandoned uncommitted")]
+    ShutdownTimedOut(Vec<String>),
+    /// `--stop-at-end` waited `stop_at_end_timeout` for these partitions.
+    #[error("the topics were not consumed to their end in time; still short: {0:?}")]
+    EndNotReached(Vec<String>),
+}
+
+/// The batch size that keeps the pool within Postgres's lock table; the
+/// configured one when Postgres cannot be asked yet (it is then down, and
+/// batches wait for it anyway; the next start checks again).
+async fn batch_records_within_lock_budget(settings: &Settings, store: &Store) -> usize {
+    let configured = settings.worker.batch_max_records;
+    let table = match tokio::time::timeout(std::time::Duration::from_secs(10), store.lock_table()).await {
+        Ok(Ok(table)) => table,
+        _ => {
+            tracing::warn!("Could not read Postgres's lock table size; batches keep their configured size.");
+            return configured;
+        }
+    };
+    let pool = u64::from(settings.database.max_connections);
+    let budget = lock_budget::size(table.capacity(), pool, table.connections, configured);
+    if budget.batch_records < configured {
+        tracing::warn!(
+            configured,
+            batch_max_records = budget.batch_records,
+            lock_table = table.capacity(),
+            pool,
+            max_locks_per_transaction_needed = budget.locks_per_transaction_needed,
+            "Batches are cut to fit Postgres's lock table; set max_locks_per_transaction to the value needed for the configured size.",
+        );
+    }
+    budget.batch_records
+}
+
 /// Consumes until `shutdown` resolves (or the end, per `mode`), then
 /// finishes in-flight batches, commits offsets and returns.
 pub async fn run(settings: &Settings, mode: Mode, shutdown: impl Future<Output = ()>) -> anyhow::Result<RunReport> {
+    run_observed(settings, mode, shutdown, Partitions::default()).await
+}
+
+/// Like [`run`], with the partitions' state readable through `partitions`
+/// while it runs (for health checks and metrics).
+pub async fn run_observed(
+    settings: &Settings,
+    mode: Mode,
+    shutdown: impl Future<Output = ()>,
+    partitions: Partitions,
+) -> anyhow::Result<RunReport> {
+    let w = &settings.worker;
+    allocator::return_large_blocks_to_the_system();
     let stats = Arc::new(Stats::default());
     let store = Store::connect_lazy(&settings.database.url, settings.database.max_connections)?;
     let pipeline = Arc::new(Pipeline {
@@ -49,157 +124,63 @@ pub async fn run(settings: &Settings, mode: Mode, shutdown: impl Future<Output =
         publisher: Publisher::new(&settings.kafka)?,
         dlq_topic: settings.kafka.topics.dlq.clone(),
         policy: settings.policy()?,
-        max_record_bytes: settings.worker.max_record_bytes,
-        retry: RetryPolicy { initial: settings.worker.retry_initial, max: settings.worker.retry_max },
+        max_record_bytes: w.max_record_bytes,
+        retry: RetryPolicy { initial: w.retry_initial, max: w.retry_max },
         stats: stats.clone(),
     });
-    let consumer = Consumer::subscribe(&settings.kafka, &settings.kafka.topics.inputs())?;
-    tracing::info!(group = %settings.kafka.group_id, topics = ?settings.kafka.topics.inputs(), "Consuming.");
+    let limits = Limits {
+        batch_records: batch_records_within_lock_budget(settings, &pipeline.store).await,
+        batch_bytes: w.batch_max_bytes,
+        partition_records: w.partition_queue_records,
+        partition_bytes: w.partition_queue_bytes,
+    };
+    // Deduplicated: two channels may share a topic.
+    let mut topics = settings.kafka.topics.inputs().to_vec();
+    topics.sort_unstable();
+    topics.dedup();
+    let handover = Arc::new(Handover { partitions: partitions.clone(), drain_timeout: w.drain_timeout });
+    let consumer = Consumer::subscribe(&settings.kafka, &topics, handover)?;
+    tracing::info!(group = %settings.kafka.group_id, topics = ?topics, "Consuming.");
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let (progress_tx, mut progress_rx) = mpsc::unbounded_channel::<Progress>();
-    let mut queues: HashMap<PartitionKey, mpsc::Sender<crate::record::SourceRecord>> = HashMap::new();
-    let mut tasks = JoinSet::new();
-    let mut end = EndTracker::default();
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
-    tokio::pin!(shutdown);
-
-    loop {
-        tokio::select! {
-            biased;
-            _ = &mut shutdown => {
-                tracing::info!("Stop requested; finishing in-flight batches.");
-                break;
-            }
-            Some(p) = progress_rx.recv() => end.progressed(p),
-            _ = tick.tick() => {
-                if mode == Mode::StopAtEnd && end.all_done(&consumer) {
-                    tracing::info!("Every assigned partition is consumed to its end.");
-                    break;
-                }
-            }
-            next = consumer.next() => match next {
-                Ok(record) => {
-                    let key = (record.topic.clone(), record.partition);
-                    let queue = queues.entry(key.clone()).or_insert_with(|| {
-                        let (tx, rx) = mpsc::channel(settings.worker.partition_queue_records);
-                        tasks.spawn(partition::run(
-                            key.clone(), rx, pipeline.clone(), consumer.clone(),
-                            settings.worker.batch_max_records, progress_tx.clone(), stop_rx.clone(),
-                        ));
-                        tx
-                    });
-                    // A full queue makes this wait: backpressure on the consumer.
-                    // A stop request still gets through; the record in hand
-                    // is not done, so it is redelivered later.
-                    tokio::select! {
-                        sent = queue.send(record) => if sent.is_err() {
-                            tracing::warn!(topic = %key.0, partition = key.1, "Partition task is gone; its records will be redelivered.");
-                        },
-                        _ = &mut shutdown => {
-                            tracing::info!("Stop requested; finishing in-flight batches.");
-                            break;
-                        }
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "Kafka consumer error.");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-        }
+    let end = match mode {
+        Mode::StopAtEnd => Some(EndOfTopics::new(&topics, w.stop_at_end_timeout)),
+        Mode::Forever => None,
+    };
+    let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
+    let panic_hook = PanicHook::parse(&w.test_panic_at).map(Arc::new);
+    if panic_hook.is_some() {
+        tracing::warn!(at = %w.test_panic_at, "worker.test_panic_at is set: a partition task will panic once, for a test.");
     }
+    let spawner = Spawner { pipeline, consumer: consumer.clone(), limits, events: events_tx, panic_hook };
+    let mut reader = KafkaReader {
+        consumer: consumer.clone(),
+        partitions: partitions.clone(),
+        spawner,
+        events: events_rx,
+        limits,
+        restart: RetryPolicy { initial: w.retry_initial, max: w.retry_max },
+    };
+    let ended = reader.run(end, shutdown).await;
 
-    // Closing the queues lets each task finish the records it holds; the
-    // stop flag makes a task that is waiting out a failure (Postgres down)
-    // give up at once instead of holding the stop forever.
-    drop(queues);
-    let _ = stop_tx.send(true);
-    while tasks.join_next().await.is_some() {}
+    // Queued records are dropped (they are read again by whoever consumes
+    // next); the batches being placed finish. A batch waiting out a
+    // transient failure gives up at once: waiting would not finish it.
+    let waiting = partitions.start_draining(None, true);
+    let late = partitions::wait_for_exit(waiting, w.shutdown_timeout).await;
+    if !late.is_empty() {
+        tracing::error!(partitions = ?late, timeout_ms = w.shutdown_timeout.as_millis() as u64, "In-flight batches did not finish in time; abandoning them uncommitted.");
+        partitions.abandon(&late);
+    }
     let commit_consumer = consumer.clone();
     tokio::task::spawn_blocking(move || commit_consumer.commit_now()).await?;
     consumer.leave().await;
     tracing::info!("Offsets committed; left the group.");
-    Ok(RunReport { stats: stats.snapshot() })
-}
+    drop(reader);
 
-/// How long `--stop-at-end` waits for partitions when it has none.
-const EMPTY_ASSIGNMENT_GRACE: Duration = Duration::from_secs(60);
-
-/// Knows, per partition, the end to reach and how far the worker got.
-#[derive(Default)]
-struct EndTracker {
-    /// The end each partition had when first seen in a fetch response.
-    targets: HashMap<PartitionKey, i64>,
-    /// Where each partition is: the next offset not yet done.
-    positions: HashMap<PartitionKey, i64>,
-    /// When each assigned partition was first seen.
-    first_seen: HashMap<PartitionKey, Instant>,
-    /// A lookup of committed offsets running on the blocking pool.
-    lookup: Option<tokio::task::JoinHandle<HashMap<PartitionKey, i64>>>,
-    /// When the assignment was first seen empty, to give up waiting for one.
-    empty_since: Option<Instant>,
-}
-
-impl EndTracker {
-    fn progressed(&mut self, p: Progress) {
-        let pos = self.positions.entry(p.partition).or_insert(p.next_offset);
-        *pos = (*pos).max(p.next_offset);
-    }
-
-    fn all_done(&mut self, consumer: &Arc<Consumer>) -> bool {
-        let assigned: Vec<PartitionKey> = consumer.assignment().into_iter().collect();
-        if assigned.is_empty() {
-            // A member that got no partitions has nothing to wait for, but an
-            // assignment may still come: the first one takes a moment, and a
-            // crashed member's partitions move only once its session times
-            // out (librdkafka's default is 45 s).
-            let since = *self.empty_since.get_or_insert_with(Instant::now);
-            return since.elapsed() > EMPTY_ASSIGNMENT_GRACE;
-        }
-        self.empty_since = None;
-        for key in &assigned {
-            self.first_seen.entry(key.clone()).or_insert_with(Instant::now);
-            if !self.targets.contains_key(key) {
-                if let Some(end) = consumer.fetched_end(&key.0, key.1) {
-                    self.targets.insert(key.clone(), end);
-                }
-            }
-        }
-        self.look_up_idle_partitions(consumer, &assigned);
-        assigned.iter().all(|k| match (self.targets.get(k), self.positions.get(k)) {
-            // An empty partition is at its end whatever the group committed.
-            (Some(0), _) => true,
-            (Some(target), Some(position)) => position >= target,
-            _ => false,
-        })
-    }
-
-    /// A partition that delivered nothing may already be at its end for this
-    /// group: its position is then the committed offset. Asking the broker
-    /// blocks, and librdkafka answers only while the consumer is polled, so
-    /// the question runs on the blocking pool, once a partition has been
-    /// quiet for a second.
-    fn look_up_idle_partitions(&mut self, consumer: &Arc<Consumer>, assigned: &[PartitionKey]) {
-        if let Some(lookup) = self.lookup.take_if(|l| l.is_finished()) {
-            if let Some(Ok(found)) = lookup.now_or_never() {
-                for (key, start) in found {
-                    self.positions.entry(key).or_insert(start);
-                }
-            }
-        }
-        if self.lookup.is_some() {
-            return;
-        }
-        let idle: Vec<PartitionKey> = assigned
-            .iter()
-            .filter(|k| !self.positions.contains_key(*k) && self.targets.get(*k) != Some(&0))
-            .filter(|k| self.first_seen.get(*k).is_some_and(|t| t.elapsed() > Duration::from_secs(1)))
-            .cloned()
-            .collect();
-        if !idle.is_empty() {
-            let consumer = consumer.clone();
-            self.lookup = Some(tokio::task::spawn_blocking(move || consumer.start_offsets(&idle)));
-        }
+    let describe = |keys: Vec<crate::kafka::PartitionKey>| keys.into_iter().map(|(t, p)| format!("{t}/{p}")).collect();
+    match ended {
+        _ if !late.is_empty() => Err(RunError::ShutdownTimedOut(describe(late)).into()),
+        ReadEnd::GaveUp(short) => Err(RunError::EndNotReached(short).into()),
+        ReadEnd::Stopped | ReadEnd::AtEnd => Ok(RunReport { stats: stats.snapshot() }),
     }
 }

@@ -40,7 +40,14 @@ async fn a_broker_outage_makes_the_worker_wait_and_lose_nothing() {
         let settings = settings.clone();
         tokio::spawn(async move { worker::run(&settings, Mode::StopAtEnd, std::future::pending()).await })
     };
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // The worker has started (its pool is connected to the test's database)
+    // before the outage is judged, so this cannot pass without a worker.
+    crate::flow::wait_until("the worker started", Duration::from_secs(60), || async {
+        env.count("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'switchboard'").await > 0
+    })
+    .await;
+    // Then it must still be waiting after a few of librdkafka's reconnects.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(!worker.is_finished(), "the worker waits for the broker");
     assert_eq!(env.count("SELECT count(*) FROM messages").await, 0);
 

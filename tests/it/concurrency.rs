@@ -120,7 +120,10 @@ async fn two_workers_with_bad_keys_and_a_busy_agent_keep_every_invariant() {
     let (done_tx, done_rx) = tokio::sync::watch::channel(false);
     let publishing = async {
         // The second wave arrives while the workers are busy.
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        crate::flow::wait_until("the workers are placing", Duration::from_secs(120), || async {
+            env.count("SELECT count(*) FROM messages").await > 0
+        })
+        .await;
         publish_all(&env, &wave2).await;
     };
     let acting = async {

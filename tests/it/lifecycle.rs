@@ -38,9 +38,13 @@ async fn sigterm_finishes_in_flight_work_commits_and_exits_zero() {
     publish_many(&env, 200).await;
     let child = start(&env);
     wait_for_rows(&env, 1).await;
+    let stopped_at = std::time::Instant::now();
     signal(&child, "TERM");
     let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output()).await.expect("it stops").unwrap();
     assert!(out.status.success(), "exit status {}", out.status);
+    // Within the default worker.shutdown_timeout (30 s), with room for the
+    // final commit and leaving the group.
+    assert!(stopped_at.elapsed() < Duration::from_secs(35), "stopped in {:?}", stopped_at.elapsed());
     let stats: serde_json::Value = serde_json::from_slice(&out.stdout).expect("it prints its counters");
     let done = stats["records"].as_i64().unwrap();
     // Everything it counted as done is stored, and committed: the next run

@@ -2,16 +2,18 @@
 //! never dead-letter: Postgres is put behind a proxy the test switches off.
 
 use crate::harness::TestEnv;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard::sample::binary;
 use tokio::net::{TcpListener, TcpStream};
 
-/// A TCP proxy to Postgres that refuses connections while `down`.
+/// A TCP proxy to Postgres that refuses connections while `down`, and
+/// counts the connections it refused.
 struct Proxy {
     port: u16,
     down: Arc<AtomicBool>,
+    refused: Arc<AtomicUsize>,
 }
 
 impl Proxy {
@@ -20,9 +22,12 @@ impl Proxy {
         let port = listener.local_addr().unwrap().port();
         let down = Arc::new(AtomicBool::new(true));
         let flag = down.clone();
+        let refused = Arc::new(AtomicUsize::new(0));
+        let count = refused.clone();
         tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 if flag.load(Ordering::SeqCst) {
+                    count.fetch_add(1, Ordering::SeqCst);
                     drop(inbound);
                     continue;
                 }
@@ -33,7 +38,7 @@ impl Proxy {
                 });
             }
         });
-        Proxy { port, down }
+        Proxy { port, down, refused }
     }
 }
 
@@ -58,7 +63,12 @@ async fn a_postgres_outage_makes_the_worker_wait_and_lose_nothing() {
             switchboard::worker::run(&settings, switchboard::worker::Mode::StopAtEnd, std::future::pending()).await
         })
     };
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // The worker has really started and keeps trying: several connection
+    // attempts were refused, and it is still waiting.
+    crate::flow::wait_until("the worker retries Postgres", Duration::from_secs(60), || async {
+        proxy.refused.load(Ordering::SeqCst) >= 3
+    })
+    .await;
     assert!(!worker.is_finished(), "the worker waits for Postgres instead of finishing");
     assert_eq!(env.count("SELECT count(*) FROM messages").await, 0);
 

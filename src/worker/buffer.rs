@@ -1,0 +1,228 @@
+//! A partition's buffer: the records the consuming loop has handed over and
+//! the partition's task has not finished, bounded in records and bytes.
+//!
+//! Records are moved, never copied: the loop moves a record in, the task
+//! moves a batch out and reports it finished; until then the batch still
+//! counts against the caps, so the caps bound all memory the partition holds.
+
+use crate::record::SourceRecord;
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use tokio::sync::Notify;
+
+/// Fixed cost counted per record on top of its bytes (the struct, strings).
+const RECORD_OVERHEAD: usize = 128;
+
+/// The bytes a record holds in memory, as the caps count them.
+pub fn record_bytes(r: &SourceRecord) -> usize {
+    let headers: usize = r.headers.iter().map(|h| h.key.len() + h.value.as_ref().map_or(0, Vec::len)).sum();
+    RECORD_OVERHEAD + r.topic.len() + r.key.as_ref().map_or(0, Vec::len) + r.value_len() + headers
+}
+
+/// How much a partition holds: queued plus being placed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Held {
+    pub records: usize,
+    pub bytes: usize,
+    /// Of which the batch being placed.
+    pub in_flight_records: usize,
+    pub in_flight_bytes: usize,
+}
+
+/// Caps on what one batch and one partition may hold.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub batch_records: usize,
+    pub batch_bytes: usize,
+    pub partition_records: usize,
+    pub partition_bytes: usize,
+}
+
+impl Limits {
+    /// The partition should stop fetching.
+    pub fn full(&self, h: Held) -> bool {
+        h.records >= self.partition_records || h.bytes >= self.partition_bytes
+    }
+
+    /// A paused partition may fetch again: both below half, so a partition
+    /// does not flap between paused and resumed on every batch.
+    pub fn drained(&self, h: Held) -> bool {
+        h.records <= self.partition_records / 2 && h.bytes <= self.partition_bytes / 2
+    }
+}
+
+#[derive(Default)]
+struct Queue {
+    records: VecDeque<(SourceRecord, usize)>,
+    queued_bytes: usize,
+    in_flight_records: usize,
+    in_flight_bytes: usize,
+    closed: bool,
+}
+
+impl Queue {
+    fn held(&self) -> Held {
+        Held {
+            records: self.records.len() + self.in_flight_records,
+            bytes: self.queued_bytes + self.in_flight_bytes,
+            in_flight_records: self.in_flight_records,
+            in_flight_bytes: self.in_flight_bytes,
+        }
+    }
+}
+
+/// One partition's buffer, shared by the consuming loop and the task.
+#[derive(Default)]
+pub struct PartitionBuffer {
+    queue: Mutex<Queue>,
+    wake: Notify,
+}
+
+impl PartitionBuffer {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        // A panic while holding this lock cannot leave the queue half
+        // updated (every update is a few plain assignments), so a poisoned
+        // lock is still usable.
+        self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Adds a record; returns what the partition now holds. A closed
+    /// buffer drops it: its partition is being handed over or stopped.
+    pub fn push(&self, record: SourceRecord) -> Held {
+        let mut q = self.lock();
+        if !q.closed {
+            let size = record_bytes(&record);
+            q.queued_bytes += size;
+            q.records.push_back((record, size));
+        }
+        let held = q.held();
+        drop(q);
+        self.wake.notify_one();
+        held
+    }
+
+    /// Waits for records and takes the next batch within `limits` (at
+    /// least one record, even one larger than the byte cap). `None` once
+    /// the buffer is closed: queued records are left to the next owner.
+    pub async fn next_batch(&self, limits: &Limits) -> Option<(Vec<SourceRecord>, usize)> {
+        loop {
+            {
+                let mut q = self.lock();
+                if q.closed {
+                    return None;
+                }
+                if !q.records.is_empty() {
+                    let mut batch = Vec::new();
+                    let mut bytes = 0;
+                    while let Some((_, size)) = q.records.front() {
+                        let size = *size;
+                        if !batch.is_empty()
+                            && (batch.len() >= limits.batch_records || bytes + size > limits.batch_bytes)
+                        {
+                            break;
+                        }
+                        if let Some((record, _)) = q.records.pop_front() {
+                            batch.push(record);
+                            bytes += size;
+                        }
+                    }
+                    q.queued_bytes -= bytes;
+                    q.in_flight_records = batch.len();
+                    q.in_flight_bytes = bytes;
+                    return Some((batch, bytes));
+                }
+            }
+            self.wake.notified().await;
+        }
+    }
+
+    /// The batch taken last is done (placed or abandoned).
+    pub fn finished(&self) -> Held {
+        let mut q = self.lock();
+        q.in_flight_records = 0;
+        q.in_flight_bytes = 0;
+        q.held()
+    }
+
+    /// Drops the queued records and makes the task stop after its batch.
+    pub fn close(&self) {
+        let mut q = self.lock();
+        q.closed = true;
+        q.records.clear();
+        q.queued_bytes = 0;
+        drop(q);
+        self.wake.notify_one();
+    }
+
+    pub fn held(&self) -> Held {
+        self.lock().held()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(offset: i64, bytes: usize) -> SourceRecord {
+        SourceRecord {
+            topic: "t".into(),
+            partition: 0,
+            offset,
+            timestamp_ms: None,
+            key: None,
+            value: Some(vec![0; bytes]),
+            headers: vec![],
+        }
+    }
+
+    fn limits() -> Limits {
+        Limits { batch_records: 3, batch_bytes: 10_000, partition_records: 10, partition_bytes: 50_000 }
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_cut_by_records_and_by_bytes_and_counts_until_finished() {
+        let b = PartitionBuffer::default();
+        for n in 0..5 {
+            b.push(record(n, 100));
+        }
+        let (batch, _) = b.next_batch(&limits()).await.unwrap();
+        assert_eq!(batch.iter().map(|r| r.offset).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(b.held().records, 5, "the batch still counts while it is placed");
+        assert_eq!(b.finished().records, 2);
+
+        let b = PartitionBuffer::default();
+        b.push(record(0, 6_000));
+        b.push(record(1, 6_000));
+        let (batch, bytes) = b.next_batch(&limits()).await.unwrap();
+        assert_eq!(batch.len(), 1, "two would pass the byte cap");
+        assert!(bytes >= 6_000);
+    }
+
+    #[tokio::test]
+    async fn a_record_larger_than_the_batch_cap_still_goes_alone() {
+        let b = PartitionBuffer::default();
+        b.push(record(0, 20_000));
+        let (batch, _) = b.next_batch(&limits()).await.unwrap();
+        assert_eq!(batch.len(), 1);
+    }
+
+    #[test]
+    fn full_and_drained_have_a_gap_between_them() {
+        let l = limits();
+        let h = |records, bytes| Held { records, bytes, ..Held::default() };
+        assert!(l.full(h(10, 0)) && l.full(h(1, 50_000)));
+        assert!(!l.full(h(9, 49_999)));
+        assert!(!l.drained(h(6, 0)) && l.drained(h(5, 25_000)));
+    }
+
+    #[tokio::test]
+    async fn closing_drops_the_queue_and_ends_the_task() {
+        let b = PartitionBuffer::default();
+        b.push(record(0, 1));
+        b.close();
+        assert_eq!(b.held().records, 0);
+        assert!(b.next_batch(&limits()).await.is_none());
+        b.push(record(1, 1));
+        assert_eq!(b.held().records, 0, "a closed buffer takes nothing");
+    }
+}

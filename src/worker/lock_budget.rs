@@ -1,0 +1,59 @@
+//! The lock budget: how many records a batch may hold so that the pool's
+//! batches, all at once, never exhaust Postgres's shared lock table.
+//!
+//! Each message takes up to three advisory locks (its identity, its pair
+//! and, for email, its Message-ID), held until the batch commits. With
+//! `pool` connections each running a batch, `pool × 3 × records` locks can
+//! be held at once; they must fit in the lock table with room left for the
+//! agent desktop and every other session. The worker claims at most half of
+//! the table and cuts batches to fit.
+
+/// Locks one record's messages take, at most, for one-message records.
+pub const LOCKS_PER_RECORD: u64 = 3;
+
+/// The batch size (records) that fits the budget, and what to set
+/// `max_locks_per_transaction` to for the configured size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    pub batch_records: usize,
+    /// `max_locks_per_transaction` that would allow the configured size.
+    pub locks_per_transaction_needed: u64,
+}
+
+/// Sizes batches for a lock table of `capacity` locks, a pool of `pool`
+/// connections, and Postgres's `connections` (max_connections +
+/// max_prepared_transactions), given the configured `batch_records`.
+pub fn size(capacity: u64, pool: u64, connections: u64, batch_records: usize) -> Budget {
+    let share = capacity / 2;
+    let per_batch = share / pool.max(1);
+    let fitting = (per_batch / LOCKS_PER_RECORD).max(1) as usize;
+    let wanted = 2 * pool * LOCKS_PER_RECORD * batch_records as u64;
+    Budget {
+        batch_records: batch_records.min(fitting),
+        locks_per_transaction_needed: wanted.div_ceil(connections.max(1)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_defaults_and_the_default_pool_cut_email_batches() {
+        // max_locks_per_transaction 64 × max_connections 100: 6,400 locks.
+        let b = size(6_400, 16, 100, 500);
+        assert_eq!(b.batch_records, 66, "16 batches × 66 × 3 = 3,168 locks, half the table");
+        assert!(16 * 3 * b.batch_records as u64 <= 3_200);
+        assert_eq!(b.locks_per_transaction_needed, 480);
+    }
+
+    #[test]
+    fn a_large_enough_table_leaves_the_configured_size() {
+        assert_eq!(size(1_000_000, 16, 100, 500).batch_records, 500);
+    }
+
+    #[test]
+    fn a_tiny_table_still_allows_one_record() {
+        assert_eq!(size(10, 16, 100, 500).batch_records, 1);
+    }
+}

@@ -1,0 +1,66 @@
+//! Issue 7, item 4: many partitions of email traffic at once never exhaust
+//! Postgres's shared lock table. Sixteen partitions with 500-email batches
+//! would take 16 × 1,500 advisory locks, more than this server's table
+//! holds; the worker cuts its batches to half the table and says so.
+
+use crate::agent::mail;
+use crate::flow::{json_logs, logged, producer, publish_to_partition};
+use crate::harness::TestEnv;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_partitions_of_email_stay_within_the_lock_table() {
+    let env = TestEnv::new(16).await;
+    let kafka = producer(&env);
+    for p in 0..16 {
+        let records: Vec<_> = (0..500)
+            .map(|n| {
+                mail(
+                    "support@acme.example",
+                    &format!("lb-{p}-{n}@x"),
+                    &format!("c{p}-{}@example.com", n % 40),
+                    None,
+                    &[],
+                    "",
+                )
+            })
+            .collect();
+        publish_to_partition(&env, &kafka, p, &records).await;
+    }
+    let capacity = env
+        .count("SELECT current_setting('max_locks_per_transaction')::bigint * (current_setting('max_connections')::bigint + current_setting('max_prepared_transactions')::bigint)")
+        .await;
+
+    let run = env
+        .worker_command(&["--json-logs", "run", "--stop-at-end"])
+        .env("RUST_LOG", "warn")
+        .env("SWITCHBOARD__DATABASE__MAX_CONNECTIONS", "16")
+        .env("SWITCHBOARD__WORKER__BATCH_MAX_RECORDS", "500")
+        .stderr(std::process::Stdio::piped())
+        .output();
+    tokio::pin!(run);
+    // Sample the advisory locks held in this database while the worker runs.
+    let mut most = 0;
+    let out = loop {
+        tokio::select! {
+            out = &mut run => break out.expect("run the worker"),
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                let held = env.count("SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database WHERE l.locktype = 'advisory' AND d.datname = current_database()").await;
+                most = most.max(held);
+            }
+        }
+    };
+    assert!(out.status.success(), "exit status {}", out.status);
+    let logs = json_logs(&out.stderr);
+    let cut = logged(&logs, "Batches are cut to fit Postgres's lock table");
+    assert_eq!(cut.len(), 1, "the worker says it cut batches and what to set");
+    let batch = cut[0]["fields"]["batch_max_records"].as_i64().unwrap();
+    assert!(16 * 3 * batch <= capacity / 2, "16 batches of {batch} fit in half of {capacity}");
+    assert!(cut[0]["fields"]["max_locks_per_transaction_needed"].as_i64().unwrap() > 0);
+    eprintln!("lock table {capacity}, batch {batch}, most advisory locks seen {most}");
+    assert!(most <= capacity / 2, "at most half the lock table: {most} of {capacity}");
+
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["retries"], 0, "no batch failed for want of locks: {stats}");
+    assert_eq!(env.count("SELECT count(*) FROM messages").await, 8000);
+}
