@@ -20,6 +20,7 @@ pub struct Settings {
     pub kafka: KafkaSettings,
     pub worker: WorkerSettings,
     pub placement: PlacementSettings,
+    pub http: HttpSettings,
 }
 
 #[derive(Clone, Deserialize)]
@@ -97,6 +98,36 @@ pub struct PlacementSettings {
     pub messenger_follow_up_window: Duration,
 }
 
+/// The operators' HTTP endpoint (`/metrics`, `/healthz`, `/readyz`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// `host:port` to listen on, or `off`.
+    pub addr: String,
+    /// A partition with work waiting and no progress for this long makes
+    /// `/readyz` answer 503.
+    #[serde(with = "duration_text")]
+    pub stuck_after: Duration,
+    /// How often the broker is asked for watermarks and committed offsets
+    /// (the lag metric, and the broker half of `/readyz`).
+    #[serde(with = "duration_text")]
+    pub poll_interval: Duration,
+}
+
+impl HttpSettings {
+    /// The address to listen on; `None` when disabled.
+    pub fn listen_addr(&self) -> Result<Option<std::net::SocketAddr>, SettingsError> {
+        if self.addr.trim().eq_ignore_ascii_case("off") {
+            return Ok(None);
+        }
+        self.addr
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|e| SettingsError::Invalid(format!("http.addr {:?}: {e} (expected host:port or off)", self.addr)))
+    }
+}
+
 /// Overrides given on the command line or in the fixed environment names.
 #[derive(Clone, Debug, Default)]
 pub struct Overrides {
@@ -108,6 +139,8 @@ pub struct Overrides {
     pub topic_sms: Option<String>,
     pub topic_messenger: Option<String>,
     pub topic_dlq: Option<String>,
+    /// `http.addr`: `host:port` or `off`.
+    pub http_addr: Option<String>,
     /// `name=value` librdkafka properties.
     pub kafka_properties: Vec<(String, String)>,
 }
@@ -165,6 +198,7 @@ impl Settings {
         set(&mut self.kafka.topics.sms, &o.topic_sms);
         set(&mut self.kafka.topics.messenger, &o.topic_messenger);
         set(&mut self.kafka.topics.dlq, &o.topic_dlq);
+        set(&mut self.http.addr, &o.http_addr);
         for (k, v) in &o.kafka_properties {
             self.kafka.properties.insert(k.clone(), v.clone());
         }
@@ -179,6 +213,7 @@ impl Settings {
             return invalid("database.max_connections must be positive".into());
         }
         self.policy()?;
+        self.http.listen_addr()?;
         Ok(())
     }
 
@@ -291,6 +326,16 @@ mod tests {
         let mut s = Settings::load(&Overrides::default(), &[]).unwrap();
         s.placement.sms_follow_up_window = Duration::ZERO;
         assert_eq!(s.policy().unwrap().sms_follow_up_window, None);
+    }
+
+    #[test]
+    fn the_http_endpoint_listens_on_the_default_address_or_is_off() {
+        let s = Settings::load(&Overrides::default(), &[]).unwrap();
+        assert_eq!(s.http.listen_addr().unwrap(), Some("127.0.0.1:9464".parse().unwrap()));
+        let off = Overrides { http_addr: Some("off".into()), ..Overrides::default() };
+        assert_eq!(Settings::load(&off, &[]).unwrap().http.listen_addr().unwrap(), None);
+        let bad = Overrides { http_addr: Some("localhost".into()), ..Overrides::default() };
+        assert!(matches!(Settings::load(&bad, &[]), Err(SettingsError::Invalid(m)) if m.contains("http.addr")));
     }
 
     #[test]

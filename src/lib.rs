@@ -22,7 +22,9 @@
 pub mod config;
 pub mod dead_letter;
 pub mod decode;
+pub mod diagnose;
 pub mod domain;
+pub mod http;
 pub mod kafka;
 pub mod loadgen;
 pub mod placement;
@@ -30,4 +32,5 @@ pub mod record;
 pub mod sample;
 pub mod stats;
 pub mod store;
+pub mod telemetry;
 pub mod worker;

@@ -38,9 +38,15 @@ struct Cli {
     /// A librdkafka property, `name=value`; repeatable.
     #[arg(long = "kafka-property", global = true, value_parser = parse_property)]
     kafka_properties: Vec<(String, String)>,
-    /// Log as JSON lines instead of text.
+    /// Where `run` serves /metrics, /healthz and /readyz (host:port, or `off`).
+    #[arg(long, global = true, env = "SWITCHBOARD_HTTP_ADDR")]
+    http_addr: Option<String>,
+    /// Log as JSON lines instead of text (same as SWITCHBOARD_LOG_FORMAT=json).
     #[arg(long, global = true)]
     json_logs: bool,
+    /// `text` (the default) or `json`.
+    #[arg(long, global = true, env = "SWITCHBOARD_LOG_FORMAT", value_parser = ["text", "json"])]
+    log_format: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -97,7 +103,7 @@ fn parse_property(s: &str) -> Result<(String, String), String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging(cli.json_logs);
+    init_logging(cli.json_logs || cli.log_format.as_deref() == Some("json"));
     let overrides = Overrides {
         config_file: cli.config.clone(),
         database_url: cli.database_url.clone(),
@@ -107,6 +113,7 @@ async fn main() -> anyhow::Result<()> {
         topic_sms: cli.topic_sms.clone(),
         topic_messenger: cli.topic_messenger.clone(),
         topic_dlq: cli.topic_dlq.clone(),
+        http_addr: cli.http_addr.clone(),
         kafka_properties: cli.kafka_properties.clone(),
     };
     let env: Vec<(String, String)> = std::env::vars().collect();
@@ -199,9 +206,13 @@ fn init_logging(json: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rdkafka=warn,sqlx=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if json {
-        builder.json().init();
+        // One object per line with the span fields flattened in, so a log
+        // pipeline can filter on topic, partition, offset or ce_id.
+        builder.json().flatten_event(true).with_current_span(true).init();
     } else {
-        builder.init();
+        // Colours only for a person at a terminal; files and pipes get plain text.
+        use std::io::IsTerminal as _;
+        builder.with_ansi(std::io::stderr().is_terminal()).init();
     }
 }
 

@@ -5,11 +5,13 @@
 
 mod admin;
 mod consumer;
+mod offsets;
 mod producer;
 mod reader;
 
 pub use admin::ensure_topics;
 pub use consumer::{Consumer, PartitionKey};
+pub use offsets::{GroupOffsets, OffsetsError};
 pub use producer::{PublishError, Publisher};
 pub use reader::read_topic;
 

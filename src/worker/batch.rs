@@ -114,7 +114,7 @@ impl Pipeline {
             stop,
             &what,
             StoreError::is_transient,
-            || self.stats.retried(),
+            || self.stats.retried("postgres"),
             || self.store.apply_batch(items, &self.policy),
         )
         .await
@@ -154,7 +154,7 @@ impl Pipeline {
             stop,
             "Publishing a dead letter",
             |_| true,
-            || self.stats.retried(),
+            || self.stats.retried("dead_letter_publish"),
             || self.publisher.publish(&self.dlq_topic, letter.key.as_deref(), letter.value.as_deref(), &letter.headers),
         )
         .await?;

@@ -14,6 +14,7 @@ use crate::config::Settings;
 use crate::kafka::{Consumer, PartitionKey, Publisher};
 use crate::stats::{Snapshot, Stats};
 use crate::store::Store;
+use crate::telemetry::Sidecar;
 use futures::FutureExt as _;
 use partition::Progress;
 use std::collections::HashMap;
@@ -54,6 +55,9 @@ pub async fn run(settings: &Settings, mode: Mode, shutdown: impl Future<Output =
         stats: stats.clone(),
     });
     let consumer = Consumer::subscribe(&settings.kafka, &settings.kafka.topics.inputs())?;
+    // telemetry: the metrics/health endpoint and the lag poller (crate::telemetry).
+    let sidecar = Sidecar::start(settings, stats.clone(), pipeline.store.clone(), consumer.clone()).await?;
+    let telemetry = sidecar.telemetry.clone();
     tracing::info!(group = %settings.kafka.group_id, topics = ?settings.kafka.topics.inputs(), "Consuming.");
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -80,12 +84,14 @@ pub async fn run(settings: &Settings, mode: Mode, shutdown: impl Future<Output =
             }
             next = consumer.next() => match next {
                 Ok(record) => {
+                    telemetry.consumed(&record);
                     let key = (record.topic.clone(), record.partition);
                     let queue = queues.entry(key.clone()).or_insert_with(|| {
                         let (tx, rx) = mpsc::channel(settings.worker.partition_queue_records);
                         tasks.spawn(partition::run(
                             key.clone(), rx, pipeline.clone(), consumer.clone(),
                             settings.worker.batch_max_records, progress_tx.clone(), stop_rx.clone(),
+                            telemetry.clone(),
                         ));
                         tx
                     });
@@ -93,7 +99,8 @@ pub async fn run(settings: &Settings, mode: Mode, shutdown: impl Future<Output =
                     // A stop request still gets through; the record in hand
                     // is not done, so it is redelivered later.
                     tokio::select! {
-                        sent = queue.send(record) => if sent.is_err() {
+                        sent = queue.send(record) => if let Err(unsent) = sent {
+                            telemetry.dropped(&unsent.0);
                             tracing::warn!(topic = %key.0, partition = key.1, "Partition task is gone; its records will be redelivered.");
                         },
                         _ = &mut shutdown => {
@@ -119,6 +126,7 @@ pub async fn run(settings: &Settings, mode: Mode, shutdown: impl Future<Output =
     let commit_consumer = consumer.clone();
     tokio::task::spawn_blocking(move || commit_consumer.commit_now()).await?;
     consumer.leave().await;
+    sidecar.stop().await;
     tracing::info!("Offsets committed; left the group.");
     Ok(RunReport { stats: stats.snapshot() })
 }

@@ -6,6 +6,7 @@
 use super::batch::Pipeline;
 use crate::kafka::{Consumer, PartitionKey};
 use crate::record::SourceRecord;
+use crate::telemetry::Telemetry;
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 
@@ -19,6 +20,9 @@ pub struct Progress {
 /// Runs until the queue closes (shutdown or end of run) or a stop request
 /// interrupts a wait; the queue's remaining records are processed first
 /// when it closes normally.
+// One argument per collaborator; telemetry is the eighth until the loop's
+// restructuring gathers them into one context.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     key: PartitionKey,
     mut queue: mpsc::Receiver<SourceRecord>,
@@ -27,7 +31,9 @@ pub async fn run(
     batch_max: usize,
     progress: mpsc::UnboundedSender<Progress>,
     stop: watch::Receiver<bool>,
+    telemetry: Arc<Telemetry>,
 ) {
+    let _task = telemetry.partition_task(&key);
     let mut batch = Vec::with_capacity(batch_max);
     while let Some(first) = queue.recv().await {
         batch.push(first);
@@ -41,9 +47,11 @@ pub async fn run(
         }
         let started = std::time::Instant::now();
         if pipeline.process(&batch, &stop).await.is_err() {
+            telemetry.batch_abandoned(&key, &batch);
             tracing::info!(topic = %key.0, partition = key.1, "Partition stopped with a batch unfinished; it will be redelivered.");
             return;
         }
+        telemetry.batch_done(&key, &batch, started.elapsed());
         tracing::debug!(topic = %key.0, partition = key.1, records = batch.len(), elapsed_ms = started.elapsed().as_millis() as u64, "Batch done.");
         if let Some(last) = batch.last() {
             consumer.mark_done(&last.topic, last.partition, last.offset);
