@@ -27,6 +27,7 @@ pub mod domain;
 pub mod http;
 pub mod kafka;
 pub mod loadgen;
+pub mod ops;
 pub mod placement;
 pub mod record;
 pub mod sample;

@@ -76,6 +76,35 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         max: usize,
     },
+    /// Move the group's committed offsets, like `kafka-consumer-groups.sh
+    /// --reset-offsets`. Refused while the group has live members.
+    #[command(group(clap::ArgGroup::new("target").required(true).args(["to_earliest", "to_latest", "to_offset", "to_datetime", "shift_by"])))]
+    Replay {
+        /// The group to move (default: the configured group id).
+        #[arg(long)]
+        group: Option<String>,
+        /// A topic to move (repeatable; default: the three input topics).
+        #[arg(long = "topic")]
+        topics: Vec<String>,
+        /// Only these partitions of each topic (repeatable).
+        #[arg(long = "partition")]
+        partitions: Vec<i32>,
+        #[arg(long)]
+        to_earliest: bool,
+        #[arg(long)]
+        to_latest: bool,
+        #[arg(long, value_name = "OFFSET")]
+        to_offset: Option<i64>,
+        /// RFC 3339, e.g. 2026-11-25T09:00:00Z.
+        #[arg(long, value_name = "TIME")]
+        to_datetime: Option<chrono::DateTime<chrono::FixedOffset>>,
+        /// Move by N records from the committed offset (negative: back).
+        #[arg(long, value_name = "N", allow_negative_numbers = true)]
+        shift_by: Option<i64>,
+        /// Print the moves without committing them.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Publish synthetic traffic for a load test and report the rate.
     Load {
         /// How many records.
@@ -183,6 +212,40 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
             println!("{} dead letters on {topic}", letters.len());
+        }
+        Command::Replay {
+            group,
+            topics,
+            partitions,
+            to_earliest,
+            to_latest,
+            to_offset,
+            to_datetime,
+            shift_by,
+            dry_run,
+        } => {
+            use switchboard::ops::replay::{self, Target};
+            let target = match (to_earliest, to_latest, to_offset, to_datetime, shift_by) {
+                (true, ..) => Target::Earliest,
+                (_, true, ..) => Target::Latest,
+                (_, _, Some(o), ..) => Target::Offset(o),
+                (_, _, _, Some(t), _) => Target::Datetime(t.with_timezone(&chrono::Utc)),
+                (.., Some(n)) => Target::ShiftBy(n),
+                _ => anyhow::bail!("choose one of --to-earliest, --to-latest, --to-offset, --to-datetime, --shift-by"),
+            };
+            let group = group.unwrap_or_else(|| settings.kafka.group_id.clone());
+            tokio::task::block_in_place(|| -> anyhow::Result<()> {
+                let client = switchboard::kafka::GroupOffsets::new(&settings.kafka, &group)?;
+                let moves = replay::plan(&client, &settings, &topics, &partitions, target)?;
+                print!("{}", replay::table(&group, &moves));
+                if dry_run {
+                    println!("Dry run: nothing committed.");
+                } else {
+                    replay::execute(&client, &moves)?;
+                    println!("Committed. The next `switchboard run` of group {group} starts there.");
+                }
+                Ok(())
+            })?;
         }
         Command::Report => {
             let store = Store::connect_lazy(&settings.database.url, 2)?;

@@ -12,5 +12,6 @@ mod lifecycle;
 mod metrics;
 mod outage;
 mod replay;
+mod replay_tool;
 mod rules;
 mod siblings;
