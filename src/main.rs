@@ -72,9 +72,42 @@ enum Command {
     Report,
     /// Print the records on the dead-letter topic: where each came from and why.
     DeadLetters {
-        /// Stop after this many.
-        #[arg(long, default_value_t = 1000)]
+        /// Stop reading after this many.
+        #[arg(long, default_value_t = 100_000)]
         max: usize,
+        #[command(flatten)]
+        filter: LetterFilter,
+        /// One JSON object per line instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Show every dead letter of this source (`topic/partition/offset`) in full:
+        /// headers and a safe preview of the payload.
+        #[arg(long, value_name = "SOURCE")]
+        show: Option<String>,
+    },
+    /// Send dead letters back to their source topic (original key, value and
+    /// headers, plus a redrive counter).
+    #[command(group(clap::ArgGroup::new("which").required(true).multiple(true).args(["reason", "source", "source_topic", "all"])))]
+    Redrive {
+        #[command(flatten)]
+        filter: LetterFilter,
+        /// A dead letter's `dlq_source` (`topic/partition/offset`); repeatable.
+        #[arg(long)]
+        source: Vec<String>,
+        /// Every dead letter (subject to the other filters).
+        #[arg(long)]
+        all: bool,
+        /// Set a header on the way, `name=value` (repeatable): a fix that makes the record valid.
+        #[arg(long = "set-header", value_parser = parse_property)]
+        set_headers: Vec<(String, String)>,
+        /// Records redriven this many times already are skipped unless --force.
+        #[arg(long, default_value_t = 3)]
+        limit: u32,
+        #[arg(long)]
+        force: bool,
+        /// Print what would be sent without sending.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Move the group's committed offsets, like `kafka-consumer-groups.sh
     /// --reset-offsets`. Refused while the group has live members.
@@ -121,6 +154,40 @@ enum Command {
         #[arg(long)]
         unkeyed: bool,
     },
+}
+
+/// The dead-letter filters shared by `dead-letters` and `redrive`.
+#[derive(clap::Args, Debug)]
+struct LetterFilter {
+    /// Only this reason code (repeatable).
+    #[arg(long)]
+    reason: Vec<String>,
+    /// Only dead letters of records from this topic.
+    #[arg(long)]
+    source_topic: Option<String>,
+    /// Only dead letters since this time: RFC 3339, or a duration ago (`2h`).
+    #[arg(long, value_parser = parse_since)]
+    since: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl LetterFilter {
+    fn to_filter(&self) -> switchboard::ops::dead_letters::Filter {
+        switchboard::ops::dead_letters::Filter {
+            reasons: self.reason.clone(),
+            source_topic: self.source_topic.clone(),
+            since: self.since,
+        }
+    }
+}
+
+fn parse_since(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    let ago =
+        humantime::parse_duration(s).map_err(|_| format!("expected RFC 3339 or a duration such as 2h, got {s:?}"))?;
+    let ago = chrono::Duration::from_std(ago).map_err(|e| e.to_string())?;
+    Ok(chrono::Utc::now() - ago)
 }
 
 fn parse_property(s: &str) -> Result<(String, String), String> {
@@ -197,21 +264,71 @@ async fn main() -> anyhow::Result<()> {
             let secs = started.elapsed().as_secs_f64();
             println!("published {records} records in {secs:.2} s ({:.0} records/s)", records as f64 / secs);
         }
-        Command::DeadLetters { max } => {
+        Command::DeadLetters { max, filter, json, show } => {
+            use switchboard::ops::dead_letters::{self as dl, Letter};
             let topic = &settings.kafka.topics.dlq;
-            let letters = read_topic(&settings.kafka, topic, max, std::time::Duration::from_secs(3))?;
-            for letter in &letters {
-                let h = |name: &str| letter.header_str(name).unwrap_or("-").to_owned();
+            let records = read_topic(&settings.kafka, topic, max, std::time::Duration::from_secs(3))?;
+            let filter = filter.to_filter();
+            let letters: Vec<Letter> = records.into_iter().map(Letter::new).filter(|l| filter.keeps(l)).collect();
+            if let Some(source) = show {
+                let found: Vec<&Letter> = letters.iter().filter(|l| l.source == source).collect();
+                anyhow::ensure!(!found.is_empty(), "no dead letter of {source} on {topic}");
+                for l in found {
+                    println!("{}", dl::show(l));
+                }
+            } else if json {
+                for l in &letters {
+                    println!("{}", dl::json(l));
+                }
+            } else {
+                for l in &letters {
+                    println!("{}", dl::line(l));
+                }
+                for (reason, n) in dl::counts(&letters) {
+                    println!("{n:>8}  {reason}");
+                }
+                println!("{} dead letters on {topic}", letters.len());
+            }
+        }
+        Command::Redrive { filter, source, all: _, set_headers, limit, force, dry_run } => {
+            use switchboard::ops::dead_letters::Letter;
+            use switchboard::ops::redrive::{self, Choice};
+            let topic = &settings.kafka.topics.dlq;
+            let records = read_topic(&settings.kafka, topic, usize::MAX, std::time::Duration::from_secs(3))?;
+            let letters: Vec<Letter> = records.into_iter().map(Letter::new).collect();
+            let choice = Choice {
+                filter: filter.to_filter(),
+                sources: source,
+                limit,
+                force,
+                set_headers,
+                input_topics: settings.kafka.topics.inputs().iter().map(|t| (*t).to_owned()).collect(),
+            };
+            let (sends, skipped) = redrive::plan(&letters, &choice);
+            for s in &skipped {
+                println!("skip  {}  {}", s.from, s.why);
+            }
+            let publisher = Publisher::new(&settings.kafka)?;
+            for r in &sends {
+                if !dry_run {
+                    publisher.publish(&r.topic, r.key.as_deref(), r.value.as_deref(), &r.headers).await?;
+                }
                 println!(
-                    "{}  {}  {}  {} bytes  {}",
-                    h("dlq_at"),
-                    h("dlq_source"),
-                    h("dlq_reason"),
-                    letter.value_len(),
-                    h("dlq_detail")
+                    "{}  {}  {} -> {} (redrive {})",
+                    if dry_run { "would send" } else { "sent" },
+                    r.reason,
+                    r.from,
+                    r.topic,
+                    r.redrives
                 );
             }
-            println!("{} dead letters on {topic}", letters.len());
+            println!(
+                "{} {} redriven, {} skipped{}",
+                sends.len(),
+                if sends.len() == 1 { "record" } else { "records" },
+                skipped.len(),
+                if dry_run { " (dry run: nothing sent)" } else { "" }
+            );
         }
         Command::Replay {
             group,

@@ -3,4 +3,6 @@
 //! Each keeps its decisions in pure functions and its IO in a few calls to
 //! the Kafka module.
 
+pub mod dead_letters;
+pub mod redrive;
 pub mod replay;

@@ -11,6 +11,7 @@ mod end_to_end;
 mod lifecycle;
 mod metrics;
 mod outage;
+mod redrive;
 mod replay;
 mod replay_tool;
 mod rules;
