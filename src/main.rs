@@ -138,21 +138,58 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Publish synthetic traffic for a load test and report the rate.
+    /// Publish synthetic traffic for a load test: a steady rate, a mix of
+    /// channels and of special cases, reproducible by seed.
     Load {
-        /// How many records.
-        #[arg(long, default_value_t = 100_000)]
-        records: u64,
+        /// How many records (default 100000 unless --duration is given).
+        #[arg(long)]
+        records: Option<u64>,
+        /// How long to publish, e.g. 5m (with --records: whichever ends first).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        duration: Option<std::time::Duration>,
+        /// Records per second, steady; without it, as fast as the broker takes them.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Channel weights of new messages.
+        #[arg(long, default_value = "sms=40,messenger=30,email=30", value_parser = switchboard::loadgen::Mix::parse_channels)]
+        mix: (u32, u32, u32),
+        /// Share (0-1) of gateway retries: an earlier record again.
+        #[arg(long, default_value_t = 0.0)]
+        duplicates: f64,
+        /// Share of copies of an earlier email to a second inbox (siblings).
+        #[arg(long, default_value_t = 0.0)]
+        siblings: f64,
+        /// Share of replies to earlier messages (R1; R2 once agents closed the conversation).
+        #[arg(long, default_value_t = 0.0)]
+        replies: f64,
+        /// Share of automatic mail (out-of-office replies).
+        #[arg(long, default_value_t = 0.0)]
+        automatic: f64,
+        /// Share of malformed records (dead-lettered).
+        #[arg(long, default_value_t = 0.0)]
+        malformed: f64,
+        /// Pad each email's raw source to about this many bytes.
+        #[arg(long, default_value_t = 0)]
+        email_bytes: usize,
         /// Distinct customers per channel.
         #[arg(long, default_value_t = 5_000)]
         customers: u64,
-        /// Another seed makes new messages; the same seed replays the same ones.
+        /// The same seed publishes the same records; another seed, new ones.
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// Publish without keys, like a misbehaving gateway: one customer's
         /// messages then spread over every partition.
         #[arg(long)]
         unkeyed: bool,
+        /// Draw the publish rate (and a running worker's lag and placed/s) into this SVG file.
+        #[arg(long)]
+        plot: Option<PathBuf>,
+        /// A worker's metrics endpoint to sample for the summary and the plot.
+        #[arg(long, default_value = "127.0.0.1:9464")]
+        metrics_addr: String,
+        /// After publishing, follow the worker's backlog at most this long.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        follow: std::time::Duration,
     },
 }
 
@@ -244,25 +281,54 @@ async fn main() -> anyhow::Result<()> {
             }
             tracing::info!(records = records.len(), "Sample traffic published.");
         }
-        Command::Load { records, customers, seed, unkeyed } => {
-            use futures::StreamExt as _;
+        Command::Load {
+            records,
+            duration,
+            rate,
+            mix,
+            duplicates,
+            siblings,
+            replies,
+            automatic,
+            malformed,
+            email_bytes,
+            customers,
+            seed,
+            unkeyed,
+            plot,
+            metrics_addr,
+            follow,
+        } => {
+            use switchboard::loadgen::{self, publish};
+            let mix = loadgen::Mix {
+                customers,
+                seed,
+                keyed: !unkeyed,
+                channels: mix,
+                duplicates,
+                siblings,
+                replies,
+                automatic,
+                malformed,
+                email_bytes,
+            };
+            mix.validate().map_err(anyhow::Error::msg)?;
+            anyhow::ensure!(rate.is_none_or(|r| r > 0.0), "--rate must be above zero");
+            let plan = publish::Plan {
+                records: records.or(if duration.is_none() { Some(100_000) } else { None }),
+                duration,
+                rate,
+                metrics_addr: Some(metrics_addr).filter(|a| a != "off"),
+                follow,
+            };
             let publisher = Publisher::new(&settings.kafka)?;
-            let mix = switchboard::loadgen::Mix { records, customers, seed, keyed: !unkeyed };
-            let started = std::time::Instant::now();
-            // Thousands in flight: the producer batches them; each is still awaited.
-            let mut results = futures::stream::iter(0..records)
-                .map(|n| {
-                    let r = switchboard::loadgen::record(&mix, n);
-                    let publisher = publisher.clone();
-                    let topic = topic_of(&settings, r.channel).to_owned();
-                    async move { publisher.publish(&topic, r.key.as_deref(), Some(&r.value), &r.headers).await }
-                })
-                .buffer_unordered(5_000);
-            while let Some(result) = results.next().await {
-                result?;
+            let summary = publish::run(&publisher, &settings.kafka.topics, loadgen::Generator::new(mix), plan).await;
+            print!("{}", summary.render());
+            if let Some(path) = plot {
+                loadgen::plot::draw(&path, &summary.samples)?;
+                println!("plot written to {}", path.display());
             }
-            let secs = started.elapsed().as_secs_f64();
-            println!("published {records} records in {secs:.2} s ({:.0} records/s)", records as f64 / secs);
+            anyhow::ensure!(summary.failed == 0, "{} records could not be published", summary.failed);
         }
         Command::DeadLetters { max, filter, json, show } => {
             use switchboard::ops::dead_letters::{self as dl, Letter};
@@ -370,15 +436,6 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// The input topic for a sample record's channel name.
-fn topic_of<'a>(settings: &'a Settings, channel: &str) -> &'a str {
-    match channel {
-        "email" => &settings.kafka.topics.email,
-        "sms" => &settings.kafka.topics.sms,
-        _ => &settings.kafka.topics.messenger,
-    }
 }
 
 fn init_logging(json: bool) {
