@@ -254,6 +254,7 @@ async fn main() -> anyhow::Result<()> {
 
     match cli.command {
         Command::Migrate => {
+            reachable(&settings.database.url).await?;
             let store = Store::connect_lazy(&settings.database.url, 2)?;
             store.migrate().await.context("applying migrations")?;
             tracing::info!("Migrations applied.");
@@ -265,7 +266,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::CreateTopics { partitions } => {
             let t = &settings.kafka.topics;
-            ensure_topics(&settings.kafka, &[&t.email, &t.sms, &t.messenger, &t.dlq], partitions).await?;
+            ensure_topics(&settings.kafka, &[&t.email, &t.sms, &t.messenger, &t.dlq], partitions).await.with_context(
+                || format!("creating topics on the Kafka broker at {}", settings.kafka.bootstrap_servers),
+            )?;
             tracing::info!(partitions, "Topics exist.");
         }
         Command::PublishSample => {
@@ -431,10 +434,19 @@ async fn main() -> anyhow::Result<()> {
             })?;
         }
         Command::Report => {
+            reachable(&settings.database.url).await?;
             let store = Store::connect_lazy(&settings.database.url, 2)?;
             print!("{}", store.report().await?);
         }
     }
+    Ok(())
+}
+
+/// Fails with a sentence naming Postgres's address and the cause (never the
+/// password) when it cannot be reached: sqlx's pool would only say that it
+/// timed out.
+async fn reachable(url: &str) -> anyhow::Result<()> {
+    switchboard::diagnose::check_postgres(url, std::time::Duration::from_secs(10)).await?;
     Ok(())
 }
 

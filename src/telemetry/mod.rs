@@ -9,6 +9,7 @@
 
 mod histogram;
 pub mod lag;
+pub mod record_log;
 mod render;
 mod service;
 mod state;

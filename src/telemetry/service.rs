@@ -32,6 +32,14 @@ impl Sidecar {
         consumer: Arc<Consumer>,
     ) -> anyhow::Result<Sidecar> {
         let telemetry = Telemetry::new(stats, settings.http.stuck_after);
+        // The worker starts while Postgres is down and waits for it; say why
+        // in words at once, as the pool's own errors only say it timed out.
+        let url = settings.database.url.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crate::diagnose::check_postgres(&url, std::time::Duration::from_secs(5)).await {
+                tracing::warn!(postgres = %e.at, cause = %e.cause, "{e}; batches wait until it answers.");
+            }
+        });
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = Vec::new();
         let mut addr = None;
