@@ -60,6 +60,9 @@ enum Command {
         /// Exit once every assigned partition is consumed to the end it had at start.
         #[arg(long)]
         stop_at_end: bool,
+        /// How to print the counters at exit: `json`, or `table` for a person.
+        #[arg(long, default_value = "json", value_parser = ["json", "table"])]
+        summary: String,
     },
     /// Create the input and dead-letter topics where missing.
     CreateTopics {
@@ -80,6 +83,9 @@ enum Command {
         /// One JSON object per line instead of text.
         #[arg(long)]
         json: bool,
+        /// Print only the count per reason.
+        #[arg(long)]
+        counts: bool,
         /// Show every dead letter of this source (`topic/partition/offset`) in full:
         /// headers and a safe preview of the payload.
         #[arg(long, value_name = "SOURCE")]
@@ -259,10 +265,14 @@ async fn main() -> anyhow::Result<()> {
             store.migrate().await.context("applying migrations")?;
             tracing::info!("Migrations applied.");
         }
-        Command::Run { stop_at_end } => {
+        Command::Run { stop_at_end, summary } => {
             let mode = if stop_at_end { Mode::StopAtEnd } else { Mode::Forever };
             let report = worker::run(&settings, mode, shutdown_signal()).await?;
-            println!("{}", serde_json::to_string_pretty(&report.stats)?);
+            if summary == "table" {
+                print!("{}", switchboard::ops::summary::table(&report.stats));
+            } else {
+                println!("{}", serde_json::to_string_pretty(&report.stats)?);
+            }
         }
         Command::CreateTopics { partitions } => {
             let t = &settings.kafka.topics;
@@ -333,7 +343,7 @@ async fn main() -> anyhow::Result<()> {
             }
             anyhow::ensure!(summary.failed == 0, "{} records could not be published", summary.failed);
         }
-        Command::DeadLetters { max, filter, json, show } => {
+        Command::DeadLetters { max, filter, json, counts, show } => {
             use switchboard::ops::dead_letters::{self as dl, Letter};
             let topic = &settings.kafka.topics.dlq;
             let records = read_topic(&settings.kafka, topic, max, std::time::Duration::from_secs(3))?;
@@ -350,7 +360,7 @@ async fn main() -> anyhow::Result<()> {
                     println!("{}", dl::json(l));
                 }
             } else {
-                for l in &letters {
+                for l in letters.iter().filter(|_| !counts) {
                     println!("{}", dl::line(l));
                 }
                 for (reason, n) in dl::counts(&letters) {

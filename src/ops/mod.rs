@@ -6,3 +6,4 @@
 pub mod dead_letters;
 pub mod redrive;
 pub mod replay;
+pub mod summary;
