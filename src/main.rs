@@ -346,7 +346,10 @@ async fn main() -> anyhow::Result<()> {
         Command::DeadLetters { max, filter, json, counts, show } => {
             use switchboard::ops::dead_letters::{self as dl, Letter};
             let topic = &settings.kafka.topics.dlq;
-            let records = read_topic(&settings.kafka, topic, max, std::time::Duration::from_secs(3))?;
+            let records =
+                read_topic(&settings.kafka, topic, max, std::time::Duration::from_secs(3)).with_context(|| {
+                    format!("reading {topic} from the Kafka broker at {}", settings.kafka.bootstrap_servers)
+                })?;
             let filter = filter.to_filter();
             let letters: Vec<Letter> = records.into_iter().map(Letter::new).filter(|l| filter.keeps(l)).collect();
             if let Some(source) = show {
@@ -373,7 +376,10 @@ async fn main() -> anyhow::Result<()> {
             use switchboard::ops::dead_letters::Letter;
             use switchboard::ops::redrive::{self, Choice};
             let topic = &settings.kafka.topics.dlq;
-            let records = read_topic(&settings.kafka, topic, usize::MAX, std::time::Duration::from_secs(3))?;
+            let records = read_topic(&settings.kafka, topic, usize::MAX, std::time::Duration::from_secs(3))
+                .with_context(|| {
+                    format!("reading {topic} from the Kafka broker at {}", settings.kafka.bootstrap_servers)
+                })?;
             let letters: Vec<Letter> = records.into_iter().map(Letter::new).collect();
             let choice = Choice {
                 filter: filter.to_filter(),

@@ -91,13 +91,17 @@ async fn metrics_scraped_during_a_run_match_the_rows_and_lag_drains_to_zero() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn readiness_fails_with_a_readable_reason_when_postgres_is_unreachable() {
+async fn readiness_fails_with_readable_reasons_when_postgres_is_unreachable_and_a_partition_is_stuck() {
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let dead_pg = free_port();
     let env = TestEnv::new(1).await;
+    // A record the worker takes but cannot place while Postgres is away.
+    env.publish(&sms("w1", "444")).await;
     let mut settings = env.settings.clone();
     settings.http.addr = addr.clone();
+    settings.http.stuck_after = Duration::from_secs(1);
+    settings.http.poll_interval = Duration::from_millis(200);
     settings.database.url = format!("postgres://postgres:hunter2@127.0.0.1:{dead_pg}/nothing");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let run = tokio::spawn(async move {
@@ -111,7 +115,7 @@ async fn readiness_fails_with_a_readable_reason_when_postgres_is_unreachable() {
     let text = loop {
         if let Ok((status, text)) = fetch(&addr, "/readyz").await {
             assert_eq!(status, 503, "{text}");
-            if text.contains(&expected) {
+            if text.contains(&expected) && text.contains(&format!("partition {}/0 stuck", env.topic("sms"))) {
                 break text;
             }
         }
