@@ -19,10 +19,13 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 /// Why an offsets operation failed, in the terms an operator acts on.
 #[derive(Debug, thiserror::Error)]
 pub enum OffsetsError {
-    /// The group has live members: offsets can move only while it is empty
-    /// (Kafka answers such a commit with NON_EMPTY_GROUP or UNKNOWN_MEMBER_ID).
-    #[error("consumer group {group} has {members} live member(s) ({detail}); stop every worker of the group first")]
-    GroupNotEmpty { group: String, members: usize, detail: String },
+    /// The group has live members: offsets can move only while it is empty.
+    /// Checked before committing; a member that joins in between makes the
+    /// broker refuse the commit (Apache Kafka 4.1 answers UNKNOWN_MEMBER_ID
+    /// to a commit from outside a non-empty group; NON_EMPTY_GROUP is mapped
+    /// the same way).
+    #[error("consumer group {group} has live members ({detail}); stop every worker of the group first")]
+    GroupNotEmpty { group: String, detail: String },
     #[error("topic {0} does not exist")]
     UnknownTopic(String),
     #[error("cannot reach the Kafka broker at {servers}: {source}")]
@@ -131,8 +134,7 @@ impl GroupOffsets {
         if !members.is_empty() {
             return Err(OffsetsError::GroupNotEmpty {
                 group: self.group.clone(),
-                members: members.len(),
-                detail: members.join(", "),
+                detail: format!("{}: {}", members.len(), members.join(", ")),
             });
         }
         let mut tpl = TopicPartitionList::new();
@@ -148,8 +150,7 @@ impl GroupOffsets {
                 | RDKafkaErrorCode::RebalanceInProgress),
             )) => Err(OffsetsError::GroupNotEmpty {
                 group: self.group.clone(),
-                members: 1,
-                detail: format!("the broker answered {code:?}"),
+                detail: format!("the broker refused the commit with {code:?}"),
             }),
             Err(e) => Err(self.broker(e)),
         }
