@@ -9,6 +9,7 @@ mod harness;
 mod dead_letters;
 mod end_to_end;
 mod lifecycle;
+mod load;
 mod logs;
 mod metrics;
 mod outage;
