@@ -4,7 +4,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use switchboard::config::{Overrides, Settings};
-use switchboard::kafka::{ensure_topics, read_topic, Publisher};
+use switchboard::kafka::{ensure_topics, Publisher};
 use switchboard::store::Store;
 use switchboard::worker::{self, Mode};
 
@@ -344,76 +344,25 @@ async fn main() -> anyhow::Result<()> {
             anyhow::ensure!(summary.failed == 0, "{} records could not be published", summary.failed);
         }
         Command::DeadLetters { max, filter, json, counts, show } => {
-            use switchboard::ops::dead_letters::{self as dl, Letter};
-            let topic = &settings.kafka.topics.dlq;
-            let records =
-                read_topic(&settings.kafka, topic, max, std::time::Duration::from_secs(3)).with_context(|| {
-                    format!("reading {topic} from the Kafka broker at {}", settings.kafka.bootstrap_servers)
-                })?;
-            let filter = filter.to_filter();
-            let letters: Vec<Letter> = records.into_iter().map(Letter::new).filter(|l| filter.keeps(l)).collect();
-            if let Some(source) = show {
-                let found: Vec<&Letter> = letters.iter().filter(|l| l.source == source).collect();
-                anyhow::ensure!(!found.is_empty(), "no dead letter of {source} on {topic}");
-                for l in found {
-                    println!("{}", dl::show(l));
-                }
-            } else if json {
-                for l in &letters {
-                    println!("{}", dl::json(l));
-                }
-            } else {
-                for l in letters.iter().filter(|_| !counts) {
-                    println!("{}", dl::line(l));
-                }
-                for (reason, n) in dl::counts(&letters) {
-                    println!("{n:>8}  {reason}");
-                }
-                println!("{} dead letters on {topic}", letters.len());
-            }
+            use switchboard::ops::commands::{self, Listing};
+            let listing = match (show, json) {
+                (Some(source), _) => Listing::Show(source),
+                (None, true) => Listing::Json,
+                (None, false) => Listing::Lines { counts_only: counts },
+            };
+            commands::dead_letters(&settings, max, &filter.to_filter(), &listing, &mut std::io::stdout().lock())?;
         }
         Command::Redrive { filter, source, all: _, set_headers, limit, force, dry_run } => {
-            use switchboard::ops::dead_letters::Letter;
-            use switchboard::ops::redrive::{self, Choice};
-            let topic = &settings.kafka.topics.dlq;
-            let records = read_topic(&settings.kafka, topic, usize::MAX, std::time::Duration::from_secs(3))
-                .with_context(|| {
-                    format!("reading {topic} from the Kafka broker at {}", settings.kafka.bootstrap_servers)
-                })?;
-            let letters: Vec<Letter> = records.into_iter().map(Letter::new).collect();
-            let choice = Choice {
+            let choice = switchboard::ops::redrive::Choice {
                 filter: filter.to_filter(),
                 sources: source,
                 limit,
                 force,
                 set_headers,
-                input_topics: settings.kafka.topics.inputs().iter().map(|t| (*t).to_owned()).collect(),
+                input_topics: Vec::new(),
             };
-            let (sends, skipped) = redrive::plan(&letters, &choice);
-            for s in &skipped {
-                println!("skip  {}  {}", s.from, s.why);
-            }
-            let publisher = Publisher::new(&settings.kafka)?;
-            for r in &sends {
-                if !dry_run {
-                    publisher.publish(&r.topic, r.key.as_deref(), r.value.as_deref(), &r.headers).await?;
-                }
-                println!(
-                    "{}  {}  {} -> {} (redrive {})",
-                    if dry_run { "would send" } else { "sent" },
-                    r.reason,
-                    r.from,
-                    r.topic,
-                    r.redrives
-                );
-            }
-            println!(
-                "{} {} redriven, {} skipped{}",
-                sends.len(),
-                if sends.len() == 1 { "record" } else { "records" },
-                skipped.len(),
-                if dry_run { " (dry run: nothing sent)" } else { "" }
-            );
+            let mut out = std::io::stdout();
+            switchboard::ops::commands::redrive(&settings, choice, dry_run, &mut out).await?;
         }
         Command::Replay {
             group,
@@ -426,7 +375,7 @@ async fn main() -> anyhow::Result<()> {
             shift_by,
             dry_run,
         } => {
-            use switchboard::ops::replay::{self, Target};
+            use switchboard::ops::replay::Target;
             let target = match (to_earliest, to_latest, to_offset, to_datetime, shift_by) {
                 (true, ..) => Target::Earliest,
                 (_, true, ..) => Target::Latest,
@@ -436,17 +385,9 @@ async fn main() -> anyhow::Result<()> {
                 _ => anyhow::bail!("choose one of --to-earliest, --to-latest, --to-offset, --to-datetime, --shift-by"),
             };
             let group = group.unwrap_or_else(|| settings.kafka.group_id.clone());
-            tokio::task::block_in_place(|| -> anyhow::Result<()> {
-                let client = switchboard::kafka::GroupOffsets::new(&settings.kafka, &group)?;
-                let moves = replay::plan(&client, &settings, &topics, &partitions, target)?;
-                print!("{}", replay::table(&group, &moves));
-                if dry_run {
-                    println!("Dry run: nothing committed.");
-                } else {
-                    replay::execute(&client, &moves)?;
-                    println!("Committed. The next `switchboard run` of group {group} starts there.");
-                }
-                Ok(())
+            tokio::task::block_in_place(|| {
+                let mut out = std::io::stdout().lock();
+                switchboard::ops::commands::replay(&settings, &group, &topics, &partitions, target, dry_run, &mut out)
             })?;
         }
         Command::Report => {

@@ -3,6 +3,7 @@
 //! Each keeps its decisions in pure functions and its IO in a few calls to
 //! the Kafka module.
 
+pub mod commands;
 pub mod dead_letters;
 pub mod redrive;
 pub mod replay;
