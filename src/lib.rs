@@ -16,6 +16,10 @@
 //!   transaction under advisory locks and carries out the plans.
 //! - [`worker`]: the consuming loop, one task per partition, retries,
 //!   dead letters, offsets, stop-at-end.
+//! - [`telemetry`] and [`http`]: what operators see of a running worker
+//!   (`/metrics`, `/healthz`, `/readyz`); [`diagnose`] turns unreachable
+//!   services into sentences.
+//! - [`ops`]: the operators' commands (`replay`, `dead-letters`, `redrive`).
 //! - [`config`], [`stats`], [`sample`], [`loadgen`]: settings, counters,
 //!   realistic sample traffic for the demo, synthetic traffic for load tests.
 
