@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job on a real broker and Postgres: starts the services, builds
 # Switchboard, migrates a fresh database, publishes realistic email, SMS and
-# Messenger traffic, runs the worker to the end, and prints where every
-# message was placed.
+# Messenger traffic and a burst of synthetic load, runs the worker to the
+# end, and prints what was placed by which rule and where to look next.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/services.sh
@@ -14,7 +14,7 @@ export KAFKA_BOOTSTRAP_SERVERS=${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092}
 export SWITCHBOARD_GROUP_ID=${SWITCHBOARD_GROUP_ID:-switchboard-demo-$(date +%s)}
 
 cargo build --locked --bin switchboard
-bin=target/debug/switchboard
+bin=${CARGO_TARGET_DIR:-target}/debug/switchboard
 
 echo "demo: recreating database $DB."
 psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
@@ -25,9 +25,30 @@ psql -q -h 127.0.0.1 -U postgres -d "$DB" \
   -c "INSERT INTO person_contacts (person_id, channel, address) VALUES ('7d3c1a4e-0000-4000-8000-000000000001', 'email', 'ana.horvat@example.com')"
 $bin create-topics --partitions 3
 $bin publish-sample
+echo "demo: publishing a burst of 2,000 synthetic records (duplicates, email copies, replies, automatic mail, a few malformed)."
+# A new seed per run: new messages, not a replay of the last demo's.
+$bin load --records 2000 --rate 2000 --mix sms=50,messenger=25,email=25 \
+  --duplicates 0.05 --siblings 0.03 --replies 0.10 --automatic 0.03 --malformed 0.01 \
+  --customers 300 --seed "$(date +%s)" --metrics-addr off
 echo "demo: running the worker until every partition is consumed."
-$bin run --stop-at-end
+$bin run --stop-at-end --summary table
 echo
-$bin report
+echo "demo: the first conversations created:"
+report=$(mktemp)
+$bin report >"$report"
+head -n 12 "$report"
+echo "..."
+tail -n 1 "$report"
+rm -f "$report"
 echo
-$bin dead-letters
+echo "demo: dead letters, by reason:"
+$bin dead-letters --counts
+cat <<EOF
+
+Where to look next:
+  metrics   while 'switchboard run' runs: http://${SWITCHBOARD_HTTP_ADDR:-127.0.0.1:9464}/metrics
+            (/healthz, /readyz; Grafana dashboard: docs/grafana-dashboard.json)
+  dead      'switchboard dead-letters' lists them, '--show TOPIC/PARTITION/OFFSET' shows one,
+            'switchboard redrive --reason CODE --dry-run' sends them back once fixed
+  database  psql $DATABASE_URL
+EOF

@@ -21,6 +21,7 @@ pub struct Settings {
     pub kafka: KafkaSettings,
     pub worker: WorkerSettings,
     pub placement: PlacementSettings,
+    pub http: HttpSettings,
 }
 
 #[derive(Clone, Deserialize)]
@@ -149,6 +150,36 @@ impl fmt::Debug for KafkaSettings {
     }
 }
 
+/// The operators' HTTP endpoint (`/metrics`, `/healthz`, `/readyz`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// `host:port` to listen on, or `off`.
+    pub addr: String,
+    /// A partition with work waiting and no progress for this long makes
+    /// `/readyz` answer 503.
+    #[serde(with = "duration_text")]
+    pub stuck_after: Duration,
+    /// How often the broker is asked for watermarks and committed offsets
+    /// (the lag metric, and the broker half of `/readyz`).
+    #[serde(with = "duration_text")]
+    pub poll_interval: Duration,
+}
+
+impl HttpSettings {
+    /// The address to listen on; `None` when disabled.
+    pub fn listen_addr(&self) -> Result<Option<std::net::SocketAddr>, SettingsError> {
+        if self.addr.trim().eq_ignore_ascii_case("off") {
+            return Ok(None);
+        }
+        self.addr
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|e| SettingsError::Invalid(format!("http.addr {:?}: {e} (expected host:port or off)", self.addr)))
+    }
+}
+
 /// Overrides given on the command line or in the fixed environment names.
 #[derive(Clone, Default)]
 pub struct Overrides {
@@ -160,6 +191,8 @@ pub struct Overrides {
     pub topic_sms: Option<String>,
     pub topic_messenger: Option<String>,
     pub topic_dlq: Option<String>,
+    /// `http.addr`: `host:port` or `off`.
+    pub http_addr: Option<String>,
     /// `name=value` librdkafka properties.
     pub kafka_properties: Vec<(String, String)>,
 }
@@ -176,6 +209,7 @@ impl fmt::Debug for Overrides {
             .field("topic_sms", &self.topic_sms)
             .field("topic_messenger", &self.topic_messenger)
             .field("topic_dlq", &self.topic_dlq)
+            .field("http_addr", &self.http_addr)
             .field("kafka_properties", &redacted(&properties))
             .finish()
     }
@@ -234,6 +268,7 @@ impl Settings {
         set(&mut self.kafka.topics.sms, &o.topic_sms);
         set(&mut self.kafka.topics.messenger, &o.topic_messenger);
         set(&mut self.kafka.topics.dlq, &o.topic_dlq);
+        set(&mut self.http.addr, &o.http_addr);
         for (k, v) in &o.kafka_properties {
             self.kafka.properties.insert(k.clone(), v.clone());
         }
@@ -258,6 +293,7 @@ impl Settings {
             return invalid("database.max_connections must be positive".into());
         }
         self.policy()?;
+        self.http.listen_addr()?;
         Ok(())
     }
 
@@ -397,6 +433,16 @@ mod tests {
     fn a_batch_larger_than_the_buffer_is_refused() {
         let err = Settings::load(&Overrides::default(), &env(&[("SWITCHBOARD__WORKER__BATCH_MAX_BYTES", "999999999")]));
         assert!(matches!(err, Err(SettingsError::Invalid(m)) if m.contains("fit")));
+    }
+
+    #[test]
+    fn the_http_endpoint_listens_on_the_default_address_or_is_off() {
+        let s = Settings::load(&Overrides::default(), &[]).unwrap();
+        assert_eq!(s.http.listen_addr().unwrap(), Some("127.0.0.1:9464".parse().unwrap()));
+        let off = Overrides { http_addr: Some("off".into()), ..Overrides::default() };
+        assert_eq!(Settings::load(&off, &[]).unwrap().http.listen_addr().unwrap(), None);
+        let bad = Overrides { http_addr: Some("localhost".into()), ..Overrides::default() };
+        assert!(matches!(Settings::load(&bad, &[]), Err(SettingsError::Invalid(m)) if m.contains("http.addr")));
     }
 
     #[test]

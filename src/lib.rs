@@ -16,18 +16,26 @@
 //!   transaction under advisory locks and carries out the plans.
 //! - [`worker`]: the consuming loop, one task per partition, retries,
 //!   dead letters, offsets, stop-at-end.
+//! - [`telemetry`] and [`http`]: what operators see of a running worker
+//!   (`/metrics`, `/healthz`, `/readyz`); [`diagnose`] turns unreachable
+//!   services into sentences.
+//! - [`ops`]: the operators' commands (`replay`, `dead-letters`, `redrive`).
 //! - [`config`], [`stats`], [`sample`], [`loadgen`]: settings, counters,
 //!   realistic sample traffic for the demo, synthetic traffic for load tests.
 
 pub mod config;
 pub mod dead_letter;
 pub mod decode;
+pub mod diagnose;
 pub mod domain;
+pub mod http;
 pub mod kafka;
 pub mod loadgen;
+pub mod ops;
 pub mod placement;
 pub mod record;
 pub mod sample;
 pub mod stats;
 pub mod store;
+pub mod telemetry;
 pub mod worker;

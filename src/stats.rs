@@ -17,6 +17,7 @@ pub struct Stats {
     records_skipped: AtomicU64,
     records_dead_lettered: AtomicU64,
     retries: AtomicU64,
+    retries_by_cause: Mutex<BTreeMap<&'static str, u64>>,
     by_rule: Mutex<BTreeMap<&'static str, u64>>,
     by_reason: Mutex<BTreeMap<&'static str, u64>>,
     skipped_entries: Mutex<BTreeMap<String, u64>>,
@@ -40,6 +41,8 @@ pub struct Snapshot {
     pub records_skipped: u64,
     pub records_dead_lettered: u64,
     pub retries: u64,
+    /// Retries by cause (`postgres`, `dead_letter_publish`).
+    pub retries_by_cause: BTreeMap<&'static str, u64>,
     /// Messages by decision-table rule.
     pub messages_by_rule: BTreeMap<&'static str, u64>,
     /// Dead letters by reason code.
@@ -87,8 +90,11 @@ impl Stats {
         }
     }
 
-    pub fn retried(&self) {
+    /// A transient failure is being waited out; `cause` names what failed
+    /// (a short stable label: `postgres`, `dead_letter_publish`).
+    pub fn retried(&self, cause: &'static str) {
         self.retries.fetch_add(1, Ordering::Relaxed);
+        bump(&self.retries_by_cause, cause, 1);
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -100,6 +106,7 @@ impl Stats {
             records_skipped: self.records_skipped.load(Ordering::Relaxed),
             records_dead_lettered: self.records_dead_lettered.load(Ordering::Relaxed),
             retries: self.retries.load(Ordering::Relaxed),
+            retries_by_cause: read(&self.retries_by_cause),
             messages_by_rule: read(&self.by_rule),
             dead_letters_by_reason: read(&self.by_reason),
             skipped_entries: self.skipped_entries.lock().map(|m| m.clone()).unwrap_or_default(),

@@ -5,11 +5,13 @@
 
 mod admin;
 mod consumer;
+mod offsets;
 mod producer;
 mod reader;
 
 pub use admin::ensure_topics;
 pub use consumer::{Consumer, PartitionKey, RebalanceListener};
+pub use offsets::{GroupOffsets, OffsetsError};
 pub use producer::{PublishError, Publisher};
 /// Errors of the Kafka client, as the consumer's methods return them.
 pub use rdkafka::error::KafkaError;

@@ -16,8 +16,10 @@ use crate::placement::Policy;
 use crate::record::SourceRecord;
 use crate::stats::{RecordEnd, Stats};
 use crate::store::{Item, Outcome, SourceRef, Store, StoreError};
+use crate::telemetry::record_log;
 use std::sync::Arc;
 use tokio::sync::watch;
+use tracing::Instrument as _;
 
 /// What a batch step needs; shared by all partition tasks.
 pub struct Pipeline {
@@ -132,9 +134,15 @@ impl Pipeline {
             stop,
             &what,
             StoreError::is_transient,
-            || self.stats.retried(),
+            || self.stats.retried("postgres"),
             || self.store.apply_batch(items, &self.policy),
         )
+        // Retry warnings carry the partition and the cause as fields.
+        .instrument(record_log::retry_span(
+            items.first().map_or("", |i| &i.source.topic),
+            items.first().map(|i| i.source.partition),
+            "postgres",
+        ))
         .await
     }
 
@@ -150,11 +158,15 @@ impl Pipeline {
         let mut applied = false;
         for outcome in outcomes {
             match outcome {
-                Outcome::Applied { rule, .. } => {
+                Outcome::Applied { rule, landed } => {
                     applied = true;
                     self.stats.message_placed(*rule);
+                    record_log::placed(d.record, rule.as_str(), Some(landed.conversation_id));
                 }
-                Outcome::Duplicate => self.stats.message_placed(crate::placement::Rule::Duplicate),
+                Outcome::Duplicate => {
+                    self.stats.message_placed(crate::placement::Rule::Duplicate);
+                    record_log::placed(d.record, "r0_duplicate", None);
+                }
             }
         }
         if d.invalid.is_some() {
@@ -171,15 +183,19 @@ impl Pipeline {
     }
 
     async fn dead_letter(&self, letter: &DeadLetter, stop: &watch::Receiver<bool>) -> Result<(), Interrupted> {
-        tracing::warn!(source = %letter.source, reason = %letter.reason, "Record dead-lettered.");
+        record_log::dead_lettered(letter);
         let published = retry::until_done(
             self.retry,
             stop,
             "Publishing a dead letter",
             |_| true,
-            || self.stats.retried(),
+            || self.stats.retried("dead_letter_publish"),
             || self.publisher.publish(&self.dlq_topic, letter.key.as_deref(), letter.value.as_deref(), &letter.headers),
         )
+        .instrument({
+            let (topic, partition, _) = record_log::source_parts(&letter.source);
+            record_log::retry_span(topic, partition, "dead_letter_publish")
+        })
         .await?;
         // Every publish error is retried, so only success gets here.
         debug_assert!(published.is_ok());

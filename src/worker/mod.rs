@@ -37,6 +37,7 @@ use crate::config::Settings;
 use crate::kafka::{Consumer, Publisher};
 use crate::stats::{Snapshot, Stats};
 use crate::store::Store;
+use crate::telemetry::Sidecar;
 use buffer::Limits;
 use end::EndOfTopics;
 use handover::Handover;
@@ -140,6 +141,20 @@ pub async fn run_observed(
     topics.dedup();
     let handover = Arc::new(Handover { partitions: partitions.clone(), drain_timeout: w.drain_timeout });
     let consumer = Consumer::subscribe(&settings.kafka, &topics, handover)?;
+    // The metrics and health endpoint and the lag poller (crate::telemetry).
+    let sidecar = Sidecar::start(settings, stats.clone(), pipeline.store.clone(), consumer.clone()).await?;
+    let telemetry = sidecar.telemetry.clone();
+    // Flow control's own view (buffers, pauses) feeds the in-flight gauges.
+    let flow_gauges = tokio::spawn({
+        let (partitions, telemetry) = (partitions.clone(), telemetry.clone());
+        async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+            loop {
+                tick.tick().await;
+                telemetry.flow(&partitions.view());
+            }
+        }
+    });
     tracing::info!(group = %settings.kafka.group_id, topics = ?topics, "Consuming.");
 
     let end = match mode {
@@ -151,7 +166,14 @@ pub async fn run_observed(
     if panic_hook.is_some() {
         tracing::warn!(at = %w.test_panic_at, "worker.test_panic_at is set: a partition task will panic once, for a test.");
     }
-    let spawner = Spawner { pipeline, consumer: consumer.clone(), limits, events: events_tx, panic_hook };
+    let spawner = Spawner {
+        pipeline,
+        consumer: consumer.clone(),
+        limits,
+        events: events_tx,
+        panic_hook,
+        telemetry: telemetry.clone(),
+    };
     let mut reader = KafkaReader {
         consumer: consumer.clone(),
         partitions: partitions.clone(),
@@ -159,6 +181,7 @@ pub async fn run_observed(
         events: events_rx,
         limits,
         restart: RetryPolicy { initial: w.retry_initial, max: w.retry_max },
+        telemetry,
     };
     let ended = reader.run(end, shutdown).await;
 
@@ -174,6 +197,8 @@ pub async fn run_observed(
     let commit_consumer = consumer.clone();
     tokio::task::spawn_blocking(move || commit_consumer.commit_now()).await?;
     consumer.leave().await;
+    flow_gauges.abort();
+    sidecar.stop().await;
     tracing::info!("Offsets committed; left the group.");
     drop(reader);
 

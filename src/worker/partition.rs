@@ -10,6 +10,7 @@ use super::buffer::{Limits, PartitionBuffer};
 use super::partitions::TaskHandles;
 use crate::kafka::{Consumer, PartitionKey};
 use crate::record::SourceRecord;
+use crate::telemetry::Telemetry;
 use futures::FutureExt as _;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -63,6 +64,7 @@ pub(super) struct Spawner {
     pub limits: Limits,
     pub events: mpsc::UnboundedSender<TaskEvent>,
     pub panic_hook: Option<Arc<PanicHook>>,
+    pub telemetry: Arc<Telemetry>,
 }
 
 impl Spawner {
@@ -86,6 +88,7 @@ impl Spawner {
             events: self.events.clone(),
             stop: stop_rx,
             panic_hook: self.panic_hook.clone(),
+            telemetry: self.telemetry.clone(),
         };
         let events = self.events.clone();
         let handle = tokio::spawn(async move {
@@ -116,12 +119,15 @@ struct PartitionTask {
     events: mpsc::UnboundedSender<TaskEvent>,
     stop: watch::Receiver<bool>,
     panic_hook: Option<Arc<PanicHook>>,
+    telemetry: Arc<Telemetry>,
 }
 
 impl PartitionTask {
     /// Runs until the buffer closes (revocation, shutdown) or a stop request
     /// interrupts a wait; the batch in hand is finished first.
     async fn run(mut self, delay: Duration) {
+        // Marks the partition's task dead for /healthz if it unwinds.
+        let _alive = self.telemetry.partition_task(&self.key);
         if !delay.is_zero() {
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
@@ -134,9 +140,11 @@ impl PartitionTask {
             }
             let started = std::time::Instant::now();
             if self.pipeline.process(&batch, &self.stop).await.is_err() {
+                self.telemetry.batch_abandoned(&self.key, &batch);
                 tracing::info!(topic = %self.key.0, partition = self.key.1, "Partition stopped with a batch unfinished; it will be redelivered.");
                 return;
             }
+            self.telemetry.batch_done(&self.key, &batch, started.elapsed());
             tracing::debug!(topic = %self.key.0, partition = self.key.1, records = batch.len(), bytes, elapsed_ms = started.elapsed().as_millis() as u64, "Batch done.");
             if let Some(last) = batch.last() {
                 self.consumer.mark_done(&last.topic, last.partition, last.offset);

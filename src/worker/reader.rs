@@ -37,6 +37,8 @@ pub(super) struct KafkaReader {
     pub limits: Limits,
     /// Backoff between restarts of a failing partition task.
     pub restart: RetryPolicy,
+    /// Counts what is consumed, per partition, for /metrics.
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 impl KafkaReader {
@@ -110,6 +112,7 @@ impl KafkaReader {
         }
         slot.next_expected = Some(record.offset + 1);
         slot.first_offset.get_or_insert(record.offset);
+        self.telemetry.consumed(&record);
         let held = slot.buffer.push(record);
         if matches!(slot.state, Lifecycle::Assigned | Lifecycle::Restarting) && self.limits.full(held) {
             self.consumer.pause(&key);

@@ -69,6 +69,8 @@ impl TestEnv {
             topic_sms: Some(format!("{prefix}.sms")),
             topic_messenger: Some(format!("{prefix}.messenger")),
             topic_dlq: Some(format!("{prefix}.dlq")),
+            // Tests run workers side by side; the one that scrapes picks a port.
+            http_addr: Some("off".into()),
             kafka_properties: vec![],
             config_file: None,
         };
@@ -145,6 +147,7 @@ impl TestEnv {
             .env("SWITCHBOARD_TOPIC_MESSENGER", &s.kafka.topics.messenger)
             .env("SWITCHBOARD_TOPIC_DLQ", &s.kafka.topics.dlq)
             .env("RUST_LOG", "warn")
+            .env("SWITCHBOARD_HTTP_ADDR", "off")
             // A killed member's partitions move on after its session times out.
             .env("SWITCHBOARD_RDKAFKA_SESSION_TIMEOUT_MS", "6000")
             .stdout(std::process::Stdio::piped())

@@ -1,0 +1,78 @@
+//! A Prometheus histogram with fixed buckets: cumulative counts per upper
+//! bound, a sum and a count. Hand-rolled because the worker needs three of
+//! them and the exposition format is a few lines; an exporter crate would
+//! bring a registry and a global state we do not want.
+
+use std::fmt::Write as _;
+use std::sync::Mutex;
+
+/// One histogram. Observations are cheap (a short lock); the lock is never
+/// held across an await.
+#[derive(Debug)]
+pub struct Histogram {
+    /// Upper bounds, ascending; `+Inf` is implicit.
+    bounds: &'static [f64],
+    inner: Mutex<Counts>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Counts {
+    /// Non-cumulative count per bucket; one more than `bounds` for `+Inf`.
+    per_bucket: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    pub fn new(bounds: &'static [f64]) -> Histogram {
+        let counts = Counts { per_bucket: vec![0; bounds.len() + 1], ..Counts::default() };
+        Histogram { bounds, inner: Mutex::new(counts) }
+    }
+
+    pub fn observe(&self, value: f64) {
+        // A NaN would poison the sum forever; it never comes from a clock.
+        if value.is_nan() {
+            return;
+        }
+        let slot = self.bounds.iter().position(|b| value <= *b).unwrap_or(self.bounds.len());
+        if let Ok(mut c) = self.inner.lock() {
+            c.per_bucket[slot] += 1;
+            c.sum += value;
+            c.count += 1;
+        }
+    }
+
+    /// Appends the `_bucket`, `_sum` and `_count` series of `name`.
+    pub fn render(&self, out: &mut String, name: &str, help: &str) {
+        let c = self.inner.lock().map(|c| c.clone()).unwrap_or_default();
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (i, bound) in self.bounds.iter().enumerate() {
+            cumulative += c.per_bucket.get(i).copied().unwrap_or(0);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", c.count);
+        let _ = writeln!(out, "{name}_sum {}", c.sum);
+        let _ = writeln!(out, "{name}_count {}", c.count);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_cumulative_and_inf_equals_the_count() {
+        let h = Histogram::new(&[1.0, 10.0]);
+        for v in [0.5, 1.0, 3.0, 20.0, f64::NAN] {
+            h.observe(v);
+        }
+        let mut out = String::new();
+        h.render(&mut out, "x_seconds", "test");
+        assert!(out.contains("x_seconds_bucket{le=\"1\"} 2\n"), "{out}");
+        assert!(out.contains("x_seconds_bucket{le=\"10\"} 3\n"), "{out}");
+        assert!(out.contains("x_seconds_bucket{le=\"+Inf\"} 4\n"), "{out}");
+        assert!(out.contains("x_seconds_sum 24.5\n"), "{out}");
+        assert!(out.contains("x_seconds_count 4\n"), "{out}");
+    }
+}

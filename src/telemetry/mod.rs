@@ -1,0 +1,191 @@
+//! What an operator sees of a running worker: the live state behind
+//! `/metrics`, `/healthz` and `/readyz` (served by [`crate::http`]).
+//!
+//! The worker reports into one [`Telemetry`] through a handful of calls (a
+//! record consumed, a batch done or abandoned, a partition task started);
+//! the [`lag`] poller adds what only the broker knows (high watermarks and
+//! the group's committed offsets). Nothing here blocks the consuming loop:
+//! every call takes a short lock or bumps an atomic.
+
+mod histogram;
+pub mod lag;
+pub mod record_log;
+mod render;
+mod service;
+mod state;
+
+pub use histogram::Histogram;
+pub use service::Sidecar;
+pub use state::{PartitionTask, Readiness};
+
+use crate::kafka::PartitionKey;
+use crate::record::SourceRecord;
+use crate::stats::Stats;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Batch sizes in records.
+const BATCH_RECORDS: &[f64] = &[1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0];
+/// Batch commit and end-to-end latencies in seconds.
+const SECONDS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
+
+/// The live state of one worker process.
+#[derive(Debug)]
+pub struct Telemetry {
+    /// The outcome counters shared with the pipeline and the run summary.
+    pub stats: Arc<Stats>,
+    /// Per-partition state, keyed by (topic, partition).
+    partitions: Mutex<BTreeMap<PartitionKey, state::PartitionState>>,
+    /// The broker as the lag poller last saw it.
+    broker: Mutex<state::BrokerState>,
+    batch_records: Histogram,
+    batch_commit_seconds: Histogram,
+    end_to_end_seconds: Histogram,
+    in_flight_records: AtomicI64,
+    in_flight_bytes: AtomicI64,
+    paused_partitions: AtomicI64,
+    /// How long a partition with work may go without progress before
+    /// `/readyz` calls it stuck.
+    stuck_after: Duration,
+}
+
+impl Telemetry {
+    pub fn new(stats: Arc<Stats>, stuck_after: Duration) -> Arc<Telemetry> {
+        Arc::new(Telemetry {
+            stats,
+            partitions: Mutex::default(),
+            broker: Mutex::default(),
+            batch_records: Histogram::new(BATCH_RECORDS),
+            batch_commit_seconds: Histogram::new(SECONDS),
+            end_to_end_seconds: Histogram::new(SECONDS),
+            in_flight_records: AtomicI64::new(0),
+            in_flight_bytes: AtomicI64::new(0),
+            paused_partitions: AtomicI64::new(0),
+            stuck_after,
+        })
+    }
+
+    fn with_partition<T>(&self, key: &PartitionKey, f: impl FnOnce(&mut state::PartitionState) -> T) -> Option<T> {
+        let mut map = self.partitions.lock().ok()?;
+        let entry = map.entry(key.clone()).or_insert_with(state::PartitionState::new);
+        Some(f(entry))
+    }
+
+    /// The consumer handed a record to its partition's task.
+    pub fn consumed(&self, record: &SourceRecord) {
+        self.with_partition(&(record.topic.clone(), record.partition), |p| p.consumed += 1);
+    }
+
+    /// What flow control holds right now: the worker's own view of its
+    /// partitions (buffered records and bytes, paused or not) sets the
+    /// in-flight gauges, so records dropped from a buffer at a pause or a
+    /// revocation never linger in them.
+    pub fn flow(&self, partitions: &[crate::worker::PartitionView]) {
+        let records: usize = partitions.iter().map(|p| p.buffered_records).sum();
+        let bytes: usize = partitions.iter().map(|p| p.buffered_bytes).sum();
+        let paused = partitions.iter().filter(|p| p.state == crate::worker::Lifecycle::Paused).count();
+        self.in_flight_records.store(records as i64, Ordering::Relaxed);
+        self.in_flight_bytes.store(bytes as i64, Ordering::Relaxed);
+        self.set_paused_partitions(paused);
+        for p in partitions {
+            self.with_partition(&(p.topic.clone(), p.partition), |s| s.in_flight = p.buffered_records as u64);
+        }
+    }
+
+    /// A batch of one partition is durable (applied or dead-lettered) after
+    /// `took`; its records are no longer in flight.
+    pub fn batch_done(&self, key: &PartitionKey, batch: &[SourceRecord], took: Duration) {
+        self.batch_records.observe(batch.len() as f64);
+        self.batch_commit_seconds.observe(took.as_secs_f64());
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        for record in batch {
+            // Producer clocks can be ahead of ours; a negative latency says nothing.
+            if let Some(ts) = record.timestamp_ms.filter(|ts| *ts > 0 && *ts <= now_ms) {
+                self.end_to_end_seconds.observe((now_ms - ts) as f64 / 1000.0);
+            }
+        }
+        self.leave_flight(key, batch);
+        self.with_partition(key, |p| {
+            p.last_progress = Instant::now();
+            if let Some(last) = batch.last() {
+                p.next_offset = Some(last.offset + 1);
+            }
+        });
+    }
+
+    /// A batch was given up at a stop; it will be redelivered.
+    pub fn batch_abandoned(&self, key: &PartitionKey, batch: &[SourceRecord]) {
+        self.leave_flight(key, batch);
+    }
+
+    fn leave_flight(&self, key: &PartitionKey, batch: &[SourceRecord]) {
+        // The gauges follow flow control's view (`flow`); this only keeps
+        // the partition's count current between two looks at it.
+        self.with_partition(key, |p| p.in_flight = p.in_flight.saturating_sub(batch.len() as u64));
+    }
+
+    /// Records queued for a partition whose task is gone were never applied.
+    pub fn dropped(&self, record: &SourceRecord) {
+        self.leave_flight(&(record.topic.clone(), record.partition), std::slice::from_ref(record));
+    }
+
+    /// The number of partitions flow control has paused right now.
+    pub fn set_paused_partitions(&self, n: usize) {
+        self.paused_partitions.store(n as i64, Ordering::Relaxed);
+    }
+
+    /// A partition task starts; keep the guard for the task's life. A task
+    /// that unwinds (a panic) marks its partition dead for `/healthz`.
+    pub fn partition_task(self: &Arc<Self>, key: &PartitionKey) -> PartitionTask {
+        self.with_partition(key, |p| p.task = state::TaskState::Running);
+        PartitionTask::new(self.clone(), key.clone())
+    }
+
+    pub(crate) fn task_ended(&self, key: &PartitionKey, panicked: bool) {
+        self.with_partition(key, |p| p.task = if panicked { state::TaskState::Died } else { state::TaskState::Ended });
+    }
+
+    /// What the lag poller learnt: the member's assignment and, per
+    /// assigned partition, the high watermark and the committed offset.
+    pub fn polled(&self, assignment: &[PartitionKey], offsets: &[(PartitionKey, Option<i64>, Option<i64>)]) {
+        if let Ok(mut map) = self.partitions.lock() {
+            for (key, p) in map.iter_mut() {
+                let now_assigned = assignment.contains(key);
+                if now_assigned && !p.assigned {
+                    // Newly assigned: its stuck clock starts now, not at an old batch.
+                    p.last_progress = Instant::now();
+                }
+                p.assigned = now_assigned;
+            }
+            for key in assignment {
+                map.entry(key.clone()).or_insert_with(state::PartitionState::new).assigned = true;
+            }
+            for (key, high, committed) in offsets {
+                if let Some(p) = map.get_mut(key) {
+                    p.high_watermark = *high;
+                    p.committed = *committed;
+                }
+            }
+        }
+    }
+
+    /// The broker answered (Ok) or not (the error, for `/readyz`).
+    pub fn broker_contact(&self, result: Result<(), String>) {
+        if let Ok(mut b) = self.broker.lock() {
+            match result {
+                Ok(()) => {
+                    b.last_ok = Some(Instant::now());
+                    b.last_error = None;
+                }
+                Err(e) => b.last_error = Some(e),
+            }
+        }
+    }
+
+    /// The Prometheus text exposition of everything above.
+    pub fn render(&self) -> String {
+        render::render(self)
+    }
+}

@@ -1,0 +1,163 @@
+//! The Prometheus text exposition format (version 0.0.4): `# HELP` and
+//! `# TYPE` per family, then one line per series. Counters end in `_total`,
+//! durations are in seconds, sizes in bytes, as Prometheus' naming guide asks.
+
+use super::Telemetry;
+use crate::dead_letter::DlqReason;
+use crate::placement::Rule;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+/// Every rule label, so a dashboard sees zeros rather than missing series.
+const RULES: [Rule; 8] = [
+    Rule::Duplicate,
+    Rule::ReplyOngoing,
+    Rule::ReplyClosedAppended,
+    Rule::ReplyClosedFollowUp,
+    Rule::ReplyClosedAutomatic,
+    Rule::SamePair,
+    Rule::New,
+    Rule::NewFollowUp,
+];
+
+/// A label value with `\`, `"` and newlines escaped.
+fn escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn labelled<K: AsRef<str>>(out: &mut String, name: &str, label: &str, values: &BTreeMap<K, u64>) {
+    for (k, v) in values {
+        let _ = writeln!(out, "{name}{{{label}=\"{}\"}} {v}", escape(k.as_ref()));
+    }
+}
+
+pub(super) fn render(t: &Telemetry) -> String {
+    let s = t.stats.snapshot();
+    let mut out = String::with_capacity(8 * 1024);
+
+    family(&mut out, "switchboard_records_total", "counter", "Records finished, by outcome.");
+    for (outcome, n) in [
+        ("applied", s.records_applied),
+        ("duplicate", s.records_duplicate),
+        ("skipped", s.records_skipped),
+        ("dead_lettered", s.records_dead_lettered),
+    ] {
+        let _ = writeln!(out, "switchboard_records_total{{outcome=\"{outcome}\"}} {n}");
+    }
+
+    family(&mut out, "switchboard_messages_placed_total", "counter", "Messages placed, by decision-table rule.");
+    let mut rules: BTreeMap<&'static str, u64> = RULES.iter().map(|r| (r.as_str(), 0)).collect();
+    rules.extend(s.messages_by_rule.iter().map(|(k, v)| (*k, *v)));
+    labelled(&mut out, "switchboard_messages_placed_total", "rule", &rules);
+
+    family(&mut out, "switchboard_follow_ups_started_total", "counter", "Follow-up conversations started (R2, R4).");
+    let follow_ups = rules[Rule::ReplyClosedFollowUp.as_str()] + rules[Rule::NewFollowUp.as_str()];
+    let _ = writeln!(out, "switchboard_follow_ups_started_total {follow_ups}");
+
+    family(&mut out, "switchboard_dead_letters_total", "counter", "Records dead-lettered, by reason code.");
+    let mut reasons: BTreeMap<&'static str, u64> = DlqReason::ALL.iter().map(|r| (r.code(), 0)).collect();
+    reasons.extend(s.dead_letters_by_reason.iter().map(|(k, v)| (*k, *v)));
+    labelled(&mut out, "switchboard_dead_letters_total", "reason", &reasons);
+
+    family(&mut out, "switchboard_skipped_entries_total", "counter", "Messenger entries skipped, by kind.");
+    labelled(&mut out, "switchboard_skipped_entries_total", "kind", &s.skipped_entries);
+
+    family(&mut out, "switchboard_retries_total", "counter", "Transient failures waited out, by cause.");
+    let mut causes: BTreeMap<&'static str, u64> = [("postgres", 0), ("dead_letter_publish", 0)].into();
+    causes.extend(s.retries_by_cause.iter().map(|(k, v)| (*k, *v)));
+    labelled(&mut out, "switchboard_retries_total", "cause", &causes);
+
+    t.batch_records.render(&mut out, "switchboard_batch_records", "Records per batch.");
+    t.batch_commit_seconds.render(
+        &mut out,
+        "switchboard_batch_commit_seconds",
+        "From a batch's start to its records being durable (placed or dead-lettered).",
+    );
+    t.end_to_end_seconds.render(
+        &mut out,
+        "switchboard_end_to_end_latency_seconds",
+        "From a record's Kafka timestamp to its batch being durable.",
+    );
+
+    for (name, kind, help, value) in [
+        ("switchboard_in_flight_records", "gauge", "Records consumed and not yet durable.", &t.in_flight_records),
+        ("switchboard_in_flight_bytes", "gauge", "Value bytes of the records in flight.", &t.in_flight_bytes),
+        ("switchboard_paused_partitions", "gauge", "Partitions paused by flow control.", &t.paused_partitions),
+    ] {
+        family(&mut out, name, kind, help);
+        let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed).max(0));
+    }
+
+    render_partitions(t, &mut out);
+    out
+}
+
+/// Reads one per-partition gauge.
+type PartitionValue = fn(&super::state::PartitionState) -> Option<i64>;
+
+fn render_partitions(t: &Telemetry, out: &mut String) {
+    let Ok(map) = t.partitions.lock() else { return };
+    family(out, "switchboard_records_consumed_total", "counter", "Records consumed, by topic and partition.");
+    for ((topic, partition), p) in map.iter() {
+        let _ = writeln!(
+            out,
+            "switchboard_records_consumed_total{{topic=\"{}\",partition=\"{partition}\"}} {}",
+            escape(topic),
+            p.consumed
+        );
+    }
+    family(out, "switchboard_assigned_partitions", "gauge", "Partitions assigned to this member.");
+    let _ = writeln!(out, "switchboard_assigned_partitions {}", map.values().filter(|p| p.assigned).count());
+    let per_partition: [(&str, &str, PartitionValue); 3] = [
+        (
+            "switchboard_consumer_lag_records",
+            "High watermark minus the group's committed offset, per assigned partition.",
+            |p| p.lag(),
+        ),
+        ("switchboard_partition_high_watermark", "The partition's high watermark.", |p| p.high_watermark),
+        ("switchboard_partition_committed_offset", "The group's committed offset.", |p| p.committed),
+    ];
+    for (name, help, value) in per_partition {
+        family(out, name, "gauge", help);
+        for ((topic, partition), p) in map.iter().filter(|(_, p)| p.assigned) {
+            if let Some(v) = value(p) {
+                let _ = writeln!(out, "{name}{{topic=\"{}\",partition=\"{partition}\"}} {v}", escape(topic));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::{RecordEnd, Stats};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[test]
+    fn every_family_has_help_and_type_and_counters_end_in_total() {
+        let stats = Arc::new(Stats::default());
+        stats.message_placed(Rule::New);
+        stats.record_ended(RecordEnd::DeadLettered(DlqReason::UnknownType));
+        let t = Telemetry::new(stats, Duration::from_secs(60));
+        let key = ("in\"bound".to_owned(), 2);
+        t.polled(std::slice::from_ref(&key), &[(key.clone(), Some(10), Some(4))]);
+        let text = t.render();
+        for line in text.lines().filter(|l| l.starts_with("# TYPE")) {
+            let parts: Vec<&str> = line.split(' ').collect();
+            assert!(text.contains(&format!("# HELP {} ", parts[2])), "{line}");
+            if parts[3] == "counter" {
+                assert!(parts[2].ends_with("_total"), "{line}");
+            }
+        }
+        assert!(text.contains("switchboard_messages_placed_total{rule=\"r4_new\"} 1\n"));
+        assert!(text.contains("switchboard_messages_placed_total{rule=\"r1_reply_ongoing\"} 0\n"));
+        assert!(text.contains("switchboard_dead_letters_total{reason=\"unknown_type\"} 1\n"));
+        assert!(text.contains("switchboard_consumer_lag_records{topic=\"in\\\"bound\",partition=\"2\"} 6\n"), "{text}");
+    }
+}
