@@ -72,9 +72,26 @@ pub async fn publish_all(env: &TestEnv, records: &[(SampleRecord, String)]) {
     }
 }
 
+/// How many members the group has, with their assignments settled.
+async fn group_members(env: &TestEnv) -> usize {
+    use rdkafka::consumer::{BaseConsumer, Consumer as _};
+    let (servers, group) = (env.settings.kafka.bootstrap_servers.clone(), env.settings.kafka.group_id.clone());
+    tokio::task::spawn_blocking(move || {
+        let admin: BaseConsumer = rdkafka::ClientConfig::new().set("bootstrap.servers", &servers).create().ok()?;
+        let list = admin.fetch_group_list(Some(&group), Duration::from_secs(5)).ok()?;
+        list.groups().iter().find(|g| g.state() == "Stable").map(|g| g.members().len())
+    })
+    .await
+    .unwrap()
+    .unwrap_or(0)
+}
+
 fn spawn_worker(env: &TestEnv) -> tokio::process::Child {
     env.worker_command(&["run", "--stop-at-end"])
         .env("SWITCHBOARD__WORKER__BATCH_MAX_RECORDS", "10")
+        // A batch waiting on the test's gate when the second member joins
+        // is abandoned after this, not after the default 20 s.
+        .env("SWITCHBOARD__WORKER__DRAIN_TIMEOUT", "2s")
         .stderr(std::process::Stdio::inherit())
         .spawn()
         .expect("start a worker process")
@@ -114,7 +131,17 @@ async fn two_workers_with_bad_keys_and_a_busy_agent_keep_every_invariant() {
     let (wave1, mut expected) = traffic(&mut rng, 1, 1500);
     publish_all(&env, &wave1).await;
 
+    // Both processes must be in the group before either can place anything,
+    // or a fast first one finishes the backlog alone: inserts wait on a
+    // table lock until the group has its two members.
+    let mut gate = env.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE messages IN SHARE MODE").execute(&mut *gate).await.unwrap();
     let workers = [spawn_worker(&env), spawn_worker(&env)];
+    crate::flow::wait_until("both workers are members of the group", Duration::from_secs(120), || async {
+        group_members(&env).await == 2
+    })
+    .await;
+    gate.commit().await.unwrap();
     let (wave2, ids2) = traffic(&mut rng, 2, 500);
     expected.extend(ids2);
     let (done_tx, done_rx) = tokio::sync::watch::channel(false);
