@@ -30,6 +30,11 @@ use std::time::{Duration, Instant};
 const BATCH_RECORDS: &[f64] = &[1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0];
 /// Batch commit and end-to-end latencies in seconds.
 const SECONDS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
+/// Finer at the low end, where the latency targets are (p99 under 50 ms).
+const LATENCY_SECONDS: &[f64] = &[
+    0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    300.0,
+];
 
 /// The live state of one worker process.
 #[derive(Debug)]
@@ -59,7 +64,7 @@ impl Telemetry {
             broker: Mutex::default(),
             batch_records: Histogram::new(BATCH_RECORDS),
             batch_commit_seconds: Histogram::new(SECONDS),
-            end_to_end_seconds: Histogram::new(SECONDS),
+            end_to_end_seconds: Histogram::new(LATENCY_SECONDS),
             in_flight_records: AtomicI64::new(0),
             in_flight_bytes: AtomicI64::new(0),
             paused_partitions: AtomicI64::new(0),

@@ -73,7 +73,7 @@ pub async fn publish_all(env: &TestEnv, records: &[(SampleRecord, String)]) {
 }
 
 /// How many members the group has, with their assignments settled.
-async fn group_members(env: &TestEnv) -> usize {
+pub async fn group_members(env: &TestEnv) -> usize {
     use rdkafka::consumer::{BaseConsumer, Consumer as _};
     let (servers, group) = (env.settings.kafka.bootstrap_servers.clone(), env.settings.kafka.group_id.clone());
     tokio::task::spawn_blocking(move || {
@@ -86,7 +86,7 @@ async fn group_members(env: &TestEnv) -> usize {
     .unwrap_or(0)
 }
 
-fn spawn_worker(env: &TestEnv) -> tokio::process::Child {
+pub fn spawn_worker(env: &TestEnv) -> tokio::process::Child {
     env.worker_command(&["run", "--stop-at-end"])
         .env("SWITCHBOARD__WORKER__BATCH_MAX_RECORDS", "10")
         // A batch waiting on the test's gate when the second member joins

@@ -86,9 +86,10 @@ pub fn json_logs(stderr: &[u8]) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(stderr).lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
 }
 
-/// The log lines whose message starts with `prefix`.
+/// The log lines whose message starts with `prefix` (JSON lines carry the
+/// event's fields at the top level, beside `message`).
 pub fn logged<'a>(lines: &'a [serde_json::Value], prefix: &str) -> Vec<&'a serde_json::Value> {
-    lines.iter().filter(|l| l["fields"]["message"].as_str().is_some_and(|m| m.starts_with(prefix))).collect()
+    lines.iter().filter(|l| l["message"].as_str().is_some_and(|m| m.starts_with(prefix))).collect()
 }
 
 /// Backends of this test's database waiting on a lock (a batch blocked by

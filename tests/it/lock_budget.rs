@@ -54,9 +54,9 @@ async fn sixteen_partitions_of_email_stay_within_the_lock_table() {
     let logs = json_logs(&out.stderr);
     let cut = logged(&logs, "Batches are cut to fit Postgres's lock table");
     assert_eq!(cut.len(), 1, "the worker says it cut batches and what to set");
-    let batch = cut[0]["fields"]["batch_max_records"].as_i64().unwrap();
+    let batch = cut[0]["batch_max_records"].as_i64().unwrap();
     assert!(16 * 3 * batch <= capacity / 2, "16 batches of {batch} fit in half of {capacity}");
-    assert!(cut[0]["fields"]["max_locks_per_transaction_needed"].as_i64().unwrap() > 0);
+    assert!(cut[0]["max_locks_per_transaction_needed"].as_i64().unwrap() > 0);
     eprintln!("lock table {capacity}, batch {batch}, most advisory locks seen {most}");
     assert!(most <= capacity / 2, "at most half the lock table: {most} of {capacity}");
 

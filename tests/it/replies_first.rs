@@ -6,6 +6,7 @@
 use crate::agent::*;
 use crate::harness::TestEnv;
 use std::collections::BTreeSet;
+use std::time::Duration;
 use uuid::Uuid;
 
 const LIST: &str = "list@acme.example";
@@ -96,11 +97,15 @@ async fn thread_errors(env: &TestEnv, threads: usize, replies: usize) -> Vec<Str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_placing_parents_and_replies_at_once_keep_every_thread_together() {
-    // Enough threads that the second worker joins while the first is
-    // still busy: a rebalance hands it partitions mid-run.
-    const THREADS: usize = 200;
+    const THREADS: usize = 60;
     const REPLIES: usize = 3;
-    let env = TestEnv::with(4, |s| s.worker.batch_max_records = 5).await;
+    let env = TestEnv::with(4, |s| {
+        s.worker.batch_max_records = 5;
+        // A batch held at the gate when the second member joins is
+        // abandoned after this, not after the default 20 s.
+        s.worker.drain_timeout = Duration::from_secs(2);
+    })
+    .await;
     // Replies first in each partition's log, parents after: keyed by
     // sender, so a thread spreads over the partitions and its records are
     // placed concurrently by the two workers' partition tasks.
@@ -117,8 +122,25 @@ async fn two_workers_placing_parents_and_replies_at_once_keep_every_thread_toget
         let author = format!("author{t}@example.com");
         env.publish_to(&mail(LIST, &format!("p{t}@x"), &author, None, &[], ""), Some(&author)).await;
     }
-    let (a, b) = tokio::join!(env.run_to_end(), env.run_to_end());
-    assert!(a.records > 0 && b.records > 0, "both workers took part: {a:?} {b:?}");
+    // Two worker processes. Both must be in the group before either places
+    // anything, or a fast first one finishes alone: inserts wait on a table
+    // lock until the group has its two members.
+    let mut gate = env.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE messages IN SHARE MODE").execute(&mut *gate).await.unwrap();
+    let workers = [crate::concurrency::spawn_worker(&env), crate::concurrency::spawn_worker(&env)];
+    crate::flow::wait_until("both workers are members of the group", Duration::from_secs(120), || async {
+        crate::concurrency::group_members(&env).await == 2
+    })
+    .await;
+    gate.commit().await.unwrap();
+    let mut took_part = Vec::new();
+    for w in workers {
+        let out = tokio::time::timeout(Duration::from_secs(240), w.wait_with_output()).await.expect("ends").unwrap();
+        assert!(out.status.success(), "worker exited with {}", out.status);
+        let stats: serde_json::Value = serde_json::from_slice(&out.stdout).expect("counters");
+        took_part.push(stats["records"].as_u64().unwrap_or(0));
+    }
+    assert!(took_part.iter().all(|n| *n > 0), "both workers took part: {took_part:?}");
     env.run_to_end().await;
     assert_eq!(env.count("SELECT count(*) FROM messages").await, (THREADS * (REPLIES + 1)) as i64);
     let errors = thread_errors(&env, THREADS, REPLIES).await;

@@ -52,7 +52,7 @@ async fn stop_at_end_after_killed_members_waits_for_their_partitions() {
     // Whether the first look still saw the dead members holding partitions
     // depends on how fast the group noticed them; what it names is the
     // partitions short of their ends.
-    assert!(waiting[0]["fields"]["waiting_for"].as_str().is_some_and(|w| w.contains("of 500")), "{:?}", waiting[0]);
+    assert!(waiting[0]["waiting_for"].as_str().is_some_and(|w| w.contains("of 500")), "{:?}", waiting[0]);
 
     assert_eq!(env.count("SELECT count(*) FROM messages").await, 2000, "the topics are consumed");
     assert_eq!(env.count("SELECT count(DISTINCT external_id) FROM messages").await, 2000);

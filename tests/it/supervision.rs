@@ -29,9 +29,9 @@ async fn a_panicking_partition_task_is_restarted_from_its_last_stored_offset() {
     let logs = json_logs(&out.stderr);
     let failed = logged(&logs, "Partition task failed");
     assert_eq!(failed.len(), 1, "one failure, logged once: {failed:?}");
-    assert_eq!(failed[0]["fields"]["topic"], topic.as_str());
-    assert_eq!(failed[0]["fields"]["partition"], 0);
-    let from = failed[0]["fields"]["from_offset"].as_i64().unwrap();
+    assert_eq!(failed[0]["topic"], topic.as_str());
+    assert_eq!(failed[0]["partition"], 0);
+    let from = failed[0]["from_offset"].as_i64().unwrap();
     assert!(from <= 55, "restarted from the start of the failed batch, not past it: {from}");
 
     let stats: serde_json::Value = serde_json::from_slice(&out.stdout).expect("counters");
