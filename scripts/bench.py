@@ -109,12 +109,12 @@ class Bench:
 
     @staticmethod
     def latencies(metrics_text):
-        """p50/p95/p99 of switchboard_end_to_end_seconds (record timestamp to
+        """p50/p95/p99 of switchboard_end_to_end_latency_seconds (record timestamp to
         the batch's commit), interpolated within the histogram's buckets as
         Prometheus's histogram_quantile does."""
         buckets = []
         for line in metrics_text.splitlines():
-            if line.startswith("switchboard_end_to_end_seconds_bucket"):
+            if line.startswith("switchboard_end_to_end_latency_seconds_bucket"):
                 le = line.split('le="')[1].split('"')[0]
                 buckets.append((float("inf") if le == "+Inf" else float(le), float(line.rsplit(" ", 1)[1])))
         total = buckets[-1][1] if buckets else 0
@@ -131,19 +131,21 @@ class Bench:
         return out
 
     def copy_ceiling(self, source_db):
-        """The same rows, into the same schema (indexes included), with COPY."""
+        """The same rows, into the same schema (indexes, constraints and
+        triggers included), with COPY: the server's own time for the five
+        COPY statements, read from psql's \\timing in one session."""
         target = self.database(f"{self.run_id}_copy")
         tables = ["conversations", "conversation_channels", "messages", "conversation_links", "conversation_events"]
-        started = time.monotonic()
-        for table in tables:
-            dump = subprocess.Popen(["psql", "-qAtX", "-h", "127.0.0.1", "-U", "postgres", "-d", source_db, "-c",
-                                     f"COPY {table} TO STDOUT (FORMAT binary)"], stdout=subprocess.PIPE)
-            subprocess.run(["psql", "-qAtX", "-h", "127.0.0.1", "-U", "postgres", "-d", target, "-c",
-                            f"COPY {table} FROM STDIN (FORMAT binary)"], stdin=dump.stdout, check=True)
-            dump.wait()
-        seconds = time.monotonic() - started
+        files = {t: f"/tmp/{self.run_id}_{t}.copy" for t in tables}
+        psql(source_db, "; ".join(f"COPY {t} TO '{files[t]}' (FORMAT binary)" for t in tables))
+        script = "\\timing on\n" + "".join(f"COPY {t} FROM '{files[t]}' (FORMAT binary);\n" for t in tables)
+        out = subprocess.run(["psql", "-qX", "-h", "127.0.0.1", "-U", "postgres", "-d", target], input=script,
+                             capture_output=True, text=True, check=True).stdout
+        seconds = sum(float(line.split()[1]) for line in out.splitlines() if line.startswith("Time:")) / 1000
+        for f in files.values():
+            subprocess.run(["rm", "-f", f])
         n = int(psql(target, "SELECT count(*) FROM messages"))
-        return n / seconds
+        return n / max(seconds, 1e-3)
 
     def main(self):
         a = self.args

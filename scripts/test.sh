@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# Runs every test: unit tests, then the integration tests against the real
-# broker and Postgres (started by scripts/services.sh when missing).
-# One build serves all test binaries.
+# Runs every test: the unit tests, the integration tests against the real
+# broker and Postgres (started, and installed where missing, by
+# scripts/services.sh), and a small run of the benchmark on the debug build
+# so that it cannot rot (its figures mean nothing). One build serves all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/services.sh
 export KAFKA_BOOTSTRAP_SERVERS=${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092}
 export SWITCHBOARD_TEST_DATABASE_URL=${SWITCHBOARD_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 cargo build --all-targets --locked
-cargo test --all-targets --locked -- --test-threads "${SWITCHBOARD_TEST_THREADS:-4}"
+if [ "${SWITCHBOARD_SKIP_BENCH_SMOKE:-}" != 1 ]; then
+  echo "test: a small benchmark run on the debug build (checks that it works, not how fast)."
+  scripts/bench.sh --records 2000 --latency-seconds 2 --debug-build --json "${CARGO_TARGET_DIR:-target}/bench-smoke.json" |
+    grep -v "^bench: building"
+fi
+cargo test --all-targets --locked -- --test-threads "${SWITCHBOARD_TEST_THREADS:-3}"
