@@ -21,10 +21,16 @@ mkdir -p corpus/email corpus/messenger corpus/sms corpus/cloudevent
 cp ../tests/fixtures/email/*.eml corpus/email/ 2>/dev/null || true
 cp ../tests/fixtures/messenger/*.json corpus/messenger/ 2>/dev/null || true
 find ../../shared/fixtures/webhooks/messenger -name '*.json' -exec cp {} corpus/messenger/ \; 2>/dev/null || true
+find ../../shared/fixtures/webhooks/sms -type f -exec cp {} corpus/sms/ \; 2>/dev/null || true
+mkdir -p logs
 for t in "${TARGETS[@]}"; do
-  echo "fuzz: $t for ${SECONDS_EACH}s"
-  cargo +nightly fuzz run -s none "$t" "corpus/$t" -- -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -max_len=1048576 2>&1 |
-    grep -E "^#[0-9]+.*(DONE|pulse)|Done [0-9]+ runs|ERROR|panicked" || true
-  [ -z "$(ls -A "artifacts/$t" 2>/dev/null)" ] || { echo "fuzz: $t found a crash; see fuzz/artifacts/$t" >&2; exit 1; }
+  echo "fuzz: $t for ${SECONDS_EACH}s (output in fuzz/logs/$t.log)"
+  if ! cargo +nightly fuzz run -s none "$t" "corpus/$t" -- -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 \
+    -max_len=1048576 >"logs/$t.log" 2>&1; then
+    tail -n 30 "logs/$t.log" >&2
+    echo "fuzz: $t failed or found a crash; see fuzz/logs/$t.log and fuzz/artifacts/$t" >&2
+    exit 1
+  fi
+  grep -E "^Done [0-9]+ runs" "logs/$t.log" || { echo "fuzz: $t did not run" >&2; exit 1; }
 done
 echo "fuzz: every target ran ${SECONDS_EACH}s without a crash."
