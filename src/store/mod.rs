@@ -6,7 +6,8 @@
 //! ([`locks`]), fetches a snapshot of the facts with a few set-based queries
 //! ([`snapshot`]), lets the pure planner ([`crate::placement::batch`]) place
 //! every message, and writes the result with one statement per table
-//! ([`writes`]). A batch costs about a dozen round trips whatever its size.
+//! ([`writes`]). A batch costs about ten round trips whatever its size
+//! (`docs/performance.md`).
 //!
 //! How the database enforces the invariants:
 //! - I1 (one ongoing conversation per pair): every decision about a pair is
@@ -38,6 +39,7 @@
 mod locks;
 mod report;
 mod snapshot;
+mod snapshot_sql;
 mod writes;
 
 use crate::domain::InboundMessage;
@@ -168,9 +170,9 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let stored = snapshot::stored_references(&mut tx, &messages).await?;
         let keys = locks::keys_for(messages.iter().copied(), &stored);
-        let now = locks::acquire(&mut tx, &keys).await?;
+        locks::acquire(&mut tx, &keys).await?;
         let locked = started.elapsed();
-        let snapshot = snapshot::fetch(&mut tx, &messages, now).await?;
+        let snapshot = snapshot::fetch(&mut tx, &messages).await?;
         let fetched = started.elapsed();
         let plan = batch::plan_batch(&messages, snapshot, policy, Uuid::now_v7);
         writes::write(&mut tx, items, &plan).await?;
