@@ -11,8 +11,8 @@ RECORDS=${1:-50000}
 PARTITIONS=${2:-6}
 scripts/services.sh >/dev/null
 
-cargo build --release --locked --bin switchboard 2>/dev/null
-bin=target/release/switchboard
+[ -n "${SWITCHBOARD_BIN:-}" ] || cargo build --release --locked --bin switchboard 2>/dev/null
+bin=${SWITCHBOARD_BIN:-${CARGO_TARGET_DIR:-target}/release/switchboard}
 run_id=bench$(date +%s)
 export DATABASE_URL=postgres://postgres@127.0.0.1:5432/$run_id
 export SWITCHBOARD_TOPIC_EMAIL=$run_id.email SWITCHBOARD_TOPIC_SMS=$run_id.sms
@@ -25,7 +25,7 @@ $bin create-topics --partitions "$PARTITIONS"
 
 seconds() { date +%s.%N; }
 t0=$(seconds); $bin load --records "$RECORDS" --customers 5000 >/dev/null; t1=$(seconds)
-SWITCHBOARD_GROUP_ID=$run_id-place $bin run --stop-at-end >/tmp/$run_id-place.json; t2=$(seconds)
+SWITCHBOARD_GROUP_ID=$run_id-place $bin run --stop-at-end >/tmp/$run_id-place.json 2>${BENCH_PLACE_LOG:-/dev/stderr}; t2=$(seconds)
 SWITCHBOARD_GROUP_ID=$run_id-replay $bin run --stop-at-end >/tmp/$run_id-replay.json; t3=$(seconds)
 
 python3 - "$RECORDS" "$t0" "$t1" "$t2" "$t3" /tmp/$run_id-place.json /tmp/$run_id-replay.json <<'PY'
