@@ -134,7 +134,16 @@ impl Store {
     /// Opens a pool lazily: the worker starts even while Postgres is down and
     /// waits for it batch by batch.
     pub fn connect_lazy(url: &str, max_connections: u32) -> Result<Store, sqlx::Error> {
-        let options = PgConnectOptions::from_str(url)?.application_name("switchboard");
+        // Custom plans always (docs/performance.md): the add-channel
+        // trigger's queries (run for every pair the worker binds) and the
+        // worker's statements are prepared once per connection, often while
+        // the tables are still empty; a generic plan chosen then
+        // (sequential scans) stays cached while the tables grow, until an
+        // ANALYZE happens to invalidate it, and every batch costs more than
+        // the last. Planning afresh costs a few milliseconds per statement.
+        let options = PgConnectOptions::from_str(url)?
+            .application_name("switchboard")
+            .options([("plan_cache_mode", "force_custom_plan")]);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
