@@ -11,7 +11,6 @@
 //! cycle.
 
 use crate::domain::{Channel, InboundMessage};
-use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use sqlx::{Postgres, Transaction};
 
@@ -73,16 +72,15 @@ fn key(parts: &[&str]) -> i64 {
     i64::from_be_bytes(first)
 }
 
-/// Takes the locks in the given order and returns the database's clock, which
-/// is the clock the agent desktop's `closed_at = now()` uses too. The clock is
-/// `clock_timestamp()` read after the locks, not `now()` (the transaction's
-/// start, before the waits): a batch that waited for another one's locks
-/// then reads a time later than that batch's commit, so `created_at` order
-/// follows the order in which conversations of one pair or one Message-ID
-/// became visible.
-pub(super) async fn acquire(tx: &mut Transaction<'_, Postgres>, keys: &[i64]) -> Result<DateTime<Utc>, sqlx::Error> {
-    acquire_only(tx, keys).await?;
-    sqlx::query_scalar("SELECT clock_timestamp()").fetch_one(&mut **tx).await
+/// Takes the batch's locks in the given order. The batch's clock is read
+/// after them, by the snapshot statement (`clock_timestamp()`, not `now()`,
+/// the transaction's start, before the waits): a batch that waited for
+/// another one's locks then reads a time later than that batch's commit, so
+/// `created_at` order follows the order in which conversations of one pair
+/// or one Message-ID became visible. The clock is the database's, the one
+/// the agent desktop's `closed_at = now()` uses too.
+pub(super) async fn acquire(tx: &mut Transaction<'_, Postgres>, keys: &[i64]) -> Result<(), sqlx::Error> {
+    acquire_only(tx, keys).await
 }
 
 /// Takes the locks in the given order.

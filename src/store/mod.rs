@@ -6,7 +6,8 @@
 //! ([`locks`]), fetches a snapshot of the facts with a few set-based queries
 //! ([`snapshot`]), lets the pure planner ([`crate::placement::batch`]) place
 //! every message, and writes the result with one statement per table
-//! ([`writes`]). A batch costs about a dozen round trips whatever its size.
+//! ([`writes`]). A batch costs about ten round trips whatever its size
+//! (`docs/performance.md`).
 //!
 //! How the database enforces the invariants:
 //! - I1 (one ongoing conversation per pair): every decision about a pair is
@@ -40,6 +41,7 @@ pub use limits::LockTable;
 mod locks;
 mod report;
 mod snapshot;
+mod snapshot_sql;
 mod writes;
 
 use crate::domain::InboundMessage;
@@ -134,7 +136,16 @@ impl Store {
     /// Opens a pool lazily: the worker starts even while Postgres is down and
     /// waits for it batch by batch.
     pub fn connect_lazy(url: &str, max_connections: u32) -> Result<Store, sqlx::Error> {
-        let options = PgConnectOptions::from_str(url)?.application_name("switchboard");
+        // Custom plans always (docs/performance.md): the add-channel
+        // trigger's queries (run for every pair the worker binds) and the
+        // worker's statements are prepared once per connection, often while
+        // the tables are still empty; a generic plan chosen then
+        // (sequential scans) stays cached while the tables grow, until an
+        // ANALYZE happens to invalidate it, and every batch costs more than
+        // the last. Planning afresh costs a few milliseconds per statement.
+        let options = PgConnectOptions::from_str(url)?
+            .application_name("switchboard")
+            .options([("plan_cache_mode", "force_custom_plan")]);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
@@ -170,9 +181,9 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let stored = snapshot::stored_references(&mut tx, &messages).await?;
         let keys = locks::keys_for(messages.iter().copied(), &stored);
-        let now = locks::acquire(&mut tx, &keys).await?;
+        locks::acquire(&mut tx, &keys).await?;
         let locked = started.elapsed();
-        let snapshot = snapshot::fetch(&mut tx, &messages, now).await?;
+        let snapshot = snapshot::fetch(&mut tx, &messages).await?;
         let fetched = started.elapsed();
         let plan = batch::plan_batch(&messages, snapshot, policy, Uuid::now_v7);
         writes::write(&mut tx, items, &plan).await?;

@@ -35,14 +35,21 @@ async fn insert_conversations(tx: &mut Transaction<'_, Postgres>, plan: &BatchPl
     let endpoints: Vec<&str> = rows.iter().map(|r| r.pair.1.as_str()).collect();
     let contacts: Vec<&str> = rows.iter().map(|r| r.pair.2.as_str()).collect();
     let created: Vec<DateTime<Utc>> = rows.iter().map(|r| r.created_at).collect();
+    // Every new conversation receives a message in this batch: its
+    // `last_message_at` is written here, so it needs no UPDATE (a second
+    // row version and index entries) in `update_conversations`.
+    let last: std::collections::HashMap<Uuid, DateTime<Utc>> =
+        plan.updates.iter().map(|u| (u.id, u.last_message_at)).collect();
+    let last: Vec<Option<DateTime<Utc>>> = rows.iter().map(|r| last.get(&r.id).copied()).collect();
     // A follow-up copies form, queue and priority from the closed one.
     sqlx::query(
         "INSERT INTO conversations (id, status, priority, topic, customer_id, queue, form, created_at, updated_at,
-                                    origin_channel, origin_endpoint, origin_contact)
+                                    last_message_at, origin_channel, origin_endpoint, origin_contact)
          SELECT n.id, 'open', COALESCE(src.priority, 'normal'), n.topic, n.customer_id, src.queue, src.form,
-                n.created_at, n.created_at, n.channel, n.endpoint, n.contact
-         FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::timestamptz[])
-              AS n(id, topic, customer_id, copy_from, channel, endpoint, contact, created_at)
+                n.created_at, n.created_at, n.last_message_at, n.channel, n.endpoint, n.contact
+         FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::timestamptz[],
+                     $9::timestamptz[])
+              AS n(id, topic, customer_id, copy_from, channel, endpoint, contact, created_at, last_message_at)
          LEFT JOIN conversations src ON src.id = n.copy_from",
     )
     .bind(&ids)
@@ -53,6 +60,7 @@ async fn insert_conversations(tx: &mut Transaction<'_, Postgres>, plan: &BatchPl
     .bind(&endpoints)
     .bind(&contacts)
     .bind(&created)
+    .bind(&last)
     .execute(&mut **tx)
     .await?;
     sqlx::query(
@@ -166,12 +174,16 @@ async fn insert_messages(
 }
 
 async fn update_conversations(tx: &mut Transaction<'_, Postgres>, plan: &BatchPlan) -> Result<(), sqlx::Error> {
-    if plan.updates.is_empty() {
+    // Conversations created by this batch got their `last_message_at` on
+    // insert and are never reopened (they are open).
+    let new: std::collections::HashSet<Uuid> = plan.new_conversations.iter().map(|c| c.id).collect();
+    let updates: Vec<_> = plan.updates.iter().filter(|u| !new.contains(&u.id)).collect();
+    if updates.is_empty() {
         return Ok(());
     }
-    let ids: Vec<Uuid> = plan.updates.iter().map(|u| u.id).collect();
-    let reopen: Vec<bool> = plan.updates.iter().map(|u| u.reopen).collect();
-    let last: Vec<DateTime<Utc>> = plan.updates.iter().map(|u| u.last_message_at).collect();
+    let ids: Vec<Uuid> = updates.iter().map(|u| u.id).collect();
+    let reopen: Vec<bool> = updates.iter().map(|u| u.reopen).collect();
+    let last: Vec<DateTime<Utc>> = updates.iter().map(|u| u.last_message_at).collect();
     sqlx::query(
         "UPDATE conversations c
          SET status = CASE WHEN u.reopen THEN 'open' ELSE c.status END,

@@ -1,0 +1,99 @@
+//! The one statement that reads a batch's [`Snapshot`](crate::placement::batch::Snapshot).
+//!
+//! It used to be six queries and as many round trips (issue 11 measured the
+//! snapshot as the second largest share of a batch). Each part below keeps
+//! its own index probe; the parts are returned as rows of one `UNION ALL`,
+//! told apart by `kind`, with typed columns (no JSON to encode or parse):
+//!
+//! | kind | channel, endpoint, key | conv | other | created_at, closed_at, status, name |
+//! |---|---|---|---|---|
+//! | `now` | | | | `created_at` = `clock_timestamp()` |
+//! | `message` | stored message key (R0, R1, R2) | its conversation | | |
+//! | `pair` | pair (key = contact) | a conversation bound to it | | |
+//! | `reply` | batch message key (R1r) | conversation of a stored reply naming it | | `ord`: earliest stored first |
+//! | `conversation` | | id, locked | `merged_into` | its row |
+//! | `customer` | channel, key = address | person id | | `name` |
+//! | `holder` | key = Message-ID (R7) | conversation holding a copy | | `created_at`, `status` |
+//! | `link` | | from | to | an existing `related` link among holders |
+//!
+//! Parameters: $1-$3 the batch's keys and reference candidates, $4-$6 its
+//! pairs, $7-$9 its own keys, $10-$11 its contacts, $12 its emails'
+//! Message-IDs. The statement's shape does not depend on the batch, so
+//! sqlx prepares it once per connection.
+//!
+//! The merge chains start from every conversation the other parts name and
+//! are locked in ascending id order (`ORDER BY id FOR NO KEY UPDATE`: the
+//! sort runs below the row locks). Holders are read but not locked: R7 needs
+//! only their creation time, which never changes, and the Message-ID lock
+//! keeps other copies from being stored meanwhile.
+
+pub(super) const SNAPSHOT_SQL: &str = r#"
+WITH RECURSIVE
+  mk AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS k(channel, endpoint, external_id)),
+  pk AS (SELECT * FROM unnest($4::text[], $5::text[], $6::text[]) AS k(channel, endpoint, contact)),
+  ok AS (SELECT * FROM unnest($7::text[], $8::text[], $9::text[]) AS k(channel, endpoint, external_id)),
+  stored AS (
+    SELECT m.channel, m.endpoint, m.external_id, m.conversation_id FROM mk
+    JOIN messages m ON m.channel = mk.channel AND m.endpoint = mk.endpoint AND m.external_id = mk.external_id),
+  pairs AS (
+    SELECT cc.channel, cc.endpoint, cc.contact, cc.conversation_id FROM pk
+      JOIN conversation_channels cc ON cc.channel = pk.channel AND cc.endpoint = pk.endpoint AND cc.contact = pk.contact
+    UNION
+    SELECT c.origin_channel, c.origin_endpoint, c.origin_contact, c.id FROM pk
+      JOIN conversations c ON c.origin_channel = pk.channel AND c.origin_endpoint = pk.endpoint
+                          AND c.origin_contact = pk.contact),
+  -- Two probes, so each uses its index (a btree on in_reply_to, a GIN on
+  -- references, partial on non-empty arrays: the `cardinality` test lets the
+  -- planner use it); UNION drops a message found by both.
+  replies AS (
+    SELECT ok.channel, ok.endpoint, ok.external_id, r.conversation_id, r.stored_at, r.id FROM ok
+    CROSS JOIN LATERAL (
+        SELECT m.id, m.conversation_id, m.stored_at FROM messages m
+        WHERE m.channel = ok.channel AND m.endpoint = ok.endpoint AND m.in_reply_to = ok.external_id
+      UNION
+        SELECT m.id, m.conversation_id, m.stored_at FROM messages m
+        WHERE m."references" @> ARRAY[ok.external_id] AND cardinality(m."references") > 0
+          AND m.channel = ok.channel AND m.endpoint = ok.endpoint) r),
+  holders AS (
+    SELECT DISTINCT m.external_id, c.id, c.created_at, c.status FROM messages m
+    JOIN conversations c ON c.id = m.conversation_id
+    WHERE m.channel = 'email' AND m.direction = 'inbound' AND m.external_id = ANY($12::text[])),
+  chain (id, hops) AS (
+    SELECT id, 0 FROM conversations
+    WHERE id IN (SELECT conversation_id FROM stored UNION SELECT conversation_id FROM pairs
+                 UNION SELECT conversation_id FROM replies)
+  UNION
+    SELECT c.merged_into, chain.hops + 1 FROM chain JOIN conversations c ON c.id = chain.id
+    WHERE c.merged_into IS NOT NULL AND chain.hops < 64),
+  locked AS (
+    SELECT id, status, created_at, closed_at, merged_into FROM conversations
+    WHERE id IN (SELECT id FROM chain) ORDER BY id FOR NO KEY UPDATE)
+SELECT 'now' AS kind, NULL::text AS channel, NULL::text AS endpoint, NULL::text AS key, NULL::uuid AS conv,
+       NULL::uuid AS other, clock_timestamp() AS created_at, NULL::timestamptz AS closed_at, NULL::text AS status,
+       NULL::text AS name, NULL::bigint AS ord
+UNION ALL
+SELECT 'message', channel, endpoint, external_id, conversation_id, NULL, NULL, NULL, NULL, NULL, NULL FROM stored
+UNION ALL
+SELECT 'pair', channel, endpoint, contact, conversation_id, NULL, NULL, NULL, NULL, NULL, NULL FROM pairs
+UNION ALL
+SELECT 'reply', channel, endpoint, external_id, conversation_id, NULL, NULL, NULL, NULL, NULL,
+       row_number() OVER (ORDER BY stored_at, id) FROM replies
+UNION ALL
+SELECT 'conversation', NULL, NULL, NULL, id, merged_into, created_at, closed_at, status, NULL, NULL FROM locked
+UNION ALL
+-- The lowest person id wins when several claim one address: stable across replays.
+(SELECT DISTINCT ON (pc.channel, pc.address) 'customer', pc.channel, NULL, pc.address, p.id, NULL, NULL, NULL,
+        NULL, p.name, NULL
+ FROM unnest($10::text[], $11::text[]) AS k(channel, address)
+ JOIN person_contacts pc ON pc.channel = k.channel AND pc.address = k.address
+ JOIN people p ON p.id = pc.person_id
+ ORDER BY pc.channel, pc.address, p.id)
+UNION ALL
+SELECT 'holder', NULL, NULL, external_id, id, NULL, created_at, NULL, status, NULL, NULL FROM holders
+UNION ALL
+SELECT 'link', NULL, NULL, NULL, l.conversation_id, l.related_conversation_id, NULL, NULL, NULL, NULL, NULL
+FROM conversation_links l
+WHERE l.kind = 'related' AND l.conversation_id IN (SELECT id FROM holders)
+  AND l.related_conversation_id IN (SELECT id FROM holders)
+ORDER BY ord
+"#;
