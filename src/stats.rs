@@ -21,6 +21,8 @@ pub struct Stats {
     by_rule: Mutex<BTreeMap<&'static str, u64>>,
     by_reason: Mutex<BTreeMap<&'static str, u64>>,
     skipped_entries: Mutex<BTreeMap<String, u64>>,
+    reopens: AtomicU64,
+    links: Mutex<BTreeMap<String, u64>>,
 }
 
 /// How one record ended.
@@ -50,6 +52,10 @@ pub struct Snapshot {
     /// Items skipped (Messenger receipts and other entries, provider status
     /// reports, empty batches), by the kind's own name.
     pub skipped_entries: BTreeMap<String, u64>,
+    /// Conversations reopened (R5).
+    pub reopens: u64,
+    /// Links inserted, by kind: `sibling` (R7), `related` (R1r), `follow_up`.
+    pub links_made: BTreeMap<String, u64>,
 }
 
 fn bump(map: &Mutex<BTreeMap<&'static str, u64>>, key: &'static str, by: u64) {
@@ -97,6 +103,16 @@ impl Stats {
         bump(&self.retries_by_cause, cause, 1);
     }
 
+    /// What a committed batch did besides placing messages.
+    pub fn batch_effects(&self, effects: &crate::store::BatchEffects) {
+        self.reopens.fetch_add(effects.reopens, Ordering::Relaxed);
+        if let Ok(mut links) = self.links.lock() {
+            for (kind, n) in &effects.links {
+                *links.entry(kind.clone()).or_default() += n;
+            }
+        }
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         let read = |m: &Mutex<BTreeMap<&'static str, u64>>| m.lock().map(|m| m.clone()).unwrap_or_default();
         Snapshot {
@@ -110,6 +126,8 @@ impl Stats {
             messages_by_rule: read(&self.by_rule),
             dead_letters_by_reason: read(&self.by_reason),
             skipped_entries: self.skipped_entries.lock().map(|m| m.clone()).unwrap_or_default(),
+            reopens: self.reopens.load(Ordering::Relaxed),
+            links_made: self.links.lock().map(|m| m.clone()).unwrap_or_default(),
         }
     }
 }

@@ -49,6 +49,7 @@ use crate::placement::batch::{self, ItemResult};
 use crate::placement::{Policy, Rule};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
+use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::Duration;
 use uuid::Uuid;
@@ -126,6 +127,22 @@ pub enum Outcome {
     Applied { rule: Rule, landed: Landed },
 }
 
+/// What a committed batch did besides placing its messages, for the metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BatchEffects {
+    /// Conversations set back to `open` (R5).
+    pub reopens: u64,
+    /// Links inserted, by kind: `sibling` (R7), `related` (R1r), `follow_up`.
+    pub links: BTreeMap<String, u64>,
+}
+
+/// A committed batch: one outcome per item, and its effects.
+#[derive(Clone, Debug)]
+pub struct Placed {
+    pub outcomes: Vec<Outcome>,
+    pub effects: BatchEffects,
+}
+
 /// A handle on the conversation store.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -174,8 +191,8 @@ impl Store {
     }
 
     /// Places `items` in one transaction, in order; returns one outcome per
-    /// item. On error nothing of the batch is written.
-    pub async fn apply_batch(&self, items: &[&Item], policy: &Policy) -> Result<Vec<Outcome>, StoreError> {
+    /// item and what else the batch did. On error nothing of it is written.
+    pub async fn apply_batch(&self, items: &[&Item], policy: &Policy) -> Result<Placed, StoreError> {
         let messages: Vec<&InboundMessage> = items.iter().map(|i| &i.message).collect();
         let started = std::time::Instant::now();
         let mut tx = self.pool.begin().await?;
@@ -186,7 +203,7 @@ impl Store {
         let snapshot = snapshot::fetch(&mut tx, &messages).await?;
         let fetched = started.elapsed();
         let plan = batch::plan_batch(&messages, snapshot, policy, Uuid::now_v7);
-        writes::write(&mut tx, items, &plan).await?;
+        let links = writes::write(&mut tx, items, &plan).await?;
         let written = started.elapsed();
         tx.commit().await?;
         tracing::debug!(
@@ -197,7 +214,11 @@ impl Store {
             commit_ms = (started.elapsed() - written).as_millis() as u64,
             "Batch placed."
         );
-        Ok(plan.results.into_iter().map(Outcome::from).collect())
+        let effects = BatchEffects {
+            reopens: plan.updates.iter().filter(|u| u.reopen).count() as u64,
+            links: links.into_iter().map(|(kind, n)| (kind, n as u64)).collect(),
+        };
+        Ok(Placed { outcomes: plan.results.into_iter().map(Outcome::from).collect(), effects })
     }
 }
 

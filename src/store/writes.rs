@@ -13,13 +13,12 @@ pub(super) async fn write(
     tx: &mut Transaction<'_, Postgres>,
     items: &[&Item],
     plan: &BatchPlan,
-) -> Result<(), sqlx::Error> {
+) -> Result<Vec<(String, i64)>, sqlx::Error> {
     insert_conversations(tx, plan).await?;
     insert_messages(tx, items, plan).await?;
     update_conversations(tx, plan).await?;
     insert_events(tx, plan).await?;
-    relink(tx, plan).await?;
-    Ok(())
+    relink(tx, plan).await
 }
 
 async fn insert_conversations(tx: &mut Transaction<'_, Postgres>, plan: &BatchPlan) -> Result<(), sqlx::Error> {
@@ -240,7 +239,8 @@ async fn insert_events(tx: &mut Transaction<'_, Postgres>, plan: &BatchPlan) -> 
 /// may delete is therefore locked first (ascending keys, after every other
 /// lock of the batch), and the "still needed" check runs in SQL after those
 /// locks, where it sees what the batch that held them committed.
-async fn relink(tx: &mut Transaction<'_, Postgres>, plan: &BatchPlan) -> Result<(), sqlx::Error> {
+/// Returns how many links it inserted, by kind (`sibling` for R7's own).
+async fn relink(tx: &mut Transaction<'_, Postgres>, plan: &BatchPlan) -> Result<Vec<(String, i64)>, sqlx::Error> {
     let mut keys: Vec<i64> = plan
         .links
         .iter()
@@ -280,7 +280,7 @@ async fn relink(tx: &mut Transaction<'_, Postgres>, plan: &BatchPlan) -> Result<
         .await?;
     }
     if plan.links.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let l = &plan.links;
     let from: Vec<Uuid> = l.iter().map(|l| l.from).collect();
@@ -292,7 +292,7 @@ async fn relink(tx: &mut Transaction<'_, Postgres>, plan: &BatchPlan) -> Result<
     // A link another rule also calls for stops being R7's alone; `xmax = 0`
     // tells a row this statement inserted from one it only updated, and
     // only inserted links are audited.
-    sqlx::query(
+    sqlx::query_as::<_, (String, i64)>(
         "WITH wanted AS (
              SELECT DISTINCT ON (from_id, to_id, kind) * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::text[], $6::bool[])
                     WITH ORDINALITY AS w(from_id, to_id, kind, cause, status, sibling, n)
@@ -305,11 +305,16 @@ async fn relink(tx: &mut Transaction<'_, Postgres>, plan: &BatchPlan) -> Result<
                  WHERE conversation_links.sibling_only AND NOT EXCLUDED.sibling_only
              RETURNING conversation_id, related_conversation_id, kind, xmax = 0 AS inserted
          )
-         INSERT INTO conversation_events (conversation_id, kind, from_status, to_status, message_id, related_conversation_id)
-         SELECT w.from_id, 'linked', w.status, w.status, w.cause, w.to_id
+, audited AS (
+             INSERT INTO conversation_events (conversation_id, kind, from_status, to_status, message_id, related_conversation_id)
+             SELECT w.from_id, 'linked', w.status, w.status, w.cause, w.to_id
+             FROM upserted i JOIN wanted w ON w.from_id = i.conversation_id AND w.to_id = i.related_conversation_id AND w.kind = i.kind
+             WHERE i.inserted AND w.status IS NOT NULL
+             ORDER BY w.n
+         )
+         SELECT CASE WHEN w.sibling THEN 'sibling' ELSE w.kind END, count(*)
          FROM upserted i JOIN wanted w ON w.from_id = i.conversation_id AND w.to_id = i.related_conversation_id AND w.kind = i.kind
-         WHERE i.inserted AND w.status IS NOT NULL
-         ORDER BY w.n",
+         WHERE i.inserted GROUP BY 1",
     )
     .bind(&from)
     .bind(&to)
@@ -317,7 +322,6 @@ async fn relink(tx: &mut Transaction<'_, Postgres>, plan: &BatchPlan) -> Result<
     .bind(&causes)
     .bind(&statuses)
     .bind(&sibling)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    .fetch_all(&mut **tx)
+    .await
 }

@@ -55,6 +55,20 @@ pub(super) fn render(t: &Telemetry) -> String {
     rules.extend(s.messages_by_rule.iter().map(|(k, v)| (*k, *v)));
     labelled(&mut out, "switchboard_messages_placed_total", "rule", &rules);
 
+    family(
+        &mut out,
+        "switchboard_reopens_total",
+        "counter",
+        "Conversations set back to open by a customer message (R5).",
+    );
+    let _ = writeln!(out, "switchboard_reopens_total {}", s.reopens);
+    family(
+        &mut out,
+        "switchboard_links_made_total",
+        "counter",
+        "Conversation links inserted, by kind: sibling (R7), related (R1r), follow_up (R2, R4).",
+    );
+    labelled(&mut out, "switchboard_links_made_total", "kind", &s.links_made);
     family(&mut out, "switchboard_follow_ups_started_total", "counter", "Follow-up conversations started (R2, R4).");
     let follow_ups = rules[Rule::ReplyClosedFollowUp.as_str()] + rules[Rule::NewFollowUp.as_str()];
     let _ = writeln!(out, "switchboard_follow_ups_started_total {follow_ups}");

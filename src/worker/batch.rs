@@ -144,6 +144,12 @@ impl Pipeline {
             "postgres",
         ))
         .await
+        .map(|placed| {
+            placed.map(|p| {
+                self.stats.batch_effects(&p.effects);
+                p.outcomes
+            })
+        })
     }
 
     /// How a decodable record ended, given its messages' outcomes; `None`

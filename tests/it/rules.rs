@@ -189,7 +189,8 @@ async fn r5_waiting_and_solved_reopen_pending_stays_and_each_reopen_is_audited()
     for (n, contact) in ["1", "2", "3"].iter().enumerate() {
         env.publish(&sms(&format!("second-{n}"), contact, "800", "any news?")).await;
     }
-    env.run_to_end().await;
+    let stats = env.run_to_end().await;
+    assert_eq!(stats.reopens, 2, "the reopens counter (/metrics switchboard_reopens_total)");
     assert_eq!(status_of(&env.pool, convs[0]).await, "open");
     assert_eq!(status_of(&env.pool, convs[1]).await, "open");
     assert_eq!(status_of(&env.pool, convs[2]).await, "pending");

@@ -23,7 +23,9 @@ async fn both_copies_in_order(first: &str, second: &str) -> (TestEnv, Uuid, Uuid
     env.publish(&mail(first, "both@example.com", ANA, None, &[], "")).await;
     env.run_to_end().await;
     env.publish(&mail(second, "both@example.com", ANA, None, &[], "")).await;
-    env.run_to_end().await;
+    let stats = env.run_to_end().await;
+    // The counter behind /metrics' switchboard_links_made_total{kind="sibling"}.
+    assert_eq!(stats.links_made.get("sibling"), Some(&1), "{stats:?}");
     let a = conversation_of(&env.pool, "both@example.com", first).await;
     let b = conversation_of(&env.pool, "both@example.com", second).await;
     (env, a, b)
