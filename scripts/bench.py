@@ -40,7 +40,9 @@ class Bench:
     def __init__(self, args):
         self.args = args
         self.profile = "debug" if args.debug_build else "release"
-        self.bin = str(ROOT / os.environ.get("CARGO_TARGET_DIR", "target") / self.profile / "switchboard")
+        # SWITCHBOARD_BIN runs a given binary (to compare builds) and skips the build.
+        self.given_bin = os.environ.get("SWITCHBOARD_BIN")
+        self.bin = self.given_bin or str(ROOT / os.environ.get("CARGO_TARGET_DIR", "target") / self.profile / "switchboard")
         self.run_id = f"bench{int(time.time())}"
         self.figures = {"profile": "debug" if args.debug_build else "release", "records": args.records, "mix": args.mix, "email_kib": args.email_kib,
                         "partitions": args.partitions, "batch_max_records": args.batch}
@@ -56,7 +58,7 @@ class Bench:
             "SWITCHBOARD_GROUP_ID": group or f"{prefix}-group",
             "SWITCHBOARD__WORKER__BATCH_MAX_RECORDS": str(self.args.batch),
             "SWITCHBOARD_HTTP_ADDR": "off",
-            "RUST_LOG": "warn",
+            "RUST_LOG": os.environ.get("RUST_LOG", "warn"),
         })
         e.update(extra or {})
         return e
@@ -82,11 +84,14 @@ class Bench:
         return subprocess.Popen(cmd, env=self.env(db, prefix), cwd=ROOT, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
 
-    def run_worker(self, db, prefix, group, extra=None):
-        """`run --stop-at-end`; returns (wall seconds, peak RSS MiB, counters)."""
+    def run_worker(self, db, prefix, group, extra=None, log=None):
+        """`run --stop-at-end`; returns (wall seconds, peak RSS MiB, counters).
+        `log`: a file for the worker's stderr (its per-batch timings with
+        RUST_LOG=switchboard::store=debug)."""
         started = time.monotonic()
+        stderr = open(log, "w") if log else None
         proc = subprocess.Popen([self.bin, "run", "--stop-at-end"], env=self.env(db, prefix, group, extra),
-                                cwd=ROOT, stdout=subprocess.PIPE, text=True)
+                                cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True)
         peak = 0
         while proc.poll() is None:
             try:
@@ -150,9 +155,10 @@ class Bench:
     def main(self):
         a = self.args
         sh("scripts/services.sh", capture=False)
-        print(f"bench: building ({self.profile}).", flush=True)
-        build = ["cargo", "build", "--locked", "--bin", "switchboard"]
-        sh(*(build + ([] if self.args.debug_build else ["--release"])), capture=False)
+        if not self.given_bin:
+            print(f"bench: building ({self.profile}).", flush=True)
+            build = ["cargo", "build", "--locked", "--bin", "switchboard"]
+            sh(*(build + ([] if self.args.debug_build else ["--release"])), capture=False)
         prefix = self.run_id
         db = self.database(f"{self.run_id}_place")
         self.topics(prefix, db)
@@ -165,7 +171,7 @@ class Bench:
         ceiling = json.loads(sh(self.bin, "consume-ceiling", env=self.env(db, prefix)))
         f["ceiling_consume_records_per_s"] = ceiling["records"] / max(ceiling["seconds"], 1e-3)
 
-        wall, rss, counters = self.run_worker(db, prefix, f"{prefix}-place")
+        wall, rss, counters = self.run_worker(db, prefix, f"{prefix}-place", log=os.environ.get("BENCH_PLACE_LOG"))
         messages, rate = self.placed_rate(db)
         f.update({"place_messages": messages, "place_messages_per_s": rate, "place_wall_s": wall,
                   "place_peak_rss_mib": rss, "place_counters": counters})

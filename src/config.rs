@@ -347,7 +347,7 @@ mod tests {
         assert_eq!(s.kafka.topics.dlq, "inbound.dlq");
         assert_eq!(s.worker.max_record_bytes, 10 * 1024 * 1024);
         assert_eq!(s.worker.shutdown_timeout, Duration::from_secs(30));
-        assert_eq!(s.worker.batch_max_bytes, 8 * 1024 * 1024);
+        assert_eq!(s.worker.batch_max_bytes, 1024 * 1024);
         assert!(s.worker.test_panic_at.is_empty());
         let policy = s.policy().unwrap();
         assert_eq!(policy.reopen, vec![Status::Waiting, Status::Solved]);

@@ -80,7 +80,11 @@ impl Telemetry {
 
     /// The consumer handed a record to its partition's task.
     pub fn consumed(&self, record: &SourceRecord) {
-        self.with_partition(&(record.topic.clone(), record.partition), |p| p.consumed += 1);
+        self.with_partition(&(record.topic.clone(), record.partition), |p| {
+            p.consumed += 1;
+            // Until flow control's next view (`flow`) says otherwise.
+            p.in_flight += 1;
+        });
     }
 
     /// What flow control holds right now: the worker's own view of its
