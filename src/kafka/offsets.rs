@@ -73,17 +73,7 @@ impl GroupOffsets {
     /// The group's committed offset per partition (`None`: nothing committed).
     pub fn committed(&self, partitions: &[PartitionKey]) -> Result<BTreeMap<PartitionKey, Option<i64>>, OffsetsError> {
         let committed = self.consumer.committed_offsets(list(partitions), TIMEOUT).map_err(|e| self.broker(e))?;
-        Ok(committed
-            .elements()
-            .iter()
-            .map(|e| {
-                let offset = match e.offset() {
-                    Offset::Offset(o) => Some(o),
-                    _ => None,
-                };
-                ((e.topic().to_owned(), e.partition()), offset)
-            })
-            .collect())
+        Ok(by_partition(&committed))
     }
 
     /// (low, high) watermarks: the earliest offset and the end.
@@ -103,17 +93,7 @@ impl GroupOffsets {
             tpl.add_partition_offset(t, *p, Offset::Offset(millis)).map_err(|e| self.broker(e))?;
         }
         let found = self.consumer.offsets_for_times(tpl, TIMEOUT).map_err(|e| self.broker(e))?;
-        Ok(found
-            .elements()
-            .iter()
-            .map(|e| {
-                let offset = match e.offset() {
-                    Offset::Offset(o) => Some(o),
-                    _ => None,
-                };
-                ((e.topic().to_owned(), e.partition()), offset)
-            })
-            .collect())
+        Ok(by_partition(&found))
     }
 
     /// The group's live members, as `client-id@host` (empty: no member).
@@ -163,4 +143,19 @@ fn list(partitions: &[PartitionKey]) -> TopicPartitionList {
         tpl.add_partition(t, *p);
     }
     tpl
+}
+
+/// A partition list's offsets by partition; `None` where it holds no
+/// concrete offset (nothing committed, no record at or after a time).
+fn by_partition(tpl: &TopicPartitionList) -> BTreeMap<PartitionKey, Option<i64>> {
+    tpl.elements()
+        .iter()
+        .map(|e| {
+            let offset = match e.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            };
+            ((e.topic().to_owned(), e.partition()), offset)
+        })
+        .collect()
 }

@@ -141,3 +141,13 @@ pub async fn sibling_link_errors(env: &TestEnv) -> (i64, i64) {
         .await;
     (missing, extra)
 }
+
+/// Every `related` link, as (later conversation, main conversation).
+pub async fn related(env: &TestEnv) -> Vec<(Uuid, Uuid)> {
+    sqlx::query_as(
+        "SELECT conversation_id, related_conversation_id FROM conversation_links WHERE kind = 'related' ORDER BY 1, 2",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap()
+}

@@ -7,7 +7,6 @@ use crate::harness::{bootstrap, TestEnv};
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::Duration;
 
 /// An Apache Kafka broker of the test's own, started and stopped with
@@ -29,13 +28,7 @@ impl OwnBroker {
     }
 
     fn services(&self, command: &str) {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/services.sh");
-        let status = std::process::Command::new("bash")
-            .arg(script)
-            .args([command, &self.port.to_string()])
-            .status()
-            .expect("run scripts/services.sh");
-        assert!(status.success(), "scripts/services.sh {command} {} failed", self.port);
+        crate::harness::services(command, self.port);
     }
 }
 

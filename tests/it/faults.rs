@@ -8,7 +8,6 @@ use crate::harness::TestEnv;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use switchboard::decode::decode;
@@ -135,9 +134,7 @@ impl OwnPostgres {
     }
 
     fn services(&self, command: &str) {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/services.sh");
-        let status = std::process::Command::new("bash").arg(script).args([command, &self.port.to_string()]).status();
-        assert!(status.expect("run scripts/services.sh").success(), "services.sh {command} {}", self.port);
+        crate::harness::services(command, self.port);
     }
 }
 

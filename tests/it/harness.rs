@@ -210,3 +210,11 @@ pub fn dlq_headers(record: &SourceRecord) -> HashMap<String, String> {
         .map(|h| (h.key.clone(), String::from_utf8_lossy(h.value.as_deref().unwrap_or_default()).into_owned()))
         .collect()
 }
+
+/// Runs `scripts/services.sh COMMAND PORT` (a broker or Postgres instance
+/// of a test's own, which it may stop without disturbing the others).
+pub fn services(command: &str, port: u16) {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/services.sh");
+    let status = std::process::Command::new("bash").arg(script).args([command, &port.to_string()]).status();
+    assert!(status.expect("run scripts/services.sh").success(), "scripts/services.sh {command} {port} failed");
+}

@@ -11,15 +11,6 @@ use uuid::Uuid;
 
 const LIST: &str = "list@acme.example";
 
-async fn related(env: &TestEnv) -> Vec<(Uuid, Uuid)> {
-    sqlx::query_as(
-        "SELECT conversation_id, related_conversation_id FROM conversation_links WHERE kind = 'related' ORDER BY 1, 2",
-    )
-    .fetch_all(&env.pool)
-    .await
-    .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_parent_placed_after_its_replies_joins_the_earliest_replys_conversation_in_either_order() {
     for bob_first in [true, false] {

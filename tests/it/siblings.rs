@@ -9,15 +9,6 @@ const SUPPORT: &str = "support@acme.example";
 const SALES: &str = "sales@acme.example";
 const ANA: &str = "ana@example.com";
 
-async fn related(env: &TestEnv) -> Vec<(Uuid, Uuid)> {
-    sqlx::query_as(
-        "SELECT conversation_id, related_conversation_id FROM conversation_links WHERE kind = 'related' ORDER BY 1, 2",
-    )
-    .fetch_all(&env.pool)
-    .await
-    .unwrap()
-}
-
 async fn both_copies_in_order(first: &str, second: &str) -> (TestEnv, Uuid, Uuid) {
     let env = TestEnv::new(1).await;
     env.publish(&mail(first, "both@example.com", ANA, None, &[], "")).await;
