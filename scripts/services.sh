@@ -226,19 +226,22 @@ EOF
       --config "$dir/server.properties" >"$dir/format.log" 2>&1 ||
       die "formatting failed; see $dir/format.log."
   fi
+  local started_before
+  started_before=$(grep -c "Kafka Server started" "$dir/server.log" 2>/dev/null || true)
   say "starting Apache Kafka $KAFKA_VERSION on 127.0.0.1:$port (KRaft, data in $dir/data, log: $dir/server.log)."
   # A subshell that becomes the JVM (exec), so $! is the broker's pid.
   (trap '' HUP; KAFKA_EXEC=1 kafka_java "$dir" kafka.Kafka "$dir/server.properties") >"$dir/stdout.log" 2>&1 </dev/null &
   echo $! >"$dir/pid"
-  if ! wait_port "$port" 90; then
+  # A broker with many partitions on disk takes a while to load them.
+  if ! wait_port "$port" 240; then
     tail -n 20 "$dir/stdout.log" "$dir/server.log" >&2 || true
     die "Apache Kafka did not answer on 127.0.0.1:$port; see $dir/server.log."
   fi
   # The port opens before the broker has registered with its controller;
   # wait until it says so, so the first metadata request sees a broker.
   local i
-  for ((i = 0; i < 240; i++)); do
-    grep -q "Kafka Server started" "$dir/server.log" 2>/dev/null && break
+  for ((i = 0; i < 480; i++)); do
+    [ "$(grep -c "Kafka Server started" "$dir/server.log" 2>/dev/null || true)" -gt "${started_before:-0}" ] && break
     sleep 0.25
   done
   say "Apache Kafka answers on 127.0.0.1:$port."

@@ -186,8 +186,10 @@ impl Drop for TestEnv {
         let db = self.db_name.clone();
         let pool = self.pool.clone();
         let admin_url = self.admin_url.clone();
+        let kafka = self.settings.kafka.clone();
         // Drop runs outside async context; a thread with its own runtime
-        // removes the database.
+        // removes the database and the topics (a broker that keeps every
+        // test's topics grows by thousands of partitions a run).
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             rt.block_on(async move {
@@ -195,6 +197,7 @@ impl Drop for TestEnv {
                 if let Ok(admin) = PgPoolOptions::new().max_connections(1).connect(&admin_url).await {
                     let _ = admin.execute(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)").as_str()).await;
                 }
+                delete_topics(&kafka).await;
             });
         })
         .join();
@@ -217,4 +220,21 @@ pub fn services(command: &str, port: u16) {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/services.sh");
     let status = std::process::Command::new("bash").arg(script).args([command, &port.to_string()]).status();
     assert!(status.expect("run scripts/services.sh").success(), "scripts/services.sh {command} {port} failed");
+}
+
+/// Deletes a test's four topics; a failure (the broker is a test's own and
+/// already stopped) only leaves them behind.
+async fn delete_topics(kafka: &switchboard::config::KafkaSettings) {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    let Ok(admin) = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &kafka.bootstrap_servers)
+        .create::<AdminClient<DefaultClientContext>>()
+    else {
+        return;
+    };
+    let t = &kafka.topics;
+    let topics = [t.email.as_str(), t.sms.as_str(), t.messenger.as_str(), t.dlq.as_str()];
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(5)));
+    let _ = tokio::time::timeout(Duration::from_secs(10), admin.delete_topics(&topics, &options)).await;
 }
