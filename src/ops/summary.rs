@@ -9,6 +9,7 @@ fn meaning(rule: &str) -> &'static str {
     match rule {
         "r0_duplicate" => "R0 duplicate, nothing changed",
         "r1_reply_ongoing" => "R1 reply, appended to its conversation",
+        "r1r_replies_first" => "R1r parent after its replies, joined their conversation",
         "r2_reply_closed_appended" => "R2 reply to a closed one, appended to the pair's ongoing one",
         "r2_reply_closed_follow_up" => "R2 reply to a closed one, follow-up started",
         "r2_reply_closed_automatic" => "R2 with R6, automatic reply to a closed one",
