@@ -147,7 +147,9 @@ impl Drop for OwnPostgres {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgres_outage_makes_the_worker_wait_without_crashing_or_dead_lettering() {
     let scale = scale();
-    let pg = OwnPostgres::start(55432);
+    // Below the ephemeral range (32768-60999 here): a port in it can be taken
+    // by any outgoing connection's local end, and Postgres then fails to bind.
+    let pg = OwnPostgres::start(25432);
     let admin = format!("postgres://postgres@127.0.0.1:{}/postgres", pg.port);
     let env = TestEnv::on_postgres(&admin, 3, |_| {}).await;
     let mut rng = Rng(0x000f_f11e);
