@@ -34,11 +34,20 @@ async fn stop_at_end_after_killed_members_waits_for_their_partitions() {
     }
     let at_kill = env.count("SELECT count(*) FROM messages").await;
     assert!(at_kill < 2000, "killed before the end ({at_kill} placed)");
+    // More work before the final run starts, placed in small batches, so the
+    // run is still placing when its first look at the committed offsets
+    // comes back (under load that look can take seconds).
+    for p in 0..4 {
+        let records: Vec<_> =
+            (500..2000).map(|n| sms(&format!("sae-{p}-{n}"), &format!("6{p}{}", n % 13), "800", "hi")).collect();
+        publish_to_partition(&env, &kafka, p, &records).await;
+    }
 
     let out = tokio::time::timeout(
         Duration::from_secs(180),
         env.worker_command(&["--json-logs", "run", "--stop-at-end"])
             .env("RUST_LOG", "info")
+            .env("SWITCHBOARD__WORKER__BATCH_MAX_RECORDS", "5")
             .stderr(std::process::Stdio::piped())
             .output(),
     )
@@ -52,10 +61,10 @@ async fn stop_at_end_after_killed_members_waits_for_their_partitions() {
     // Whether the first look still saw the dead members holding partitions
     // depends on how fast the group noticed them; what it names is the
     // partitions short of their ends.
-    assert!(waiting[0]["waiting_for"].as_str().is_some_and(|w| w.contains("of 500")), "{:?}", waiting[0]);
+    assert!(waiting[0]["waiting_for"].as_str().is_some_and(|w| w.contains("of 2000")), "{:?}", waiting[0]);
 
-    assert_eq!(env.count("SELECT count(*) FROM messages").await, 2000, "the topics are consumed");
-    assert_eq!(env.count("SELECT count(DISTINCT external_id) FROM messages").await, 2000);
+    assert_eq!(env.count("SELECT count(*) FROM messages").await, 8000, "the topics are consumed");
+    assert_eq!(env.count("SELECT count(DISTINCT external_id) FROM messages").await, 8000);
     let again = env.run_to_end().await;
     assert_eq!(again.records, 0, "every partition is committed at its end");
 }
