@@ -130,8 +130,10 @@ pub async fn run(publisher: &Publisher, topics: &TopicSettings, mut generator: G
                     summary.first_error.get_or_insert_with(|| e.to_string());
                 }
             },
-            // Waiting for the rate to allow the next record.
-            _ = tokio::time::sleep(Duration::from_millis(2)) => {}
+            // The rate allows the next record at a known instant; with no
+            // rate (or the in-flight window full) only an acknowledgement
+            // can free the loop, so there is nothing else to wait for.
+            _ = tokio::time::sleep_until(next_due(started, sent, plan.rate)), if !finished && sent >= allowed => {}
         }
     }
     summary.elapsed = started.elapsed();
@@ -230,4 +232,10 @@ impl Progress {
             None => eprintln!("load: done, {published} records in {:.1} s", elapsed.as_secs_f64()),
         }
     }
+}
+
+/// When the rate allows record number `sent + 1` (0-based `sent`).
+fn next_due(started: Instant, sent: u64, rate: Option<f64>) -> tokio::time::Instant {
+    let after = rate.filter(|r| *r > 0.0).map_or(Duration::ZERO, |r| Duration::from_secs_f64(sent as f64 / r));
+    tokio::time::Instant::from_std(started + after)
 }

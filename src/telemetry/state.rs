@@ -188,8 +188,16 @@ mod tests {
         t.polled(&[key()], &[(key(), Some(5), Some(5))]);
         assert_eq!(t.readiness(Ok(())), Readiness::Ready, "no lag, nothing in flight: idle, not stuck");
         t.consumed(&record(5));
-        std::thread::sleep(Duration::from_millis(2));
-        let Readiness::NotReady(reasons) = t.readiness(Ok(())) else { panic!("stuck") };
+        // With stuck_after zero the partition is stuck as soon as any time
+        // has passed since its last progress: wait for that, not a set time.
+        let started = std::time::Instant::now();
+        let reasons = loop {
+            if let Readiness::NotReady(reasons) = t.readiness(Ok(())) {
+                break reasons;
+            }
+            assert!(started.elapsed() < Duration::from_secs(5), "never reported stuck");
+            std::hint::spin_loop();
+        };
         assert!(reasons[0].contains("t/0 stuck"), "{reasons:?}");
         t.batch_done(&key(), &[record(5)], Duration::from_millis(1));
         t.polled(&[key()], &[(key(), Some(6), Some(6))]);
