@@ -125,6 +125,20 @@ impl TestEnv {
             .stats
     }
 
+    /// Starts the worker in this process with `settings`, until the
+    /// returned handle's `stop` is awaited.
+    pub fn start_worker(&self, settings: &Settings) -> RunningWorker {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let settings = settings.clone();
+        let run = tokio::spawn(async move {
+            worker::run(&settings, Mode::Forever, async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        RunningWorker { stop, run }
+    }
+
     /// The settings with another consumer group (a replay from offset zero).
     pub fn with_new_group(&self) -> Settings {
         let mut s = self.settings.clone();
@@ -237,4 +251,18 @@ async fn delete_topics(kafka: &switchboard::config::KafkaSettings) {
     let topics = [t.email.as_str(), t.sms.as_str(), t.messenger.as_str(), t.dlq.as_str()];
     let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(5)));
     let _ = tokio::time::timeout(Duration::from_secs(10), admin.delete_topics(&topics, &options)).await;
+}
+
+/// A worker running in the test's process (see [`TestEnv::start_worker`]).
+pub struct RunningWorker {
+    stop: tokio::sync::oneshot::Sender<()>,
+    run: tokio::task::JoinHandle<anyhow::Result<worker::RunReport>>,
+}
+
+impl RunningWorker {
+    /// Asks it to stop and waits until it has, committed and left the group.
+    pub async fn stop(self) {
+        self.stop.send(()).expect("the worker is still running");
+        self.run.await.expect("the worker task").expect("the worker ran");
+    }
 }

@@ -6,7 +6,6 @@ use crate::harness::TestEnv;
 use std::time::Duration;
 use switchboard::http::{family_sum, fetch, sample};
 use switchboard::sample::{binary, SampleRecord};
-use switchboard::worker::{self, Mode};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -53,14 +52,7 @@ async fn metrics_scraped_during_a_run_match_the_rows_and_lag_drains_to_zero() {
     }
     env.publish(&SampleRecord { channel: "sms", key: None, value: b"nope".to_vec(), headers: vec![] }).await;
 
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let settings = env.settings.clone();
-    let run = tokio::spawn(async move {
-        worker::run(&settings, Mode::Forever, async {
-            let _ = stop_rx.await;
-        })
-        .await
-    });
+    let running = env.start_worker(&env.settings);
 
     let body = scrape_until(&addr, "six records and zero lag", |b| {
         family_sum(b, "switchboard_records_total") == 6.0
@@ -85,8 +77,7 @@ async fn metrics_scraped_during_a_run_match_the_rows_and_lag_drains_to_zero() {
     let (status, text) = fetch(&addr, "/readyz").await.unwrap();
     assert_eq!((status, text.as_str()), (200, "ready\n"));
 
-    stop_tx.send(()).unwrap();
-    run.await.unwrap().unwrap();
+    running.stop().await;
     assert!(fetch(&addr, "/metrics").await.is_err(), "the endpoint stops with the worker");
 }
 
@@ -103,13 +94,7 @@ async fn readiness_fails_with_readable_reasons_when_postgres_is_unreachable_and_
     settings.http.stuck_after = Duration::from_secs(1);
     settings.http.poll_interval = Duration::from_millis(200);
     settings.database.url = format!("postgres://postgres:hunter2@127.0.0.1:{dead_pg}/nothing");
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let run = tokio::spawn(async move {
-        worker::run(&settings, Mode::Forever, async {
-            let _ = stop_rx.await;
-        })
-        .await
-    });
+    let running = env.start_worker(&settings);
     let expected = format!("cannot connect to Postgres at 127.0.0.1:{dead_pg}: connection refused");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let text = loop {
@@ -123,6 +108,5 @@ async fn readiness_fails_with_readable_reasons_when_postgres_is_unreachable_and_
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(!text.contains("hunter2"), "no secret in {text}");
-    stop_tx.send(()).unwrap();
-    run.await.unwrap().unwrap();
+    running.stop().await;
 }

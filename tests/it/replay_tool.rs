@@ -6,7 +6,6 @@ use crate::harness::TestEnv;
 use std::time::Duration;
 use switchboard::kafka::GroupOffsets;
 use switchboard::sample::{binary, SampleRecord};
-use switchboard::worker::{self, Mode};
 
 fn sms(id: &str) -> SampleRecord {
     let body = format!(
@@ -79,14 +78,7 @@ async fn replay_moves_a_stopped_groups_offsets_and_rereads_only_what_was_chosen(
 async fn replay_is_refused_while_the_group_has_live_members() {
     let env = TestEnv::new(1).await;
     env.publish(&sms("x")).await;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let settings = env.settings.clone();
-    let run = tokio::spawn(async move {
-        worker::run(&settings, Mode::Forever, async {
-            let _ = stop_rx.await;
-        })
-        .await
-    });
+    let running = env.start_worker(&env.settings);
     let client = GroupOffsets::new(&env.settings.kafka, &env.settings.kafka.group_id).unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while client.members().unwrap().is_empty() {
@@ -97,8 +89,7 @@ async fn replay_is_refused_while_the_group_has_live_members() {
     assert!(!ok);
     assert!(err.contains("live member"), "{err}");
     assert!(err.contains("stop every worker of the group first"), "{err}");
-    stop_tx.send(()).unwrap();
-    run.await.unwrap().unwrap();
+    running.stop().await;
     // Once the worker left, the same command goes through.
     let (ok, out, err) = replay(&env, &["--to-earliest"]).await;
     assert!(ok, "{err}");
