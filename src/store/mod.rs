@@ -153,16 +153,26 @@ impl Store {
     /// Opens a pool lazily: the worker starts even while Postgres is down and
     /// waits for it batch by batch.
     pub fn connect_lazy(url: &str, max_connections: u32) -> Result<Store, sqlx::Error> {
-        // Custom plans always (docs/performance.md): the add-channel
-        // trigger's queries (run for every pair the worker binds) and the
-        // worker's statements are prepared once per connection, often while
-        // the tables are still empty; a generic plan chosen then
-        // (sequential scans) stays cached while the tables grow, until an
-        // ANALYZE happens to invalidate it, and every batch costs more than
-        // the last. Planning afresh costs a few milliseconds per statement.
-        let options = PgConnectOptions::from_str(url)?
-            .application_name("switchboard")
-            .options([("plan_cache_mode", "force_custom_plan")]);
+        // Session settings of the worker's connections (docs/performance.md):
+        // - Custom plans always: statements are prepared once per
+        //   connection, often while the tables are still empty, and a
+        //   generic plan chosen then would stay cached while they grow.
+        // - No sequential scans: every statement touches a batch's few rows
+        //   by key. On tables whose statistics lag behind their growth (a
+        //   fresh database fills faster than autovacuum analyzes it) the
+        //   planner chose whole-table scans and hash joins, and a batch cost
+        //   more than the last; with scans priced out it probes the indexes.
+        // - No JIT: pricing scans out inflates cost estimates past the JIT
+        //   threshold, and compiling a statement (tens to hundreds of ms)
+        //   costs far more than running it.
+        // - `switchboard.placer`: tells the add-channel trigger that this
+        //   session has checked the pair itself (migration 20261127000000).
+        let options = PgConnectOptions::from_str(url)?.application_name("switchboard").options([
+            ("plan_cache_mode", "force_custom_plan"),
+            ("enable_seqscan", "off"),
+            ("jit", "off"),
+            ("switchboard.placer", "on"),
+        ]);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))

@@ -18,7 +18,7 @@
 //!
 //! Parameters: $1-$3 the batch's keys and reference candidates, $4-$6 its
 //! pairs, $7-$9 its own keys, $10-$11 its contacts, $12 its emails'
-//! Message-IDs. The statement's shape does not depend on the batch, so
+//! Message-IDs, $13 its own ids again as one array (the GIN probe). The statement's shape does not depend on the batch, so
 //! sqlx prepares it once per connection.
 //!
 //! The merge chains start from every conversation the other parts name and
@@ -42,32 +42,36 @@ WITH RECURSIVE
     SELECT c.origin_channel, c.origin_endpoint, c.origin_contact, c.id FROM pk
       JOIN conversations c ON c.origin_channel = pk.channel AND c.origin_endpoint = pk.endpoint
                           AND c.origin_contact = pk.contact),
-  -- Two probes, so each uses its index (a btree on in_reply_to, a GIN on
-  -- references, partial on non-empty arrays: the `cardinality` test lets the
-  -- planner use it); UNION drops a message found by both.
+  -- Two probes, each answerable by one index only: the btree on
+  -- in_reply_to per key, and one probe of the GIN index on references for
+  -- every id of the batch at once (`&&`), joined to the keys afterwards. A
+  -- references test next to an endpoint condition lets the planner filter
+  -- a whole endpoint's messages through the unique btree instead.
+  cited AS MATERIALIZED (
+    SELECT m.id, m.channel, m.endpoint, m."references", m.conversation_id, m.stored_at FROM messages m
+    WHERE m."references" && $13::text[] AND cardinality(m."references") > 0),
   replies AS (
     SELECT ok.channel, ok.endpoint, ok.external_id, r.conversation_id, r.stored_at, r.id FROM ok
     CROSS JOIN LATERAL (
         SELECT m.id, m.conversation_id, m.stored_at FROM messages m
         WHERE m.channel = ok.channel AND m.endpoint = ok.endpoint AND m.in_reply_to = ok.external_id
       UNION
-        SELECT m.id, m.conversation_id, m.stored_at FROM messages m
-        WHERE m."references" @> ARRAY[ok.external_id] AND cardinality(m."references") > 0
-          AND m.channel = ok.channel AND m.endpoint = ok.endpoint) r),
+        SELECT c.id, c.conversation_id, c.stored_at FROM cited c
+        WHERE c.channel = ok.channel AND c.endpoint = ok.endpoint AND ok.external_id = ANY(c."references")) r),
   holders AS (
     SELECT DISTINCT m.external_id, c.id, c.created_at, c.status FROM messages m
     JOIN conversations c ON c.id = m.conversation_id
     WHERE m.channel = 'email' AND m.direction = 'inbound' AND m.external_id = ANY($12::text[])),
   chain (id, hops) AS (
     SELECT id, 0 FROM conversations
-    WHERE id IN (SELECT conversation_id FROM stored UNION SELECT conversation_id FROM pairs
-                 UNION SELECT conversation_id FROM replies)
+    WHERE id = ANY(ARRAY(SELECT conversation_id FROM stored UNION SELECT conversation_id FROM pairs
+                         UNION SELECT conversation_id FROM replies))
   UNION
     SELECT c.merged_into, chain.hops + 1 FROM chain JOIN conversations c ON c.id = chain.id
     WHERE c.merged_into IS NOT NULL AND chain.hops < 64),
   locked AS (
     SELECT id, status, created_at, closed_at, merged_into FROM conversations
-    WHERE id IN (SELECT id FROM chain) ORDER BY id FOR NO KEY UPDATE)
+    WHERE id = ANY(ARRAY(SELECT id FROM chain)) ORDER BY id FOR NO KEY UPDATE)
 SELECT 'now' AS kind, NULL::text AS channel, NULL::text AS endpoint, NULL::text AS key, NULL::uuid AS conv,
        NULL::uuid AS other, clock_timestamp() AS created_at, NULL::timestamptz AS closed_at, NULL::text AS status,
        NULL::text AS name, NULL::bigint AS ord
