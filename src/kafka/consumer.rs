@@ -119,6 +119,18 @@ impl Consumer {
                 // is part of the documented memory bound.
                 ("queued.max.messages.kbytes", "16384"),
                 ("fetch.max.bytes", "16777216"),
+                // The broker holds a fetch until data arrives or this long.
+                // One fetch at a time serves every partition on a broker, so
+                // while the caught-up partitions hold it, a partition resumed
+                // after a pause (or a record just published) waits for it to
+                // return: at librdkafka's 500 ms this was most of the email
+                // partitions' time and of end-to-end latency (docs/performance.md).
+                ("fetch.wait.max.ms", "10"),
+                // When the prefetch queue above is full librdkafka postpones
+                // the next fetch by this long (1 s by default); the worker's
+                // own pause/resume already bounds memory, so waiting a whole
+                // second only stalls the partitions that are behind.
+                ("fetch.queue.backoff.ms", "10"),
             ],
             // Offsets are stored by hand, only after a batch is durable; a
             // pass-through `enable.auto.offset.store=true` would lose messages.
