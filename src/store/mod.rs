@@ -168,8 +168,10 @@ impl Store {
         // - `switchboard.placer`: tells the add-channel trigger that this
         //   session has checked the pair itself (migration 20261127000000).
         let options = PgConnectOptions::from_str(url)?.application_name("switchboard").options([
-            ("plan_cache_mode", "force_custom_plan"),
+            ("plan_cache_mode", "force_generic_plan"),
             ("enable_seqscan", "off"),
+            ("enable_hashjoin", "off"),
+            ("enable_mergejoin", "off"),
             ("jit", "off"),
             ("switchboard.placer", "on"),
         ]);
