@@ -114,11 +114,16 @@ impl Consumer {
                 ("auto.commit.interval.ms", "1000"),
                 ("auto.offset.reset", "earliest"),
                 ("partition.assignment.strategy", "cooperative-sticky"),
-                // librdkafka's own prefetch buffer, across all partitions. Its
-                // default (64 MiB) would dwarf the worker's byte caps; this
-                // is part of the documented memory bound.
-                ("queued.max.messages.kbytes", "16384"),
-                ("fetch.max.bytes", "16777216"),
+                // librdkafka's own prefetch, across all partitions, and the
+                // size of its fetches. Its defaults (64 MiB queued, 50 MiB
+                // per fetch, 1 MiB per partition) would dwarf the worker's
+                // byte caps: with 16 MiB queued and 16 MiB fetches librdkafka
+                // alone peaked at 252 MiB reading the benchmark's 200,000
+                // records, with these at 72 MiB, and still delivers several
+                // times what the worker places (docs/performance.md).
+                ("queued.max.messages.kbytes", "4096"),
+                ("fetch.max.bytes", "4194304"),
+                ("max.partition.fetch.bytes", "262144"),
                 // The broker holds a fetch until data arrives or this long.
                 // One fetch at a time serves every partition on a broker, so
                 // while the caught-up partitions hold it, a partition resumed
