@@ -70,10 +70,13 @@ class Bench:
         sh(self.bin, "migrate", env=self.env(name, "unused"))
         return name
 
-    def topics(self, prefix, db):
-        sh(self.bin, "create-topics", "--partitions", str(self.args.partitions), env=self.env(db, prefix))
+    def topics(self, prefix, db, partitions=None):
+        sh(self.bin, "create-topics", "--partitions", str(partitions or self.args.partitions), env=self.env(db, prefix))
 
-    def load(self, db, prefix, records, seed, rate=None):
+    def drop(self, db):
+        psql("postgres", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+
+    def load(self, db, prefix, records, seed, rate=None, extra=None):
         # Realistic traffic: gateway retries, one email to two inboxes,
         # replies, out-of-office mail; keyed by customer.
         cmd = [self.bin, "load", "--records", str(records), "--seed", str(seed), "--mix", self.args.mix,
@@ -81,7 +84,7 @@ class Bench:
                "--replies", "0.10", "--automatic", "0.02"]
         if rate:
             cmd += ["--rate", str(rate)]
-        return subprocess.Popen(cmd, env=self.env(db, prefix), cwd=ROOT, stdout=subprocess.DEVNULL,
+        return subprocess.Popen(cmd, env=self.env(db, prefix, extra=extra), cwd=ROOT, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
 
     def run_worker(self, db, prefix, group, extra=None, log=None):
@@ -152,13 +155,87 @@ class Bench:
         n = int(psql(target, "SELECT count(*) FROM messages"))
         return n / max(seconds, 1e-3)
 
-    def main(self):
-        a = self.args
+    def latency(self, name, rate, seconds, extra=None, partitions=None):
+        """p50/p95/p99 from record timestamp to commit while `load --rate`
+        publishes `rate` records/s for `seconds` to a worker that runs."""
+        prefix, db = f"{self.run_id}{name.replace('_', '')}", self.database(f"{self.run_id}_{name}")
+        self.topics(prefix, db, partitions)
+        addr = "127.0.0.1:19464"
+        env = self.env(db, prefix, extra=dict(extra or {}, SWITCHBOARD_HTTP_ADDR=addr))
+        worker = subprocess.Popen([self.bin, "run"], cwd=ROOT, stdout=subprocess.DEVNULL, env=env)
+        count = max(int(rate * seconds), 200)
+        self.load(db, prefix, count, seed=3, rate=rate, extra=extra).wait()
+        metrics = ""
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                metrics = urllib.request.urlopen(f"http://{addr}/metrics", timeout=5).read().decode()
+            except OSError:
+                time.sleep(0.2)
+                continue
+            if self.latencies(metrics)["records"] >= count:
+                break
+            time.sleep(0.2)
+        worker.terminate()
+        worker.wait()
+        self.drop(db)
+        return dict(self.latencies(metrics), rate_per_s=rate)
+
+    def place_only(self, name, records, extra=None, partitions=None):
+        """Publishes `records` and places them with `run --stop-at-end`;
+        returns (messages/s, peak RSS MiB)."""
+        prefix, db = f"{self.run_id}{name.replace('_', '')}", self.database(f"{self.run_id}_{name}")
+        self.topics(prefix, db, partitions)
+        self.load(db, prefix, records, seed=1, extra=extra).wait()
+        _, rss, _ = self.run_worker(db, prefix, f"{prefix}-g", extra)
+        _, rate = self.placed_rate(db)
+        self.drop(db)
+        return rate, rss
+
+    def prepare(self):
+        """The services, and the binary unless one is given."""
         sh("scripts/services.sh", capture=False)
         if not self.given_bin:
             print(f"bench: building ({self.profile}).", flush=True)
             build = ["cargo", "build", "--locked", "--bin", "switchboard"]
             sh(*(build + ([] if self.args.debug_build else ["--release"])), capture=False)
+
+    def growth(self):
+        """Item 4 of issue 11: throughput and p99 against partitions, batch
+        size and email size, one variable at a time, the others at their
+        defaults. p99 is taken at half of that point's own peak."""
+        a = self.args
+        self.prepare()
+        base = {"partitions": a.partitions, "batch": a.batch, "email_kib": a.email_kib}
+        points = [("partitions", v) for v in (1, 2, 4, 8)] + [("batch", v) for v in (50, 200, 500, 1000, 2000)] \
+            + [("email_kib", v) for v in (2, 20, 100, 1024)]
+        rows = []
+        for n, (var, value) in enumerate(points):
+            point = dict(base, **{var: value})
+            # Big emails: fewer records, so a point publishes at most about
+            # 300 MiB of email (a tenth of the default mix is email).
+            records = min(a.records, max(2000, int(300 * 1024 / max(point["email_kib"], 1) / 0.1)))
+            self.args.email_kib = point["email_kib"]
+            extra = {"SWITCHBOARD__WORKER__BATCH_MAX_RECORDS": str(point["batch"])}
+            rate, rss = self.place_only(f"g{n}", records, extra, point["partitions"])
+            lat = self.latency(f"g{n}l", max(int(rate / 2), 50), a.latency_seconds, extra, point["partitions"])
+            row = dict(point, variable=var, records=records, place_messages_per_s=round(rate),
+                       peak_rss_mib=round(rss), half_peak_rate=lat["rate_per_s"], p99_ms=lat.get("p99_ms"))
+            rows.append(row)
+            print(f"{var}={value}: {rate:,.0f} messages/s, RSS {rss:.0f} MiB, p99 {lat.get('p99_ms')} ms "
+                  f"at {lat['rate_per_s']}/s", flush=True)
+        self.args.email_kib = base["email_kib"]
+        print("\n| varied | partitions | batch | email KiB | records | place msg/s | p99 ms at half of it | peak RSS MiB |")
+        print("|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['variable']} | {r['partitions']} | {r['batch']} | {r['email_kib']} | {r['records']:,} | "
+                  f"{r['place_messages_per_s']:,} | {r['p99_ms']} (at {r['half_peak_rate']:,}/s) | {r['peak_rss_mib']} |")
+        Path(a.json).write_text(json.dumps({"growth": rows, "mix": a.mix}, indent=2))
+        print(f"bench: figures written to {a.json}")
+
+    def main(self):
+        a = self.args
+        self.prepare()
         prefix = self.run_id
         db = self.database(f"{self.run_id}_place")
         self.topics(prefix, db)
@@ -194,24 +271,7 @@ class Bench:
         # Latency: publish at a steady rate while one worker runs.
         for name, share in (("peak", 1.0), ("half_peak", 0.5)):
             rate = max(int(f["place_messages_per_s"] * share), 100)
-            lat_prefix, lat_db = f"{prefix}{name[0]}", self.database(f"{self.run_id}_{name}")
-            self.topics(lat_prefix, lat_db)
-            addr = "127.0.0.1:19464"
-            worker = subprocess.Popen([self.bin, "run"], cwd=ROOT, stdout=subprocess.DEVNULL,
-                                      env=self.env(lat_db, lat_prefix, extra={"SWITCHBOARD_HTTP_ADDR": addr}))
-            count = max(int(rate * a.latency_seconds), 200)
-            self.load(lat_db, lat_prefix, count, seed=3, rate=rate).wait()
-            metrics = ""
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                metrics = urllib.request.urlopen(f"http://{addr}/metrics", timeout=5).read().decode()
-                done = self.latencies(metrics)["records"]
-                if done >= count:
-                    break
-                time.sleep(0.2)
-            worker.terminate()
-            worker.wait()
-            f[f"latency_{name}"] = dict(self.latencies(metrics), rate_per_s=rate)
+            f[f"latency_{name}"] = self.latency(name, rate, a.latency_seconds)
 
         f["ratio_place_to_copy_ceiling"] = f["place_messages_per_s"] / f["ceiling_copy_messages_per_s"]
         f["ratio_place_to_consume_ceiling"] = f["place_messages_per_s"] / f["ceiling_consume_records_per_s"]
@@ -259,6 +319,9 @@ def parse():
     p.add_argument("--batch", type=int, default=500, help="batch_max_records for the batched runs")
     p.add_argument("--latency-seconds", type=float, default=10.0, help="how long each latency phase publishes")
     p.add_argument("--json", default="bench.json")
+    p.add_argument("--growth", action="store_true",
+                   help="instead of the phases above: throughput, p99 and RSS against partitions, batch size and "
+                        "email size (issue 11, item 4)")
     p.add_argument("--debug-build", action="store_true",
                    help="use the debug build (CI's smoke run, so the benchmark cannot rot; figures mean nothing)")
     return p.parse_args()
@@ -267,6 +330,6 @@ def parse():
 if __name__ == "__main__":
     bench = Bench(parse())
     try:
-        bench.main()
+        bench.growth() if bench.args.growth else bench.main()
     finally:
         bench.cleanup()
