@@ -113,3 +113,46 @@ async fn binding_or_reopening_into_a_pair_that_has_an_ongoing_conversation_is_re
     env.run_to_end().await;
     assert_eq!(conversation_of(&env.pool, "s2", "800").await, a);
 }
+
+/// The worker's sessions are planned for index probes and say that they
+/// check pairs themselves; the add-channel trigger then leaves their rows
+/// alone (they hold the pair lock and read every binding in their
+/// snapshot), while a desktop session binding the same row is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_workers_sessions_skip_the_bound_pair_check_and_they_plan_for_index_probes() {
+    let env = TestEnv::new(1).await;
+    env.publish(&mail(SUPPORT, "a1@example.com", ANA, None, &[], "")).await;
+    env.publish(&sms("s1", "+385 91 624 2493", "800", "hello")).await;
+    env.run_to_end().await;
+    let a = conversation_of(&env.pool, "a1@example.com", SUPPORT).await;
+    let bind =
+        "INSERT INTO conversation_channels (conversation_id, channel, endpoint, contact) VALUES ($1, 'sms', '800', $2)";
+
+    let store = switchboard::store::Store::connect_lazy(&env.settings.database.url, 1).unwrap();
+    let settings: (String, String, String, String, String, Option<String>) = sqlx::query_as(
+        "SELECT current_setting('plan_cache_mode'), current_setting('enable_seqscan'),
+                current_setting('enable_hashjoin'), current_setting('enable_mergejoin'),
+                current_setting('jit'), current_setting('switchboard.placer', true)",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        settings,
+        ("force_generic_plan".into(), "off".into(), "off".into(), "off".into(), "off".into(), Some("on".into()))
+    );
+
+    // The desktop's session: refused, the pair has an ongoing conversation.
+    let placer: Option<String> =
+        sqlx::query_scalar("SELECT current_setting('switchboard.placer', true)").fetch_one(&env.pool).await.unwrap();
+    assert_ne!(placer.as_deref(), Some("on"));
+    let err = sqlx::query(bind).bind(a).bind(ANA_PHONE).execute(&env.pool).await.unwrap_err();
+    assert_eq!(err.as_database_error().and_then(|e| e.code()).as_deref(), Some("23505"), "{err}");
+
+    // The same row from a worker session is not checked (rolled back: the
+    // worker itself never binds a pair its snapshot saw taken).
+    let mut tx = store.pool().begin().await.unwrap();
+    sqlx::query(bind).bind(a).bind(ANA_PHONE).execute(&mut *tx).await.expect("the trigger skips worker sessions");
+    tx.rollback().await.unwrap();
+    assert_eq!(i1_violations(&env).await, 0, "I1");
+}
