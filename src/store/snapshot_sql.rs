@@ -18,8 +18,9 @@
 //!
 //! Parameters: $1-$3 the batch's keys and reference candidates, $4-$6 its
 //! pairs, $7-$9 its own keys, $10-$11 its contacts, $12 its emails'
-//! Message-IDs, $13 its own ids again as one array (the GIN probe). The statement's shape does not depend on the batch, so
-//! sqlx prepares it once per connection.
+//! Message-IDs, $13 its own ids again as one array (the GIN probe). The
+//! statement's shape does not depend on the batch, so sqlx prepares it once
+//! per connection, and Postgres plans it once (`Store::connect_lazy`).
 //!
 //! The merge chains start from every conversation the other parts name and
 //! are locked in ascending id order (`ORDER BY id FOR NO KEY UPDATE`: the
