@@ -63,14 +63,6 @@ fn ends_and_commits(bootstrap: &str, group: &str, topic: &str, partitions: i32) 
         .collect()
 }
 
-async fn wait_for_rows(env: &TestEnv, at_least: i64, what: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
-    while env.count("SELECT count(*) FROM messages").await < at_least {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what} ({at_least} messages)");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_end_the_worker_reads_is_the_true_end_and_stop_at_end_stops_there() {
     let env = TestEnv::new(3).await;
@@ -113,7 +105,7 @@ async fn a_broker_restart_mid_run_loses_nothing_and_doubles_nothing() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("start the worker");
-    wait_for_rows(&env, 200, "the worker to start placing").await;
+    env.wait_for_messages(200, Duration::from_secs(180)).await;
 
     broker.services("broker-stop");
     assert!(worker.try_wait().expect("worker status").is_none(), "the worker outlives the broker");
@@ -124,7 +116,7 @@ async fn a_broker_restart_mid_run_loses_nothing_and_doubles_nothing() {
     for i in 0..second {
         env.publish(&sms(&format!("ar-{i}"), &format!("{}", 2000 + i % 23), "800", "after")).await;
     }
-    wait_for_rows(&env, (first + second) as i64, "every record after the restart").await;
+    env.wait_for_messages((first + second) as i64, Duration::from_secs(180)).await;
     assert!(worker.try_wait().expect("worker status").is_none(), "the same worker process placed them");
 
     // A clean stop commits; the group then has nothing left to read.

@@ -3,10 +3,12 @@
 //! places and dead-letters everything once the broker is back.
 
 use crate::agent::sms;
-use crate::harness::TestEnv;
+use crate::flow::wait_until;
+use crate::harness::{free_port, TestEnv};
 use rdkafka::mocking::MockCluster;
 use std::time::Duration;
 use switchboard::config::Settings;
+use switchboard::http::fetch;
 use switchboard::kafka::{read_topic, Publisher};
 use switchboard::worker::{self, Mode};
 
@@ -26,7 +28,12 @@ fn mock_cluster(env: &TestEnv) -> (MockCluster<'static, rdkafka::producer::Defau
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_outage_makes_the_worker_wait_and_lose_nothing() {
     let env = TestEnv::new(1).await;
-    let (mock, settings) = mock_cluster(&env);
+    let (mock, mut settings) = mock_cluster(&env);
+    // The worker's /readyz says when its own attempt to reach the broker
+    // failed: the outage is judged after that, not after a set time.
+    let addr = format!("127.0.0.1:{}", free_port());
+    settings.http.addr = addr.clone();
+    settings.http.poll_interval = Duration::from_millis(200);
     let t = &settings.kafka.topics;
     let publisher = Publisher::new(&settings.kafka).expect("publisher");
     for n in 0..10 {
@@ -40,14 +47,10 @@ async fn a_broker_outage_makes_the_worker_wait_and_lose_nothing() {
         let settings = settings.clone();
         tokio::spawn(async move { worker::run(&settings, Mode::StopAtEnd, std::future::pending()).await })
     };
-    // The worker has started (its pool is connected to the test's database)
-    // before the outage is judged, so this cannot pass without a worker.
-    crate::flow::wait_until("the worker started", Duration::from_secs(60), || async {
-        env.count("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'switchboard'").await > 0
+    wait_until("the worker found the broker unreachable", Duration::from_secs(60), || async {
+        matches!(fetch(&addr, "/readyz").await, Ok((503, text)) if text.contains("broker: ") && !text.contains("not contacted yet"))
     })
     .await;
-    // Then it must still be waiting after a few of librdkafka's reconnects.
-    tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(!worker.is_finished(), "the worker waits for the broker");
     assert_eq!(env.count("SELECT count(*) FROM messages").await, 0);
 
@@ -104,19 +107,22 @@ async fn offsets_wait_for_the_dead_letter_to_be_acknowledged() {
         let settings = settings.clone();
         tokio::spawn(async move { worker::run(&settings, Mode::StopAtEnd, std::future::pending()).await })
     };
-    for _ in 0..200 {
-        if env.count("SELECT count(*) FROM messages").await == 5 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(env.count("SELECT count(*) FROM messages").await, 5, "the records before the bad one are placed");
-    // Auto-commit runs every second; give it a few chances to (wrongly) commit.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    wait_until("the records before the bad one are placed", Duration::from_secs(20), || async {
+        env.count("SELECT count(*) FROM messages").await == 5
+    })
+    .await;
+    // Auto-commit has run after them once the group's offset reads 5: from
+    // then on a commit past the unacknowledged dead letter would show.
+    let committed_now = || {
+        let (s, topic) = (settings.clone(), t.sms.clone());
+        async move { tokio::task::spawn_blocking(move || committed(&s, &topic)).await.unwrap() }
+    };
+    wait_until("auto-commit stored the offset before the dead letter", Duration::from_secs(30), || async {
+        committed_now().await.is_some_and(|o| o >= 5)
+    })
+    .await;
     assert_eq!(env.count("SELECT count(*) FROM messages").await, 5, "the partition waits behind the dead letter");
-    let s = settings.clone();
-    let topic = t.sms.clone();
-    let before = tokio::task::spawn_blocking(move || committed(&s, &topic)).await.unwrap();
+    let before = committed_now().await;
     assert!(before.unwrap_or(0) <= 5, "nothing past the unacknowledged dead letter is committed: {before:?}");
     assert!(!worker.is_finished());
 

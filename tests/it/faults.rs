@@ -49,15 +49,6 @@ async fn stored(env: &TestEnv) -> i64 {
     env.count("SELECT count(*) FROM messages").await
 }
 
-/// Waits until `at_least` messages are stored; panics after `limit`.
-async fn wait_for_rows(env: &TestEnv, at_least: i64, limit: Duration) {
-    let started = Instant::now();
-    while stored(env).await < at_least {
-        assert!(started.elapsed() < limit, "only {} of {at_least} messages stored in time", stored(env).await);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 async fn expect_exit_zero(child: Child, within: Duration) {
     let out = tokio::time::timeout(within, child.wait_with_output()).await.expect("the worker ends in time").unwrap();
     assert!(out.status.success(), "exit status {}", out.status);
@@ -102,7 +93,7 @@ async fn sigkills_under_load_lose_nothing_and_double_nothing() {
             // a batch, between batches, or before the member joined.
             let step = 1 + kill_rng.next((total as u64 / (2 * scale.kills as u64)).max(2)) as i64;
             let target = (stored(&env).await + step).min(total);
-            wait_for_rows(&env, target, Duration::from_secs(240)).await;
+            env.wait_for_messages(target, Duration::from_secs(240)).await;
             signal(&child, "KILL");
             let _ = child.wait_with_output().await;
             kills += 1;
@@ -158,7 +149,7 @@ async fn a_postgres_outage_makes_the_worker_wait_without_crashing_or_dead_letter
 
     let mut child = worker(&env, &["run"]);
     let outage = steady_load(&env, &records, async {
-        wait_for_rows(&env, total / 5, Duration::from_secs(240)).await;
+        env.wait_for_messages(total / 5, Duration::from_secs(240)).await;
         pg.services("pg-instance-stop");
         let down = Instant::now();
         // The fault itself lasts a set time; nothing waits on it for sync.
@@ -171,7 +162,7 @@ async fn a_postgres_outage_makes_the_worker_wait_without_crashing_or_dead_letter
     })
     .await;
     let restarted = Instant::now();
-    wait_for_rows(&env, total, Duration::from_secs(300)).await;
+    env.wait_for_messages(total, Duration::from_secs(300)).await;
     let recovery = restarted.elapsed();
     assert!(child.try_wait().unwrap().is_none(), "the same process finished the work");
     signal(&child, "TERM");
@@ -247,9 +238,9 @@ async fn scaling_one_to_three_to_one_keeps_order_and_commits_only_applied_record
     let mut checked = 0;
     steady_load(&env, &records, async {
         let first = worker(&env, &["run"]);
-        wait_for_rows(&env, total / 5, Duration::from_secs(240)).await;
+        env.wait_for_messages(total / 5, Duration::from_secs(240)).await;
         let more = [worker(&env, &["run"]), worker(&env, &["run"])];
-        wait_for_rows(&env, total / 2, Duration::from_secs(240)).await;
+        env.wait_for_messages(total / 2, Duration::from_secs(240)).await;
         checked += committed_records_are_stored(&env, 6).await;
         // Back to one: the two leave cleanly, their partitions move back.
         for w in more {

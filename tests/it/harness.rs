@@ -179,6 +179,14 @@ impl TestEnv {
         sqlx::query_scalar(sql).fetch_one(&self.pool).await.unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
+    /// Waits until at least `at_least` messages are stored; panics after `limit`.
+    pub async fn wait_for_messages(&self, at_least: i64, limit: std::time::Duration) {
+        crate::flow::wait_until(&format!("{at_least} messages are stored"), limit, || async {
+            self.count("SELECT count(*) FROM messages").await >= at_least
+        })
+        .await;
+    }
+
     /// Every row of the contract's tables, as text, for before/after comparisons.
     pub async fn snapshot(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -265,4 +273,9 @@ impl RunningWorker {
         self.stop.send(()).expect("the worker is still running");
         self.run.await.expect("the worker task").expect("the worker ran");
     }
+}
+
+/// A TCP port free at the time of asking, for a worker's HTTP endpoint.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }

@@ -22,22 +22,12 @@ async fn publish_many(env: &TestEnv, n: usize) {
     }
 }
 
-async fn wait_for_rows(env: &TestEnv, at_least: i64) {
-    for _ in 0..300 {
-        if env.count("SELECT count(*) FROM messages").await >= at_least {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the worker never stored {at_least} messages");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_in_flight_work_commits_and_exits_zero() {
     let env = TestEnv::new(2).await;
     publish_many(&env, 200).await;
     let child = start(&env);
-    wait_for_rows(&env, 1).await;
+    env.wait_for_messages(1, Duration::from_secs(30)).await;
     let stopped_at = std::time::Instant::now();
     signal(&child, "TERM");
     let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output()).await.expect("it stops").unwrap();
@@ -60,7 +50,7 @@ async fn sigkill_mid_run_loses_nothing_and_doubles_nothing() {
     let env = TestEnv::new(2).await;
     publish_many(&env, 300).await;
     let child = start(&env);
-    wait_for_rows(&env, 20).await;
+    env.wait_for_messages(20, Duration::from_secs(30)).await;
     signal(&child, "KILL");
     let _ = child.wait_with_output().await;
     let stored_at_kill = env.count("SELECT count(*) FROM messages").await;

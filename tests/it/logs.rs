@@ -2,12 +2,8 @@
 //! lines a pipeline reads: the address and the cause, never a password;
 //! record lines carry where the record came from.
 
-use crate::harness::TestEnv;
+use crate::harness::{free_port, TestEnv};
 use switchboard::sample::SampleRecord;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_postgres_is_named_with_its_address_and_cause_and_without_the_password() {

@@ -2,14 +2,10 @@
 //! rows written, lag is high watermark minus committed offset, and the
 //! probes say why they fail.
 
-use crate::harness::TestEnv;
+use crate::harness::{free_port, TestEnv};
 use std::time::Duration;
 use switchboard::http::{family_sum, fetch, sample};
 use switchboard::sample::{binary, SampleRecord};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 fn sms(id: &str, from: &str) -> SampleRecord {
     let body = format!(
