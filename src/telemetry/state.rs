@@ -156,15 +156,7 @@ mod tests {
     use crate::stats::Stats;
 
     fn record(offset: i64) -> SourceRecord {
-        SourceRecord {
-            topic: "t".into(),
-            partition: 0,
-            offset,
-            timestamp_ms: None,
-            key: None,
-            value: Some(vec![0; 10]),
-            headers: vec![],
-        }
+        SourceRecord::zeros(offset, 10)
     }
 
     fn key() -> PartitionKey {

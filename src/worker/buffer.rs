@@ -164,15 +164,7 @@ mod tests {
     use super::*;
 
     fn record(offset: i64, bytes: usize) -> SourceRecord {
-        SourceRecord {
-            topic: "t".into(),
-            partition: 0,
-            offset,
-            timestamp_ms: None,
-            key: None,
-            value: Some(vec![0; bytes]),
-            headers: vec![],
-        }
+        SourceRecord::zeros(offset, bytes)
     }
 
     fn limits() -> Limits {
