@@ -62,6 +62,18 @@ pub async fn agent_reply(pool: &PgPool, conversation: Uuid, endpoint: &str, cont
 }
 
 /// The conversation a message landed in.
+/// An agent's open transaction holding `conversation` `FOR UPDATE`, as the
+/// desktop's editing does; the lock lasts until it commits or is dropped.
+pub async fn hold_row(pool: &PgPool, conversation: Uuid) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut agent = pool.begin().await.unwrap();
+    sqlx::query("SELECT id FROM conversations WHERE id = $1 FOR UPDATE")
+        .bind(conversation)
+        .execute(&mut *agent)
+        .await
+        .unwrap();
+    agent
+}
+
 pub async fn conversation_of(pool: &PgPool, external_id: &str, endpoint: &str) -> Uuid {
     sqlx::query_scalar("SELECT conversation_id FROM messages WHERE external_id = $1 AND endpoint = $2")
         .bind(external_id)

@@ -2,7 +2,7 @@
 //! holds its conversation's row) stalls only itself. The worker runs as its
 //! own process; the other partitions are placed while the lock is held.
 
-use crate::agent::{conversation_of, sms};
+use crate::agent::{conversation_of, hold_row, sms};
 use crate::flow::{producer, publish_to_partition, signal, stored_from, wait_until};
 use crate::harness::TestEnv;
 use std::time::Duration;
@@ -19,8 +19,7 @@ async fn a_locked_conversation_stalls_only_its_own_partition() {
     let held = conversation_of(&env.pool, "held-0", "800").await;
 
     // An agent's transaction locks the row, as the desktop's editing does.
-    let mut agent = env.pool.begin().await.unwrap();
-    sqlx::query("SELECT id FROM conversations WHERE id = $1 FOR UPDATE").bind(held).execute(&mut *agent).await.unwrap();
+    let agent = hold_row(&env.pool, held).await;
 
     // Partition 0: a backlog for the held pair, ten times the buffer.
     // Partitions 1-3: thousands each for other pairs.

@@ -2,7 +2,7 @@
 //! logged with its topic and partition, and restarted from its last stored
 //! offset; a stop waits for in-flight batches only up to its deadline.
 
-use crate::agent::{conversation_of, sms};
+use crate::agent::{conversation_of, hold_row, sms};
 use crate::flow::{json_logs, logged, producer, publish_to_partition, signal, wait_until, waiting_on_locks};
 use crate::harness::TestEnv;
 use std::time::{Duration, Instant};
@@ -47,8 +47,7 @@ async fn a_stop_past_its_deadline_exits_without_committing_the_unfinished_batch(
     publish_to_partition(&env, &kafka, 0, &[sms("dl-0", "5551", "800", "first")]).await;
     env.run_to_end().await;
     let held = conversation_of(&env.pool, "dl-0", "800").await;
-    let mut agent = env.pool.begin().await.unwrap();
-    sqlx::query("SELECT id FROM conversations WHERE id = $1 FOR UPDATE").bind(held).execute(&mut *agent).await.unwrap();
+    let agent = hold_row(&env.pool, held).await;
     let records: Vec<_> = (1..=20).map(|n| sms(&format!("dl-{n}"), "5551", "800", "more")).collect();
     publish_to_partition(&env, &kafka, 0, &records).await;
 
