@@ -115,8 +115,8 @@ async fn binding_or_reopening_into_a_pair_that_has_an_ongoing_conversation_is_re
 }
 
 /// The worker's sessions are planned for index probes and say that they
-/// check pairs themselves; the add-channel trigger then leaves their rows
-/// alone (they hold the pair lock and read every binding in their
+/// check pairs themselves; the add-channel trigger then does not fire for
+/// their rows (they hold the pair lock and read every binding in their
 /// snapshot), while a desktop session binding the same row is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_workers_sessions_skip_the_bound_pair_check_and_they_plan_for_index_probes() {
