@@ -59,7 +59,6 @@ pub(super) async fn fetch(
         .bind(&c_channels)
         .bind(&c_addresses)
         .bind(&emails)
-        .bind(&own.2)
         .fetch_all(&mut **tx)
         .await?;
     let mut snapshot = Snapshot::default();

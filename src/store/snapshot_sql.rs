@@ -18,7 +18,7 @@
 //!
 //! Parameters: $1-$3 the batch's keys and reference candidates, $4-$6 its
 //! pairs, $7-$9 its own keys, $10-$11 its contacts, $12 its emails'
-//! Message-IDs, $13 its own ids again as one array (the GIN probe). The
+//! Message-IDs ($9 also serves the GIN probe of `references`). The
 //! statement's shape does not depend on the batch, so sqlx prepares it once
 //! per connection, and Postgres plans it once (`Store::connect_lazy`).
 //!
@@ -50,7 +50,7 @@ WITH RECURSIVE
   -- a whole endpoint's messages through the unique btree instead.
   cited AS MATERIALIZED (
     SELECT m.id, m.channel, m.endpoint, m."references", m.conversation_id, m.stored_at FROM messages m
-    WHERE m."references" && $13::text[] AND cardinality(m."references") > 0),
+    WHERE m."references" && $9::text[] AND cardinality(m."references") > 0),
   replies AS (
     SELECT ok.channel, ok.endpoint, ok.external_id, r.conversation_id, r.stored_at, r.id FROM ok
     CROSS JOIN LATERAL (
