@@ -76,11 +76,11 @@ class Bench:
     def drop(self, db):
         psql("postgres", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
 
-    def load(self, db, prefix, records, seed, rate=None, extra=None):
+    def load(self, db, prefix, records, seed, rate=None, extra=None, email_kib=None):
         # Realistic traffic: gateway retries, one email to two inboxes,
         # replies, out-of-office mail; keyed by customer.
         cmd = [self.bin, "load", "--records", str(records), "--seed", str(seed), "--mix", self.args.mix,
-               "--email-bytes", str(self.args.email_kib * 1024), "--duplicates", "0.05", "--siblings", "0.03",
+               "--email-bytes", str((email_kib or self.args.email_kib) * 1024), "--duplicates", "0.05", "--siblings", "0.03",
                "--replies", "0.10", "--automatic", "0.02"]
         if rate:
             cmd += ["--rate", str(rate)]
@@ -155,7 +155,7 @@ class Bench:
         n = int(psql(target, "SELECT count(*) FROM messages"))
         return n / max(seconds, 1e-3)
 
-    def latency(self, name, rate, seconds, extra=None, partitions=None):
+    def latency(self, name, rate, seconds, extra=None, partitions=None, email_kib=None):
         """p50/p95/p99 from record timestamp to commit while `load --rate`
         publishes `rate` records/s for `seconds` to a worker that runs."""
         prefix, db = f"{self.run_id}{name.replace('_', '')}", self.database(f"{self.run_id}_{name}")
@@ -164,7 +164,7 @@ class Bench:
         env = self.env(db, prefix, extra=dict(extra or {}, SWITCHBOARD_HTTP_ADDR=addr))
         worker = subprocess.Popen([self.bin, "run"], cwd=ROOT, stdout=subprocess.DEVNULL, env=env)
         count = max(int(rate * seconds), 200)
-        self.load(db, prefix, count, seed=3, rate=rate, extra=extra).wait()
+        self.load(db, prefix, count, seed=3, rate=rate, extra=extra, email_kib=email_kib).wait()
         metrics = ""
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -181,12 +181,12 @@ class Bench:
         self.drop(db)
         return dict(self.latencies(metrics), rate_per_s=rate)
 
-    def place_only(self, name, records, extra=None, partitions=None):
+    def place_only(self, name, records, extra=None, partitions=None, email_kib=None):
         """Publishes `records` and places them with `run --stop-at-end`;
         returns (messages/s, peak RSS MiB)."""
         prefix, db = f"{self.run_id}{name.replace('_', '')}", self.database(f"{self.run_id}_{name}")
         self.topics(prefix, db, partitions)
-        self.load(db, prefix, records, seed=1, extra=extra).wait()
+        self.load(db, prefix, records, seed=1, extra=extra, email_kib=email_kib).wait()
         _, rss, _ = self.run_worker(db, prefix, f"{prefix}-g", extra)
         _, rate = self.placed_rate(db)
         self.drop(db)
@@ -215,16 +215,15 @@ class Bench:
             # Big emails: fewer records, so a point publishes at most about
             # 300 MiB of email (a tenth of the default mix is email).
             records = min(a.records, max(2000, int(300 * 1024 / max(point["email_kib"], 1) / 0.1)))
-            self.args.email_kib = point["email_kib"]
             extra = {"SWITCHBOARD__WORKER__BATCH_MAX_RECORDS": str(point["batch"])}
-            rate, rss = self.place_only(f"g{n}", records, extra, point["partitions"])
-            lat = self.latency(f"g{n}l", max(int(rate / 2), 50), a.latency_seconds, extra, point["partitions"])
+            rate, rss = self.place_only(f"g{n}", records, extra, point["partitions"], point["email_kib"])
+            lat = self.latency(f"g{n}l", max(int(rate / 2), 50), a.latency_seconds, extra, point["partitions"],
+                               point["email_kib"])
             row = dict(point, variable=var, records=records, place_messages_per_s=round(rate),
                        peak_rss_mib=round(rss), half_peak_rate=lat["rate_per_s"], p99_ms=lat.get("p99_ms"))
             rows.append(row)
             print(f"{var}={value}: {rate:,.0f} messages/s, RSS {rss:.0f} MiB, p99 {lat.get('p99_ms')} ms "
                   f"at {lat['rate_per_s']}/s", flush=True)
-        self.args.email_kib = base["email_kib"]
         print("\n| varied | partitions | batch | email KiB | records | place msg/s | p99 ms at half of it | peak RSS MiB |")
         print("|---|---|---|---|---|---|---|---|")
         for r in rows:
