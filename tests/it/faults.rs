@@ -4,6 +4,7 @@
 //! runs the full one (docs/reliability.md has the command and the figures).
 
 use crate::concurrency::{check_invariants, publish_all, traffic, Rng};
+use crate::flow::signal;
 use crate::harness::TestEnv;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -38,11 +39,6 @@ fn worker(env: &TestEnv, args: &[&str]) -> Child {
         .stdout(Stdio::null())
         .spawn()
         .expect("start a worker process")
-}
-
-fn signal(child: &Child, name: &str) {
-    let pid = child.id().expect("running").to_string();
-    assert!(std::process::Command::new("kill").args([&format!("-{name}"), &pid]).status().unwrap().success());
 }
 
 async fn stored(env: &TestEnv) -> i64 {

@@ -6,6 +6,7 @@
 
 use crate::agent::{mail, messenger, sms};
 use crate::concurrency::Rng;
+use crate::flow::peak_rss_kib;
 use crate::harness::{dlq_headers, TestEnv};
 use futures::future::join_all;
 use std::collections::{BTreeMap, HashMap};
@@ -208,12 +209,6 @@ fn heavy(n: u32) -> Vec<(SampleRecord, Expect)> {
     oversize.value.resize(MAX_RECORD_BYTES + 1024, b' ');
     out.push((oversize, Expect::Dead("too_large")));
     out
-}
-
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

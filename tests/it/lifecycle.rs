@@ -2,18 +2,13 @@
 //! exits 0; SIGKILL loses nothing and doubles nothing on the next start.
 
 use crate::agent::sms;
+use crate::flow::signal;
 use crate::harness::TestEnv;
 use std::time::Duration;
 use tokio::process::Child;
 
 fn start(env: &TestEnv) -> Child {
     env.worker_command(&["run"]).env("SWITCHBOARD__WORKER__BATCH_MAX_RECORDS", "5").spawn().expect("start the worker")
-}
-
-fn signal(child: &Child, name: &str) {
-    let pid = child.id().expect("running").to_string();
-    let status = std::process::Command::new("kill").args([&format!("-{name}"), &pid]).status().expect("kill");
-    assert!(status.success());
 }
 
 async fn publish_many(env: &TestEnv, n: usize) {
