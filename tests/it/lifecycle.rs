@@ -1,8 +1,8 @@
 //! Stopping the real binary: SIGTERM finishes in-flight work, commits and
 //! exits 0; SIGKILL loses nothing and doubles nothing on the next start.
 
-use crate::agent::sms;
-use crate::flow::signal;
+use crate::agent::{conversation_of, hold_row, sms};
+use crate::flow::{signal, wait_until, waiting_on_locks};
 use crate::harness::TestEnv;
 use std::time::Duration;
 use tokio::process::Child;
@@ -11,16 +11,19 @@ fn start(env: &TestEnv) -> Child {
     env.worker_command(&["run"]).env("SWITCHBOARD__WORKER__BATCH_MAX_RECORDS", "5").spawn().expect("start the worker")
 }
 
-async fn publish_many(env: &TestEnv, n: usize) {
-    for i in 0..n {
-        env.publish(&sms(&format!("life-{i}"), &format!("{}", i % 17), "800", "hello")).await;
+/// Messages `from..to` of 17 pairs, keyed by pair as gateways key by customer.
+async fn publish_many(env: &TestEnv, from: usize, to: usize) {
+    for i in from..to {
+        let pair = i % 17;
+        env.publish_to(&sms(&format!("life-{i}"), &format!("{pair}"), "800", "hello"), Some(&format!("pair-{pair}")))
+            .await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_in_flight_work_commits_and_exits_zero() {
     let env = TestEnv::new(2).await;
-    publish_many(&env, 200).await;
+    publish_many(&env, 0, 200).await;
     let child = start(&env);
     env.wait_for_messages(1, Duration::from_secs(30)).await;
     let stopped_at = std::time::Instant::now();
@@ -43,11 +46,22 @@ async fn sigterm_finishes_in_flight_work_commits_and_exits_zero() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_run_loses_nothing_and_doubles_nothing() {
     let env = TestEnv::new(2).await;
-    publish_many(&env, 300).await;
+    // The run is killed while a batch waits: an agent holds pair 0's
+    // conversation, so that partition cannot finish whatever the timing,
+    // while the other partition keeps placing.
+    publish_many(&env, 0, 1).await;
+    env.run_to_end().await;
+    let agent = hold_row(&env.pool, conversation_of(&env.pool, "life-0", "800").await).await;
+    publish_many(&env, 1, 300).await;
     let child = start(&env);
     env.wait_for_messages(20, Duration::from_secs(30)).await;
+    wait_until("a batch waits for the agent's row", Duration::from_secs(30), || async {
+        waiting_on_locks(&env).await > 0
+    })
+    .await;
     signal(&child, "KILL");
     let _ = child.wait_with_output().await;
+    agent.commit().await.unwrap();
     let stored_at_kill = env.count("SELECT count(*) FROM messages").await;
     assert!(stored_at_kill < 300, "killed before the end ({stored_at_kill} stored)");
 
