@@ -93,6 +93,15 @@ pub struct WorkerSettings {
     /// Bytes buffered per partition (in-flight batch included) before the
     /// partition is paused.
     pub partition_queue_bytes: usize,
+    /// Transactions that may each place the batches of several partitions
+    /// ready at once (`worker::coalesce`); 0: every batch alone.
+    pub shared_transactions: usize,
+    /// Batches of more records than this go alone, never shared.
+    pub shared_batch_max_records: usize,
+    /// How long a shared transaction waits for any lock before it gives up
+    /// and its batches are placed one by one.
+    #[serde(with = "duration_text")]
+    pub shared_lock_timeout: Duration,
     #[serde(with = "duration_text")]
     pub retry_initial: Duration,
     #[serde(with = "duration_text")]
@@ -292,6 +301,15 @@ impl Settings {
         if self.database.max_connections == 0 {
             return invalid("database.max_connections must be positive".into());
         }
+        if w.shared_transactions >= self.database.max_connections as usize {
+            return invalid(format!(
+                "worker.shared_transactions ({}) must leave connections for batches placed alone: below database.max_connections ({})",
+                w.shared_transactions, self.database.max_connections
+            ));
+        }
+        if w.shared_transactions > 0 && w.shared_lock_timeout.is_zero() {
+            return invalid("worker.shared_lock_timeout must be positive (0 would let Postgres wait forever)".into());
+        }
         self.policy()?;
         self.http.listen_addr()?;
         Ok(())
@@ -349,6 +367,10 @@ mod tests {
         assert_eq!(s.worker.shutdown_timeout, Duration::from_secs(30));
         assert_eq!(s.worker.batch_max_bytes, 1024 * 1024);
         assert!(s.worker.test_panic_at.is_empty());
+        assert_eq!(
+            (s.worker.shared_transactions, s.worker.shared_batch_max_records, s.worker.shared_lock_timeout),
+            (2, 100, Duration::from_millis(200))
+        );
         let policy = s.policy().unwrap();
         assert_eq!(policy.reopen, vec![Status::Waiting, Status::Solved]);
         assert_eq!(policy.sms_follow_up_window, Some(chrono::Duration::days(7)));
@@ -433,6 +455,23 @@ mod tests {
     fn a_batch_larger_than_the_buffer_is_refused() {
         let err = Settings::load(&Overrides::default(), &env(&[("SWITCHBOARD__WORKER__BATCH_MAX_BYTES", "999999999")]));
         assert!(matches!(err, Err(SettingsError::Invalid(m)) if m.contains("fit")));
+    }
+
+    #[test]
+    fn shared_transactions_leave_connections_for_batches_placed_alone_and_never_wait_forever() {
+        let too_many = env(&[("SWITCHBOARD__WORKER__SHARED_TRANSACTIONS", "16")]);
+        assert!(
+            matches!(Settings::load(&Overrides::default(), &too_many), Err(SettingsError::Invalid(m)) if m.contains("below database.max_connections"))
+        );
+        let forever = env(&[("SWITCHBOARD__WORKER__SHARED_LOCK_TIMEOUT", "0s")]);
+        assert!(
+            matches!(Settings::load(&Overrides::default(), &forever), Err(SettingsError::Invalid(m)) if m.contains("shared_lock_timeout"))
+        );
+        let off = env(&[
+            ("SWITCHBOARD__WORKER__SHARED_TRANSACTIONS", "0"),
+            ("SWITCHBOARD__WORKER__SHARED_LOCK_TIMEOUT", "0s"),
+        ]);
+        assert_eq!(Settings::load(&Overrides::default(), &off).unwrap().worker.shared_transactions, 0);
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub struct Stats {
     skipped_entries: Mutex<BTreeMap<String, u64>>,
     reopens: AtomicU64,
     links: Mutex<BTreeMap<String, u64>>,
+    shared_transactions: Mutex<BTreeMap<&'static str, u64>>,
+    shared_batches: AtomicU64,
+    shared_waiting: std::sync::atomic::AtomicI64,
 }
 
 /// How one record ended.
@@ -56,6 +59,13 @@ pub struct Snapshot {
     pub reopens: u64,
     /// Links inserted, by kind: `sibling` (R7), `related` (R1r), `follow_up`.
     pub links_made: BTreeMap<String, u64>,
+    /// Shared transactions (several partitions' batches in one), by
+    /// outcome: `committed`, or `fell_back` (each batch then placed alone).
+    pub shared_transactions: BTreeMap<&'static str, u64>,
+    /// Partition batches committed in shared transactions.
+    pub shared_batches: u64,
+    /// Partition batches waiting now for a shared transaction to take them.
+    pub shared_waiting: u64,
 }
 
 fn bump(map: &Mutex<BTreeMap<&'static str, u64>>, key: &'static str, by: u64) {
@@ -113,6 +123,19 @@ impl Stats {
         }
     }
 
+    /// A shared transaction of `batches` partition batches ended.
+    pub fn shared_transaction(&self, batches: usize, committed: bool) {
+        bump(&self.shared_transactions, if committed { "committed" } else { "fell_back" }, 1);
+        if committed {
+            self.shared_batches.fetch_add(batches as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Batches waiting for a shared transaction went up or down by `by`.
+    pub fn shared_waiting(&self, by: i64) {
+        self.shared_waiting.fetch_add(by, Ordering::Relaxed);
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         let read = |m: &Mutex<BTreeMap<&'static str, u64>>| m.lock().map(|m| m.clone()).unwrap_or_default();
         Snapshot {
@@ -128,6 +151,9 @@ impl Stats {
             skipped_entries: self.skipped_entries.lock().map(|m| m.clone()).unwrap_or_default(),
             reopens: self.reopens.load(Ordering::Relaxed),
             links_made: self.links.lock().map(|m| m.clone()).unwrap_or_default(),
+            shared_transactions: read(&self.shared_transactions),
+            shared_batches: self.shared_batches.load(Ordering::Relaxed),
+            shared_waiting: self.shared_waiting.load(Ordering::Relaxed).max(0) as u64,
         }
     }
 }

@@ -205,9 +205,38 @@ impl Store {
     /// Places `items` in one transaction, in order; returns one outcome per
     /// item and what else the batch did. On error nothing of it is written.
     pub async fn apply_batch(&self, items: &[&Item], policy: &Policy) -> Result<Placed, StoreError> {
+        self.apply(items, policy, None).await
+    }
+
+    /// Like [`Store::apply_batch`], but gives up (an error, nothing written)
+    /// when any lock is waited for longer than `lock_timeout`: for shared
+    /// transactions, which must not hold other partitions behind one that
+    /// is blocked.
+    pub async fn apply_batch_waiting_at_most(
+        &self,
+        items: &[&Item],
+        policy: &Policy,
+        lock_timeout: Duration,
+    ) -> Result<Placed, StoreError> {
+        self.apply(items, policy, Some(lock_timeout)).await
+    }
+
+    async fn apply(
+        &self,
+        items: &[&Item],
+        policy: &Policy,
+        lock_timeout: Option<Duration>,
+    ) -> Result<Placed, StoreError> {
         let messages: Vec<&InboundMessage> = items.iter().map(|i| &i.message).collect();
         let started = std::time::Instant::now();
         let mut tx = self.pool.begin().await?;
+        if let Some(timeout) = lock_timeout {
+            // Transaction-scoped: the pooled connection keeps its default.
+            sqlx::query("SELECT set_config('lock_timeout', $1, true)")
+                .bind(format!("{}ms", timeout.as_millis().max(1)))
+                .execute(&mut *tx)
+                .await?;
+        }
         let stored = snapshot::stored_references(&mut tx, &messages).await?;
         let keys = locks::keys_for(messages.iter().copied(), &stored);
         locks::acquire(&mut tx, &keys).await?;

@@ -86,6 +86,30 @@ pub(super) fn render(t: &Telemetry) -> String {
     causes.extend(s.retries_by_cause.iter().map(|(k, v)| (*k, *v)));
     labelled(&mut out, "switchboard_retries_total", "cause", &causes);
 
+    family(
+        &mut out,
+        "switchboard_shared_transactions_total",
+        "counter",
+        "Transactions that placed the batches of several partitions ready at once, by outcome: committed, or fell_back (each batch then placed alone).",
+    );
+    let mut shared: BTreeMap<&'static str, u64> = [("committed", 0), ("fell_back", 0)].into();
+    shared.extend(s.shared_transactions.iter().map(|(k, v)| (*k, *v)));
+    labelled(&mut out, "switchboard_shared_transactions_total", "outcome", &shared);
+    family(
+        &mut out,
+        "switchboard_shared_transaction_batches_total",
+        "counter",
+        "Partition batches committed in shared transactions.",
+    );
+    let _ = writeln!(out, "switchboard_shared_transaction_batches_total {}", s.shared_batches);
+    family(
+        &mut out,
+        "switchboard_shared_waiting_batches",
+        "gauge",
+        "Partition batches waiting for a shared transaction to take them.",
+    );
+    let _ = writeln!(out, "switchboard_shared_waiting_batches {}", s.shared_waiting);
+
     t.batch_records.render(&mut out, "switchboard_batch_records", "Records per batch.");
     t.batch_commit_seconds.render(
         &mut out,

@@ -8,6 +8,7 @@
 //! the record is dead-lettered whole, as received, and counted as a dead
 //! letter. Placing first means a redrive finds those messages as duplicates.
 
+use super::coalesce::Coalescer;
 use super::retry::{self, Interrupted, RetryPolicy};
 use crate::dead_letter::{DeadLetter, DlqReason};
 use crate::decode::{self, DecodeError, Decoded};
@@ -30,12 +31,15 @@ pub struct Pipeline {
     pub max_record_bytes: usize,
     pub retry: RetryPolicy,
     pub stats: Arc<Stats>,
+    /// Shares transactions between partitions whose batches are ready at
+    /// once ([`super::coalesce`]); `None`: every batch alone.
+    pub coalescer: Option<Coalescer>,
 }
 
-/// A record that decoded, with its messages ready for the store.
+/// A record that decoded; its messages are `items[range]` of the batch.
 struct Decodable<'a> {
     record: &'a SourceRecord,
-    items: Vec<Item>,
+    range: std::ops::Range<usize>,
     skipped: Vec<crate::decode::SkipKind>,
     /// Set when some items of the record are invalid: the record is
     /// dead-lettered whole once its valid messages are placed.
@@ -43,26 +47,41 @@ struct Decodable<'a> {
 }
 
 impl Pipeline {
-    /// Processes `records` (one partition, offset order). Returns
-    /// `Err(Interrupted)` only when asked to stop while waiting out a
-    /// transient failure; then nothing may be marked done.
-    pub async fn process(&self, records: &[SourceRecord], stop: &watch::Receiver<bool>) -> Result<(), Interrupted> {
+    /// Processes `records` (one partition, offset order, `bytes` as the
+    /// buffer counts them). Returns `Err(Interrupted)` only when asked to
+    /// stop while waiting out a transient failure; then nothing may be
+    /// marked done.
+    pub async fn process(
+        &self,
+        records: &[SourceRecord],
+        bytes: usize,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<(), Interrupted> {
         let mut dead = Vec::new();
         let mut decodable = Vec::new();
+        let mut items = Vec::new();
         for record in records {
             match decode::decode(record, self.max_record_bytes) {
-                Ok(decoded) => decodable.push(self.prepare(record, decoded)),
+                Ok(decoded) => decodable.push(self.prepare(record, decoded, &mut items)),
                 Err(e) => dead.push(DeadLetter::new(record, e.reason, &e.detail, chrono::Utc::now())),
             }
         }
 
-        let all: Vec<&Item> = decodable.iter().flat_map(|d| d.items.iter()).collect();
+        let items = Arc::new(items);
+        let shared = match &self.coalescer {
+            Some(coalescer) if !items.is_empty() => coalescer.place(items.clone(), records.len(), bytes).await,
+            _ => None,
+        };
+        let placed = match shared {
+            Some(outcomes) => Ok(outcomes),
+            None => self.apply(&items.iter().collect::<Vec<_>>(), stop).await?,
+        };
         let mut ends = Vec::new();
-        match self.apply(&all, stop).await? {
+        match placed {
             Ok(outcomes) => {
                 let mut outcomes = outcomes.into_iter();
                 for d in &decodable {
-                    let mine: Vec<Outcome> = outcomes.by_ref().take(d.items.len()).collect();
+                    let mine: Vec<Outcome> = outcomes.by_ref().take(d.range.len()).collect();
                     ends.push(self.account(d, &mine));
                     dead.extend(partly_invalid(d));
                 }
@@ -71,7 +90,7 @@ impl Pipeline {
             // placing the records one at a time.
             Err(StoreError::Rejected(_)) => {
                 for d in &decodable {
-                    match self.apply(&d.items.iter().collect::<Vec<_>>(), stop).await? {
+                    match self.apply(&items[d.range.clone()].iter().collect::<Vec<_>>(), stop).await? {
                         Ok(outcomes) => {
                             ends.push(self.account(d, &outcomes));
                             dead.extend(partly_invalid(d));
@@ -110,11 +129,13 @@ impl Pipeline {
         Ok(())
     }
 
-    fn prepare<'a>(&self, record: &'a SourceRecord, decoded: Decoded) -> Decodable<'a> {
+    /// Appends the record's messages to the batch's `items`.
+    fn prepare<'a>(&self, record: &'a SourceRecord, decoded: Decoded, items: &mut Vec<Item>) -> Decodable<'a> {
         let source = SourceRef { topic: record.topic.clone(), partition: record.partition, offset: record.offset };
         let invalid = decoded.dead_letter();
-        let items = decoded.messages.into_iter().map(|message| Item { message, source: source.clone() }).collect();
-        Decodable { record, items, skipped: decoded.skipped, invalid }
+        let start = items.len();
+        items.extend(decoded.messages.into_iter().map(|message| Item { message, source: source.clone() }));
+        Decodable { record, range: start..items.len(), skipped: decoded.skipped, invalid }
     }
 
     /// Places items, waiting out transient failures.
@@ -182,7 +203,7 @@ impl Pipeline {
             (true, _) => RecordEnd::Applied,
             (false, false) => RecordEnd::Duplicate,
             (false, true) => {
-                debug_assert!(!d.skipped.is_empty() || d.items.is_empty());
+                debug_assert!(!d.skipped.is_empty() || d.range.is_empty());
                 RecordEnd::Skipped
             }
         })

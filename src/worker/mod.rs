@@ -11,6 +11,7 @@
 //!   abandoned at `drain_timeout`) before its new owner reads it.
 //! - [`end`]: `--stop-at-end`, over every partition of the input topics.
 //! - [`batch`] and [`retry`]: one batch step and the wait on transient failures.
+//! - [`coalesce`]: batches of several partitions ready at once share a transaction.
 //! - [`lock_budget`]: batches cut so the pool never exhausts Postgres's lock table.
 //!
 //! A stop request ends reading, lets in-flight batches finish for up to
@@ -19,6 +20,7 @@
 mod allocator;
 mod batch;
 mod buffer;
+mod coalesce;
 mod end;
 mod handover;
 mod lifecycle;
@@ -120,21 +122,44 @@ pub async fn run_observed(
     allocator::return_large_blocks_to_the_system();
     let stats = Arc::new(Stats::default());
     let store = Store::connect_lazy(&settings.database.url, settings.database.max_connections)?;
-    let pipeline = Arc::new(Pipeline {
-        store,
-        publisher: Publisher::new(&settings.kafka)?,
-        dlq_topic: settings.kafka.topics.dlq.clone(),
-        policy: settings.policy()?,
-        max_record_bytes: w.max_record_bytes,
-        retry: RetryPolicy { initial: w.retry_initial, max: w.retry_max },
-        stats: stats.clone(),
-    });
     let limits = Limits {
-        batch_records: batch_records_within_lock_budget(settings, &pipeline.store).await,
+        batch_records: batch_records_within_lock_budget(settings, &store).await,
         batch_bytes: w.batch_max_bytes,
         partition_records: w.partition_queue_records,
         partition_bytes: w.partition_queue_bytes,
     };
+    let policy = settings.policy()?;
+    // A shared transaction holds no more than one batch may: the lock
+    // budget sized one batch, and it holds for one shared transaction.
+    let coalescer = (w.shared_transactions > 0 && limits.batch_records > 1).then(|| {
+        // "Small" is the same fraction of a full batch in bytes as in
+        // records: a few large emails are not shared either.
+        let fraction = w.shared_batch_max_records.min(limits.batch_records) as f64 / limits.batch_records as f64;
+        let caps = coalesce::Caps {
+            batch_records: w.shared_batch_max_records,
+            batch_bytes: (limits.batch_bytes as f64 * fraction) as usize,
+            records: limits.batch_records,
+            bytes: limits.batch_bytes,
+        };
+        coalesce::Coalescer::start(
+            w.shared_transactions,
+            caps,
+            w.shared_lock_timeout,
+            store.clone(),
+            policy.clone(),
+            stats.clone(),
+        )
+    });
+    let pipeline = Arc::new(Pipeline {
+        store,
+        publisher: Publisher::new(&settings.kafka)?,
+        dlq_topic: settings.kafka.topics.dlq.clone(),
+        policy,
+        max_record_bytes: w.max_record_bytes,
+        retry: RetryPolicy { initial: w.retry_initial, max: w.retry_max },
+        stats: stats.clone(),
+        coalescer,
+    });
     // Deduplicated: two channels may share a topic.
     let mut topics = settings.kafka.topics.inputs().to_vec();
     topics.sort_unstable();

@@ -139,7 +139,7 @@ impl PartitionTask {
                 hook.check(&batch);
             }
             let started = std::time::Instant::now();
-            if self.pipeline.process(&batch, &self.stop).await.is_err() {
+            if self.pipeline.process(&batch, bytes, &self.stop).await.is_err() {
                 self.telemetry.batch_abandoned(&self.key, &batch);
                 tracing::info!(topic = %self.key.0, partition = self.key.1, "Partition stopped with a batch unfinished; it will be redelivered.");
                 return;

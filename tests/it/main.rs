@@ -35,6 +35,7 @@ mod report;
 mod rules;
 mod sdk_records;
 mod security;
+mod shared;
 mod siblings;
 mod stop_at_end;
 mod supervision;
