@@ -96,8 +96,9 @@ pub struct WorkerSettings {
     /// Transactions that may each place the batches of several partitions
     /// ready at once (`worker::coalesce`); 0: every batch alone.
     pub shared_transactions: usize,
-    /// Batches of more records than this go alone, never shared.
-    pub shared_batch_max_records: usize,
+    /// Only batches of at most this fraction of a full batch, in records
+    /// and in bytes, are shared; larger ones go alone.
+    pub shared_batch_fraction: f64,
     /// How long a shared transaction waits for any lock before it gives up
     /// and its batches are placed one by one.
     #[serde(with = "duration_text")]
@@ -307,6 +308,12 @@ impl Settings {
                 w.shared_transactions, self.database.max_connections
             ));
         }
+        if !(w.shared_batch_fraction > 0.0 && w.shared_batch_fraction <= 1.0) {
+            return invalid(format!(
+                "worker.shared_batch_fraction ({}) must be above 0 and at most 1",
+                w.shared_batch_fraction
+            ));
+        }
         if w.shared_transactions > 0 && w.shared_lock_timeout.is_zero() {
             return invalid("worker.shared_lock_timeout must be positive (0 would let Postgres wait forever)".into());
         }
@@ -368,8 +375,8 @@ mod tests {
         assert_eq!(s.worker.batch_max_bytes, 1024 * 1024);
         assert!(s.worker.test_panic_at.is_empty());
         assert_eq!(
-            (s.worker.shared_transactions, s.worker.shared_batch_max_records, s.worker.shared_lock_timeout),
-            (2, 100, Duration::from_millis(200))
+            (s.worker.shared_transactions, s.worker.shared_batch_fraction, s.worker.shared_lock_timeout),
+            (2, 0.2, Duration::from_millis(200))
         );
         let policy = s.policy().unwrap();
         assert_eq!(policy.reopen, vec![Status::Waiting, Status::Solved]);
@@ -467,6 +474,13 @@ mod tests {
         assert!(
             matches!(Settings::load(&Overrides::default(), &forever), Err(SettingsError::Invalid(m)) if m.contains("shared_lock_timeout"))
         );
+        for bad in ["0", "1.5", "NaN"] {
+            let fraction = env(&[("SWITCHBOARD__WORKER__SHARED_BATCH_FRACTION", bad)]);
+            let refused = Settings::load(&Overrides::default(), &fraction);
+            assert!(matches!(refused, Err(SettingsError::Invalid(m)) if m.contains("shared_batch_fraction")), "{bad}");
+        }
+        let half = env(&[("SWITCHBOARD__WORKER__SHARED_BATCH_FRACTION", "0.5")]);
+        assert_eq!(Settings::load(&Overrides::default(), &half).unwrap().worker.shared_batch_fraction, 0.5);
         let off = env(&[
             ("SWITCHBOARD__WORKER__SHARED_TRANSACTIONS", "0"),
             ("SWITCHBOARD__WORKER__SHARED_LOCK_TIMEOUT", "0s"),

@@ -132,11 +132,11 @@ pub async fn run_observed(
     // A shared transaction holds no more than one batch may: the lock
     // budget sized one batch, and it holds for one shared transaction.
     let coalescer = (w.shared_transactions > 0 && limits.batch_records > 1).then(|| {
-        // "Small" is the same fraction of a full batch in bytes as in
-        // records: a few large emails are not shared either.
-        let fraction = w.shared_batch_max_records.min(limits.batch_records) as f64 / limits.batch_records as f64;
+        // "Small" is a fraction of a full batch as the lock budget left it,
+        // in records and in bytes: a few large emails are not shared either.
+        let fraction = w.shared_batch_fraction;
         let caps = coalesce::Caps {
-            batch_records: w.shared_batch_max_records,
+            batch_records: ((limits.batch_records as f64 * fraction) as usize).max(1),
             batch_bytes: (limits.batch_bytes as f64 * fraction) as usize,
             records: limits.batch_records,
             bytes: limits.batch_bytes,
