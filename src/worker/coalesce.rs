@@ -56,6 +56,7 @@ pub struct Caps {
     /// [`Coalescer::place`]).
     pub batch_records: usize,
     pub batch_bytes: usize,
+    /// What one shared transaction holds at most, in all: one batch's caps.
     pub records: usize,
     pub bytes: usize,
 }
