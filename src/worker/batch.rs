@@ -1,8 +1,9 @@
 //! One step of a partition's work: a batch of records in offset order is
 //! decoded, placed in one transaction (shared with other partitions' small
-//! batches when they are ready at once, [`super::coalesce`]), and what cannot be placed is
-//! dead-lettered. When the step returns `Ok`, every record of the batch is
-//! durably applied or on the dead-letter topic, and its offset may be stored.
+//! batches when they are ready at once, [`super::coalesce`]), and what
+//! cannot be placed is dead-lettered. When the step returns `Ok`, every
+//! record of the batch is durably applied or on the dead-letter topic, and
+//! its offset may be stored.
 //!
 //! A record carrying several messages of which some are invalid (contract
 //! section 5) is both: its valid messages are placed with the batch, then
