@@ -30,6 +30,12 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
+/// A family of one series without labels.
+fn single(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
+    family(out, name, kind, help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
 fn labelled<K: AsRef<str>>(out: &mut String, name: &str, label: &str, values: &BTreeMap<K, u64>) {
     for (k, v) in values {
         let _ = writeln!(out, "{name}{{{label}=\"{}\"}} {v}", escape(k.as_ref()));
@@ -55,13 +61,13 @@ pub(super) fn render(t: &Telemetry) -> String {
     rules.extend(s.messages_by_rule.iter().map(|(k, v)| (*k, *v)));
     labelled(&mut out, "switchboard_messages_placed_total", "rule", &rules);
 
-    family(
+    single(
         &mut out,
         "switchboard_reopens_total",
         "counter",
         "Conversations set back to open by a customer message (R5).",
+        s.reopens,
     );
-    let _ = writeln!(out, "switchboard_reopens_total {}", s.reopens);
     family(
         &mut out,
         "switchboard_links_made_total",
@@ -69,9 +75,14 @@ pub(super) fn render(t: &Telemetry) -> String {
         "Conversation links inserted, by kind: sibling (R7), related (R1r), follow_up (R2, R4).",
     );
     labelled(&mut out, "switchboard_links_made_total", "kind", &s.links_made);
-    family(&mut out, "switchboard_follow_ups_started_total", "counter", "Follow-up conversations started (R2, R4).");
     let follow_ups = rules[Rule::ReplyClosedFollowUp.as_str()] + rules[Rule::NewFollowUp.as_str()];
-    let _ = writeln!(out, "switchboard_follow_ups_started_total {follow_ups}");
+    single(
+        &mut out,
+        "switchboard_follow_ups_started_total",
+        "counter",
+        "Follow-up conversations started (R2, R4).",
+        follow_ups,
+    );
 
     family(&mut out, "switchboard_dead_letters_total", "counter", "Records dead-lettered, by reason code.");
     let mut reasons: BTreeMap<&'static str, u64> = DlqReason::ALL.iter().map(|r| (r.code(), 0)).collect();
@@ -92,23 +103,21 @@ pub(super) fn render(t: &Telemetry) -> String {
         "counter",
         "Transactions that placed the batches of several partitions ready at once, by outcome: committed, or fell_back (each batch then placed alone).",
     );
-    let mut shared: BTreeMap<&'static str, u64> = [("committed", 0), ("fell_back", 0)].into();
-    shared.extend(s.shared_transactions.iter().map(|(k, v)| (*k, *v)));
-    labelled(&mut out, "switchboard_shared_transactions_total", "outcome", &shared);
-    family(
+    labelled(&mut out, "switchboard_shared_transactions_total", "outcome", &s.shared_transactions);
+    single(
         &mut out,
         "switchboard_shared_transaction_batches_total",
         "counter",
         "Partition batches committed in shared transactions.",
+        s.shared_batches,
     );
-    let _ = writeln!(out, "switchboard_shared_transaction_batches_total {}", s.shared_batches);
-    family(
+    single(
         &mut out,
         "switchboard_shared_waiting_batches",
         "gauge",
         "Partition batches waiting for a shared transaction to take them.",
+        s.shared_waiting,
     );
-    let _ = writeln!(out, "switchboard_shared_waiting_batches {}", s.shared_waiting);
 
     t.batch_records.render(&mut out, "switchboard_batch_records", "Records per batch.");
     t.batch_commit_seconds.render(
