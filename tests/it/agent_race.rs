@@ -11,6 +11,19 @@ const SUPPORT: &str = "support@acme.example";
 const ANA: &str = "ana@example.com";
 const ANA_PHONE: &str = "385916242493";
 
+/// An agent binding Ana's SMS pair (`$2`: her phone) to conversation `$1`.
+const BIND_ANA_SMS: &str =
+    "INSERT INTO conversation_channels (conversation_id, channel, endpoint, contact) VALUES ($1, 'sms', '800', $2)";
+
+/// Ana writes once by email and once by SMS, each placed in its own new
+/// conversation; returns (the email's, the SMS's).
+async fn ana_by_mail_and_by_sms(env: &TestEnv) -> (uuid::Uuid, uuid::Uuid) {
+    env.publish(&mail(SUPPORT, "a1@example.com", ANA, None, &[], "")).await;
+    env.publish(&sms("s1", "+385 91 624 2493", "800", "hello")).await;
+    env.run_to_end().await;
+    (conversation_of(&env.pool, "a1@example.com", SUPPORT).await, conversation_of(&env.pool, "s1", "800").await)
+}
+
 /// Pairs with more than one ongoing conversation bound to them.
 async fn i1_violations(env: &TestEnv) -> i64 {
     env.count(
@@ -53,14 +66,7 @@ async fn an_add_channel_held_open_across_the_workers_batch_makes_the_batch_wait_
 
     // The agent adds Ana's phone to A and has not committed yet.
     let mut agent = env.pool.begin().await.unwrap();
-    sqlx::query(
-        "INSERT INTO conversation_channels (conversation_id, channel, endpoint, contact) VALUES ($1, 'sms', '800', $2)",
-    )
-    .bind(a)
-    .bind(ANA_PHONE)
-    .execute(&mut *agent)
-    .await
-    .unwrap();
+    sqlx::query(BIND_ANA_SMS).bind(a).bind(ANA_PHONE).execute(&mut *agent).await.unwrap();
 
     // Meanwhile Ana texts that number, and the worker places it.
     env.publish(&sms("s1", "+385 91 624 2493", "800", "it's me")).await;
@@ -79,16 +85,10 @@ async fn an_add_channel_held_open_across_the_workers_batch_makes_the_batch_wait_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binding_or_reopening_into_a_pair_that_has_an_ongoing_conversation_is_refused() {
     let env = TestEnv::new(1).await;
-    env.publish(&mail(SUPPORT, "a1@example.com", ANA, None, &[], "")).await;
-    env.publish(&sms("s1", "+385 91 624 2493", "800", "hello")).await;
-    env.run_to_end().await;
-    let (a, b) =
-        (conversation_of(&env.pool, "a1@example.com", SUPPORT).await, conversation_of(&env.pool, "s1", "800").await);
-    let bind =
-        "INSERT INTO conversation_channels (conversation_id, channel, endpoint, contact) VALUES ($1, 'sms', '800', $2)";
+    let (a, b) = ana_by_mail_and_by_sms(&env).await;
 
     // B is the pair's ongoing conversation: binding the pair to A is refused.
-    let err = sqlx::query(bind).bind(a).bind(ANA_PHONE).execute(&env.pool).await.unwrap_err();
+    let err = sqlx::query(BIND_ANA_SMS).bind(a).bind(ANA_PHONE).execute(&env.pool).await.unwrap_err();
     let db = err.as_database_error().expect("a database error");
     assert_eq!(db.code().as_deref(), Some("23505"), "{db}");
     assert_eq!(db.constraint(), Some("conversation_channels_one_ongoing_per_pair"), "{db}");
@@ -121,12 +121,7 @@ async fn binding_or_reopening_into_a_pair_that_has_an_ongoing_conversation_is_re
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_workers_sessions_skip_the_bound_pair_check_and_they_plan_for_index_probes() {
     let env = TestEnv::new(1).await;
-    env.publish(&mail(SUPPORT, "a1@example.com", ANA, None, &[], "")).await;
-    env.publish(&sms("s1", "+385 91 624 2493", "800", "hello")).await;
-    env.run_to_end().await;
-    let a = conversation_of(&env.pool, "a1@example.com", SUPPORT).await;
-    let bind =
-        "INSERT INTO conversation_channels (conversation_id, channel, endpoint, contact) VALUES ($1, 'sms', '800', $2)";
+    let (a, _) = ana_by_mail_and_by_sms(&env).await;
 
     let store = switchboard::store::Store::connect_lazy(&env.settings.database.url, 1).unwrap();
     let settings: (String, String, String, String, String, Option<String>) = sqlx::query_as(
@@ -146,13 +141,18 @@ async fn only_the_workers_sessions_skip_the_bound_pair_check_and_they_plan_for_i
     let placer: Option<String> =
         sqlx::query_scalar("SELECT current_setting('switchboard.placer', true)").fetch_one(&env.pool).await.unwrap();
     assert_ne!(placer.as_deref(), Some("on"));
-    let err = sqlx::query(bind).bind(a).bind(ANA_PHONE).execute(&env.pool).await.unwrap_err();
+    let err = sqlx::query(BIND_ANA_SMS).bind(a).bind(ANA_PHONE).execute(&env.pool).await.unwrap_err();
     assert_eq!(err.as_database_error().and_then(|e| e.code()).as_deref(), Some("23505"), "{err}");
 
     // The same row from a worker session is not checked (rolled back: the
     // worker itself never binds a pair its snapshot saw taken).
     let mut tx = store.pool().begin().await.unwrap();
-    sqlx::query(bind).bind(a).bind(ANA_PHONE).execute(&mut *tx).await.expect("the trigger skips worker sessions");
+    sqlx::query(BIND_ANA_SMS)
+        .bind(a)
+        .bind(ANA_PHONE)
+        .execute(&mut *tx)
+        .await
+        .expect("the trigger skips worker sessions");
     tx.rollback().await.unwrap();
     assert_eq!(i1_violations(&env).await, 0, "I1");
 }

@@ -99,6 +99,16 @@ pub async fn waiting_on_locks(env: &TestEnv) -> i64 {
         .await
 }
 
+/// Whether every one of `partitions` of `topic` has exactly `n` messages stored.
+pub async fn stored_from_each(env: &TestEnv, topic: &str, partitions: std::ops::Range<i32>, n: i64) -> bool {
+    for p in partitions {
+        if stored_from(env, topic, p).await != n {
+            return false;
+        }
+    }
+    true
+}
+
 /// The JSON log lines a running worker has written so far, read live from
 /// its stderr (the worker must run with `--json-logs` and piped stderr).
 #[derive(Clone, Default)]

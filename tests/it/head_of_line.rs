@@ -3,7 +3,7 @@
 //! own process; the other partitions are placed while the lock is held.
 
 use crate::agent::{conversation_of, hold_row, sms};
-use crate::flow::{producer, publish_to_partition, signal, stored_from, wait_until};
+use crate::flow::{producer, publish_to_partition, signal, stored_from, stored_from_each, wait_until};
 use crate::harness::TestEnv;
 use std::time::Duration;
 
@@ -39,12 +39,8 @@ async fn a_locked_conversation_stalls_only_its_own_partition() {
         .expect("start the worker");
 
     // While the lock is held, every record of the other partitions is placed.
-    wait_until("the other partitions are placed while one is stuck", Duration::from_secs(240), || async {
-        let mut done = true;
-        for p in 1..4 {
-            done &= stored_from(&env, &topic, p).await == 3000;
-        }
-        done
+    wait_until("the other partitions are placed while one is stuck", Duration::from_secs(240), || {
+        stored_from_each(&env, &topic, 1..4, 3000)
     })
     .await;
     assert_eq!(stored_from(&env, &topic, 0).await, 1, "the held partition placed nothing meanwhile");

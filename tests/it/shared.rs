@@ -4,7 +4,7 @@
 //! shared transaction up rather than holding the others behind it.
 
 use crate::agent::{conversation_of, hold_row, sms};
-use crate::flow::{producer, publish_to_partition, stored_from, wait_until, waiting_on_locks};
+use crate::flow::{producer, publish_to_partition, stored_from, stored_from_each, wait_until, waiting_on_locks};
 use crate::harness::{free_port, TestEnv};
 use std::time::Duration;
 use switchboard::http::{fetch, sample};
@@ -104,12 +104,8 @@ async fn a_batch_blocked_by_an_agent_gives_up_its_shared_transaction_and_holds_u
         metric(&addr, "switchboard_shared_transactions_total{outcome=\"fell_back\"}").await >= 1.0
     })
     .await;
-    wait_until("the other partitions are placed while one is held", Duration::from_secs(60), || async {
-        let mut done = true;
-        for p in 1..4 {
-            done &= stored_from(&env, &topic, p).await == 2;
-        }
-        done
+    wait_until("the other partitions are placed while one is held", Duration::from_secs(60), || {
+        stored_from_each(&env, &topic, 1..4, 2)
     })
     .await;
     assert_eq!(stored_from(&env, &topic, 0).await, 1, "the held partition placed nothing meanwhile");
