@@ -1,6 +1,8 @@
 //! SplitMix64: a tiny, well-known generator. Hand-rolled because the load
-//! generator promises the same records for the same seed across versions,
-//! which `rand`'s standard generators do not promise.
+//! generator promises the same records for the same seed on every machine
+//! and build, which `rand`'s standard generators do not promise across
+//! their own versions. (Switchboard's own records changed once: email
+//! bodies became varied prose, `kinds::pad_with_prose`.)
 
 pub struct SplitMix(u64);
 

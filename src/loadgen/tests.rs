@@ -101,6 +101,17 @@ fn emails_are_padded_to_the_asked_size_and_mixes_parse() {
     let mix = Mix { channels: (0, 0, 1), email_bytes: 10_000, ..Mix::default() };
     let (_, record) = Generator::new(mix).next_record();
     assert!((9_900..=10_000).contains(&record.value.len()), "{}", record.value.len());
+    // Prose, not one line repeated: nearly every line of the body differs,
+    // so the broker and Postgres compress it about as much as real mail.
+    let text = String::from_utf8_lossy(&record.value);
+    let lines: Vec<&str> = text.lines().filter(|l| l.len() > 40).collect();
+    let distinct: std::collections::HashSet<&&str> = lines.iter().collect();
+    assert!(
+        lines.len() > 100 && distinct.len() * 10 >= lines.len() * 9,
+        "{} lines, {} distinct",
+        lines.len(),
+        distinct.len()
+    );
     assert_eq!(Mix::parse_channels("sms=70, messenger=20,email=10"), Ok((70, 20, 10)));
     assert!(Mix::parse_channels("fax=1").is_err());
     assert!(Mix { duplicates: 0.7, replies: 0.5, ..Mix::default() }.validate().is_err());
