@@ -48,7 +48,7 @@ use crate::domain::InboundMessage;
 use crate::placement::batch::{self, ItemResult};
 use crate::placement::{Policy, Rule};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::PgPool;
+use sqlx::{Connection, PgPool};
 use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::Duration;
@@ -229,7 +229,8 @@ impl Store {
     ) -> Result<Placed, StoreError> {
         let messages: Vec<&InboundMessage> = items.iter().map(|i| &i.message).collect();
         let started = std::time::Instant::now();
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
         if let Some(timeout) = lock_timeout {
             // Transaction-scoped: the pooled connection keeps its default.
             sqlx::query("SELECT set_config('lock_timeout', $1, true)")
@@ -247,6 +248,12 @@ impl Store {
         let links = writes::write(&mut tx, items, &plan).await?;
         let written = started.elapsed();
         tx.commit().await?;
+        // Writes go in chunks (`writes::MESSAGE_CHUNK_BYTES`), but one
+        // message larger than a chunk still grows the connection's buffer
+        // to its size, which the connection would keep.
+        if messages.iter().any(|m| writes::stored_bytes(m) > writes::MESSAGE_CHUNK_BYTES) {
+            conn.shrink_buffers();
+        }
         tracing::debug!(
             messages = items.len(),
             lock_ms = locked.as_millis() as u64,

@@ -3,7 +3,8 @@
 //! updates, audit events, and links.
 
 use super::Item;
-use crate::placement::batch::BatchPlan;
+use crate::domain::InboundMessage;
+use crate::placement::batch::{BatchPlan, MessageRow};
 use crate::placement::Status;
 use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Transaction};
@@ -76,15 +77,51 @@ async fn insert_conversations(tx: &mut Transaction<'_, Postgres>, plan: &BatchPl
     Ok(())
 }
 
+/// Most bytes of bodies and raw sources one `INSERT INTO messages` carries.
+/// The connection's write buffer grows to the largest statement it sends and
+/// keeps that size, so one statement for a whole batch of emails (2 MiB and
+/// more) left every pooled connection holding that much; in chunks each
+/// holds about this (docs/performance.md, "Memory").
+pub(super) const MESSAGE_CHUNK_BYTES: usize = 512 * 1024;
+
+/// The bytes a message puts into the statement that stores it.
+pub(super) fn stored_bytes(m: &InboundMessage) -> usize {
+    m.body_text.len() + m.body_html.as_ref().map_or(0, String::len) + m.raw.as_ref().map_or(0, Vec::len)
+}
+
 async fn insert_messages(
     tx: &mut Transaction<'_, Postgres>,
     items: &[&Item],
     plan: &BatchPlan,
 ) -> Result<(), sqlx::Error> {
-    if plan.messages.is_empty() {
-        return Ok(());
+    let mut rows = &plan.messages[..];
+    while !rows.is_empty() {
+        let take = chunk_len(rows.iter().map(|row| stored_bytes(&items[row.item].message)), MESSAGE_CHUNK_BYTES);
+        insert_message_rows(tx, items, &rows[..take]).await?;
+        rows = &rows[take..];
     }
-    let n = plan.messages.len();
+    Ok(())
+}
+
+/// How many of the next rows, of these sizes, go into one statement: as
+/// many as fit in `cap` bytes, and at least one however large.
+fn chunk_len(sizes: impl Iterator<Item = usize>, cap: usize) -> usize {
+    let mut bytes = 0;
+    sizes
+        .take_while(|size| {
+            bytes += size;
+            bytes <= cap
+        })
+        .count()
+        .max(1)
+}
+
+async fn insert_message_rows(
+    tx: &mut Transaction<'_, Postgres>,
+    items: &[&Item],
+    rows: &[MessageRow],
+) -> Result<(), sqlx::Error> {
+    let n = rows.len();
     let (mut ids, mut convs, mut channels, mut endpoints, mut contacts, mut external) = (
         Vec::with_capacity(n),
         Vec::with_capacity(n),
@@ -110,7 +147,7 @@ async fn insert_messages(
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
-    for row in &plan.messages {
+    for row in rows {
         let item = &items[row.item];
         let m = &item.message;
         ids.push(row.id);
@@ -324,4 +361,18 @@ async fn relink(tx: &mut Transaction<'_, Postgres>, plan: &BatchPlan) -> Result<
     .bind(&sibling)
     .fetch_all(&mut **tx)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chunk_len;
+
+    #[test]
+    fn a_chunk_takes_the_rows_that_fit_and_at_least_one() {
+        assert_eq!(chunk_len([100, 100, 100].into_iter(), 250), 2);
+        assert_eq!(chunk_len([100, 100, 50].into_iter(), 250), 3, "exactly full");
+        assert_eq!(chunk_len([10; 5].into_iter(), 250), 5, "all of a small batch");
+        assert_eq!(chunk_len([600, 10].into_iter(), 512), 1, "a row larger than the cap goes alone");
+        assert_eq!(chunk_len([300, 300].into_iter(), 512), 1);
+    }
 }

@@ -86,3 +86,40 @@ async fn two_hundred_emails_of_5_mib_stay_within_the_byte_caps() {
     eprintln!("peak RSS {} MiB, caps {} MiB", peak / MIB, caps / MIB);
     assert!(peak < caps + 150 * MIB, "peak RSS {} MiB exceeds the caps ({} MiB) + 150 MiB", peak / MIB, caps / MIB);
 }
+
+/// Issue 11 (memory): a batch's messages are written in chunks of about
+/// 512 KiB, so no pooled connection keeps a buffer the size of a whole
+/// batch of emails. The chunks must not lose or change anything: a batch of
+/// forty 40 KiB emails (two batches of about 1 MiB, each two or three
+/// chunks) lands whole, byte for byte, and a reply in a later chunk than its
+/// parent finds the parent's conversation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emails_written_in_chunks_land_whole_and_a_reply_finds_its_parent_in_an_earlier_chunk() {
+    use sha2::{Digest, Sha256};
+    let env = TestEnv::new(1).await;
+    let mut expected = std::collections::BTreeMap::new();
+    for n in 0..40 {
+        let raw = big_email(n, 40 * 1024);
+        expected.insert(format!("big-{n}@example.com"), hex::encode(Sha256::digest(raw.as_bytes())));
+        env.publish(&email("support@acme.example", &format!("evt-chunk-{n}"), &raw)).await;
+        if n == 20 {
+            // Same partition, so the same batch as emails 0-20 (the byte
+            // cap is 1 MiB), in its last chunk; the parent is in its first.
+            let reply = "From: Big Sender <big3@example.com>\r\nTo: support@acme.example\r\nSubject: Re: Scans 3\r\nMessage-ID: <reply-3@example.com>\r\nIn-Reply-To: <big-3@example.com>\r\n\r\nAnd one more.\r\n";
+            env.publish(&email("support@acme.example", "evt-chunk-reply", reply)).await;
+        }
+    }
+    env.run_to_end().await;
+
+    let stored: Vec<(String, String)> = sqlx::query_as(
+        "SELECT external_id, encode(sha256(raw), 'hex') FROM messages WHERE external_id LIKE 'big-%' ORDER BY external_id",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(stored.into_iter().collect::<std::collections::BTreeMap<_, _>>(), expected);
+    let parent = crate::agent::conversation_of(&env.pool, "big-3@example.com", "support@acme.example").await;
+    let reply = crate::agent::conversation_of(&env.pool, "reply-3@example.com", "support@acme.example").await;
+    assert_eq!(reply, parent, "the reply joins its parent's conversation");
+    assert_eq!(env.count("SELECT count(*) FROM messages").await, 41);
+}
