@@ -6,7 +6,8 @@
 //! ([`locks`]), fetches a snapshot of the facts with a few set-based queries
 //! ([`snapshot`]), lets the pure planner ([`crate::placement::batch`]) place
 //! every message, and writes the result with one statement per table
-//! ([`writes`]). A batch costs about ten round trips whatever its size
+//! ([`writes`]; messages in chunks of about 512 KiB of bodies). A batch
+//! costs about ten round trips whatever its count of messages
 //! (`docs/performance.md`).
 //!
 //! How the database enforces the invariants:

@@ -1,6 +1,8 @@
 //! Writes a [`BatchPlan`] with one set-based statement per table, whatever
-//! the batch's size: conversations, their channels, messages, conversation
-//! updates, audit events, and links.
+//! the batch's count of messages: conversations, their channels, messages,
+//! conversation updates, audit events, and links. Messages alone are split
+//! by bytes ([`MESSAGE_CHUNK_BYTES`]), so that a batch of emails does not
+//! leave every pooled connection with a buffer of its size.
 
 use super::Item;
 use crate::domain::InboundMessage;
