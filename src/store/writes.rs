@@ -83,7 +83,7 @@ async fn insert_conversations(tx: &mut Transaction<'_, Postgres>, plan: &BatchPl
 /// The connection's write buffer grows to the largest statement it sends and
 /// keeps that size, so one statement for a whole batch of emails (2 MiB and
 /// more) left every pooled connection holding that much; in chunks each
-/// holds about this (docs/performance.md, "Memory").
+/// holds about this (docs/operations.md, "Memory").
 pub(super) const MESSAGE_CHUNK_BYTES: usize = 512 * 1024;
 
 /// The bytes a message puts into the statement that stores it.
