@@ -89,27 +89,54 @@ async fn two_hundred_emails_of_5_mib_stay_within_the_byte_caps() {
 
 /// Issue 11 (memory): a batch's messages are written in chunks of about
 /// 512 KiB, so no pooled connection keeps a buffer the size of a whole
-/// batch of emails. The chunks must not lose or change anything: a batch of
-/// forty 40 KiB emails (two batches of about 1 MiB, each two or three
-/// chunks) lands whole, byte for byte, and a reply in a later chunk than its
-/// parent finds the parent's conversation.
+/// batch of emails. The chunks must not lose or change anything. One batch
+/// of forty 40 KiB emails and a reply (four chunks: emails 0-11 in the
+/// first, the reply with emails 12-23 in the second) is placed through the
+/// store in one transaction: every email lands byte for byte, and the reply
+/// joins its parent's conversation from an earlier chunk.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn emails_written_in_chunks_land_whole_and_a_reply_finds_its_parent_in_an_earlier_chunk() {
     use sha2::{Digest, Sha256};
+    use switchboard::placement::Policy;
+    use switchboard::record::SourceRecord;
+    use switchboard::store::{Item, Outcome, SourceRef, Store};
+
     let env = TestEnv::new(1).await;
     let mut expected = std::collections::BTreeMap::new();
+    let mut raws = Vec::new();
     for n in 0..40 {
         let raw = big_email(n, 40 * 1024);
         expected.insert(format!("big-{n}@example.com"), hex::encode(Sha256::digest(raw.as_bytes())));
-        env.publish(&email("support@acme.example", &format!("evt-chunk-{n}"), &raw)).await;
+        raws.push(raw);
         if n == 20 {
-            // Same partition, so the same batch as emails 0-20 (the byte
-            // cap is 1 MiB), in its last chunk; the parent is in its first.
-            let reply = "From: Big Sender <big3@example.com>\r\nTo: support@acme.example\r\nSubject: Re: Scans 3\r\nMessage-ID: <reply-3@example.com>\r\nIn-Reply-To: <big-3@example.com>\r\n\r\nAnd one more.\r\n";
-            env.publish(&email("support@acme.example", "evt-chunk-reply", reply)).await;
+            raws.push("From: Big Sender <big3@example.com>\r\nTo: support@acme.example\r\nSubject: Re: Scans 3\r\nMessage-ID: <reply-3@example.com>\r\nIn-Reply-To: <big-3@example.com>\r\n\r\nAnd one more.\r\n".to_owned());
         }
     }
-    env.run_to_end().await;
+    let items: Vec<Item> = raws
+        .iter()
+        .enumerate()
+        .map(|(offset, raw)| {
+            let sample = email("support@acme.example", &format!("evt-chunk-{offset}"), raw);
+            let record = SourceRecord {
+                topic: env.topic("email"),
+                partition: 0,
+                offset: offset as i64,
+                timestamp_ms: Some(0),
+                key: None,
+                value: Some(sample.value),
+                headers: sample.headers,
+            };
+            let mut decoded = switchboard::decode::decode(&record, 10 * MIB as usize).expect("decodes");
+            assert_eq!(decoded.messages.len(), 1);
+            Item {
+                message: decoded.messages.remove(0),
+                source: SourceRef { topic: record.topic.clone(), partition: 0, offset: offset as i64 },
+            }
+        })
+        .collect();
+    let batch: Vec<&Item> = items.iter().collect();
+    let placed = Store::from_pool(env.pool.clone()).apply_batch(&batch, &Policy::default()).await.expect("placed");
+    assert!(placed.outcomes.iter().all(|o| matches!(o, Outcome::Applied { .. })));
 
     let stored: Vec<(String, String)> = sqlx::query_as(
         "SELECT external_id, encode(sha256(raw), 'hex') FROM messages WHERE external_id LIKE 'big-%' ORDER BY external_id",
