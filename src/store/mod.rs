@@ -249,10 +249,9 @@ impl Store {
         let links = writes::write(&mut tx, items, &plan).await?;
         let written = started.elapsed();
         tx.commit().await?;
-        // Writes go in chunks (`writes::MESSAGE_CHUNK_BYTES`), but one
-        // message larger than a chunk still grows the connection's buffer
-        // to its size, which the connection would keep.
-        if messages.iter().any(|m| writes::stored_bytes(m) > writes::MESSAGE_CHUNK_BYTES) {
+        // Messages are written in chunks, but one larger than a chunk still
+        // grew the connection's buffer to its size, which it would keep.
+        if writes::outgrows_a_chunk(&messages) {
             conn.shrink_buffers();
         }
         tracing::debug!(

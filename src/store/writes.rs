@@ -84,11 +84,18 @@ async fn insert_conversations(tx: &mut Transaction<'_, Postgres>, plan: &BatchPl
 /// keeps that size, so one statement for a whole batch of emails (2 MiB and
 /// more) left every pooled connection holding that much; in chunks each
 /// holds about this (docs/operations.md, "Memory").
-pub(super) const MESSAGE_CHUNK_BYTES: usize = 512 * 1024;
+const MESSAGE_CHUNK_BYTES: usize = 512 * 1024;
 
 /// The bytes a message puts into the statement that stores it.
-pub(super) fn stored_bytes(m: &InboundMessage) -> usize {
+fn stored_bytes(m: &InboundMessage) -> usize {
     m.body_text.len() + m.body_html.as_ref().map_or(0, String::len) + m.raw.as_ref().map_or(0, Vec::len)
+}
+
+/// Whether one of `messages` is larger than a chunk: its statement then
+/// grew the connection's write buffer past what chunks bound, and the
+/// connection should give that buffer back.
+pub(super) fn outgrows_a_chunk(messages: &[&InboundMessage]) -> bool {
+    messages.iter().any(|m| stored_bytes(m) > MESSAGE_CHUNK_BYTES)
 }
 
 async fn insert_messages(
