@@ -39,6 +39,7 @@
 
 mod limits;
 pub use limits::LockTable;
+pub use snapshot_sql::SNAPSHOT_SQL;
 mod locks;
 mod report;
 mod snapshot;
@@ -155,9 +156,11 @@ impl Store {
     /// waits for it batch by batch.
     pub fn connect_lazy(url: &str, max_connections: u32) -> Result<Store, sqlx::Error> {
         // Session settings of the worker's connections (docs/performance.md):
-        // - Custom plans always: statements are prepared once per
-        //   connection, often while the tables are still empty, and a
-        //   generic plan chosen then would stay cached while they grow.
+        // - Generic plans: each statement is planned once per connection
+        //   instead of at every execution. The plan is often made while the
+        //   tables are still empty and stays cached while they grow, so
+        //   every statement is written so that the only plans open to it
+        //   probe indexes by the batch's keys (tests/it/plans.rs).
         // - No sequential scans: every statement touches a batch's few rows
         //   by key. On tables whose statistics lag behind their growth (a
         //   fresh database fills faster than autovacuum analyzes it) the

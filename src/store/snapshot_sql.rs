@@ -28,7 +28,8 @@
 //! only their creation time, which never changes, and the Message-ID lock
 //! keeps other copies from being stored meanwhile.
 
-pub(super) const SNAPSHOT_SQL: &str = r#"
+/// Public so that tests can `EXPLAIN` the very statement the worker runs.
+pub const SNAPSHOT_SQL: &str = r#"
 WITH RECURSIVE
   mk AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS k(channel, endpoint, external_id)),
   pk AS (SELECT * FROM unnest($4::text[], $5::text[], $6::text[]) AS k(channel, endpoint, contact)),

@@ -26,6 +26,7 @@ mod metrics;
 mod nul_bytes;
 mod outage;
 mod partial_batches;
+mod plans;
 mod provider_payloads;
 mod redrive;
 mod replay;
