@@ -50,7 +50,7 @@ use crate::domain::InboundMessage;
 use crate::placement::batch::{self, ItemResult};
 use crate::placement::{Policy, Rule};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, PgPool};
+use sqlx::{Connection, PgConnection, PgPool};
 use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::Duration;
@@ -87,6 +87,15 @@ impl StoreError {
 
     pub fn is_transient(&self) -> bool {
         matches!(self, StoreError::Transient(_))
+    }
+
+    /// Postgres refuses to run a statement prepared on this connection
+    /// again: a migration changed the columns it returns ("cached plan must
+    /// not change result type", SQLSTATE 0A000, feature not supported).
+    /// Every retry on the same connection would fail the same way.
+    pub fn outdates_the_connection(&self) -> bool {
+        let StoreError::Transient(err) = self else { return false };
+        err.as_database_error().and_then(|e| e.code()).is_some_and(|code| code == "0A000")
     }
 }
 
@@ -231,46 +240,66 @@ impl Store {
         policy: &Policy,
         lock_timeout: Option<Duration>,
     ) -> Result<Placed, StoreError> {
-        let messages: Vec<&InboundMessage> = items.iter().map(|i| &i.message).collect();
-        let started = std::time::Instant::now();
         let mut conn = self.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
-        if let Some(timeout) = lock_timeout {
-            // Transaction-scoped: the pooled connection keeps its default.
-            sqlx::query("SELECT set_config('lock_timeout', $1, true)")
-                .bind(format!("{}ms", timeout.as_millis().max(1)))
-                .execute(&mut *tx)
-                .await?;
+        match place_on(&mut conn, items, policy, lock_timeout).await {
+            Err(err) if err.outdates_the_connection() => {
+                // Nothing was written (the transaction rolled back). The
+                // connection's prepared statements are what failed: it
+                // forgets them, and the batch goes again at once.
+                tracing::info!(error = %err, "A migration changed what a prepared statement returns; preparing the statements again.");
+                conn.clear_cached_statements().await?;
+                place_on(&mut conn, items, policy, lock_timeout).await
+            }
+            placed => placed,
         }
-        let stored = snapshot::stored_references(&mut tx, &messages).await?;
-        let keys = locks::keys_for(messages.iter().copied(), &stored);
-        locks::acquire(&mut tx, &keys).await?;
-        let locked = started.elapsed();
-        let snapshot = snapshot::fetch(&mut tx, &messages).await?;
-        let fetched = started.elapsed();
-        let plan = batch::plan_batch(&messages, snapshot, policy, Uuid::now_v7);
-        let links = writes::write(&mut tx, items, &plan).await?;
-        let written = started.elapsed();
-        tx.commit().await?;
-        // Messages are written in chunks, but one larger than a chunk still
-        // grew the connection's buffer to its size, which it would keep.
-        if writes::outgrows_a_chunk(&messages) {
-            conn.shrink_buffers();
-        }
-        tracing::debug!(
-            messages = items.len(),
-            lock_ms = locked.as_millis() as u64,
-            snapshot_ms = (fetched - locked).as_millis() as u64,
-            write_ms = (written - fetched).as_millis() as u64,
-            commit_ms = (started.elapsed() - written).as_millis() as u64,
-            "Batch placed."
-        );
-        let effects = BatchEffects {
-            reopens: plan.updates.iter().filter(|u| u.reopen).count() as u64,
-            links: links.into_iter().map(|(kind, n)| (kind, n as u64)).collect(),
-        };
-        Ok(Placed { outcomes: plan.results.into_iter().map(Outcome::from).collect(), effects })
     }
+}
+
+/// Places `items` in one transaction on `conn`.
+async fn place_on(
+    conn: &mut PgConnection,
+    items: &[&Item],
+    policy: &Policy,
+    lock_timeout: Option<Duration>,
+) -> Result<Placed, StoreError> {
+    let messages: Vec<&InboundMessage> = items.iter().map(|i| &i.message).collect();
+    let started = std::time::Instant::now();
+    let mut tx = conn.begin().await?;
+    if let Some(timeout) = lock_timeout {
+        // Transaction-scoped: the pooled connection keeps its default.
+        sqlx::query("SELECT set_config('lock_timeout', $1, true)")
+            .bind(format!("{}ms", timeout.as_millis().max(1)))
+            .execute(&mut *tx)
+            .await?;
+    }
+    let stored = snapshot::stored_references(&mut tx, &messages).await?;
+    let keys = locks::keys_for(messages.iter().copied(), &stored);
+    locks::acquire(&mut tx, &keys).await?;
+    let locked = started.elapsed();
+    let snapshot = snapshot::fetch(&mut tx, &messages).await?;
+    let fetched = started.elapsed();
+    let plan = batch::plan_batch(&messages, snapshot, policy, Uuid::now_v7);
+    let links = writes::write(&mut tx, items, &plan).await?;
+    let written = started.elapsed();
+    tx.commit().await?;
+    // Messages are written in chunks, but one larger than a chunk still
+    // grew the connection's buffer to its size, which it would keep.
+    if writes::outgrows_a_chunk(&messages) {
+        conn.shrink_buffers();
+    }
+    tracing::debug!(
+        messages = items.len(),
+        lock_ms = locked.as_millis() as u64,
+        snapshot_ms = (fetched - locked).as_millis() as u64,
+        write_ms = (written - fetched).as_millis() as u64,
+        commit_ms = (started.elapsed() - written).as_millis() as u64,
+        "Batch placed."
+    );
+    let effects = BatchEffects {
+        reopens: plan.updates.iter().filter(|u| u.reopen).count() as u64,
+        links: links.into_iter().map(|(kind, n)| (kind, n as u64)).collect(),
+    };
+    Ok(Placed { outcomes: plan.results.into_iter().map(Outcome::from).collect(), effects })
 }
 
 impl From<ItemResult> for Outcome {

@@ -53,6 +53,15 @@ impl TestEnv {
     /// Like `with`, on another Postgres server (`admin` is a URL of one of
     /// its databases; the test's database is created beside it).
     pub async fn on_postgres(admin: &str, partitions: i32, adjust: impl FnOnce(&mut Settings)) -> TestEnv {
+        Self::create(admin, partitions, adjust, true).await
+    }
+
+    /// Like `new`, with an empty database: the test migrates it itself.
+    pub async fn unmigrated(partitions: i32) -> TestEnv {
+        Self::create(&admin_url(), partitions, |_| {}, false).await
+    }
+
+    async fn create(admin: &str, partitions: i32, adjust: impl FnOnce(&mut Settings), migrate: bool) -> TestEnv {
         let id = Uuid::new_v4().simple().to_string();
         let db_name = format!("sb_test_{id}");
         let admin_url = admin.to_owned();
@@ -80,7 +89,9 @@ impl TestEnv {
         adjust(&mut settings);
 
         let pool = PgPoolOptions::new().max_connections(4).connect(&settings.database.url).await.expect("test db");
-        Store::from_pool(pool.clone()).migrate().await.expect("migrate");
+        if migrate {
+            Store::from_pool(pool.clone()).migrate().await.expect("migrate");
+        }
         let t = &settings.kafka.topics;
         ensure_topics(&settings.kafka, &[&t.email, &t.sms, &t.messenger, &t.dlq], partitions)
             .await

@@ -40,4 +40,5 @@ mod shared;
 mod siblings;
 mod stop_at_end;
 mod supervision;
+mod upgrade;
 mod windows;

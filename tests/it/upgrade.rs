@@ -1,0 +1,107 @@
+//! Upgrading a store that already holds conversations: the newest migration
+//! runs on a database filled under the schema before it, changes no row,
+//! and the same traffic placed again afterwards is all duplicates (I2, I4
+//! across an upgrade). Whatever the newest migration is, this test runs it.
+
+use crate::harness::TestEnv;
+use std::path::{Path, PathBuf};
+use switchboard::loadgen::{Generator, Mix};
+use switchboard::placement::Policy;
+use switchboard::record::SourceRecord;
+use switchboard::sample::{demo_traffic, SampleRecord};
+use switchboard::store::{Item, Outcome, SourceRef, Store};
+
+/// The migrations directory without its newest file, in a directory of its own.
+fn all_but_the_newest_migration() -> (PathBuf, String) {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&source)
+        .expect("migrations")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+        .collect();
+    files.sort();
+    let newest = files.pop().expect("at least one migration");
+    let dir = std::env::temp_dir().join(format!("switchboard-migrations-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    for file in &files {
+        std::fs::copy(file, dir.join(file.file_name().expect("name"))).expect("copy");
+    }
+    (dir, newest.file_name().expect("name").to_string_lossy().into_owned())
+}
+
+/// The demo's records and 3,000 of the benchmark's mix (duplicates, copies
+/// to a second inbox, replies, automatic mail), decoded into batch items.
+fn traffic(env: &TestEnv) -> Vec<Item> {
+    let mix = Mix {
+        customers: 300,
+        channels: (70, 20, 10),
+        duplicates: 0.05,
+        siblings: 0.03,
+        replies: 0.10,
+        automatic: 0.02,
+        email_bytes: 2048,
+        ..Mix::default()
+    };
+    let mut generator = Generator::new(mix);
+    let demo = demo_traffic().len();
+    let records: Vec<SampleRecord> =
+        demo_traffic().into_iter().chain((0..3_000).map(|_| generator.next_record().1)).collect();
+    let mut items = Vec::new();
+    for (offset, sample) in records.into_iter().enumerate() {
+        let record = SourceRecord {
+            topic: env.topic(sample.channel),
+            partition: 0,
+            offset: offset as i64,
+            timestamp_ms: Some(1_764_054_000_000 + offset as i64),
+            key: sample.key,
+            value: Some(sample.value),
+            headers: sample.headers,
+        };
+        // The demo includes records meant for the dead-letter topic.
+        let Ok(decoded) = switchboard::decode::decode(&record, 1 << 20) else {
+            assert!(offset < demo, "record {offset} of the generated mix does not decode");
+            continue;
+        };
+        items.extend(decoded.messages.into_iter().map(|message| Item {
+            message,
+            source: SourceRef { topic: record.topic.clone(), partition: 0, offset: record.offset },
+        }));
+    }
+    items
+}
+
+/// Places `items` in batches of 250; how many were duplicates.
+async fn place(store: &Store, items: &[Item]) -> usize {
+    let mut duplicates = 0;
+    for chunk in items.chunks(250) {
+        let batch: Vec<&Item> = chunk.iter().collect();
+        let placed = store.apply_batch(&batch, &Policy::default()).await.expect("placed");
+        duplicates += placed.outcomes.iter().filter(|o| matches!(o, Outcome::Duplicate)).count();
+    }
+    duplicates
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_newest_migration_keeps_a_filled_store_and_replays_stay_duplicates() {
+    let env = TestEnv::unmigrated(1).await;
+    let store = Store::from_pool(env.pool.clone());
+    let (older, newest) = all_but_the_newest_migration();
+    sqlx::migrate::Migrator::new(older.as_path()).await.expect("older migrations").run(&env.pool).await.expect("run");
+    std::fs::remove_dir_all(&older).expect("clean up");
+    let applied = "SELECT count(*) FROM _sqlx_migrations";
+    let before_upgrade = env.count(applied).await;
+
+    let items = traffic(&env);
+    let first_duplicates = place(&store, &items).await;
+    assert!(first_duplicates < items.len() / 5, "mostly new traffic: {first_duplicates} of {}", items.len());
+    let filled = env.snapshot().await;
+    assert!(env.count("SELECT count(*) FROM messages").await > 2_500);
+    assert!(env.count("SELECT count(*) FROM conversation_links").await > 0, "copies and follow-ups were linked");
+
+    store.migrate().await.expect("the newest migration runs on a filled store");
+    assert_eq!(env.count(applied).await, before_upgrade + 1, "{newest} was the one left to run");
+    assert_eq!(env.snapshot().await, filled, "{newest} changed rows");
+
+    assert_eq!(place(&store, &items).await, items.len(), "after {newest}, placing the same traffic again");
+    assert_eq!(env.snapshot().await, filled, "the replay after {newest} changed rows");
+}
