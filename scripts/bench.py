@@ -13,7 +13,9 @@ Phases, each on the same traffic:
   latency      publish at a steady rate while the worker runs, at the peak
                rate and at half of it; record time to commit, p50/p95/p99
 
-Prints a table and writes every figure to a JSON file.
+Prints a table and writes every figure to a JSON file. `--growth` sweeps
+partitions, batch size and email size instead; `--latency-at` measures only
+the latency phase, at the steady rates given.
 """
 import argparse
 import json
@@ -244,6 +246,20 @@ class Bench:
         Path(a.json).write_text(json.dumps({"growth": rows, "mix": a.mix}, indent=2))
         print(f"bench: figures written to {a.json}")
 
+    def latency_sweep(self):
+        """p50/p95/p99 at each given steady rate and nothing else: up to
+        which rate the latency stays low on this machine."""
+        a = self.args
+        self.prepare()
+        rows = []
+        for n, rate in enumerate(a.latency_at):
+            lat = self.latency(f"r{n}", rate, a.latency_seconds)
+            rows.append(lat)
+            print(f"{rate:,} records/s: p50 {lat.get('p50_ms')} ms, p95 {lat.get('p95_ms')} ms, "
+                  f"p99 {lat.get('p99_ms')} ms", flush=True)
+        Path(a.json).write_text(json.dumps({"latency_at": rows, "mix": a.mix}, indent=2))
+        print(f"bench: figures written to {a.json}")
+
     def main(self):
         a = self.args
         self.prepare()
@@ -333,6 +349,8 @@ def parse():
     p.add_argument("--growth", action="store_true",
                    help="instead of the phases above: throughput, p99 and RSS against partitions, batch size and "
                         "email size (issue 11, item 4)")
+    p.add_argument("--latency-at", type=lambda text: [int(r) for r in text.split(",")], metavar="RATES",
+                   help="only the latency phase, at each of these steady rates (records/s, comma-separated)")
     p.add_argument("--debug-build", action="store_true",
                    help="use the debug build (CI's smoke run, so the benchmark cannot rot; figures mean nothing)")
     return p.parse_args()
@@ -341,6 +359,11 @@ def parse():
 if __name__ == "__main__":
     bench = Bench(parse())
     try:
-        bench.growth() if bench.args.growth else bench.main()
+        if bench.args.latency_at:
+            bench.latency_sweep()
+        elif bench.args.growth:
+            bench.growth()
+        else:
+            bench.main()
     finally:
         bench.cleanup()

@@ -5,6 +5,7 @@
 #
 #   scripts/bench.sh                       200,000 records, the default mix
 #   scripts/bench.sh --records 20000 --mix email=100
+#   scripts/bench.sh --latency-at 1000,2000,5000   latency only, at steady rates
 #   scripts/bench.sh --help
 set -euo pipefail
 cd "$(dirname "$0")/.."

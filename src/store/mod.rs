@@ -39,6 +39,7 @@
 
 mod limits;
 pub use limits::LockTable;
+#[doc(hidden)]
 pub use snapshot_sql::SNAPSHOT_SQL;
 mod locks;
 mod report;
@@ -49,7 +50,7 @@ mod writes;
 use crate::domain::InboundMessage;
 use crate::placement::batch::{self, ItemResult};
 use crate::placement::{Policy, Rule};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgDatabaseError, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -91,11 +92,16 @@ impl StoreError {
 
     /// Postgres refuses to run a statement prepared on this connection
     /// again: a migration changed the columns it returns ("cached plan must
-    /// not change result type", SQLSTATE 0A000, feature not supported).
-    /// Every retry on the same connection would fail the same way.
-    pub fn outdates_the_connection(&self) -> bool {
+    /// not change result type"). Every retry on the same connection would
+    /// fail the same way. Told by where Postgres raised it, since the
+    /// message may be translated and its SQLSTATE (0A000, feature not
+    /// supported) is shared with errors a retry does not mend.
+    pub fn is_outdated_prepared_statement(&self) -> bool {
         let StoreError::Transient(err) = self else { return false };
-        err.as_database_error().and_then(|e| e.code()).is_some_and(|code| code == "0A000")
+        let Some(db) = err.as_database_error().and_then(|e| e.try_downcast_ref::<PgDatabaseError>()) else {
+            return false;
+        };
+        db.code() == "0A000" && db.routine() == Some("RevalidateCachedQuery")
     }
 }
 
@@ -242,7 +248,7 @@ impl Store {
     ) -> Result<Placed, StoreError> {
         let mut conn = self.pool.acquire().await?;
         match place_on(&mut conn, items, policy, lock_timeout).await {
-            Err(err) if err.outdates_the_connection() => {
+            Err(err) if err.is_outdated_prepared_statement() => {
                 // Nothing was written (the transaction rolled back). The
                 // connection's prepared statements are what failed: it
                 // forgets them, and the batch goes again at once.

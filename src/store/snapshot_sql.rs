@@ -47,8 +47,9 @@ WITH RECURSIVE
   -- Two probes, each answerable by one index only: the btree on
   -- in_reply_to per key, and one probe of the GIN index on references for
   -- every id of the batch at once (`&&`), joined to the keys afterwards. A
-  -- references test next to an endpoint condition lets the planner filter
-  -- a whole endpoint's messages through the unique btree instead.
+  -- references test next to a channel and endpoint condition let the
+  -- planner filter a whole endpoint's messages instead, through any index
+  -- that can be probed by those columns.
   cited AS MATERIALIZED (
     SELECT m.id, m.channel, m.endpoint, m."references", m.conversation_id, m.stored_at FROM messages m
     WHERE m."references" && $9::text[] AND cardinality(m."references") > 0),

@@ -13,7 +13,7 @@ use serde_json::Value;
 use sqlx::{Executor, Row};
 use switchboard::store::{Store, SNAPSHOT_SQL};
 
-const STORED: i64 = 3_000;
+const STORED: i32 = 3_000;
 
 /// Rows that plan nodes read and then threw away, summed over the plan.
 fn rows_filtered_out(node: &Value) -> i64 {
@@ -25,69 +25,116 @@ fn rows_filtered_out(node: &Value) -> i64 {
     own + children.unwrap_or(0)
 }
 
+/// Pages the statement touched (the top node counts its children's).
+fn pages(plan: &Value) -> i64 {
+    ["Shared Hit Blocks", "Shared Read Blocks"].iter().filter_map(|k| plan.get(*k).and_then(Value::as_i64)).sum()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_snapshot_planned_on_empty_tables_probes_by_key_once_they_are_full() {
     let env = TestEnv::new(1).await;
+    // Statistics must stay those of the empty tables, as while a fresh
+    // database fills faster than autovacuum analyzes it: an analyze would
+    // replace the plan under test with one made on full tables.
+    for table in ["messages", "conversations", "conversation_channels", "people", "person_contacts"] {
+        env.pool.execute(format!("ALTER TABLE {table} SET (autovacuum_enabled = off)").as_str()).await.expect("off");
+    }
     // One connection with the worker's session settings.
     let store = Store::connect_lazy(&env.settings.database.url, 1).expect("store");
     let mut conn = store.pool().acquire().await.expect("connection");
     conn.execute(format!("PREPARE snap AS {SNAPSHOT_SQL}").as_str()).await.expect("prepare");
 
-    // Two batches: a copy of a stored email reaching a second inbox (R7
-    // looks for the conversations holding that Message-ID), and a new
-    // email on a pair that has a conversation (its pair is looked up).
+    // Four emails: a copy of stored email 17 reaching a second inbox (R7
+    // looks for the conversations holding its Message-ID), a new email
+    // from customer 18 (its pair and its customer are looked up), and two
+    // whose ids stored replies name, one by In-Reply-To and one by
+    // References (R1r).
     let batch = "EXECUTE snap(
-        ARRAY['email', 'email'], ARRAY['sales@acme.example', 'support@acme.example'],
-        ARRAY['m17@example.com', 'new-18@example.com'],
+        ARRAY['email', 'email', 'email', 'email'],
+        ARRAY['sales@acme.example', 'support@acme.example', 'support@acme.example', 'support@acme.example'],
+        ARRAY['m17@example.com', 'new-18@example.com', 'parent-18@example.com', 'root-19@example.com'],
         ARRAY['email', 'email'], ARRAY['sales@acme.example', 'support@acme.example'],
         ARRAY['c17@example.com', 'c18@example.com'],
-        ARRAY['email', 'email'], ARRAY['sales@acme.example', 'support@acme.example'],
-        ARRAY['m17@example.com', 'new-18@example.com'],
+        ARRAY['email', 'email', 'email', 'email'],
+        ARRAY['sales@acme.example', 'support@acme.example', 'support@acme.example', 'support@acme.example'],
+        ARRAY['m17@example.com', 'new-18@example.com', 'parent-18@example.com', 'root-19@example.com'],
         ARRAY['email', 'email'], ARRAY['c17@example.com', 'c18@example.com'],
-        ARRAY['m17@example.com', 'new-18@example.com'])";
+        ARRAY['m17@example.com', 'new-18@example.com', 'parent-18@example.com', 'root-19@example.com'])";
     // The first execution makes the generic plan, on empty tables.
     let rows = conn.fetch_all(batch).await.expect("snapshot on empty tables");
     assert_eq!(rows.len(), 1, "only the `now` row while nothing is stored");
 
-    // The tables fill up without being analyzed, as a fresh database does
-    // while a backlog is placed: email and SMS conversations, one inbound
-    // message each.
-    for (channel, endpoint, domain) in [("email", "support@acme.example", "@example.com"), ("sms", "+15550100", "")] {
-        let prefix = if channel == "email" { "c" } else { "+1555" };
-        let id_prefix = if channel == "email" { "m" } else { "sms-" };
+    // The tables fill up: email and SMS customers, each known to People,
+    // with a conversation bound to their pair and one inbound message that
+    // answers an earlier one (In-Reply-To and References).
+    let mut tx = env.pool.begin().await.expect("begin");
+    // Bindings made here are the worker's kind, checked by construction.
+    tx.execute("SET LOCAL switchboard.placer = on").await.expect("placer");
+    for (channel, endpoint, prefix, domain, id_prefix) in
+        [("email", "support@acme.example", "c", "@example.com", "m"), ("sms", "+15550100", "+1555", "", "sms-")]
+    {
         sqlx::query(
-            "WITH g AS (SELECT g, gen_random_uuid() AS id FROM generate_series(1, $5) g),
+            "WITH g AS (SELECT g, $3 || g || $4 AS contact, gen_random_uuid() AS id, gen_random_uuid() AS person
+                        FROM generate_series(1, $5) g),
              c AS (INSERT INTO conversations (id, topic, origin_channel, origin_endpoint, origin_contact)
-                   SELECT id, 'plan test', $1, $2, $3 || g || $4 FROM g)
-             INSERT INTO messages (id, conversation_id, channel, endpoint, contact, external_id)
-             SELECT gen_random_uuid(), id, $1, $2, $3 || g || $4, $6 || g || $4 FROM g",
+                   SELECT id, 'plan test', $1, $2, contact FROM g),
+             b AS (INSERT INTO conversation_channels (conversation_id, channel, endpoint, contact)
+                   SELECT id, $1, $2, contact FROM g),
+             p AS (INSERT INTO people (id, name) SELECT person, 'Customer ' || g FROM g),
+             a AS (INSERT INTO person_contacts (person_id, channel, address) SELECT person, $1, contact FROM g)
+             INSERT INTO messages (id, conversation_id, channel, endpoint, contact, external_id, in_reply_to, \"references\")
+             SELECT gen_random_uuid(), id, $1, $2, contact, $6 || g || $4, 'parent-' || g || $4, ARRAY['root-' || g || $4]
+             FROM g",
         )
         .bind(channel)
         .bind(endpoint)
         .bind(prefix)
         .bind(domain)
-        .bind(STORED as i32)
+        .bind(STORED)
         .bind(id_prefix)
-        .execute(&env.pool)
+        .execute(&mut *tx)
         .await
         .expect("fill");
     }
-    assert_eq!(env.count("SELECT count(*) FROM messages").await, 2 * STORED);
+    tx.commit().await.expect("commit");
+    assert_eq!(env.count("SELECT count(*) FROM messages").await, 2 * STORED as i64);
 
-    // The same plan finds what the batches need...
+    // The same plan finds what the batch needs...
     let rows = conn.fetch_all(batch).await.expect("snapshot on full tables");
     let found: Vec<(String, Option<String>)> =
         rows.iter().map(|r| (r.get::<String, _>("kind"), r.get::<Option<String>, _>("key"))).collect();
-    assert!(found.contains(&("holder".into(), Some("m17@example.com".into()))), "R7 finds the holder: {found:?}");
-    assert!(found.contains(&("pair".into(), Some("c18@example.com".into()))), "the pair is found: {found:?}");
-    // The pair's conversation is locked; holders are only read.
-    assert_eq!(found.iter().filter(|(kind, _)| kind == "conversation").count(), 1, "{found:?}");
+    for (kind, key) in [
+        ("holder", "m17@example.com"),
+        ("pair", "c18@example.com"),
+        ("reply", "parent-18@example.com"),
+        ("reply", "root-19@example.com"),
+        ("customer", "c17@example.com"),
+        ("customer", "c18@example.com"),
+    ] {
+        assert!(found.contains(&(kind.into(), Some(key.into()))), "{kind} {key} is found: {found:?}");
+    }
+    // Customer 18's conversation (its pair, and its reply's) and customer
+    // 19's are locked; holders are only read.
+    assert_eq!(found.iter().filter(|(kind, _)| kind == "conversation").count(), 2, "{found:?}");
 
     // ...by reading only those rows.
-    let plan: Value = sqlx::query_scalar(&format!("EXPLAIN (ANALYZE, FORMAT JSON) {batch}"))
+    let plan: Value = sqlx::query_scalar(&format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {batch}"))
         .fetch_one(&mut *conn)
         .await
         .expect("explain");
+    let analyzed: Option<i64> = sqlx::query_scalar(
+        "SELECT max(analyze_count + autoanalyze_count) FROM pg_stat_user_tables
+         WHERE relname IN ('messages', 'conversations', 'conversation_channels', 'people', 'person_contacts')",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .expect("analyze counts");
+    assert_eq!(analyzed, Some(0), "the plan under test was made on empty tables");
     let filtered = rows_filtered_out(&plan[0]["Plan"]);
-    assert!(filtered <= 10, "the snapshot read {filtered} rows it did not need, of {} stored: {plan:#}", 2 * STORED);
+    let touched = pages(&plan[0]["Plan"]);
+    assert!(
+        filtered <= 10 && touched <= 250,
+        "the snapshot read {filtered} rows it did not need and {touched} pages, of {} messages stored: {plan:#}",
+        2 * STORED
+    );
 }

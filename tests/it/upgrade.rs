@@ -105,3 +105,31 @@ async fn the_newest_migration_keeps_a_filled_store_and_replays_stay_duplicates()
     assert_eq!(place(&store, &items).await, items.len(), "after {newest}, placing the same traffic again");
     assert_eq!(env.snapshot().await, filled, "the replay after {newest} changed rows");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_whose_prepared_statements_a_migration_outdated_places_the_next_batch() {
+    let env = TestEnv::new(1).await;
+    // One connection, so the second batch runs where the first prepared
+    // its statements.
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&env.settings.database.url)
+        .await
+        .expect("pool");
+    let store = Store::from_pool(pool);
+    let items = traffic(&env);
+    let (first, second) = items.split_at(items.len() / 2);
+    place(&store, first).await;
+    let stored = env.count("SELECT count(*) FROM messages").await;
+
+    // What a migration may do: change a column the batch's statements
+    // return (its collation here, as 20261128000000 did).
+    sqlx::query(r#"ALTER TABLE messages ALTER COLUMN endpoint TYPE text COLLATE "POSIX""#)
+        .execute(&env.pool)
+        .await
+        .expect("alter");
+
+    place(&store, second).await;
+    assert!(env.count("SELECT count(*) FROM messages").await > stored, "the second half landed");
+    assert_eq!(place(&store, items.as_slice()).await, items.len(), "everything placed once is a duplicate");
+}
