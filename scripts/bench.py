@@ -118,13 +118,13 @@ class Bench:
         return int(n), int(n) / max(float(span), 1e-3)
 
     @staticmethod
-    def latencies(metrics_text):
-        """p50/p95/p99 of switchboard_end_to_end_latency_seconds (record timestamp to
-        the batch's commit), interpolated within the histogram's buckets as
-        Prometheus's histogram_quantile does."""
+    def latencies(metrics_text, metric="switchboard_end_to_end_latency_seconds"):
+        """p50/p95/p99 of a latency histogram, by default end to end (record
+        timestamp to the batch's commit), interpolated within the histogram's
+        buckets as Prometheus's histogram_quantile does."""
         buckets = []
         for line in metrics_text.splitlines():
-            if line.startswith("switchboard_end_to_end_latency_seconds_bucket"):
+            if line.startswith(f"{metric}_bucket"):
                 le = line.split('le="')[1].split('"')[0]
                 buckets.append((float("inf") if le == "+Inf" else float(le), float(line.rsplit(" ", 1)[1])))
         total = buckets[-1][1] if buckets else 0
@@ -193,7 +193,9 @@ class Bench:
         worker.terminate()
         worker.wait()
         self.drop(db)
-        return dict(self.latencies(metrics), rate_per_s=rate)
+        # The worker's share: from taking a record from librdkafka to commit.
+        worker = self.latencies(metrics, "switchboard_worker_latency_seconds")
+        return dict(self.latencies(metrics), rate_per_s=rate, worker={k: v for k, v in worker.items() if k != "records"})
 
     def place_only(self, name, records, extra=None, partitions=None, email_kib=None):
         """Publishes `records` and places them with `run --stop-at-end`;
@@ -255,8 +257,10 @@ class Bench:
         for n, rate in enumerate(a.latency_at):
             lat = self.latency(f"r{n}", rate, a.latency_seconds)
             rows.append(lat)
+            w = lat["worker"]
             print(f"{rate:,} records/s: p50 {lat.get('p50_ms')} ms, p95 {lat.get('p95_ms')} ms, "
-                  f"p99 {lat.get('p99_ms')} ms", flush=True)
+                  f"p99 {lat.get('p99_ms')} ms; in the worker p50 {w.get('p50_ms')} ms, p95 {w.get('p95_ms')} ms, "
+                  f"p99 {w.get('p99_ms')} ms", flush=True)
         Path(a.json).write_text(json.dumps({"latency_at": rows, "mix": a.mix}, indent=2))
         print(f"bench: figures written to {a.json}")
 
@@ -319,7 +323,8 @@ class Bench:
         for name in ("peak", "half_peak"):
             lat = f[f"latency_{name}"]
             rows.append((f"latency at {name.replace('_', ' ')} ({lat['rate_per_s']}/s)",
-                         f"p50 {lat['p50_ms']} ms, p95 {lat['p95_ms']} ms, p99 {lat['p99_ms']} ms"))
+                         f"p50 {lat['p50_ms']} ms, p95 {lat['p95_ms']} ms, p99 {lat['p99_ms']} ms "
+                         f"(in the worker: p99 {lat['worker'].get('p99_ms')} ms)"))
         rows += [
             ("ratio place / COPY ceiling", f"{f['ratio_place_to_copy_ceiling']:.2f}"),
             ("ratio place / consume ceiling", f"{f['ratio_place_to_consume_ceiling']:.2f}"),

@@ -48,6 +48,7 @@ pub struct Telemetry {
     batch_records: Histogram,
     batch_commit_seconds: Histogram,
     end_to_end_seconds: Histogram,
+    worker_seconds: Histogram,
     in_flight_records: AtomicI64,
     in_flight_bytes: AtomicI64,
     paused_partitions: AtomicI64,
@@ -65,6 +66,7 @@ impl Telemetry {
             batch_records: Histogram::new(BATCH_RECORDS),
             batch_commit_seconds: Histogram::new(SECONDS),
             end_to_end_seconds: Histogram::new(LATENCY_SECONDS),
+            worker_seconds: Histogram::new(LATENCY_SECONDS),
             in_flight_records: AtomicI64::new(0),
             in_flight_bytes: AtomicI64::new(0),
             paused_partitions: AtomicI64::new(0),
@@ -104,10 +106,15 @@ impl Telemetry {
     }
 
     /// A batch of one partition is durable (applied or dead-lettered) after
-    /// `took`; its records are no longer in flight.
-    pub fn batch_done(&self, key: &PartitionKey, batch: &[SourceRecord], took: Duration) {
+    /// `took`; its records, handed to the partition at `received`, are no
+    /// longer in flight.
+    pub fn batch_done(&self, key: &PartitionKey, batch: &[SourceRecord], received: &[Instant], took: Duration) {
         self.batch_records.observe(batch.len() as f64);
         self.batch_commit_seconds.observe(took.as_secs_f64());
+        let done = Instant::now();
+        for at in received {
+            self.worker_seconds.observe(done.saturating_duration_since(*at).as_secs_f64());
+        }
         let now_ms = chrono::Utc::now().timestamp_millis();
         for record in batch {
             // Producer clocks can be ahead of ours; a negative latency says nothing.

@@ -130,6 +130,11 @@ pub(super) fn render(t: &Telemetry) -> String {
         "switchboard_end_to_end_latency_seconds",
         "From a record's Kafka timestamp to its batch being durable.",
     );
+    t.worker_seconds.render(
+        &mut out,
+        "switchboard_worker_latency_seconds",
+        "From the worker taking a record from librdkafka to its batch being durable: the worker's share of the end-to-end latency.",
+    );
 
     for (name, kind, help, value) in [
         ("switchboard_in_flight_records", "gauge", "Records consumed and not yet durable.", &t.in_flight_records),

@@ -8,6 +8,7 @@
 use crate::record::SourceRecord;
 use std::collections::VecDeque;
 use std::sync::Mutex;
+use std::time::Instant;
 use tokio::sync::Notify;
 
 /// Fixed cost counted per record on top of its bytes (the struct, strings).
@@ -51,9 +52,18 @@ impl Limits {
     }
 }
 
+/// A batch taken from a buffer.
+pub struct Taken {
+    pub records: Vec<SourceRecord>,
+    pub bytes: usize,
+    /// When each record was handed to the buffer, in the same order: the
+    /// worker's own share of a record's latency starts there.
+    pub received: Vec<Instant>,
+}
+
 #[derive(Default)]
 struct Queue {
-    records: VecDeque<(SourceRecord, usize)>,
+    records: VecDeque<(SourceRecord, usize, Instant)>,
     queued_bytes: usize,
     in_flight_records: usize,
     in_flight_bytes: usize,
@@ -93,7 +103,7 @@ impl PartitionBuffer {
         if !q.closed {
             let size = record_bytes(&record);
             q.queued_bytes += size;
-            q.records.push_back((record, size));
+            q.records.push_back((record, size, Instant::now()));
         }
         let held = q.held();
         drop(q);
@@ -104,7 +114,7 @@ impl PartitionBuffer {
     /// Waits for records and takes the next batch within `limits` (at
     /// least one record, even one larger than the byte cap). `None` once
     /// the buffer is closed: queued records are left to the next owner.
-    pub async fn next_batch(&self, limits: &Limits) -> Option<(Vec<SourceRecord>, usize)> {
+    pub async fn next_batch(&self, limits: &Limits) -> Option<Taken> {
         loop {
             {
                 let mut q = self.lock();
@@ -113,23 +123,25 @@ impl PartitionBuffer {
                 }
                 if !q.records.is_empty() {
                     let mut batch = Vec::new();
+                    let mut received = Vec::new();
                     let mut bytes = 0;
-                    while let Some((_, size)) = q.records.front() {
+                    while let Some((_, size, _)) = q.records.front() {
                         let size = *size;
                         if !batch.is_empty()
                             && (batch.len() >= limits.batch_records || bytes + size > limits.batch_bytes)
                         {
                             break;
                         }
-                        if let Some((record, _)) = q.records.pop_front() {
+                        if let Some((record, _, at)) = q.records.pop_front() {
                             batch.push(record);
+                            received.push(at);
                             bytes += size;
                         }
                     }
                     q.queued_bytes -= bytes;
                     q.in_flight_records = batch.len();
                     q.in_flight_bytes = bytes;
-                    return Some((batch, bytes));
+                    return Some(Taken { records: batch, bytes, received });
                 }
             }
             self.wake.notified().await;
@@ -177,25 +189,27 @@ mod tests {
         for n in 0..5 {
             b.push(record(n, 100));
         }
-        let (batch, _) = b.next_batch(&limits()).await.unwrap();
-        assert_eq!(batch.iter().map(|r| r.offset).collect::<Vec<_>>(), [0, 1, 2]);
+        let taken = b.next_batch(&limits()).await.unwrap();
+        assert_eq!(taken.records.iter().map(|r| r.offset).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(taken.received.len(), 3, "one receipt time per record");
+        assert!(taken.received.windows(2).all(|w| w[0] <= w[1]), "in the order they came");
         assert_eq!(b.held().records, 5, "the batch still counts while it is placed");
         assert_eq!(b.finished().records, 2);
 
         let b = PartitionBuffer::default();
         b.push(record(0, 6_000));
         b.push(record(1, 6_000));
-        let (batch, bytes) = b.next_batch(&limits()).await.unwrap();
-        assert_eq!(batch.len(), 1, "two would pass the byte cap");
-        assert!(bytes >= 6_000);
+        let taken = b.next_batch(&limits()).await.unwrap();
+        assert_eq!(taken.records.len(), 1, "two would pass the byte cap");
+        assert!(taken.bytes >= 6_000);
     }
 
     #[tokio::test]
     async fn a_record_larger_than_the_batch_cap_still_goes_alone() {
         let b = PartitionBuffer::default();
         b.push(record(0, 20_000));
-        let (batch, _) = b.next_batch(&limits()).await.unwrap();
-        assert_eq!(batch.len(), 1);
+        let taken = b.next_batch(&limits()).await.unwrap();
+        assert_eq!(taken.records.len(), 1);
     }
 
     #[test]

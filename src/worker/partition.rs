@@ -6,7 +6,7 @@
 //! holds only its own buffer.
 
 use super::batch::Pipeline;
-use super::buffer::{Limits, PartitionBuffer};
+use super::buffer::{Limits, PartitionBuffer, Taken};
 use super::partitions::TaskHandles;
 use crate::kafka::{Consumer, PartitionKey};
 use crate::record::SourceRecord;
@@ -134,7 +134,7 @@ impl PartitionTask {
                 _ = self.stop.wait_for(|s| *s) => return,
             }
         }
-        while let Some((batch, bytes)) = self.buffer.next_batch(&self.limits).await {
+        while let Some(Taken { records: batch, bytes, received }) = self.buffer.next_batch(&self.limits).await {
             if let Some(hook) = &self.panic_hook {
                 hook.check(&batch);
             }
@@ -144,7 +144,7 @@ impl PartitionTask {
                 tracing::info!(topic = %self.key.0, partition = self.key.1, "Partition stopped with a batch unfinished; it will be redelivered.");
                 return;
             }
-            self.telemetry.batch_done(&self.key, &batch, started.elapsed());
+            self.telemetry.batch_done(&self.key, &batch, &received, started.elapsed());
             tracing::debug!(topic = %self.key.0, partition = self.key.1, records = batch.len(), bytes, elapsed_ms = started.elapsed().as_millis() as u64, "Batch done.");
             if let Some(last) = batch.last() {
                 self.consumer.mark_done(&last.topic, last.partition, last.offset);

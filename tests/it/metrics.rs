@@ -67,6 +67,14 @@ async fn metrics_scraped_during_a_run_match_the_rows_and_lag_drains_to_zero() {
     assert_eq!(sample(&body, "switchboard_in_flight_records"), Some(0.0));
     assert!(sample(&body, "switchboard_batch_commit_seconds_count").unwrap() >= 1.0);
     assert_eq!(sample(&body, "switchboard_end_to_end_latency_seconds_count"), Some(6.0));
+    // The worker's share starts when it takes a record, not when the record
+    // was published: these records waited for the worker to start.
+    assert_eq!(sample(&body, "switchboard_worker_latency_seconds_count"), Some(6.0));
+    let (worker, end_to_end) = (
+        sample(&body, "switchboard_worker_latency_seconds_sum").unwrap(),
+        sample(&body, "switchboard_end_to_end_latency_seconds_sum").unwrap(),
+    );
+    assert!(worker < end_to_end, "the worker's share {worker} s is part of the end-to-end {end_to_end} s");
 
     let (status, text) = fetch(&addr, "/healthz").await.unwrap();
     assert_eq!((status, text.as_str()), (200, "ok\n"));
