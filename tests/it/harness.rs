@@ -100,6 +100,22 @@ impl TestEnv {
         TestEnv { settings, db_name, admin_url, pool, publisher }
     }
 
+    /// Moves the SMS and Messenger channels to new topics of one partition
+    /// each (the old ones are deleted), for tests whose traffic is email
+    /// only and whose two group members must share its partitions: with
+    /// two other partitions in all, a balanced assignment gives each member
+    /// at least one email partition, whichever partitions the assignor moves.
+    pub async fn narrow_sms_and_messenger(&mut self) {
+        let t = &mut self.settings.kafka.topics;
+        let old = [t.sms.clone(), t.messenger.clone()];
+        t.sms = format!("{}-1p", t.sms);
+        t.messenger = format!("{}-1p", t.messenger);
+        let old: Vec<&str> = old.iter().map(String::as_str).collect();
+        delete_topic_names(&self.settings.kafka, &old).await;
+        let t = &self.settings.kafka.topics;
+        ensure_topics(&self.settings.kafka, &[&t.sms, &t.messenger], 1).await.expect("create topics");
+    }
+
     pub fn topic(&self, channel: &str) -> String {
         let t = &self.settings.kafka.topics;
         match channel {
@@ -258,6 +274,11 @@ pub fn services(command: &str, port: u16) {
 /// Deletes a test's four topics; a failure (the broker is a test's own and
 /// already stopped) only leaves them behind.
 async fn delete_topics(kafka: &switchboard::config::KafkaSettings) {
+    let t = &kafka.topics;
+    delete_topic_names(kafka, &[t.email.as_str(), t.sms.as_str(), t.messenger.as_str(), t.dlq.as_str()]).await;
+}
+
+async fn delete_topic_names(kafka: &switchboard::config::KafkaSettings, topics: &[&str]) {
     use rdkafka::admin::{AdminClient, AdminOptions};
     use rdkafka::client::DefaultClientContext;
     let Ok(admin) = rdkafka::ClientConfig::new()
@@ -266,10 +287,8 @@ async fn delete_topics(kafka: &switchboard::config::KafkaSettings) {
     else {
         return;
     };
-    let t = &kafka.topics;
-    let topics = [t.email.as_str(), t.sms.as_str(), t.messenger.as_str(), t.dlq.as_str()];
     let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(5)));
-    let _ = tokio::time::timeout(Duration::from_secs(10), admin.delete_topics(&topics, &options)).await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), admin.delete_topics(topics, &options)).await;
 }
 
 /// A worker running in the test's process (see [`TestEnv::start_worker`]).
