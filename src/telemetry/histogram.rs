@@ -1,5 +1,5 @@
 //! A Prometheus histogram with fixed buckets: cumulative counts per upper
-//! bound, a sum and a count. Hand-rolled because the worker needs three of
+//! bound, a sum and a count. Hand-rolled because the worker needs a few of
 //! them and the exposition format is a few lines; an exporter crate would
 //! bring a registry and a global state we do not want.
 
@@ -30,12 +30,15 @@ impl Histogram {
     }
 
     pub fn observe(&self, value: f64) {
+        self.observe_all([value]);
+    }
+
+    /// Observes every value under one lock: a batch's records at once.
+    pub fn observe_all(&self, values: impl IntoIterator<Item = f64>) {
+        let Ok(mut c) = self.inner.lock() else { return };
         // A NaN would poison the sum forever; it never comes from a clock.
-        if value.is_nan() {
-            return;
-        }
-        let slot = self.bounds.iter().position(|b| value <= *b).unwrap_or(self.bounds.len());
-        if let Ok(mut c) = self.inner.lock() {
+        for value in values.into_iter().filter(|v| !v.is_nan()) {
+            let slot = self.bounds.iter().position(|b| value <= *b).unwrap_or(self.bounds.len());
             c.per_bucket[slot] += 1;
             c.sum += value;
             c.count += 1;

@@ -112,16 +112,15 @@ impl Telemetry {
         self.batch_records.observe(batch.len() as f64);
         self.batch_commit_seconds.observe(took.as_secs_f64());
         let done = Instant::now();
-        for at in received {
-            self.worker_seconds.observe(done.saturating_duration_since(*at).as_secs_f64());
-        }
+        self.worker_seconds.observe_all(received.iter().map(|at| done.saturating_duration_since(*at).as_secs_f64()));
         let now_ms = chrono::Utc::now().timestamp_millis();
-        for record in batch {
-            // Producer clocks can be ahead of ours; a negative latency says nothing.
-            if let Some(ts) = record.timestamp_ms.filter(|ts| *ts > 0 && *ts <= now_ms) {
-                self.end_to_end_seconds.observe((now_ms - ts) as f64 / 1000.0);
-            }
-        }
+        // Producer clocks can be ahead of ours; a negative latency says nothing.
+        self.end_to_end_seconds.observe_all(
+            batch
+                .iter()
+                .filter_map(|record| record.timestamp_ms.filter(|ts| *ts > 0 && *ts <= now_ms))
+                .map(|ts| (now_ms - ts) as f64 / 1000.0),
+        );
         self.leave_flight(key, batch);
         self.with_partition(key, |p| {
             p.last_progress = Instant::now();

@@ -7,11 +7,12 @@ use sqlx::{Executor, PgPool};
 use std::collections::HashMap;
 use std::time::Duration;
 use switchboard::config::{Overrides, Settings};
+use switchboard::decode::DecodeError;
 use switchboard::kafka::{ensure_topics, read_topic, Publisher};
 use switchboard::record::SourceRecord;
 use switchboard::sample::SampleRecord;
 use switchboard::stats::Snapshot;
-use switchboard::store::Store;
+use switchboard::store::{Item, SourceRef, Store};
 use switchboard::worker::{self, Mode};
 use uuid::Uuid;
 
@@ -114,6 +115,36 @@ impl TestEnv {
         delete_topic_names(&self.settings.kafka, &old).await;
         let t = &self.settings.kafka.topics;
         ensure_topics(&self.settings.kafka, &[&t.sms, &t.messenger], 1).await.expect("create topics");
+    }
+
+    /// `samples` as the worker reads them from partition 0 of their topics,
+    /// at offsets from 0, decoded into items for `Store::apply_batch`: for
+    /// tests that place batches without a broker. A record that does not
+    /// decode gives its error in its place.
+    pub fn decoded_items(
+        &self,
+        samples: Vec<SampleRecord>,
+        max_record_bytes: usize,
+    ) -> Vec<Result<Vec<Item>, DecodeError>> {
+        samples
+            .into_iter()
+            .enumerate()
+            .map(|(offset, sample)| {
+                let offset = offset as i64;
+                let record = SourceRecord {
+                    topic: self.topic(sample.channel),
+                    partition: 0,
+                    offset,
+                    timestamp_ms: Some(1_764_054_000_000 + offset),
+                    key: sample.key,
+                    value: Some(sample.value),
+                    headers: sample.headers,
+                };
+                let decoded = switchboard::decode::decode(&record, max_record_bytes)?;
+                let source = SourceRef { topic: record.topic, partition: 0, offset };
+                Ok(decoded.messages.into_iter().map(|message| Item { message, source: source.clone() }).collect())
+            })
+            .collect()
     }
 
     pub fn topic(&self, channel: &str) -> String {

@@ -98,8 +98,7 @@ async fn two_hundred_emails_of_5_mib_stay_within_the_byte_caps() {
 async fn emails_written_in_chunks_land_whole_and_a_reply_finds_its_parent_in_an_earlier_chunk() {
     use sha2::{Digest, Sha256};
     use switchboard::placement::Policy;
-    use switchboard::record::SourceRecord;
-    use switchboard::store::{Item, Outcome, SourceRef, Store};
+    use switchboard::store::{Item, Outcome, Store};
 
     let env = TestEnv::new(1).await;
     let mut expected = std::collections::BTreeMap::new();
@@ -112,26 +111,15 @@ async fn emails_written_in_chunks_land_whole_and_a_reply_finds_its_parent_in_an_
             raws.push("From: Big Sender <big3@example.com>\r\nTo: support@acme.example\r\nSubject: Re: Scans 3\r\nMessage-ID: <reply-3@example.com>\r\nIn-Reply-To: <big-3@example.com>\r\n\r\nAnd one more.\r\n".to_owned());
         }
     }
-    let items: Vec<Item> = raws
-        .iter()
-        .enumerate()
-        .map(|(offset, raw)| {
-            let sample = email("support@acme.example", &format!("evt-chunk-{offset}"), raw);
-            let record = SourceRecord {
-                topic: env.topic("email"),
-                partition: 0,
-                offset: offset as i64,
-                timestamp_ms: Some(0),
-                key: None,
-                value: Some(sample.value),
-                headers: sample.headers,
-            };
-            let mut decoded = switchboard::decode::decode(&record, 10 * MIB as usize).expect("decodes");
-            assert_eq!(decoded.messages.len(), 1);
-            Item {
-                message: decoded.messages.remove(0),
-                source: SourceRef { topic: record.topic.clone(), partition: 0, offset: offset as i64 },
-            }
+    let samples =
+        raws.iter().enumerate().map(|(n, raw)| email("support@acme.example", &format!("evt-chunk-{n}"), raw)).collect();
+    let items: Vec<Item> = env
+        .decoded_items(samples, 10 * MIB as usize)
+        .into_iter()
+        .map(|decoded| {
+            let mut items = decoded.expect("decodes");
+            assert_eq!(items.len(), 1);
+            items.remove(0)
         })
         .collect();
     let batch: Vec<&Item> = items.iter().collect();

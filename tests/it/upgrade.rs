@@ -7,9 +7,8 @@ use crate::harness::TestEnv;
 use std::path::{Path, PathBuf};
 use switchboard::loadgen::{Generator, Mix};
 use switchboard::placement::Policy;
-use switchboard::record::SourceRecord;
 use switchboard::sample::{demo_traffic, SampleRecord};
-use switchboard::store::{Item, Outcome, SourceRef, Store};
+use switchboard::store::{Item, Outcome, Store};
 
 /// The migrations directory without its newest file, in a directory of its own.
 fn all_but_the_newest_migration() -> (PathBuf, String) {
@@ -47,25 +46,13 @@ fn traffic(env: &TestEnv) -> Vec<Item> {
     let records: Vec<SampleRecord> =
         demo_traffic().into_iter().chain((0..3_000).map(|_| generator.next_record().1)).collect();
     let mut items = Vec::new();
-    for (offset, sample) in records.into_iter().enumerate() {
-        let record = SourceRecord {
-            topic: env.topic(sample.channel),
-            partition: 0,
-            offset: offset as i64,
-            timestamp_ms: Some(1_764_054_000_000 + offset as i64),
-            key: sample.key,
-            value: Some(sample.value),
-            headers: sample.headers,
-        };
+    for (offset, decoded) in env.decoded_items(records, 1 << 20).into_iter().enumerate() {
         // The demo includes records meant for the dead-letter topic.
-        let Ok(decoded) = switchboard::decode::decode(&record, 1 << 20) else {
+        let Ok(decoded) = decoded else {
             assert!(offset < demo, "record {offset} of the generated mix does not decode");
             continue;
         };
-        items.extend(decoded.messages.into_iter().map(|message| Item {
-            message,
-            source: SourceRef { topic: record.topic.clone(), partition: 0, offset: record.offset },
-        }));
+        items.extend(decoded);
     }
     items
 }
