@@ -122,6 +122,14 @@ pub struct WorkerSettings {
     /// the partition task panic, once per process. Empty: off.
     #[serde(default)]
     pub test_panic_at: String,
+    /// How many times a batch (and, once split, a single record) is tried
+    /// when it fails for a reason that is not the infrastructure's, before
+    /// it is split or the record dead-lettered (`docs/reliability.md`).
+    pub failure_attempts: u32,
+    /// For tests only: `topic/partition/offset` makes every placement
+    /// attempt of a batch holding that record panic. Empty: off.
+    #[serde(default)]
+    pub test_panic_placing: String,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -373,7 +381,8 @@ mod tests {
         assert_eq!(s.worker.max_record_bytes, 10 * 1024 * 1024);
         assert_eq!(s.worker.shutdown_timeout, Duration::from_secs(30));
         assert_eq!(s.worker.batch_max_bytes, 1024 * 1024);
-        assert!(s.worker.test_panic_at.is_empty());
+        assert!(s.worker.test_panic_at.is_empty() && s.worker.test_panic_placing.is_empty());
+        assert_eq!(s.worker.failure_attempts, 3);
         assert_eq!(
             (s.worker.shared_transactions, s.worker.shared_batch_fraction, s.worker.shared_lock_timeout),
             (2, 0.2, Duration::from_millis(200))

@@ -22,13 +22,16 @@ pub enum DlqReason {
     BadAddress,
     /// Larger than `max_record_bytes`.
     TooLarge,
-    /// Postgres refused the data itself (for example a NUL byte in text).
+    /// Postgres refused the data itself (for example a NUL byte in text), or
+    /// placing failed for it on every attempt (`docs/reliability.md`).
     RejectedByStore,
+    /// Decoding or placing the record panicked on every attempt.
+    Panicked,
 }
 
 impl DlqReason {
     /// All reasons, for metrics and reports.
-    pub const ALL: [DlqReason; 7] = [
+    pub const ALL: [DlqReason; 8] = [
         DlqReason::NotCloudevents,
         DlqReason::UnknownType,
         DlqReason::MissingRecipient,
@@ -36,6 +39,7 @@ impl DlqReason {
         DlqReason::BadAddress,
         DlqReason::TooLarge,
         DlqReason::RejectedByStore,
+        DlqReason::Panicked,
     ];
 
     /// The code written to the `dlq_reason` header.
@@ -48,6 +52,7 @@ impl DlqReason {
             DlqReason::BadAddress => "bad_address",
             DlqReason::TooLarge => "too_large",
             DlqReason::RejectedByStore => "rejected_by_store",
+            DlqReason::Panicked => "panicked",
         }
     }
 
@@ -69,9 +74,24 @@ pub mod headers {
     pub const DETAIL: &str = "dlq_detail";
     pub const SOURCE: &str = "dlq_source";
     pub const AT: &str = "dlq_at";
+    /// `true` on a dead letter that replaces one the broker refused for its
+    /// size: it carries only the first bytes of the value.
+    pub const TRUNCATED: &str = "dlq_truncated";
+    /// On a truncated dead letter: the size of the original value.
+    pub const ORIGINAL_BYTES: &str = "dlq_original_bytes";
     /// Every header this module adds; a redrive strips them again.
-    pub const ALL: [&str; 4] = [REASON, DETAIL, SOURCE, AT];
+    pub const ALL: [&str; 6] = [REASON, DETAIL, SOURCE, AT, TRUNCATED, ORIGINAL_BYTES];
 }
+
+/// The longest `dlq_detail`, in bytes: a detail quotes errors, and an error
+/// may quote the data, which the sender controls.
+pub const MAX_DETAIL_BYTES: usize = 2048;
+
+/// The steps by which a dead letter the broker refuses is made smaller:
+/// how many bytes of the value it keeps, and whether it keeps the original
+/// headers (the sender's, up to the record's size). The last step is the
+/// `dlq_*` headers alone, which fits any topic a record fits.
+pub const TRUNCATION_STEPS: [(usize, bool); 3] = [(64 * 1024, true), (1024, true), (0, false)];
 
 /// A record ready to publish to the dead-letter topic.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,11 +116,44 @@ impl DeadLetter {
             headers.push(Header { key: key.to_owned(), value: Some(value.as_bytes().to_vec()) })
         };
         add(headers::REASON, reason.code());
-        add(headers::DETAIL, detail);
+        add(headers::DETAIL, cut(detail, MAX_DETAIL_BYTES));
         add(headers::SOURCE, &source);
         add(headers::AT, &at.to_rfc3339_opts(SecondsFormat::Millis, true));
         DeadLetter { key: record.key.clone(), value: record.value.clone(), headers, reason, source }
     }
+
+    /// A smaller stand-in for this dead letter, for a broker that refused
+    /// it for its size: the first `value_bytes` bytes of the value, the
+    /// original headers only when `keep_headers`, the `dlq_*` headers, and
+    /// `dlq_truncated: true` with the original value's size. The key goes
+    /// only with the original headers (it is the sender's too).
+    pub fn truncated(&self, value_bytes: usize, keep_headers: bool) -> DeadLetter {
+        let original = self.value.as_ref().map_or(0, Vec::len);
+        let ours = |h: &&Header| headers::ALL.contains(&h.key.as_str());
+        let mut kept: Vec<Header> = self.headers.iter().filter(|h| keep_headers || ours(h)).cloned().collect();
+        kept.retain(|h| h.key != headers::TRUNCATED && h.key != headers::ORIGINAL_BYTES);
+        kept.push(Header { key: headers::TRUNCATED.to_owned(), value: Some(b"true".to_vec()) });
+        kept.push(Header { key: headers::ORIGINAL_BYTES.to_owned(), value: Some(original.to_string().into_bytes()) });
+        DeadLetter {
+            key: if keep_headers { self.key.clone() } else { None },
+            value: self.value.as_ref().map(|v| v[..v.len().min(value_bytes)].to_vec()),
+            headers: kept,
+            reason: self.reason,
+            source: self.source.clone(),
+        }
+    }
+}
+
+/// `text` cut to at most `max` bytes, at a character boundary.
+fn cut(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 #[cfg(test)]
@@ -138,6 +191,47 @@ mod tests {
         assert_eq!(find("dlq_detail"), "invalid JSON at line 1");
         assert_eq!(find("dlq_source"), "inbound.sms/3/42");
         assert_eq!(find("dlq_at"), "2026-11-25T10:00:00.000Z");
+    }
+
+    #[test]
+    fn a_truncated_dead_letter_keeps_the_reason_and_the_first_bytes() {
+        let mut r = record();
+        r.value = Some(vec![b'x'; 100_000]);
+        let dl = DeadLetter::new(&r, DlqReason::BadPayload, "bad", Utc::now());
+        let small = dl.truncated(1024, true);
+        assert_eq!(small.value.as_ref().map(Vec::len), Some(1024));
+        assert_eq!(small.key, dl.key);
+        let get = |d: &DeadLetter, k: &str| {
+            d.headers
+                .iter()
+                .filter(|h| h.key == k)
+                .map(|h| String::from_utf8(h.value.clone().unwrap()).unwrap())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(get(&small, "dlq_truncated"), ["true"]);
+        assert_eq!(get(&small, "dlq_original_bytes"), ["100000"]);
+        assert_eq!(get(&small, "dlq_reason"), ["bad_payload"]);
+        assert_eq!(get(&small, "ce_type"), ["sms.received"]);
+        // Truncating a truncated letter again does not repeat its headers.
+        let smallest = small.truncated(0, false);
+        assert_eq!(smallest.value.as_ref().map(Vec::len), Some(0));
+        assert!(smallest.key.is_none());
+        assert!(get(&smallest, "ce_type").is_empty(), "the sender's headers go at the last step");
+        assert_eq!(get(&smallest, "dlq_truncated"), ["true"]);
+        assert_eq!(get(&smallest, "dlq_original_bytes"), ["1024"]);
+        assert_eq!(get(&smallest, "dlq_source"), ["inbound.sms/3/42"]);
+    }
+
+    #[test]
+    fn a_detail_is_cut_at_its_bound_on_a_character_boundary() {
+        let long = "é".repeat(MAX_DETAIL_BYTES);
+        let dl = DeadLetter::new(&record(), DlqReason::RejectedByStore, &long, Utc::now());
+        let detail = dl.headers.iter().find(|h| h.key == "dlq_detail").unwrap().value.clone().unwrap();
+        assert!(detail.len() <= MAX_DETAIL_BYTES && detail.len() >= MAX_DETAIL_BYTES - 1, "{}", detail.len());
+        assert!(String::from_utf8(detail).is_ok());
+        let exact = "a".repeat(MAX_DETAIL_BYTES);
+        let dl = DeadLetter::new(&record(), DlqReason::RejectedByStore, &exact, Utc::now());
+        assert!(dl.headers.iter().any(|h| h.value.as_deref() == Some(exact.as_bytes())), "at the bound: kept whole");
     }
 
     #[test]

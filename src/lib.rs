@@ -19,6 +19,8 @@
 //! - [`telemetry`] and [`http`]: what operators see of a running worker
 //!   (`/metrics`, `/healthz`, `/readyz`); [`diagnose`] turns unreachable
 //!   services into sentences.
+//! - [`failure`]: the failure policy: which failures are waited out, which
+//!   retried a bounded number of times, which isolated.
 //! - [`ops`]: the operators' commands (`replay`, `dead-letters`, `redrive`).
 //! - [`config`], [`stats`], [`sample`], [`loadgen`]: settings, counters,
 //!   realistic sample traffic for the demo, synthetic traffic for load tests.
@@ -28,6 +30,7 @@ pub mod dead_letter;
 pub mod decode;
 pub mod diagnose;
 pub mod domain;
+pub mod failure;
 pub mod http;
 pub mod kafka;
 pub mod loadgen;

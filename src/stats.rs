@@ -3,10 +3,12 @@
 //! exactly one of applied, duplicate, skipped or dead-lettered.
 
 use crate::dead_letter::DlqReason;
+use crate::failure::Infra;
 use crate::placement::Rule;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// Live counters.
 #[derive(Debug, Default)]
@@ -27,6 +29,12 @@ pub struct Stats {
     shared_fell_back: AtomicU64,
     shared_batches: AtomicU64,
     shared_waiting: AtomicI64,
+    failures: Mutex<BTreeMap<&'static str, u64>>,
+    batch_splits: AtomicU64,
+    dead_letters_truncated: AtomicU64,
+    /// Partitions (`topic/partition`) waiting out an infrastructure failure
+    /// now, with its cause and since when.
+    waits: Mutex<BTreeMap<String, (Infra, Instant)>>,
 }
 
 /// How one record ended.
@@ -67,6 +75,13 @@ pub struct Snapshot {
     pub shared_batches: u64,
     /// Partition batches waiting now for a shared transaction to take them.
     pub shared_waiting: u64,
+    /// Failures that were not the infrastructure's, by class: `retry`
+    /// (cause unknown), `isolate` (the data), `panic`.
+    pub failures_by_class: BTreeMap<&'static str, u64>,
+    /// Failing batches split in two to isolate a record.
+    pub batch_splits: u64,
+    /// Dead letters the broker refused, replaced by truncated ones.
+    pub dead_letters_truncated: u64,
 }
 
 fn bump(map: &Mutex<BTreeMap<&'static str, u64>>, key: &'static str, by: u64) {
@@ -139,6 +154,45 @@ impl Stats {
         self.shared_waiting.fetch_add(by, Ordering::Relaxed);
     }
 
+    /// A failure that was not the infrastructure's, by class (`retry`,
+    /// `isolate`, `panic`: a closed set).
+    pub fn failure(&self, class: &'static str) {
+        bump(&self.failures, class, 1);
+    }
+
+    /// A failing batch was split `n` times to isolate its poison records.
+    pub fn batch_splits(&self, n: u32) {
+        self.batch_splits.fetch_add(u64::from(n), Ordering::Relaxed);
+    }
+
+    /// A dead letter was replaced by a truncated one.
+    pub fn dead_letter_truncated(&self) {
+        self.dead_letters_truncated.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `partition` (`topic/partition`) waits out an infrastructure failure
+    /// (`Some`), or no longer does (`None`).
+    pub fn waiting(&self, partition: &str, cause: Option<Infra>) {
+        if let Ok(mut waits) = self.waits.lock() {
+            match cause {
+                // The first cause and its start stay while the wait lasts.
+                Some(cause) => {
+                    waits.entry(partition.to_owned()).or_insert((cause, Instant::now())).0 = cause;
+                }
+                None => {
+                    waits.remove(partition);
+                }
+            }
+        }
+    }
+
+    /// The partitions waiting out an infrastructure failure now: each with
+    /// its cause and for how long.
+    pub fn waits(&self) -> Vec<(String, Infra, Duration)> {
+        let waits = self.waits.lock().map(|w| w.clone()).unwrap_or_default();
+        waits.into_iter().map(|(p, (cause, since))| (p, cause, since.elapsed())).collect()
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         let read = |m: &Mutex<BTreeMap<&'static str, u64>>| m.lock().map(|m| m.clone()).unwrap_or_default();
         Snapshot {
@@ -162,6 +216,9 @@ impl Stats {
             .into(),
             shared_batches: self.shared_batches.load(Ordering::Relaxed),
             shared_waiting: self.shared_waiting.load(Ordering::Relaxed).max(0) as u64,
+            failures_by_class: read(&self.failures),
+            batch_splits: self.batch_splits.load(Ordering::Relaxed),
+            dead_letters_truncated: self.dead_letters_truncated.load(Ordering::Relaxed),
         }
     }
 }

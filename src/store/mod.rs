@@ -48,6 +48,7 @@ mod snapshot_sql;
 mod writes;
 
 use crate::domain::InboundMessage;
+use crate::failure::{self, Verdict};
 use crate::placement::batch::{self, ItemResult};
 use crate::placement::{Policy, Rule};
 use sqlx::postgres::{PgConnectOptions, PgDatabaseError, PgPoolOptions};
@@ -60,34 +61,31 @@ use uuid::Uuid;
 /// The embedded migrations (`migrations/`), applied by `switchboard migrate`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// Why a store operation failed, in the terms the caller acts on.
+/// A failed store operation, with what the failure policy
+/// ([`crate::failure`]) says to do about it. On any error nothing of the
+/// batch is written.
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// Postgres unreachable, a deadlock, a lost race: retry the same batch
-    /// later; the offsets stay where they are.
-    #[error("transient store failure: {0}")]
-    Transient(#[source] sqlx::Error),
-    /// Postgres refused the data itself (invalid text, a value too large to
-    /// index): retrying cannot help, the record is dead-lettered.
-    #[error("the store refused the data: {0}")]
-    Rejected(#[source] sqlx::Error),
+#[error("{source}")]
+pub struct StoreError {
+    verdict: Verdict,
+    #[source]
+    source: sqlx::Error,
 }
 
 impl StoreError {
-    /// Classifies a sqlx error. Data exceptions (SQLSTATE class 22) and
-    /// program limits (54) are properties of the input; anything else,
-    /// including errors we did not foresee, is treated as transient, because
-    /// waiting loses nothing while a wrong dead letter loses a message.
-    pub fn classify(err: sqlx::Error) -> StoreError {
-        let code = err.as_database_error().and_then(|e| e.code()).map(|c| c.into_owned());
-        match code.as_deref() {
-            Some(code) if code.starts_with("22") || code.starts_with("54") => StoreError::Rejected(err),
-            _ => StoreError::Transient(err),
-        }
+    /// Classifies a sqlx error by the failure policy.
+    pub fn classify(source: sqlx::Error) -> StoreError {
+        StoreError { verdict: failure::of_postgres(&source), source }
     }
 
+    /// What to do about it.
+    pub fn verdict(&self) -> Verdict {
+        self.verdict
+    }
+
+    /// The infrastructure's failure: retry without end.
     pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Transient(_))
+        matches!(self.verdict, Verdict::Wait(_))
     }
 
     /// Postgres refuses to run a statement prepared on this connection
@@ -97,8 +95,7 @@ impl StoreError {
     /// message may be translated and its SQLSTATE (0A000, feature not
     /// supported) is shared with errors a retry does not mend.
     pub fn is_outdated_prepared_statement(&self) -> bool {
-        let StoreError::Transient(err) = self else { return false };
-        let Some(db) = err.as_database_error().and_then(|e| e.try_downcast_ref::<PgDatabaseError>()) else {
+        let Some(db) = self.source.as_database_error().and_then(|e| e.try_downcast_ref::<PgDatabaseError>()) else {
             return false;
         };
         db.code() == "0A000" && db.routine() == Some("RevalidateCachedQuery")

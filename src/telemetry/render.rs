@@ -4,6 +4,7 @@
 
 use super::Telemetry;
 use crate::dead_letter::DlqReason;
+use crate::failure::Infra;
 use crate::placement::Rule;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -96,6 +97,41 @@ pub(super) fn render(t: &Telemetry) -> String {
     let mut causes: BTreeMap<&'static str, u64> = [("postgres", 0), ("dead_letter_publish", 0)].into();
     causes.extend(s.retries_by_cause.iter().map(|(k, v)| (*k, *v)));
     labelled(&mut out, "switchboard_retries_total", "cause", &causes);
+
+    family(
+        &mut out,
+        "switchboard_failures_total",
+        "counter",
+        "Failed attempts that were not the infrastructure's, by class: retry (cause unknown), isolate (the data), panic.",
+    );
+    let mut classes: BTreeMap<&'static str, u64> = [("retry", 0), ("isolate", 0), ("panic", 0)].into();
+    classes.extend(s.failures_by_class.iter().map(|(k, v)| (*k, *v)));
+    labelled(&mut out, "switchboard_failures_total", "class", &classes);
+    single(
+        &mut out,
+        "switchboard_batch_splits_total",
+        "counter",
+        "Failing batches split in two to isolate the record that causes the failure.",
+        s.batch_splits,
+    );
+    single(
+        &mut out,
+        "switchboard_dead_letters_truncated_total",
+        "counter",
+        "Dead letters the broker refused for their size, replaced by truncated ones (dlq_truncated: true).",
+        s.dead_letters_truncated,
+    );
+    family(
+        &mut out,
+        "switchboard_waiting_partitions",
+        "gauge",
+        "Partitions waiting out an infrastructure failure now, by cause.",
+    );
+    let mut waiting: BTreeMap<&'static str, u64> = Infra::ALL.iter().map(|c| (c.label(), 0)).collect();
+    for (_, cause, _) in t.stats.waits() {
+        *waiting.entry(cause.label()).or_default() += 1;
+    }
+    labelled(&mut out, "switchboard_waiting_partitions", "cause", &waiting);
 
     family(
         &mut out,

@@ -72,6 +72,9 @@ pub(crate) struct BrokerState {
 /// The broker counts as reachable while its last answer is this recent.
 const BROKER_FRESH: Duration = Duration::from_secs(15);
 
+/// An infrastructure wait is a `/readyz` reason once it lasts this long.
+const WAIT_REPORTED_AFTER: Duration = Duration::from_secs(2);
+
 /// A `/readyz` verdict: ready, or the reasons not.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Readiness {
@@ -141,6 +144,13 @@ impl Telemetry {
                 }
             }
         }
+        // A wait shorter than this is a passing fault (a deadlock retried),
+        // not a reason to take the worker out of rotation.
+        for (partition, cause, since) in self.stats.waits() {
+            if since >= WAIT_REPORTED_AFTER {
+                reasons.push(format!("partition {partition} waits for {} s: {}", since.as_secs(), cause.sentence()));
+            }
+        }
         if reasons.is_empty() {
             Readiness::Ready
         } else {
@@ -193,6 +203,29 @@ mod tests {
         assert!(reasons[0].contains("t/0 stuck"), "{reasons:?}");
         t.batch_done(&key(), &[record(5)], &[Instant::now()], Duration::from_millis(1));
         t.polled(&[key()], &[(key(), Some(6), Some(6))]);
+        assert_eq!(t.readiness(Ok(())), Readiness::Ready);
+    }
+
+    #[test]
+    fn a_partition_waiting_on_the_infrastructure_says_why_once_the_wait_lasts() {
+        let stats = Arc::new(Stats::default());
+        let t = Telemetry::new(stats.clone(), Duration::from_secs(60));
+        t.broker_contact(Ok(()));
+        t.polled(&[key()], &[(key(), Some(5), Some(5))]);
+        stats.waiting("t/0", Some(crate::failure::Infra::Refused));
+        assert_eq!(t.readiness(Ok(())), Readiness::Ready, "a wait just begun is a passing fault");
+        let started = std::time::Instant::now();
+        let reasons = loop {
+            if let Readiness::NotReady(reasons) = t.readiness(Ok(())) {
+                break reasons;
+            }
+            assert!(started.elapsed() < WAIT_REPORTED_AFTER * 3, "the wait was never reported");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(reasons.len(), 1, "{reasons:?}");
+        assert!(reasons[0].starts_with("partition t/0 waits for "), "{reasons:?}");
+        assert!(reasons[0].contains("grant or ACL"), "names the cause: {reasons:?}");
+        stats.waiting("t/0", None);
         assert_eq!(t.readiness(Ok(())), Readiness::Ready);
     }
 

@@ -5,21 +5,33 @@
 //! record of the batch is durably applied or on the dead-letter topic, and
 //! its offset may be stored.
 //!
+//! Failures follow the one failure policy ([`crate::failure`]): the
+//! infrastructure's are waited out; any other failure of the batch, a panic
+//! included, is tried `worker.failure_attempts` times, then the batch is
+//! split until the record that causes it is found ([`super::isolate`]);
+//! that record alone is dead-lettered (`rejected_by_store` or `panicked`)
+//! and the others are placed.
+//!
 //! A record carrying several messages of which some are invalid (contract
 //! section 5) is both: its valid messages are placed with the batch, then
 //! the record is dead-lettered whole, as received, and counted as a dead
 //! letter. Placing first means a redrive finds those messages as duplicates.
 
 use super::coalesce::Coalescer;
-use super::retry::{self, Interrupted, RetryPolicy};
+use super::isolate;
+use super::retry::{self, Failed, Interrupted, RetryPolicy, Watcher};
+use super::test_hooks::PanicPlacing;
 use crate::dead_letter::{DeadLetter, DlqReason};
 use crate::decode::{self, DecodeError, Decoded};
+use crate::failure::{self, Infra, Verdict};
 use crate::kafka::Publisher;
 use crate::placement::Policy;
 use crate::record::SourceRecord;
 use crate::stats::{RecordEnd, Stats};
-use crate::store::{Item, Outcome, SourceRef, Store, StoreError};
+use crate::store::{Item, Outcome, SourceRef, Store};
 use crate::telemetry::record_log;
+use futures::FutureExt as _;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use tokio::sync::watch;
 use tracing::Instrument as _;
@@ -32,10 +44,15 @@ pub struct Pipeline {
     pub policy: Policy,
     pub max_record_bytes: usize,
     pub retry: RetryPolicy,
+    /// Tries of a batch, and of a lone record, that fails for a reason that
+    /// is not the infrastructure's, before it is split or dead-lettered.
+    pub failure_attempts: u32,
     pub stats: Arc<Stats>,
     /// Shares transactions between partitions whose batches are ready at
     /// once ([`super::coalesce`]); `None`: every batch alone.
     pub coalescer: Option<Coalescer>,
+    /// Tests only (`worker.test_panic_placing`).
+    pub(super) panic_placing: Option<PanicPlacing>,
 }
 
 /// A record that decoded; its messages are `items[range]` of the batch.
@@ -48,11 +65,50 @@ struct Decodable<'a> {
     invalid: Option<DecodeError>,
 }
 
+/// Reports a partition's waits and failures to the counters and the logs.
+pub(super) struct Reporter<'a> {
+    pub stats: &'a Stats,
+    /// `topic/partition`.
+    pub partition: String,
+    /// What is being tried, for the logs and the retry counter:
+    /// `postgres` or `dead_letter_publish`.
+    pub cause: &'static str,
+}
+
+impl Watcher for Reporter<'_> {
+    fn waiting(&self, cause: Option<Infra>) {
+        self.stats.waiting(&self.partition, cause);
+        if let Some(cause) = cause {
+            self.stats.retried(self.cause);
+            tracing::warn!(
+                infrastructure = cause.label(),
+                "{}: {}; the partition waits.",
+                self.what(),
+                cause.sentence()
+            );
+        }
+    }
+
+    fn failed(&self, failed: &Failed, attempt: u32, limit: u32) {
+        self.stats.failure(if failed.panicked { "panic" } else { failed.verdict.label() });
+        let next = if attempt < limit { "trying again" } else { "isolating the record that causes it" };
+        tracing::warn!(error = %failed.detail, attempt, attempts = limit, "{} failed; {next}.", self.what());
+    }
+}
+
+impl Reporter<'_> {
+    fn what(&self) -> &'static str {
+        match self.cause {
+            "dead_letter_publish" => "Publishing a dead letter",
+            _ => "Placing a batch",
+        }
+    }
+}
+
 impl Pipeline {
     /// Processes `records` (one partition, offset order, `bytes` as the
     /// buffer counts them). Returns `Err(Interrupted)` only when asked to
-    /// stop while waiting out a transient failure; then nothing may be
-    /// marked done.
+    /// stop while waiting out a failure; then nothing may be marked done.
     pub async fn process(
         &self,
         records: &[SourceRecord],
@@ -63,72 +119,68 @@ impl Pipeline {
         let mut decodable = Vec::new();
         let mut items = Vec::new();
         for record in records {
-            match decode::decode(record, self.max_record_bytes) {
+            match self.decode(record) {
                 Ok(decoded) => decodable.push(self.prepare(record, decoded, &mut items)),
-                Err(e) => dead.push(DeadLetter::new(record, e.reason, &e.detail, chrono::Utc::now())),
+                Err(letter) => dead.push((record.offset, letter)),
             }
         }
 
         let items = Arc::new(items);
+        // The test hook panics only where this pipeline places.
+        let hooked = self.panic_placing.as_ref().is_some_and(|hook| hook.holds(items.iter()));
         let shared = match &self.coalescer {
-            Some(coalescer) if !items.is_empty() => coalescer.place(items.clone(), records.len(), bytes).await,
+            Some(coalescer) if !items.is_empty() && !hooked => {
+                coalescer.place(items.clone(), records.len(), bytes).await
+            }
             _ => None,
         };
-        let placed = match shared {
-            Some(outcomes) => Ok(outcomes),
-            None => self.apply(&items.iter().collect::<Vec<_>>(), stop).await?,
-        };
-        let mut ends = Vec::new();
-        match placed {
-            Ok(outcomes) => {
+        let ends = match shared {
+            Some(outcomes) => {
                 let mut outcomes = outcomes.into_iter();
-                for d in &decodable {
-                    let mine: Vec<Outcome> = outcomes.by_ref().take(d.range.len()).collect();
-                    ends.push(self.account(d, &mine));
-                    dead.extend(partly_invalid(d));
-                }
+                decodable.iter().map(|d| Ok(outcomes.by_ref().take(d.range.len()).collect())).collect()
             }
-            // One record's data poisons the whole transaction: find it by
-            // placing the records one at a time.
-            Err(StoreError::Rejected(_)) => {
-                for d in &decodable {
-                    match self.apply(&items[d.range.clone()].iter().collect::<Vec<_>>(), stop).await? {
-                        Ok(outcomes) => {
-                            ends.push(self.account(d, &outcomes));
-                            dead.extend(partly_invalid(d));
-                        }
-                        Err(e) => {
-                            let mut detail = format!("Postgres refused the record's data: {}", root_cause(&e));
-                            if let Some(invalid) = &d.invalid {
-                                detail = format!("{detail} Besides, {}", invalid.detail);
-                            }
-                            dead.push(DeadLetter::new(
-                                d.record,
-                                DlqReason::RejectedByStore,
-                                &detail,
-                                chrono::Utc::now(),
-                            ));
-                        }
-                    }
+            None => self.settle(&decodable, &items, stop).await?,
+        };
+        let mut record_ends = Vec::new();
+        for (d, end) in decodable.iter().zip(ends) {
+            match end {
+                Ok(outcomes) => {
+                    record_ends.extend(self.account(d, &outcomes));
+                    dead.extend(partly_invalid(d).map(|l| (d.record.offset, l)));
                 }
-            }
-            Err(StoreError::Transient(_)) => {
-                unreachable!("apply retries transient errors until they clear")
+                Err(failed) => dead.push((d.record.offset, isolated(d, &failed))),
             }
         }
-
-        for letter in &dead {
+        // Dead letters go out in the order of their records.
+        dead.sort_by_key(|(offset, _)| *offset);
+        for (_, letter) in &dead {
             self.dead_letter(letter, stop).await?;
         }
         // A record dead-lettered for invalid items ends as a dead letter,
         // not also as applied: every record ends exactly one way.
-        for end in ends.into_iter().flatten() {
+        for end in record_ends {
             self.stats.record_ended(end);
         }
-        for letter in &dead {
+        for (_, letter) in &dead {
             self.stats.record_ended(RecordEnd::DeadLettered(letter.reason));
         }
         Ok(())
+    }
+
+    /// Decodes a record, or says why it is dead-lettered. A panic in a
+    /// decoder is the record's: decoding is pure, so it would panic again.
+    fn decode(&self, record: &SourceRecord) -> Result<Decoded, DeadLetter> {
+        let decoded = std::panic::catch_unwind(AssertUnwindSafe(|| decode::decode(record, self.max_record_bytes)));
+        let now = chrono::Utc::now();
+        match decoded {
+            Ok(Ok(decoded)) => Ok(decoded),
+            Ok(Err(e)) => Err(DeadLetter::new(record, e.reason, &e.detail, now)),
+            Err(panic) => {
+                self.stats.failure("panic");
+                let detail = format!("Decoding the record panicked: {}", failure::panic_message(panic.as_ref()));
+                Err(DeadLetter::new(record, DlqReason::Panicked, &detail, now))
+            }
+        }
     }
 
     /// Appends the record's messages to the batch's `items`.
@@ -140,39 +192,69 @@ impl Pipeline {
         Decodable { record, range: start..items.len(), skipped: decoded.skipped, invalid }
     }
 
-    /// Places items, waiting out transient failures.
-    async fn apply(
+    /// Places the decodable records' items alone (not shared), isolating
+    /// any record that makes placing fail: one entry per decodable record.
+    async fn settle(
         &self,
-        items: &[&Item],
+        decodable: &[Decodable<'_>],
+        items: &[Item],
         stop: &watch::Receiver<bool>,
-    ) -> Result<Result<Vec<Outcome>, StoreError>, Interrupted> {
-        if items.is_empty() {
-            return Ok(Ok(Vec::new()));
-        }
-        let what = items
-            .first()
-            .map_or_else(String::new, |i| format!("Placing a batch from {}/{}", i.source.topic, i.source.partition));
-        retry::until_done(
-            self.retry,
-            stop,
-            &what,
-            StoreError::is_transient,
-            || self.stats.retried("postgres"),
-            || self.store.apply_batch(items, &self.policy),
-        )
-        // Retry warnings carry the partition and the cause as fields.
-        .instrument(record_log::retry_span(
-            items.first().map_or("", |i| &i.source.topic),
-            items.first().map(|i| i.source.partition),
-            "postgres",
-        ))
-        .await
-        .map(|placed| {
-            placed.map(|p| {
-                self.stats.batch_effects(&p.effects);
-                p.outcomes
-            })
+    ) -> Result<Vec<Result<Vec<Outcome>, Failed>>, Interrupted> {
+        let Some(first) = items.first() else {
+            return Ok(decodable.iter().map(|_| Ok(Vec::new())).collect());
+        };
+        let reporter = Reporter {
+            stats: &self.stats,
+            partition: format!("{}/{}", first.source.topic, first.source.partition),
+            cause: "postgres",
+        };
+        let span = record_log::retry_span(&first.source.topic, Some(first.source.partition), "postgres");
+        let sizes: Vec<usize> = decodable.iter().map(|d| d.range.len()).collect();
+        let started = std::time::Instant::now();
+        let settled = isolate::settle(&sizes, self.failure_attempts, |units, limit| {
+            let part: Vec<&Item> = decodable[units].iter().flat_map(|d| &items[d.range.clone()]).collect();
+            let reporter = &reporter;
+            async move {
+                if part.is_empty() {
+                    return Ok(Ok(Vec::new()));
+                }
+                retry::attempts(self.retry, stop, limit, reporter, || self.place_once(&part)).await
+            }
         })
+        .instrument(span)
+        .await?;
+        if settled.splits > 0 {
+            self.stats.batch_splits(settled.splits);
+            let isolated = settled.ends.iter().filter(|e| e.is_err()).count();
+            // How long the poison held its partition, waits for the
+            // infrastructure included (docs/reliability.md).
+            let held_ms = started.elapsed().as_millis() as u64;
+            tracing::warn!(partition = %reporter.partition, splits = settled.splits, isolated, held_ms, "A failing batch was split to isolate the records that cause it.");
+        }
+        Ok(settled.ends)
+    }
+
+    /// One attempt to place `items` in one transaction, a panic caught and
+    /// classed like any failure.
+    async fn place_once(&self, items: &[&Item]) -> Result<Vec<Outcome>, Failed> {
+        let placing = async {
+            if let Some(hook) = &self.panic_placing {
+                hook.check(items);
+            }
+            self.store.apply_batch(items, &self.policy).await
+        };
+        match AssertUnwindSafe(placing).catch_unwind().await {
+            Ok(Ok(placed)) => {
+                self.stats.batch_effects(&placed.effects);
+                Ok(placed.outcomes)
+            }
+            Ok(Err(e)) => Err(Failed { verdict: e.verdict(), detail: failure::root_cause(&e), panicked: false }),
+            // A panic may be deterministic (a bug the data triggers) or not:
+            // a bounded number of tries, then isolation.
+            Err(panic) => {
+                Err(Failed { verdict: Verdict::Retry, detail: failure::panic_message(panic.as_ref()), panicked: true })
+            }
+        }
     }
 
     /// How a decodable record ended, given its messages' outcomes; `None`
@@ -210,26 +292,6 @@ impl Pipeline {
             }
         })
     }
-
-    async fn dead_letter(&self, letter: &DeadLetter, stop: &watch::Receiver<bool>) -> Result<(), Interrupted> {
-        record_log::dead_lettered(letter);
-        let published = retry::until_done(
-            self.retry,
-            stop,
-            "Publishing a dead letter",
-            |_| true,
-            || self.stats.retried("dead_letter_publish"),
-            || self.publisher.publish(&self.dlq_topic, letter.key.as_deref(), letter.value.as_deref(), &letter.headers),
-        )
-        .instrument({
-            let (topic, partition, _) = record_log::source_parts(&letter.source);
-            record_log::retry_span(topic, partition, "dead_letter_publish")
-        })
-        .await?;
-        // Every publish error is retried, so only success gets here.
-        debug_assert!(published.is_ok());
-        Ok(())
-    }
 }
 
 /// The dead letter of a record whose valid messages were placed but some
@@ -238,11 +300,17 @@ fn partly_invalid(d: &Decodable<'_>) -> Option<DeadLetter> {
     d.invalid.as_ref().map(|e| DeadLetter::new(d.record, e.reason, &e.detail, chrono::Utc::now()))
 }
 
-/// The innermost message of an error chain: Postgres's own words.
-fn root_cause(e: &dyn std::error::Error) -> String {
-    let mut current = e;
-    while let Some(next) = current.source() {
-        current = next;
+/// The dead letter of a record isolated as the cause of a failing batch.
+fn isolated(d: &Decodable<'_>, failed: &Failed) -> DeadLetter {
+    let (reason, mut detail) = if failed.panicked {
+        (DlqReason::Panicked, format!("Placing the record panicked on every attempt: {}", failed.detail))
+    } else if failed.verdict == Verdict::Isolate {
+        (DlqReason::RejectedByStore, format!("Postgres refused the record's data: {}", failed.detail))
+    } else {
+        (DlqReason::RejectedByStore, format!("Placing the record failed on every attempt: {}", failed.detail))
+    };
+    if let Some(invalid) = &d.invalid {
+        detail = format!("{detail} Besides, {}", invalid.detail);
     }
-    current.to_string()
+    DeadLetter::new(d.record, reason, &detail, chrono::Utc::now())
 }

@@ -10,7 +10,11 @@
 //! - [`handover`]: rebalances; a revoked partition's batch finishes (or is
 //!   abandoned at `drain_timeout`) before its new owner reads it.
 //! - [`end`]: `--stop-at-end`, over every partition of the input topics.
-//! - [`batch`] and [`retry`]: one batch step and the wait on transient failures.
+//! - [`batch`] and [`retry`]: one batch step, and trying again as the failure
+//!   policy ([`crate::failure`]) says.
+//! - [`isolate`]: a batch that keeps failing is split to find the record
+//!   that causes it; [`dead_letters`]: publishing dead letters, truncated
+//!   when the broker refuses them for their size.
 //! - [`coalesce`]: batches of several partitions ready at once share a transaction.
 //! - [`lock_budget`]: batches cut so the pool never exhausts Postgres's lock table.
 //!
@@ -21,14 +25,17 @@ mod allocator;
 mod batch;
 mod buffer;
 mod coalesce;
+mod dead_letters;
 mod end;
 mod handover;
+mod isolate;
 mod lifecycle;
 mod lock_budget;
 mod partition;
 mod partitions;
 mod reader;
 mod retry;
+mod test_hooks;
 
 pub use batch::Pipeline;
 pub use lifecycle::{Lifecycle, PartitionView};
@@ -157,9 +164,14 @@ pub async fn run_observed(
         policy,
         max_record_bytes: w.max_record_bytes,
         retry: RetryPolicy { initial: w.retry_initial, max: w.retry_max },
+        failure_attempts: w.failure_attempts.max(1),
         stats: stats.clone(),
         coalescer,
+        panic_placing: test_hooks::PanicPlacing::parse(&w.test_panic_placing),
     });
+    if pipeline.panic_placing.is_some() {
+        tracing::warn!(at = %w.test_panic_placing, "worker.test_panic_placing is set: placing that record panics, for a test.");
+    }
     // Deduplicated: two channels may share a topic.
     let mut topics = settings.kafka.topics.inputs().to_vec();
     topics.sort_unstable();

@@ -1,7 +1,11 @@
-//! Waiting out transient failures: exponential backoff, forever, unless the
-//! worker is asked to stop, in which case the work is abandoned unfinished
-//! (its offsets are not stored, so it is redelivered later).
+//! Trying work again, as the failure policy ([`crate::failure`]) says: the
+//! infrastructure's failures are waited out with exponential backoff and
+//! without end (unless the worker is asked to stop: then the work is
+//! abandoned unfinished and its offsets are not stored, so it is
+//! redelivered); any other failure is tried a bounded number of times and
+//! then handed back, for the caller to isolate.
 
+use crate::failure::{Infra, Verdict};
 use backoff::backoff::Backoff;
 use backoff::ExponentialBackoffBuilder;
 use std::future::Future;
@@ -20,20 +24,39 @@ pub struct RetryPolicy {
     pub max: Duration,
 }
 
-/// Runs `attempt` until it returns `Ok` or a permanent error; transient
-/// errors (per `is_transient`) are logged, counted via `on_retry`, and retried.
-pub async fn until_done<T, E, F, Fut>(
+/// One failed attempt, as the policy classed it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Failed {
+    pub verdict: Verdict,
+    /// For a person: the service's own words, or the panic's message.
+    pub detail: String,
+    /// The attempt panicked (dead-lettered as `panicked`, not
+    /// `rejected_by_store`).
+    pub panicked: bool,
+}
+
+/// What the attempts loop reports while it runs.
+pub(super) trait Watcher {
+    /// The infrastructure failed (`Some`) and the work waits, or the wait
+    /// is over (`None`).
+    fn waiting(&self, cause: Option<Infra>);
+    /// A failure that was not the infrastructure's; `attempt` of `limit`.
+    fn failed(&self, failed: &Failed, attempt: u32, limit: u32);
+}
+
+/// Runs `attempt` until it succeeds, waiting out the infrastructure's
+/// failures for as long as they last, and returning any other failure
+/// once it has happened `limit` times (an [`Verdict::Isolate`] one at once).
+pub(super) async fn attempts<T, F, Fut>(
     policy: RetryPolicy,
     stop: &watch::Receiver<bool>,
-    what: &str,
-    is_transient: impl Fn(&E) -> bool,
-    on_retry: impl Fn(),
+    limit: u32,
+    watcher: &impl Watcher,
     mut attempt: F,
-) -> Result<Result<T, E>, Interrupted>
+) -> Result<Result<T, Failed>, Interrupted>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, E>>,
-    E: std::fmt::Display,
+    Fut: Future<Output = Result<T, Failed>>,
 {
     let mut backoff = ExponentialBackoffBuilder::new()
         .with_initial_interval(policy.initial)
@@ -41,79 +64,53 @@ where
         .with_max_elapsed_time(None)
         .build();
     let mut stop = stop.clone();
+    let mut failures = 0;
+    let mut waiting = false;
+    // Whatever ends or interrupts a wait reports it over.
+    let wait_over = |waiting: &mut bool| {
+        if std::mem::take(waiting) {
+            watcher.waiting(None);
+        }
+    };
     loop {
-        match attempt().await {
-            Err(e) if is_transient(&e) => {
-                let wait = backoff.next_backoff().unwrap_or(policy.max);
-                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "{what} failed; retrying.");
-                on_retry();
-                if *stop.borrow() {
-                    return Err(Interrupted);
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = stop.wait_for(|s| *s) => return Err(Interrupted),
+        let failed = match attempt().await {
+            Ok(done) => {
+                wait_over(&mut waiting);
+                return Ok(Ok(done));
+            }
+            Err(failed) => failed,
+        };
+        match failed.verdict {
+            Verdict::Wait(cause) => {
+                waiting = true;
+                watcher.waiting(Some(cause));
+            }
+            Verdict::Isolate => {
+                wait_over(&mut waiting);
+                return Ok(Err(failed));
+            }
+            Verdict::Retry => {
+                wait_over(&mut waiting);
+                failures += 1;
+                watcher.failed(&failed, failures, limit);
+                if failures >= limit {
+                    return Ok(Err(failed));
                 }
             }
-            other => return Ok(other),
+        }
+        let wait = backoff.next_backoff().unwrap_or(policy.max);
+        tracing::debug!(error = %failed.detail, retry_in_ms = wait.as_millis() as u64, "Trying again after a pause.");
+        let interrupted = *stop.borrow()
+            || tokio::select! {
+                _ = tokio::time::sleep(wait) => false,
+                _ = stop.wait_for(|s| *s) => true,
+            };
+        if interrupted {
+            wait_over(&mut waiting);
+            return Err(Interrupted);
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::atomic::{AtomicU32, Ordering};
-
-    #[tokio::test(start_paused = true)]
-    async fn transient_failures_are_retried_until_success() {
-        let (_tx, rx) = watch::channel(false);
-        let calls = AtomicU32::new(0);
-        let retries = AtomicU32::new(0);
-        let policy = RetryPolicy { initial: Duration::from_millis(10), max: Duration::from_secs(1) };
-        let result = until_done(
-            policy,
-            &rx,
-            "test",
-            |_: &String| true,
-            || {
-                retries.fetch_add(1, Ordering::Relaxed);
-            },
-            || {
-                let n = calls.fetch_add(1, Ordering::Relaxed);
-                async move {
-                    if n < 5 {
-                        Err(format!("down {n}"))
-                    } else {
-                        Ok(n)
-                    }
-                }
-            },
-        )
-        .await;
-        assert_eq!(result, Ok(Ok(5)));
-        assert_eq!(retries.load(Ordering::Relaxed), 5);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_permanent_error_is_returned_at_once() {
-        let (_tx, rx) = watch::channel(false);
-        let policy = RetryPolicy { initial: Duration::from_millis(10), max: Duration::from_secs(1) };
-        let result: Result<Result<(), String>, _> =
-            until_done(policy, &rx, "test", |_| false, || {}, || async { Err("bad".to_owned()) }).await;
-        assert_eq!(result, Ok(Err("bad".to_owned())));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_stop_request_ends_the_wait_without_a_result() {
-        let (tx, rx) = watch::channel(false);
-        let policy = RetryPolicy { initial: Duration::from_secs(60), max: Duration::from_secs(60) };
-        let waiting = tokio::spawn(async move {
-            until_done(policy, &rx, "test", |_: &String| true, || {}, || async { Err::<(), _>("down".to_owned()) })
-                .await
-        });
-        tokio::task::yield_now().await;
-        tx.send(true).unwrap();
-        assert_eq!(waiting.await.unwrap(), Err(Interrupted));
-    }
-}
+mod tests;

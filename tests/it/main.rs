@@ -17,6 +17,7 @@ mod handover;
 mod harness;
 mod head_of_line;
 mod hostile;
+mod isolation;
 mod lifecycle;
 mod load;
 mod lock_budget;

@@ -1,0 +1,78 @@
+//! Publishing a dead letter, whatever the broker says. The infrastructure's
+//! failures are waited out (the partition's offsets do not move until the
+//! letter is on the broker); a letter the broker refuses for good (larger
+//! than the dead-letter topic's `max.message.bytes`, or refused on every
+//! attempt for a reason nobody foresaw) is replaced by a smaller one that
+//! says so (`dlq_truncated: true`, the first bytes of the value,
+//! [`crate::dead_letter::TRUNCATION_STEPS`]). When even the smallest, the
+//! `dlq_*` headers alone, is refused, the topic itself is wrong: the
+//! partition waits for the operator, and `/readyz` says so.
+
+use super::batch::{Pipeline, Reporter};
+use super::retry::{self, Failed, Interrupted};
+use crate::dead_letter::{DeadLetter, TRUNCATION_STEPS};
+use crate::failure::{self, Infra, PublishVerdict, Verdict};
+use crate::telemetry::record_log;
+use std::borrow::Cow;
+use tokio::sync::watch;
+use tracing::Instrument as _;
+
+impl Pipeline {
+    /// Publishes `letter`, or a truncated stand-in the broker takes.
+    pub(super) async fn dead_letter(
+        &self,
+        letter: &DeadLetter,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<(), Interrupted> {
+        record_log::dead_lettered(letter);
+        let (topic, partition, _) = record_log::source_parts(&letter.source);
+        let reporter = Reporter {
+            stats: &self.stats,
+            partition: format!("{topic}/{}", partition.map_or_else(String::new, |p| p.to_string())),
+            cause: "dead_letter_publish",
+        };
+        let span = record_log::retry_span(topic, partition, "dead_letter_publish");
+        let mut current = Cow::Borrowed(letter);
+        let mut steps = TRUNCATION_STEPS.iter();
+        loop {
+            let last = steps.len() == 0;
+            let published =
+                retry::attempts(self.retry, stop, self.failure_attempts, &reporter, || self.publish(&current, last))
+                    .instrument(span.clone())
+                    .await?;
+            let refused = match published {
+                Ok(()) => return Ok(()),
+                Err(refused) => refused,
+            };
+            // Only a refusal of the smallest letter gets here with no step
+            // left, and that one is waited out above.
+            let Some(&(value_bytes, keep_headers)) = steps.next() else { return Ok(()) };
+            tracing::warn!(
+                source = %letter.source,
+                error = %refused.detail,
+                value_bytes,
+                keep_headers,
+                "The dead-letter topic refused a dead letter; publishing a truncated one instead."
+            );
+            self.stats.dead_letter_truncated();
+            current = Cow::Owned(letter.truncated(value_bytes, keep_headers));
+        }
+    }
+
+    /// One attempt to publish `letter`. With `last`, any refusal that is
+    /// not an outage is the dead-letter topic's: waited out.
+    async fn publish(&self, letter: &DeadLetter, last: bool) -> Result<(), Failed> {
+        let published = self
+            .publisher
+            .publish(&self.dlq_topic, letter.key.as_deref(), letter.value.as_deref(), &letter.headers)
+            .await;
+        let Err(e) = published else { return Ok(()) };
+        let verdict = match failure::of_kafka(&e.source) {
+            PublishVerdict::Is(Verdict::Wait(cause)) => Verdict::Wait(cause),
+            _ if last => Verdict::Wait(Infra::DeadLetterTopic),
+            PublishVerdict::TooLarge => Verdict::Isolate,
+            PublishVerdict::Is(other) => other,
+        };
+        Err(Failed { verdict, detail: e.to_string(), panicked: false })
+    }
+}
