@@ -15,7 +15,8 @@ Phases, each on the same traffic:
 
 Prints a table and writes every figure to a JSON file. `--growth` sweeps
 partitions, batch size and email size instead; `--latency-at` measures only
-the latency phase, at the steady rates given.
+the latency phase, at the steady rates given; `--poison` measures how long
+one record that makes placing fail on every attempt holds its partition.
 """
 import argparse
 import json
@@ -264,6 +265,40 @@ class Bench:
         Path(a.json).write_text(json.dumps({"latency_at": rows, "mix": a.mix}, indent=2))
         print(f"bench: figures written to {a.json}")
 
+    def poison(self):
+        """One partition of SMS, one record in it panicking on every placing
+        attempt (`worker.test_panic_placing`): the time the isolation held
+        the partition (the worker's `held_ms`), and the whole run against
+        the same records with no poison, in one run of this script."""
+        a = self.args
+        self.prepare()
+        rows = {}
+        for name in ("clean", "poisoned"):
+            prefix, db = f"{self.run_id}{name}", self.database(f"{self.run_id}_{name}")
+            self.topics(prefix, db, partitions=1)
+            cmd = [self.bin, "load", "--records", str(a.records), "--seed", "5", "--mix", "sms=100"]
+            subprocess.run(cmd, env=self.env(db, prefix), cwd=ROOT, check=True, capture_output=True)
+            # The middle of the first full batch.
+            offset = min(a.batch, a.records) // 2
+            extra = {"SWITCHBOARD_LOG_FORMAT": "json"}
+            if name == "poisoned":
+                extra["SWITCHBOARD__WORKER__TEST_PANIC_PLACING"] = f"{prefix}.sms/0/{offset}"
+            log = f"/tmp/{self.run_id}_{name}.log"
+            wall, _, counters = self.run_worker(db, prefix, f"{prefix}-g", extra, log=log)
+            held = [json.loads(line).get("held_ms") for line in Path(log).read_text().splitlines()
+                    if "isolate the records" in line]
+            rows[name] = {"wall_s": round(wall, 2), "records": counters["records"],
+                          "dead_lettered": counters["records_dead_lettered"], "splits": counters.get("batch_splits", 0),
+                          "held_ms": held[0] if held else None}
+            self.drop(db)
+        c, p = rows["clean"], rows["poisoned"]
+        print(f"clean:    {c['records']:,} records in {c['wall_s']} s")
+        print(f"poisoned: {p['records']:,} records in {p['wall_s']} s, {p['dead_lettered']} dead-lettered, "
+              f"{p['splits']} splits; the poison held its partition {p['held_ms']} ms "
+              f"(batches of {a.batch}, worker.failure_attempts 3)")
+        Path(a.json).write_text(json.dumps({"poison": rows, "batch_max_records": a.batch}, indent=2))
+        print(f"bench: figures written to {a.json}")
+
     def main(self):
         a = self.args
         self.prepare()
@@ -356,6 +391,8 @@ def parse():
                         "email size (issue 11, item 4)")
     p.add_argument("--latency-at", type=lambda text: [int(r) for r in text.split(",")], metavar="RATES",
                    help="only the latency phase, at each of these steady rates (records/s, comma-separated)")
+    p.add_argument("--poison", action="store_true",
+                   help="only: how long one record that makes placing panic on every attempt holds its partition")
     p.add_argument("--debug-build", action="store_true",
                    help="use the debug build (CI's smoke run, so the benchmark cannot rot; figures mean nothing)")
     return p.parse_args()
@@ -368,6 +405,8 @@ if __name__ == "__main__":
             bench.latency_sweep()
         elif bench.args.growth:
             bench.growth()
+        elif bench.args.poison:
+            bench.poison()
         else:
             bench.main()
     finally:
