@@ -157,8 +157,11 @@ pub fn of_sqlstate(code: &str) -> Verdict {
         // insufficient_privilege (a grant); the database does not exist.
         ("28", _) | (_, "42501" | "3D000") => Verdict::Wait(Infra::Refused),
         // undefined_table, undefined_column, undefined_function,
-        // invalid_schema_name: the schema is behind the worker.
-        (_, "42P01" | "42703" | "42883" | "3F000") => Verdict::Wait(Infra::Schema),
+        // undefined_object, invalid_schema_name, and an ON CONFLICT with no
+        // unique index to match (invalid_column_reference): the schema is
+        // behind the worker. Never the data's doing, and dead-lettering
+        // everything read during a rolling upgrade would be far worse.
+        (_, "42P01" | "42703" | "42883" | "42704" | "42P10" | "3F000") => Verdict::Wait(Infra::Schema),
         // disk_full, too_many_connections, configuration_limit_exceeded.
         (_, "53100" | "53300" | "53400") => Verdict::Wait(Infra::Exhausted),
         // data_exception (invalid text, a NUL byte, out-of-range values) and

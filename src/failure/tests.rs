@@ -26,7 +26,7 @@ fn a_refused_credential_grant_or_database_waits_for_the_operator() {
 
 #[test]
 fn a_schema_behind_the_worker_waits_for_migrate() {
-    for code in ["42P01", "42703", "42883", "3F000"] {
+    for code in ["42P01", "42703", "42883", "42704", "42P10", "3F000"] {
         assert_eq!(of_sqlstate(code), Verdict::Wait(Infra::Schema), "{code}");
     }
 }

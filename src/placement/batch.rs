@@ -228,7 +228,9 @@ pub fn plan_batch(
             }
         }
         for from in &placement.related_from {
-            if related.insert((*from, conversation_id)) {
+            // A to B and B to A are one link (I5): two parents in one batch
+            // whose replies sit in each other's conversations link them once.
+            if related.insert(unordered(*from, conversation_id)) {
                 let status = snapshot.conversations.get(from).map_or(Status::Open, |r| r.conversation.status);
                 plan.links.push(LinkRow {
                     from: *from,
@@ -289,6 +291,16 @@ fn link_siblings(snapshot: &Snapshot, external_id: &str, cause: Uuid, plan: &mut
     for (from, to) in wanted {
         let status = holders.iter().find(|h| h.conversation_id == from).map_or(Status::Open, |h| h.status);
         plan.links.push(LinkRow { from, to, kind: "related", cause, event: Some(status), sibling: true });
+    }
+}
+
+/// A pair of conversations in a fixed order, for links that count the same
+/// both ways.
+fn unordered(a: Uuid, b: Uuid) -> (Uuid, Uuid) {
+    if a <= b {
+        (a, b)
+    } else {
+        (b, a)
     }
 }
 

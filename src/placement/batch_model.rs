@@ -113,14 +113,28 @@ impl Db {
                 self.sibling_only.remove(link);
             }
         }
-        for l in &plan.links {
-            let inserted = self.links.insert((l.from, l.to, l.kind));
-            if l.kind == "related" {
-                if inserted && l.sibling {
-                    self.sibling_only.insert((l.from, l.to));
-                } else if !l.sibling {
-                    self.sibling_only.remove(&(l.from, l.to));
+        // As the store's upsert: a related link stored either way is the
+        // same link (I5); within a batch, the one another rule wants wins.
+        let mut links: Vec<&LinkRow> = plan.links.iter().collect();
+        links.sort_by_key(|l| l.sibling);
+        for l in links {
+            if l.kind != "related" {
+                self.links.insert((l.from, l.to, l.kind));
+                continue;
+            }
+            let stored =
+                [(l.from, l.to), (l.to, l.from)].into_iter().find(|(a, b)| self.links.contains(&(*a, *b, "related")));
+            match stored {
+                None => {
+                    self.links.insert((l.from, l.to, "related"));
+                    if l.sibling {
+                        self.sibling_only.insert((l.from, l.to));
+                    }
                 }
+                Some(pair) if !l.sibling => {
+                    self.sibling_only.remove(&pair);
+                }
+                Some(_) => {}
             }
         }
     }

@@ -169,7 +169,20 @@ impl Db {
             .iter()
             .map(|(id, r)| (name(id), (r.conversation.status, r.merged_into.as_ref().map(name))))
             .collect();
-        let links = self.links.iter().map(|(a, b, k)| (name(a), name(b), *k)).collect();
+        // A related link's direction is whichever was stored first (I5
+        // counts a pair once either way): compared as an unordered pair.
+        let links = self
+            .links
+            .iter()
+            .map(|(a, b, k)| {
+                let (a, b) = (name(a), name(b));
+                if *k == "related" && b < a {
+                    (b, a, *k)
+                } else {
+                    (a, b, *k)
+                }
+            })
+            .collect();
         (messages, convs, links)
     }
 
@@ -189,7 +202,11 @@ impl Db {
         let called_for = self.sibling_links_called_for();
         let related: BTreeSet<(Uuid, Uuid)> =
             self.links.iter().filter(|l| l.2 == "related").map(|l| (l.0, l.1)).collect();
-        let missing: Vec<_> = called_for.difference(&related).collect();
+        // I5 both ways: no pair is linked A to B and B to A.
+        let reversed: Vec<_> = related.iter().filter(|(a, b)| a < b && related.contains(&(*b, *a))).collect();
+        prop_assert!(reversed.is_empty(), "I5: pairs linked both ways: {reversed:?}");
+        let missing: Vec<_> =
+            called_for.iter().filter(|(a, b)| !related.contains(&(*a, *b)) && !related.contains(&(*b, *a))).collect();
         prop_assert!(missing.is_empty(), "I5: sibling links missing: {missing:?}");
         let unexplained: Vec<_> = self.sibling_only.difference(&called_for).collect();
         prop_assert!(unexplained.is_empty(), "I5: sibling links no Message-ID calls for: {unexplained:?}");

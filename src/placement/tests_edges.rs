@@ -109,3 +109,36 @@ fn r4_a_receive_time_ahead_of_the_processing_clock_is_capped_at_the_clock() {
     let p = placed(place(&m, &facts, &Policy::default(), now()));
     assert_eq!(p.rule, Rule::NewFollowUp);
 }
+
+#[test]
+fn i5_two_parents_in_one_batch_whose_replies_sit_in_each_others_conversations_link_them_once() {
+    use super::batch::{plan_batch, ConversationRow, Snapshot};
+    use crate::domain::ExternalId;
+    // Replies to p-1 were stored first in A, then in B; replies to p-2
+    // first in B, then in A. R1r places p-1 with A (linking B to it) and
+    // p-2 with B (linking A to it): one pair, which I5 links once.
+    let (a, b) = (conv(1, Status::Open), conv(2, Status::Open));
+    let parent = |id: &str| {
+        let mut m = msg(Channel::Email);
+        m.external_id = ExternalId::parse(id).unwrap();
+        m
+    };
+    let (p1, p2) = (parent("p-1"), parent("p-2"));
+    let key = |id: &str| (Channel::Email, p1.endpoint.to_string(), id.to_owned());
+    let snapshot = Snapshot {
+        now: now(),
+        conversations: [a, b].map(|c| (c.id, ConversationRow { conversation: c, merged_into: None })).into(),
+        replies: [(key("p-1"), vec![a.id, b.id]), (key("p-2"), vec![b.id, a.id])].into(),
+        ..Snapshot::default()
+    };
+    let mut n = 100;
+    let plan = plan_batch(&[&p1, &p2], snapshot, &Policy::default(), || {
+        n += 1;
+        Uuid::from_u128(n)
+    });
+    let related: Vec<(Uuid, Uuid)> =
+        plan.links.iter().filter(|l| l.kind == "related").map(|l| (l.from, l.to)).collect();
+    assert_eq!(related, [(b.id, a.id)], "the first parent's link only; the reverse is the same pair");
+    let landed: Vec<Uuid> = plan.messages.iter().map(|m| m.conversation_id).collect();
+    assert_eq!(landed, [a.id, b.id], "each parent still joins its earliest reply's conversation");
+}

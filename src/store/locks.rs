@@ -53,9 +53,11 @@ pub(super) fn pair_key(channel: &str, endpoint: &str, contact: &str) -> i64 {
 
 /// The key of a `related` link, taken before a link is inserted or a stale
 /// sibling link deleted, so that deciding "no Message-ID needs it any more"
-/// cannot race with a batch that needs it again.
+/// cannot race with a batch that needs it again. One key for both
+/// directions: A to B and B to A are the same link (I5).
 pub(super) fn link_key(from: uuid::Uuid, to: uuid::Uuid) -> i64 {
-    key(&["related-link", &from.to_string(), &to.to_string()])
+    let (low, high) = if from <= to { (from, to) } else { (to, from) };
+    key(&["related-link", &low.to_string(), &high.to_string()])
 }
 
 /// A 64-bit key from the SHA-256 of the parts. Collisions only make two

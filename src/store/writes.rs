@@ -335,32 +335,44 @@ async fn relink(tx: &mut Transaction<'_, Postgres>, plan: &BatchPlan) -> Result<
     let causes: Vec<Uuid> = l.iter().map(|l| l.cause).collect();
     let statuses: Vec<Option<&str>> = l.iter().map(|l| l.event.map(Status::as_str)).collect();
     let sibling: Vec<bool> = l.iter().map(|l| l.sibling).collect();
-    // A link another rule also calls for stops being R7's alone; `xmax = 0`
-    // tells a row this statement inserted from one it only updated, and
-    // only inserted links are audited.
+    // A link another rule also calls for stops being R7's alone. A `related`
+    // link and its reverse are one link (I5): the batch wants each pair
+    // once, and a pair stored either way is not inserted again (the link
+    // locks above make that check exact; migration 20261206000000 makes
+    // the store refuse it too). Written without naming a conflict target,
+    // so a worker runs on the schema before that migration as well.
     sqlx::query_as::<_, (String, i64)>(
         "WITH wanted AS (
-             SELECT DISTINCT ON (from_id, to_id, kind) * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::text[], $6::bool[])
+             SELECT DISTINCT ON (LEAST(from_id, to_id), GREATEST(from_id, to_id), kind) *
+             FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::text[], $6::bool[])
                     WITH ORDINALITY AS w(from_id, to_id, kind, cause, status, sibling, n)
-             ORDER BY from_id, to_id, kind, sibling, n
+             ORDER BY LEAST(from_id, to_id), GREATEST(from_id, to_id), kind, sibling, n
+         ), shared AS (
+             UPDATE conversation_links l SET sibling_only = false
+             FROM wanted w
+             WHERE l.kind = 'related' AND w.kind = 'related' AND l.sibling_only AND NOT w.sibling
+               AND ((l.conversation_id, l.related_conversation_id) = (w.from_id, w.to_id)
+                    OR (l.conversation_id, l.related_conversation_id) = (w.to_id, w.from_id))
          ), upserted AS (
              INSERT INTO conversation_links (conversation_id, related_conversation_id, kind, cause_message_id, sibling_only)
-             SELECT from_id, to_id, kind, cause, sibling FROM wanted ORDER BY n
-             ON CONFLICT (conversation_id, related_conversation_id, kind)
-                 DO UPDATE SET sibling_only = false
-                 WHERE conversation_links.sibling_only AND NOT EXCLUDED.sibling_only
-             RETURNING conversation_id, related_conversation_id, kind, xmax = 0 AS inserted
+             SELECT from_id, to_id, kind, cause, sibling FROM wanted w
+             WHERE NOT (w.kind = 'related' AND EXISTS (
+                 SELECT 1 FROM conversation_links l
+                 WHERE l.kind = 'related' AND l.conversation_id = w.to_id AND l.related_conversation_id = w.from_id))
+             ORDER BY n
+             ON CONFLICT DO NOTHING
+             RETURNING conversation_id, related_conversation_id, kind
          )
 , audited AS (
              INSERT INTO conversation_events (conversation_id, kind, from_status, to_status, message_id, related_conversation_id)
              SELECT w.from_id, 'linked', w.status, w.status, w.cause, w.to_id
              FROM upserted i JOIN wanted w ON w.from_id = i.conversation_id AND w.to_id = i.related_conversation_id AND w.kind = i.kind
-             WHERE i.inserted AND w.status IS NOT NULL
+             WHERE w.status IS NOT NULL
              ORDER BY w.n
          )
          SELECT CASE WHEN w.sibling THEN 'sibling' ELSE w.kind END, count(*)
          FROM upserted i JOIN wanted w ON w.from_id = i.conversation_id AND w.to_id = i.related_conversation_id AND w.kind = i.kind
-         WHERE i.inserted GROUP BY 1",
+         GROUP BY 1",
     )
     .bind(&from)
     .bind(&to)

@@ -145,3 +145,45 @@ async fn two_workers_placing_parents_and_replies_at_once_keep_every_thread_toget
     env.run_to_end_with(&env.with_new_group()).await;
     assert_eq!(env.snapshot().await, before, "a replay changes nothing");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_parents_whose_replies_sit_in_each_others_conversations_link_them_once_either_way() {
+    let env = TestEnv::new(1).await;
+    // Ana's replies land in her conversation A, Bob's in his B. The earliest
+    // reply to p-1 is Ana's and to p-2 Bob's, so R1r puts p-1 in A (linking
+    // B to A) and p-2 in B (linking A to B): the same pair twice, which I5
+    // forbids in either direction.
+    let replies = [
+        mail(LIST, "a-1@x", "ana@example.com", Some("p-1@x"), &["p-1@x"], ""),
+        mail(LIST, "b-1@x", "bob@example.com", Some("p-2@x"), &["p-2@x"], ""),
+        mail(LIST, "a-2@x", "ana@example.com", Some("p-2@x"), &["p-2@x"], ""),
+        mail(LIST, "b-2@x", "bob@example.com", Some("p-1@x"), &["p-1@x"], ""),
+    ];
+    for reply in &replies {
+        env.publish(reply).await;
+    }
+    env.run_to_end().await;
+    let (a, b) = (conversation_of(&env.pool, "a-1@x", LIST).await, conversation_of(&env.pool, "b-1@x", LIST).await);
+    assert_ne!(a, b);
+    // Both parents in one batch.
+    env.publish(&mail(LIST, "p-1@x", "cyd@example.com", None, &[], "")).await;
+    env.publish(&mail(LIST, "p-2@x", "cyd@example.com", None, &[], "")).await;
+    let stats = env.run_to_end().await;
+    assert_eq!(stats.records_dead_lettered, 0, "{stats:?}");
+    assert_eq!(stats.messages_by_rule.get("r1r_replies_first"), Some(&2), "{stats:?}");
+    assert_eq!(conversation_of(&env.pool, "p-1@x", LIST).await, a);
+    assert_eq!(conversation_of(&env.pool, "p-2@x", LIST).await, b);
+    let links = related(&env).await;
+    assert_eq!(links.len(), 1, "one link for the pair, whichever way: {links:?}");
+    assert!(links[0] == (b, a) || links[0] == (a, b), "{links:?}");
+    // The store refuses the reverse of a stored link outright.
+    let (from, to) = links[0];
+    let reverse = sqlx::query(
+        "INSERT INTO conversation_links (conversation_id, related_conversation_id, kind) VALUES ($1, $2, 'related')",
+    )
+    .bind(to)
+    .bind(from)
+    .execute(&env.pool)
+    .await;
+    assert!(reverse.is_err(), "the unordered pair is unique in the database");
+}

@@ -12,6 +12,12 @@ use switchboard::store::{Item, Outcome, Store};
 
 /// The migrations directory without its newest file, in a directory of its own.
 fn all_but_the_newest_migration() -> (PathBuf, String) {
+    migrations_before(None)
+}
+
+/// The migrations before `name` (the newest when `None`), in a directory of
+/// their own, and the name of the first one left out.
+fn migrations_before(name: Option<&str>) -> (PathBuf, String) {
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&source)
         .expect("migrations")
@@ -19,6 +25,10 @@ fn all_but_the_newest_migration() -> (PathBuf, String) {
         .filter(|p| p.extension().is_some_and(|e| e == "sql"))
         .collect();
     files.sort();
+    if let Some(name) = name {
+        let at = files.iter().position(|f| f.file_name().is_some_and(|n| n == name)).expect("the migration exists");
+        files.truncate(at + 1);
+    }
     let newest = files.pop().expect("at least one migration");
     let dir = std::env::temp_dir().join(format!("switchboard-migrations-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -119,4 +129,51 @@ async fn a_connection_whose_prepared_statements_a_migration_outdated_places_the_
     place(&store, second).await;
     assert!(env.count("SELECT count(*) FROM messages").await > stored, "the second half landed");
     assert_eq!(place(&store, items.as_slice()).await, items.len(), "everything placed once is a duplicate");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn related_links_stored_both_ways_are_folded_into_one_keeping_the_first() {
+    const FOLD: &str = "20261206000000_related_links_once_per_pair.sql";
+    let env = TestEnv::unmigrated(1).await;
+    let (older, _) = migrations_before(Some(FOLD));
+    sqlx::migrate::Migrator::new(older.as_path()).await.expect("older migrations").run(&env.pool).await.expect("run");
+    std::fs::remove_dir_all(&older).expect("clean up");
+    // Four conversations; A-B linked both ways by R1r and by R7 (the R7
+    // row first), C-D both ways by R7 alone, A-C once.
+    let ids: Vec<uuid::Uuid> = (0..4).map(|_| uuid::Uuid::now_v7()).collect();
+    for id in &ids {
+        sqlx::query("INSERT INTO conversations (id, status, topic) VALUES ($1, 'open', 't')")
+            .bind(id)
+            .execute(&env.pool)
+            .await
+            .expect("conversation");
+    }
+    let (a, b, c, d) = (ids[0], ids[1], ids[2], ids[3]);
+    for (n, (from, to, sibling_only)) in
+        [(b, a, true), (a, b, false), (c, d, true), (d, c, true), (a, c, false)].into_iter().enumerate()
+    {
+        sqlx::query(
+            "INSERT INTO conversation_links (conversation_id, related_conversation_id, kind, sibling_only, created_at)
+             VALUES ($1, $2, 'related', $3, now() + make_interval(secs => $4))",
+        )
+        .bind(from)
+        .bind(to)
+        .bind(sibling_only)
+        .bind(n as f64)
+        .execute(&env.pool)
+        .await
+        .expect("link");
+    }
+    Store::from_pool(env.pool.clone()).migrate().await.expect("the rest of the migrations");
+    let links: Vec<(uuid::Uuid, uuid::Uuid, bool)> = sqlx::query_as(
+        "SELECT conversation_id, related_conversation_id, sibling_only FROM conversation_links ORDER BY created_at",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .expect("links");
+    assert_eq!(
+        links,
+        [(b, a, false), (c, d, true), (a, c, false)],
+        "the first of each pair stays; it is R7's alone only if both rows were"
+    );
 }
