@@ -4,7 +4,7 @@
 //! key is an error, so a typo never silently does nothing.
 
 use crate::domain::Channel;
-use crate::placement::{Policy, Status};
+use crate::placement::{Policy, SenderPolicy, Status};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -21,6 +21,7 @@ pub struct Settings {
     pub kafka: KafkaSettings,
     pub worker: WorkerSettings,
     pub placement: PlacementSettings,
+    pub threading: ThreadingSettings,
     pub http: HttpSettings,
 }
 
@@ -140,6 +141,20 @@ pub struct PlacementSettings {
     pub sms_follow_up_window: Duration,
     #[serde(with = "duration_text")]
     pub messenger_follow_up_window: Duration,
+}
+
+/// Who may join a conversation by replying to one of its messages
+/// (contract section 3, sender policy).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThreadingSettings {
+    /// `participants` (default), `domain` or `any`; env
+    /// `SWITCHBOARD__THREADING__REPLY_SENDERS`.
+    pub reply_senders: String,
+    /// The same per inbox (the endpoint address, as received), overriding
+    /// `reply_senders` there.
+    #[serde(default)]
+    pub reply_senders_by_endpoint: BTreeMap<String, String>,
 }
 
 /// Whether a librdkafka property holds a secret (`sasl.password`,
@@ -346,10 +361,22 @@ impl Settings {
         }
         let window =
             |d: Duration| (!d.is_zero()).then(|| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX));
+        let senders = |key: &str, text: &str| {
+            SenderPolicy::parse(text)
+                .ok_or_else(|| SettingsError::Invalid(format!("{key}: {text:?} is not participants, domain or any")))
+        };
+        let t = &self.threading;
+        let mut by_endpoint = BTreeMap::new();
+        for (endpoint, text) in &t.reply_senders_by_endpoint {
+            // Endpoints are compared normalized, as messages carry them.
+            by_endpoint.insert(endpoint.trim().to_lowercase(), senders("threading.reply_senders_by_endpoint", text)?);
+        }
         Ok(Policy {
             reopen,
             sms_follow_up_window: window(self.placement.sms_follow_up_window),
             messenger_follow_up_window: window(self.placement.messenger_follow_up_window),
+            reply_senders: senders("threading.reply_senders", &t.reply_senders)?,
+            reply_senders_by_endpoint: by_endpoint,
         })
     }
 }

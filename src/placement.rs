@@ -9,7 +9,7 @@
 
 use crate::domain::{Channel, InboundMessage};
 use chrono::{DateTime, Duration, Utc};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
 pub mod batch;
@@ -22,6 +22,8 @@ mod batch_properties;
 mod tests;
 #[cfg(test)]
 mod tests_edges;
+#[cfg(test)]
+mod tests_senders;
 
 /// A conversation's status (contract section 2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -95,6 +97,11 @@ pub struct Facts {
     /// messages at the same endpoint that reference this message's id,
     /// earliest stored first; one entry per such message.
     pub replies_first: Vec<Conversation>,
+    /// Conversations (after following `merged_into`) that references of
+    /// this message resolve to but the sender policy refused: they count as
+    /// not resolving, and where the message lands is linked to each.
+    /// Sorted, without duplicates.
+    pub refused: Vec<Conversation>,
 }
 
 /// The configurable part of the table.
@@ -108,6 +115,10 @@ pub struct Policy {
     pub sms_follow_up_window: Option<Duration>,
     /// R4: the same for Messenger.
     pub messenger_follow_up_window: Option<Duration>,
+    /// Who may join a conversation by an email reference.
+    pub reply_senders: SenderPolicy,
+    /// The same per endpoint (normalized address), overriding the above.
+    pub reply_senders_by_endpoint: BTreeMap<String, SenderPolicy>,
 }
 
 impl Default for Policy {
@@ -116,6 +127,34 @@ impl Default for Policy {
             reopen: vec![Status::Waiting, Status::Solved],
             sms_follow_up_window: Some(Duration::days(7)),
             messenger_follow_up_window: Some(Duration::days(7)),
+            reply_senders: SenderPolicy::Participants,
+            reply_senders_by_endpoint: BTreeMap::new(),
+        }
+    }
+}
+
+/// Who may join a conversation by replying to one of its emails (contract
+/// section 3, sender policy). Message-IDs leak (quoted replies, forwards,
+/// list archives), so a forged `In-Reply-To` must not put a stranger's
+/// words into another customer's conversation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SenderPolicy {
+    /// The sender's address took part in the conversation: a contact of
+    /// one of its pairs, or a From, To or Cc of one of its messages.
+    Participants,
+    /// The sender's domain is a participant's domain.
+    Domain,
+    /// Every reference resolves (contract version 1).
+    Any,
+}
+
+impl SenderPolicy {
+    pub fn parse(text: &str) -> Option<SenderPolicy> {
+        match text.trim() {
+            "participants" => Some(SenderPolicy::Participants),
+            "domain" => Some(SenderPolicy::Domain),
+            "any" => Some(SenderPolicy::Any),
+            _ => None,
         }
     }
 }
@@ -212,6 +251,10 @@ pub struct Placement {
     /// R1r: other conversations holding replies to this message, each to be
     /// linked `related` to the one it lands in. Sorted, without duplicates.
     pub related_from: Vec<Uuid>,
+    /// Sender policy: conversations the message referenced but may not
+    /// join; the one it lands in is linked `related` to each (the agent
+    /// sees the context). Sorted, without duplicates.
+    pub related_to: Vec<Uuid>,
 }
 
 /// Places one message by the first rule that applies (R0, R1, R2, R1r, R3,
@@ -257,13 +300,25 @@ pub fn place(msg: &InboundMessage, facts: &Facts, policy: &Policy, now: DateTime
             new_conversation(rule, msg, facts, follow_up_of)
         }
     };
-    Plan::Place(placement)
+    let landed = match &placement.target {
+        Target::Existing(conv) => Some(conv.id),
+        Target::New(_) => None,
+    };
+    let related_to = facts.refused.iter().map(|c| c.id).filter(|id| Some(*id) != landed).collect();
+    Plan::Place(Placement { related_to, ..placement })
 }
 
 /// R5 and R6 for a message appended to an existing conversation.
 fn append(rule: Rule, target: Conversation, automatic: bool, policy: &Policy) -> Placement {
     let reopen = !automatic && target.status != Status::Closed && policy.reopen.contains(&target.status);
-    Placement { rule, target: Target::Existing(target), reopen, follow_up_of: None, related_from: Vec::new() }
+    Placement {
+        rule,
+        target: Target::Existing(target),
+        reopen,
+        follow_up_of: None,
+        related_from: Vec::new(),
+        related_to: Vec::new(),
+    }
 }
 
 /// R1r: the message joins the conversation of the earliest stored reply to
@@ -296,6 +351,7 @@ fn new_conversation(rule: Rule, msg: &InboundMessage, facts: &Facts, follow_up_o
         reopen: false,
         follow_up_of,
         related_from: Vec::new(),
+        related_to: Vec::new(),
     }
 }
 

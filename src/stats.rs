@@ -24,6 +24,7 @@ pub struct Stats {
     by_reason: Mutex<BTreeMap<&'static str, u64>>,
     skipped_entries: Mutex<BTreeMap<String, u64>>,
     reopens: AtomicU64,
+    sender_refusals: AtomicU64,
     links: Mutex<BTreeMap<String, u64>>,
     shared_committed: AtomicU64,
     shared_fell_back: AtomicU64,
@@ -66,6 +67,9 @@ pub struct Snapshot {
     pub skipped_entries: BTreeMap<String, u64>,
     /// Conversations reopened (R5).
     pub reopens: u64,
+    /// Email replies whose sender the policy refused to join the
+    /// conversation they referenced (placed by the next rules, linked).
+    pub sender_refusals: u64,
     /// Links inserted, by kind: `sibling` (R7), `related` (R1r), `follow_up`.
     pub links_made: BTreeMap<String, u64>,
     /// Shared transactions (several partitions' batches in one), by
@@ -132,6 +136,7 @@ impl Stats {
     /// What a committed batch did besides placing messages.
     pub fn batch_effects(&self, effects: &crate::store::BatchEffects) {
         self.reopens.fetch_add(effects.reopens, Ordering::Relaxed);
+        self.sender_refusals.fetch_add(effects.sender_refusals, Ordering::Relaxed);
         if let Ok(mut links) = self.links.lock() {
             for (kind, n) in &effects.links {
                 *links.entry(kind.clone()).or_default() += n;
@@ -207,6 +212,7 @@ impl Stats {
             dead_letters_by_reason: read(&self.by_reason),
             skipped_entries: self.skipped_entries.lock().map(|m| m.clone()).unwrap_or_default(),
             reopens: self.reopens.load(Ordering::Relaxed),
+            sender_refusals: self.sender_refusals.load(Ordering::Relaxed),
             links_made: self.links.lock().map(|m| m.clone()).unwrap_or_default(),
             // Both outcomes always, so a dashboard sees zeros.
             shared_transactions: [

@@ -10,10 +10,12 @@
 //! reads from changing under it, and the overlay below carries the batch's own
 //! writes forward.
 
-use super::{place, sibling_links, Conversation, CopyHolder, Customer, Facts, Plan, Policy, Rule, Status, Target};
+use super::{
+    place, sibling_links, Conversation, CopyHolder, Customer, Facts, Plan, Policy, Rule, SenderPolicy, Status, Target,
+};
 use crate::domain::{Channel, InboundMessage};
 use chrono::{DateTime, Duration, Utc};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use uuid::Uuid;
 
 /// (channel, endpoint, external id): a stored message's identity.
@@ -59,6 +61,13 @@ pub struct Snapshot {
     /// the conversations of stored messages at that endpoint whose
     /// references name that id, earliest stored first.
     pub replies: HashMap<MessageKey, Vec<Uuid>>,
+    /// Sender policy: (conversation, address) where the address took part
+    /// in the conversation (a contact of its pairs, the contact or a
+    /// recipient of one of its messages), asked for the batch's email
+    /// senders and the conversations their references resolve to.
+    pub participants: HashSet<(Uuid, String)>,
+    /// The same by domain: (conversation, domain).
+    pub participant_domains: HashSet<(Uuid, String)>,
 }
 
 /// A conversation to insert.
@@ -136,6 +145,9 @@ pub struct BatchPlan {
     /// Message-ID calls for it either and no other rule made it: links are
     /// the union over every Message-ID.
     pub stale_siblings: Vec<(Uuid, Uuid)>,
+    /// Messages whose sender the policy refused to join a conversation
+    /// they referenced (counted in metrics).
+    pub sender_refusals: u64,
 }
 
 /// Places `messages` in order against `snapshot`. `new_id` makes ids (the
@@ -152,7 +164,7 @@ pub fn plan_batch(
     let mut related: BTreeSet<(Uuid, Uuid)> = BTreeSet::new();
     let mut emails: BTreeMap<String, Uuid> = BTreeMap::new();
     for (item, msg) in messages.iter().enumerate() {
-        let facts = facts(&snapshot, msg);
+        let facts = facts(&snapshot, msg, policy);
         let placement = match place(msg, &facts, policy, snapshot.now) {
             Plan::Duplicate => {
                 plan.results.push(ItemResult::Duplicate);
@@ -242,6 +254,31 @@ pub fn plan_batch(
                 });
             }
         }
+        if !placement.related_to.is_empty() || !facts.refused.is_empty() {
+            plan.sender_refusals += 1;
+        }
+        for to in &placement.related_to {
+            if related.insert(unordered(conversation_id, *to)) {
+                let status =
+                    snapshot.conversations.get(&conversation_id).map_or(Status::Open, |r| r.conversation.status);
+                plan.links.push(LinkRow {
+                    from: conversation_id,
+                    to: *to,
+                    kind: "related",
+                    cause: message_id,
+                    event: Some(status),
+                    sibling: false,
+                });
+            }
+        }
+        // The sender policy for messages later in the batch: this one's
+        // sender and recipients now took part in its conversation.
+        if msg.channel == Channel::Email {
+            for address in participants_of(msg) {
+                snapshot.participants.insert((conversation_id, address.to_owned()));
+                snapshot.participant_domains.insert((conversation_id, domain(address).to_owned()));
+            }
+        }
         // R1r for messages later in the batch: this one now names its parents.
         let mut named: Vec<&str> = msg.reference_candidates().collect();
         named.sort_unstable();
@@ -294,6 +331,50 @@ fn link_siblings(snapshot: &Snapshot, external_id: &str, cause: Uuid, plan: &mut
     }
 }
 
+/// The addresses a message makes participants of its conversation: its
+/// sender and its `To` and `Cc` (normalized by the decoder).
+pub fn participants_of(msg: &InboundMessage) -> impl Iterator<Item = &str> {
+    std::iter::once(msg.contact.as_str()).chain(msg.details.to.iter().chain(&msg.details.cc).map(String::as_str))
+}
+
+/// The domain of an email address (what follows the last `@`).
+pub fn domain(address: &str) -> &str {
+    address.rsplit_once('@').map_or(address, |(_, domain)| domain)
+}
+
+/// The conversations from `id` along its merge chain to its end.
+fn chain(snapshot: &Snapshot, mut id: Uuid) -> Vec<Uuid> {
+    let mut out = vec![id];
+    for _ in 0..64 {
+        match snapshot.conversations.get(&id).and_then(|r| r.merged_into) {
+            Some(next) if !out.contains(&next) => {
+                out.push(next);
+                id = next;
+            }
+            _ => break,
+        }
+    }
+    out
+}
+
+/// Whether the sender of `msg` may join the conversation that holds a
+/// message it references (stored in `holder`), under `policy`.
+fn admitted(snapshot: &Snapshot, msg: &InboundMessage, holder: Uuid, policy: &Policy) -> bool {
+    if msg.channel != Channel::Email {
+        return true;
+    }
+    let sender = msg.contact.as_str();
+    match policy.reply_senders_by_endpoint.get(msg.endpoint.as_str()).copied().unwrap_or(policy.reply_senders) {
+        SenderPolicy::Any => true,
+        SenderPolicy::Participants => {
+            chain(snapshot, holder).into_iter().any(|c| snapshot.participants.contains(&(c, sender.to_owned())))
+        }
+        SenderPolicy::Domain => chain(snapshot, holder)
+            .into_iter()
+            .any(|c| snapshot.participant_domains.contains(&(c, domain(sender).to_owned()))),
+    }
+}
+
 /// A pair of conversations in a fixed order, for links that count the same
 /// both ways.
 fn unordered(a: Uuid, b: Uuid) -> (Uuid, Uuid) {
@@ -318,18 +399,25 @@ fn end(snapshot: &Snapshot, mut id: Uuid) -> Option<Conversation> {
 }
 
 /// The facts of contract section 3 for one message, from the snapshot.
-fn facts(snapshot: &Snapshot, msg: &InboundMessage) -> Facts {
+fn facts(snapshot: &Snapshot, msg: &InboundMessage, policy: &Policy) -> Facts {
     let (channel, endpoint) = (msg.channel, msg.endpoint.to_string());
     if snapshot.messages.contains_key(&(channel, endpoint.clone(), msg.external_id.to_string())) {
         return Facts { duplicate: true, ..Facts::default() };
     }
-    let references = msg
-        .reference_candidates()
-        .filter_map(|r| {
-            let conv = snapshot.messages.get(&(channel, endpoint.clone(), r.to_owned()))?;
-            Some((r.to_owned(), end(snapshot, *conv)?))
-        })
-        .collect();
+    // A reference resolves only when the sender may join its conversation;
+    // a refused one counts as not resolving, and is remembered for a link.
+    let mut references = HashMap::new();
+    let mut refused: Vec<Conversation> = Vec::new();
+    for r in msg.reference_candidates() {
+        let Some(holder) = snapshot.messages.get(&(channel, endpoint.clone(), r.to_owned())) else { continue };
+        let Some(conv) = end(snapshot, *holder) else { continue };
+        if admitted(snapshot, msg, *holder, policy) {
+            references.insert(r.to_owned(), conv);
+        } else if !refused.iter().any(|c| c.id == conv.id) {
+            refused.push(conv);
+        }
+    }
+    refused.sort_by_key(|c| c.id);
     let mut bound: Vec<ConversationRow> = snapshot
         .pairs
         .get(&(channel, endpoint, msg.contact.to_string()))
@@ -351,5 +439,5 @@ fn facts(snapshot: &Snapshot, msg: &InboundMessage) -> Facts {
         .get(&(channel, msg.endpoint.to_string(), msg.external_id.to_string()))
         .map(|convs| convs.iter().filter_map(|c| end(snapshot, *c)).collect())
         .unwrap_or_default();
-    Facts { duplicate: false, references, pair_ongoing, pair_latest_closed, customer, replies_first }
+    Facts { duplicate: false, references, pair_ongoing, pair_latest_closed, customer, replies_first, refused }
 }

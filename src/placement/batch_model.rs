@@ -7,7 +7,7 @@
 use super::batch::*;
 use super::*;
 use chrono::TimeZone;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 /// A related or follow-up link: (from, to, kind).
 pub(super) type Link = (Uuid, Uuid, &'static str);
@@ -26,6 +26,9 @@ pub(super) struct Db {
     pub sibling_only: BTreeSet<(Uuid, Uuid)>,
     /// Every message key ever sent, for I2.
     pub sent: BTreeSet<MessageKey>,
+    /// (conversation, address) of every stored message's sender and
+    /// recipients, for the sender policy.
+    pub took_part: BTreeSet<(Uuid, String)>,
     pub clock: i64,
     pub next_id: u128,
 }
@@ -65,6 +68,14 @@ impl Db {
             }
         }
         let related_links = self.links.iter().filter(|l| l.2 == "related").map(|l| (l.0, l.1)).collect();
+        let participants: HashSet<(Uuid, String)> = self
+            .took_part
+            .iter()
+            .cloned()
+            .chain(self.bindings.iter().map(|((_, _, contact), id)| (*id, contact.clone())))
+            .collect();
+        let participant_domains =
+            participants.iter().map(|(id, address)| (*id, super::batch::domain(address).to_owned())).collect();
         Snapshot {
             now: self.now(),
             messages: self.messages.iter().map(|(k, v)| (k.clone(), *v)).collect(),
@@ -74,6 +85,8 @@ impl Db {
             holders,
             related_links,
             replies,
+            participants,
+            participant_domains,
         }
     }
 
@@ -100,6 +113,9 @@ impl Db {
             self.creator.entry(m.conversation_id).or_insert_with(|| key.clone());
             self.messages.insert(key.clone(), m.conversation_id);
             self.stored.push((key, msg.reference_candidates().map(str::to_owned).collect()));
+            for address in super::batch::participants_of(msg) {
+                self.took_part.insert((m.conversation_id, address.to_owned()));
+            }
         }
         for u in plan.updates.iter().filter(|u| u.reopen) {
             self.convs.get_mut(&u.id).unwrap().conversation.status = Status::Open;

@@ -146,6 +146,9 @@ pub enum Outcome {
 /// What a committed batch did besides placing its messages, for the metrics.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BatchEffects {
+    /// Messages whose sender the policy refused to join a conversation they
+    /// referenced.
+    pub sender_refusals: u64,
     /// Conversations set back to `open` (R5).
     pub reopens: u64,
     /// Links inserted, by kind: `sibling` (R7), `related` (R1r), `follow_up`.
@@ -281,7 +284,8 @@ async fn place_on(
     let keys = locks::keys_for(messages.iter().copied(), &stored);
     locks::acquire(&mut tx, &keys).await?;
     let locked = started.elapsed();
-    let snapshot = snapshot::fetch(&mut tx, &messages).await?;
+    let mut snapshot = snapshot::fetch(&mut tx, &messages).await?;
+    snapshot::participation(&mut tx, &messages, policy, &mut snapshot).await?;
     let fetched = started.elapsed();
     let plan = batch::plan_batch(&messages, snapshot, policy, Uuid::now_v7);
     let links = writes::write(&mut tx, items, &plan).await?;
@@ -301,6 +305,7 @@ async fn place_on(
         "Batch placed."
     );
     let effects = BatchEffects {
+        sender_refusals: plan.sender_refusals,
         reopens: plan.updates.iter().filter(|u| u.reopen).count() as u64,
         links: links.into_iter().map(|(kind, n)| (kind, n as u64)).collect(),
     };

@@ -8,8 +8,8 @@
 
 use super::snapshot_sql::SNAPSHOT_SQL;
 use crate::domain::{Channel, InboundMessage};
-use crate::placement::batch::{ConversationRow, Holder, Snapshot};
-use crate::placement::{Conversation, Customer, Status};
+use crate::placement::batch::{domain, ConversationRow, Holder, Snapshot};
+use crate::placement::{Conversation, Customer, Policy, SenderPolicy, Status};
 use sqlx::postgres::PgRow;
 use sqlx::{Postgres, Row, Transaction};
 use std::collections::{BTreeSet, HashSet};
@@ -69,6 +69,78 @@ pub(super) async fn fetch(
     let missing = missing_chain_ends(&snapshot);
     lock_chains(tx, missing, &mut snapshot).await?;
     Ok(snapshot)
+}
+
+/// The sender policy's facts: for each email of the batch whose endpoint's
+/// policy is not `any`, and each conversation its stored references lead to
+/// (along the merge chain), whether the sender, or the sender's domain,
+/// took part in that conversation: a contact of its pairs, or the contact,
+/// a `To` or a `Cc` (`details`) of one of its messages, outbound included.
+/// Those conversations are locked by the snapshot, so no message can join
+/// them before the batch commits.
+pub(super) async fn participation(
+    tx: &mut Transaction<'_, Postgres>,
+    messages: &[&InboundMessage],
+    policy: &Policy,
+    snapshot: &mut Snapshot,
+) -> Result<(), sqlx::Error> {
+    let mut asked: BTreeSet<(Uuid, &str)> = BTreeSet::new();
+    for m in messages.iter().filter(|m| m.channel == Channel::Email) {
+        let rule = policy.reply_senders_by_endpoint.get(m.endpoint.as_str()).copied().unwrap_or(policy.reply_senders);
+        if rule == SenderPolicy::Any {
+            continue;
+        }
+        for r in m.reference_candidates() {
+            let key = (m.channel, m.endpoint.to_string(), r.to_owned());
+            let Some(mut id) = snapshot.messages.get(&key).copied() else { continue };
+            // The chain, as the planner follows it (an agent's cycle is cut).
+            for _ in 0..64 {
+                if !asked.insert((id, m.contact.as_str())) {
+                    break;
+                }
+                match snapshot.conversations.get(&id).and_then(|r| r.merged_into) {
+                    Some(next) => id = next,
+                    None => break,
+                }
+            }
+        }
+    }
+    if asked.is_empty() {
+        return Ok(());
+    }
+    let (ids, senders): (Vec<Uuid>, Vec<&str>) = asked.into_iter().unzip();
+    let domains: Vec<&str> = senders.iter().map(|s| domain(s)).collect();
+    let rows = sqlx::query(
+        "SELECT u.conv, u.sender, u.domain,
+                EXISTS (SELECT 1 FROM conversation_channels cc WHERE cc.conversation_id = u.conv AND cc.contact = u.sender)
+                OR EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = u.conv
+                           AND (m.contact = u.sender OR m.details->'to' ? u.sender OR m.details->'cc' ? u.sender))
+                    AS by_address,
+                EXISTS (SELECT 1 FROM conversation_channels cc
+                        WHERE cc.conversation_id = u.conv AND split_part(cc.contact, '@', 2) = u.domain)
+                OR EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = u.conv
+                           AND (split_part(m.contact, '@', 2) = u.domain
+                                OR EXISTS (SELECT 1 FROM jsonb_array_elements_text(
+                                               COALESCE(m.details->'to', '[]') || COALESCE(m.details->'cc', '[]')) a
+                                           WHERE split_part(a, '@', 2) = u.domain)))
+                    AS by_domain
+         FROM unnest($1::uuid[], $2::text[], $3::text[]) AS u(conv, sender, domain)",
+    )
+    .bind(&ids)
+    .bind(&senders)
+    .bind(&domains)
+    .fetch_all(&mut **tx)
+    .await?;
+    for row in &rows {
+        let conv: Uuid = row.get("conv");
+        if row.get("by_address") {
+            snapshot.participants.insert((conv, row.get("sender")));
+        }
+        if row.get("by_domain") {
+            snapshot.participant_domains.insert((conv, row.get("domain")));
+        }
+    }
+    Ok(())
 }
 
 /// Adds one row of [`SNAPSHOT_SQL`] to the snapshot, by its `kind`.

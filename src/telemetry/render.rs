@@ -98,6 +98,14 @@ pub(super) fn render(t: &Telemetry) -> String {
     causes.extend(s.retries_by_cause.iter().map(|(k, v)| (*k, *v)));
     labelled(&mut out, "switchboard_retries_total", "cause", &causes);
 
+    single(
+        &mut out,
+        "switchboard_sender_policy_refusals_total",
+        "counter",
+        "Email replies whose sender the policy (threading.reply_senders) refused to join the conversation they referenced.",
+        s.sender_refusals,
+    );
+
     family(
         &mut out,
         "switchboard_failures_total",

@@ -15,7 +15,8 @@ fn raw(headers: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn email_ids_as_real_mail_writes_them_thread_and_nothing_is_dead_lettered() {
-    let env = TestEnv::new(1).await;
+    // About reading ids, not about who may reply: every reference resolves.
+    let env = TestEnv::with(1, |s| s.threading.reply_senders = "any".into()).await;
     env.publish(&email(SUPPORT, "e1", &raw("From: Ana <ana@example.com>\r\nMessage-ID: <a1@example.com>\r\n"))).await;
     env.publish(&email(SUPPORT, "e2", &raw("From: Bob <bob@example.com>\r\nMessage-ID: <b1@example.com>\r\n"))).await;
     env.run_to_end().await;

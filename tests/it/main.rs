@@ -37,6 +37,7 @@ mod report;
 mod rules;
 mod sdk_records;
 mod security;
+mod sender_policy;
 mod shared;
 mod siblings;
 mod stop_at_end;

@@ -19,8 +19,10 @@ async fn links(env: &TestEnv, kind: &str) -> Vec<(uuid::Uuid, uuid::Uuid)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn r1_email_replies_thread_by_in_reply_to_then_references_newest_first_even_from_another_address() {
-    let env = TestEnv::new(2).await;
+async fn r1_email_replies_thread_by_in_reply_to_then_references_newest_first_from_any_address_under_any() {
+    // Sender policy `any` (contract version 1): every reference resolves,
+    // whoever sends it. The default, `participants`, is in sender_policy.rs.
+    let env = TestEnv::with(2, |s| s.threading.reply_senders = "any".into()).await;
     env.publish(&mail(SUPPORT, "a1@example.com", ANA, None, &[], "")).await;
     env.publish(&mail(SUPPORT, "b1@example.com", "bob@example.com", None, &[], "")).await;
     env.run_to_end().await;
@@ -53,10 +55,9 @@ async fn r1_a_reply_to_an_agents_outbound_message_lands_in_its_conversation_and_
     let conv = conversation_of(&env.pool, "a1@example.com", SUPPORT).await;
     agent_reply(&env.pool, conv, SUPPORT, ANA, "agent-1@acme.example").await;
 
-    env.publish(&mail(SUPPORT, "a2@example.com", "ana.private@example.net", Some("agent-1@acme.example"), &[], ""))
-        .await;
+    env.publish(&mail(SUPPORT, "a2@example.com", ANA, Some("agent-1@acme.example"), &[], "")).await;
     // The same reference at another inbox resolves to nothing there.
-    env.publish(&mail(SALES, "a3@example.com", "ana.private@example.net", Some("agent-1@acme.example"), &[], "")).await;
+    env.publish(&mail(SALES, "a3@example.com", ANA, Some("agent-1@acme.example"), &[], "")).await;
     env.run_to_end().await;
     assert_eq!(conversation_of(&env.pool, "a2@example.com", SUPPORT).await, conv);
     assert_ne!(conversation_of(&env.pool, "a3@example.com", SALES).await, conv);
@@ -301,7 +302,9 @@ async fn merges_are_followed_through_chains_and_a_closed_merge_target_gets_a_fol
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_email_reply_to_a_merged_conversation_lands_in_the_merge_target() {
-    let env = TestEnv::new(1).await;
+    // A reply from an address of its own, so that only the reference (not
+    // the pair) can place it: every reference resolves under `any`.
+    let env = TestEnv::with(1, |s| s.threading.reply_senders = "any".into()).await;
     env.publish(&mail(SUPPORT, "a1@example.com", ANA, None, &[], "")).await;
     env.publish(&mail(SUPPORT, "b1@example.com", "bob@example.com", None, &[], "")).await;
     env.run_to_end().await;
