@@ -17,8 +17,9 @@
 //! - [`worker`]: the consuming loop, one task per partition, retries,
 //!   dead letters, offsets, stop-at-end.
 //! - [`telemetry`] and [`http`]: what operators see of a running worker
-//!   (`/metrics`, `/healthz`, `/readyz`); [`diagnose`] turns unreachable
-//!   services into sentences.
+//!   (`/metrics`, `/healthz`, `/readyz`); `http` reads `telemetry`, never the
+//!   reverse, and [`sidecar`] starts both beside the worker; [`diagnose`]
+//!   turns unreachable services into sentences.
 //! - [`ops`]: the operators' commands (`replay`, `dead-letters`, `redrive`).
 //! - [`config`], [`stats`], [`sample`], [`loadgen`]: settings, counters,
 //!   realistic sample traffic for the demo, synthetic traffic for load tests.
@@ -35,6 +36,7 @@ pub mod ops;
 pub mod placement;
 pub mod record;
 pub mod sample;
+pub mod sidecar;
 pub mod stats;
 pub mod store;
 pub mod telemetry;

@@ -12,35 +12,33 @@
 //! record it has not buffered before resuming, so nothing is skipped.
 
 use super::client_config;
+use super::source::{Polled, Revoking, Source};
 use crate::config::KafkaSettings;
 use crate::record::{Header, SourceRecord};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer};
+use futures::future::BoxFuture;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::mpsc;
 
 /// A (topic, partition).
 pub type PartitionKey = (String, i32);
 
-/// What the worker does when the group moves partitions. Both methods run on
-/// the thread that polls the consumer, inside librdkafka's rebalance
-/// callback: the rebalance completes only when they return.
-pub trait RebalanceListener: Send + Sync {
-    /// `partitions` were added to this member's assignment.
-    fn assigned(&self, partitions: &[PartitionKey]);
-    /// `partitions` are about to be given away: return once their in-flight
-    /// work is finished (its offsets stored) or abandoned. The stored offsets
-    /// are committed right after, before the new owner can fetch.
-    fn revoking(&self, partitions: &[PartitionKey]);
-}
+/// Records waiting between the polling thread and the worker: few, so
+/// that what librdkafka prefetches stays the only unbounded-by-the-worker
+/// memory (records can be 10 MiB each).
+const HANDOFF_RECORDS: usize = 4;
 
-/// Tracks the current assignment and forwards rebalances to the listener.
+/// Tracks the current assignment and hands rebalances to the worker.
 struct Context {
     assignment: Mutex<BTreeSet<PartitionKey>>,
-    listener: Arc<dyn RebalanceListener>,
+    /// Where records and rebalances go, in order (see [`Consumer::poll`]).
+    polled: mpsc::Sender<Polled>,
 }
 
 impl ClientContext for Context {}
@@ -50,16 +48,26 @@ fn keys(tpl: &TopicPartitionList) -> Vec<PartitionKey> {
 }
 
 impl ConsumerContext for Context {
+    /// Runs on the polling thread, never a runtime thread, so it may block
+    /// while the worker drains the revoked partitions on the runtime.
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(tpl) = rebalance {
-            let revoked = keys(tpl);
-            self.listener.revoking(&revoked);
-            // Commit what the drained partitions stored, so the new owner
-            // starts exactly after the work finished here.
-            match consumer.commit_consumer_state(CommitMode::Sync) {
-                Ok(()) | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
-                Err(e) => tracing::warn!(error = %e, "Commit before giving partitions away failed."),
-            }
+        let Rebalance::Revoke(tpl) = rebalance else { return };
+        if consumer.assignment_lost() {
+            // Already someone else's: nothing to wait for, nothing to commit.
+            let _ = self.polled.blocking_send(Polled::Lost(keys(tpl)));
+            return;
+        }
+        let (revoking, answered) = Revoking::new(keys(tpl));
+        // An error means the worker has stopped reading: it has already
+        // drained everything it had.
+        if self.polled.blocking_send(Polled::Revoking(revoking)).is_ok() {
+            let _ = answered.recv();
+        }
+        // Commit what the drained partitions stored, so the new owner
+        // starts exactly after the work finished here.
+        match consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => tracing::warn!(error = %e, "Commit before giving partitions away failed."),
         }
     }
 
@@ -76,7 +84,7 @@ impl ConsumerContext for Context {
                 // A partition paused when it was last ours must flow again.
                 let _ = consumer.resume(tpl);
                 tracing::info!(added = tpl.count(), total = current.len(), "Partitions assigned.");
-                self.listener.assigned(&keys(tpl));
+                let _ = self.polled.blocking_send(Polled::Assigned(keys(tpl)));
             }
             Rebalance::Revoke(tpl) => {
                 tracing::info!(removed = tpl.count(), total = current.len(), "Partitions revoked.")
@@ -95,20 +103,73 @@ impl ConsumerContext for Context {
     }
 }
 
+/// How long one poll waits for a record: also how long a seek may wait
+/// for the polling thread to make it.
+const POLL_WAIT: Duration = Duration::from_millis(10);
+
+/// Polls `inner` until `running` turns false, sending what it delivers to
+/// `polled`. Rebalance callbacks run inside `poll`, on this thread.
+///
+/// Seeks are made here too, between two polls, each followed by a
+/// [`Polled::Seeked`]: records already handed over but not yet taken by the
+/// worker were fetched from the old position, and the marker lets the
+/// worker tell them from those fetched after the seek (librdkafka itself
+/// drops the stale records it still holds).
+fn poll_loop(
+    inner: Arc<BaseConsumer<Context>>,
+    polled: mpsc::Sender<Polled>,
+    seeks: std::sync::mpsc::Receiver<(PartitionKey, i64)>,
+    running: Arc<AtomicBool>,
+) {
+    while running.load(Ordering::Relaxed) {
+        for (key, offset) in seeks.try_iter() {
+            if let Err(e) = inner.seek(&key.0, key.1, Offset::Offset(offset), Duration::ZERO) {
+                tracing::warn!(topic = %key.0, partition = key.1, offset, error = %e, "Seek failed.");
+            }
+            let _ = polled.blocking_send(Polled::Seeked(key));
+        }
+        match inner.poll(POLL_WAIT) {
+            Some(Ok(message)) => {
+                let record = owned(&message);
+                drop(message);
+                // Refused once the worker has stopped reading: the record
+                // is not processed and its offset never stored.
+                let _ = polled.blocking_send(Polled::Record(record));
+            }
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "Kafka consumer error.");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            None => {}
+        }
+    }
+}
+
 /// The worker's consumer of the three input topics, in one group.
+///
+/// librdkafka runs rebalance callbacks on whichever thread polls, and the
+/// revoke callback must wait for the worker's in-flight batches. So a
+/// dedicated thread (not a runtime thread) polls, and hands records and
+/// rebalances to the worker, in order, over a channel ([`Consumer::poll`]):
+/// the callback can block that thread while the partition tasks finish on
+/// the runtime, and no tokio worker is ever blocked (docs/decisions.md,
+/// "Rebalances: a polling thread").
 pub struct Consumer {
-    inner: StreamConsumer<Context>,
+    inner: Arc<BaseConsumer<Context>>,
+    /// The worker's end of the channel; `None` once closed.
+    polled: tokio::sync::Mutex<Option<mpsc::Receiver<Polled>>>,
+    /// Seeks for the polling thread to make.
+    seeks: Mutex<std::sync::mpsc::Sender<(PartitionKey, i64)>>,
+    running: Arc<AtomicBool>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl Consumer {
-    /// Creates the consumer and subscribes to `topics`; rebalances are
-    /// reported to `listener`.
-    pub fn subscribe(
-        settings: &KafkaSettings,
-        topics: &[&str],
-        listener: Arc<dyn RebalanceListener>,
-    ) -> anyhow::Result<Arc<Consumer>> {
-        let inner: StreamConsumer<Context> = client_config(
+    /// Creates the consumer, subscribes to `topics` and starts polling;
+    /// records and rebalances come out of [`Source::poll`].
+    pub fn subscribe(settings: &KafkaSettings, topics: &[&str]) -> anyhow::Result<Arc<Consumer>> {
+        let (tx, rx) = mpsc::channel(HANDOFF_RECORDS);
+        let inner: BaseConsumer<Context> = client_config(
             settings,
             &[
                 ("auto.commit.interval.ms", "1000"),
@@ -153,75 +214,47 @@ impl Consumer {
                 ("enable.partition.eof", "false"),
             ],
         )
-        .create_with_context(Context { assignment: Mutex::default(), listener })?;
+        .create_with_context(Context { assignment: Mutex::default(), polled: tx.clone() })?;
         inner.subscribe(topics)?;
-        Ok(Arc::new(Consumer { inner }))
+        let inner = Arc::new(inner);
+        let running = Arc::new(AtomicBool::new(true));
+        let (seeks, seeks_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new().name("kafka-poll".to_owned()).spawn({
+            let (inner, running) = (inner.clone(), running.clone());
+            move || poll_loop(inner, tx, seeks_rx, running)
+        })?;
+        Ok(Arc::new(Consumer {
+            inner,
+            polled: tokio::sync::Mutex::new(Some(rx)),
+            seeks: Mutex::new(seeks),
+            running,
+            thread: Mutex::new(Some(thread)),
+        }))
     }
 
-    /// The next record, copied out of librdkafka's buffer. Rebalance
-    /// callbacks run inside this call.
-    pub async fn next(&self) -> Result<SourceRecord, KafkaError> {
-        let message = self.inner.recv().await?;
-        Ok(owned(&message))
-    }
-
-    /// Marks everything up to and including `offset` as done; the next
-    /// auto-commit sends it. Fails harmlessly when the partition was revoked
-    /// meanwhile: its new owner re-reads from the last commit.
-    pub fn mark_done(&self, topic: &str, partition: i32, offset: i64) {
-        if let Err(e) = self.inner.store_offset(topic, partition, offset) {
-            tracing::debug!(topic, partition, offset, error = %e, "Offset not stored; the partition is no longer ours.");
-        }
-    }
-
-    /// Stops fetching `key`; records prefetched for it are discarded by
-    /// librdkafka and fetched again after [`Consumer::resume`].
-    pub fn pause(&self, key: &PartitionKey) {
-        if let Err(e) = self.inner.pause(&single(key)) {
-            tracing::debug!(topic = %key.0, partition = key.1, error = %e, "Pause refused; the partition is no longer ours.");
-        }
-    }
-
-    /// Fetches `key` again from where the application stopped reading it.
-    pub fn resume(&self, key: &PartitionKey) {
-        if let Err(e) = self.inner.resume(&single(key)) {
-            tracing::debug!(topic = %key.0, partition = key.1, error = %e, "Resume refused; the partition is no longer ours.");
-        }
-    }
-
-    /// Makes `key`'s next fetch start at `offset` (asynchronous: it does not
-    /// wait for the broker).
-    pub fn seek(&self, key: &PartitionKey, offset: i64) {
-        if let Err(e) = self.inner.seek(&key.0, key.1, Offset::Offset(offset), Duration::ZERO) {
-            tracing::warn!(topic = %key.0, partition = key.1, offset, error = %e, "Seek failed.");
-        }
-    }
-
-    /// Commits the stored offsets now and waits (used on shutdown).
-    pub fn commit_now(&self) {
-        match self.inner.commit_consumer_state(CommitMode::Sync) {
-            Ok(()) | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
-            Err(e) => tracing::warn!(error = %e, "Final offset commit failed."),
-        }
-    }
-
-    /// Leaves the group before the consumer is dropped: unsubscribing makes
-    /// librdkafka revoke the partitions through the rebalance callback, which
-    /// runs only while the consumer is polled, so poll until it has run.
-    /// Dropping a consumer that still holds partitions instead waits for
-    /// librdkafka's close timeout.
+    /// Leaves the group before the consumer is dropped: stops handing
+    /// records and rebalances to the worker (a revocation waiting for an
+    /// answer is released), unsubscribes, lets the polling thread serve the
+    /// revocation that follows, then stops that thread. Dropping a consumer
+    /// that still holds partitions instead waits for librdkafka's close
+    /// timeout.
     pub async fn leave(&self) {
+        if let Some(mut rx) = self.polled.lock().await.take() {
+            rx.close();
+            // Dropping what was queued releases a waiting revocation.
+            while rx.try_recv().is_ok() {}
+        }
         self.inner.unsubscribe();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while !self.assignment().is_empty() && tokio::time::Instant::now() < deadline {
-            // Records arriving now are not processed; their offsets are not stored.
-            let _ = tokio::time::timeout(Duration::from_millis(100), self.inner.recv()).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-    }
-
-    /// The partitions currently assigned to this member.
-    pub fn assignment(&self) -> BTreeSet<PartitionKey> {
-        self.inner.context().assignment.lock().map(|a| a.clone()).unwrap_or_default()
+        self.running.store(false, Ordering::Relaxed);
+        let thread = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(thread) = thread {
+            // The thread ends within one poll (`POLL_WAIT`).
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
     }
 
     /// Every partition of `topics` with its (low, high) watermarks, asked of
@@ -257,6 +290,61 @@ impl Consumer {
                 _ => None,
             })
             .collect())
+    }
+}
+
+impl Drop for Consumer {
+    /// Ends the polling thread if [`Consumer::leave`] did not.
+    fn drop(&mut self) {
+        self.running.store(false, Ordering::Relaxed);
+    }
+}
+
+impl Source for Consumer {
+    fn poll(&self) -> BoxFuture<'_, Option<Polled>> {
+        Box::pin(async move { self.polled.lock().await.as_mut()?.recv().await })
+    }
+
+    /// Records prefetched for `key` are discarded by librdkafka and fetched
+    /// again after [`Source::resume`].
+    fn pause(&self, key: &PartitionKey) {
+        if let Err(e) = self.inner.pause(&single(key)) {
+            tracing::debug!(topic = %key.0, partition = key.1, error = %e, "Pause refused; the partition is no longer ours.");
+        }
+    }
+
+    fn resume(&self, key: &PartitionKey) {
+        if let Err(e) = self.inner.resume(&single(key)) {
+            tracing::debug!(topic = %key.0, partition = key.1, error = %e, "Resume refused; the partition is no longer ours.");
+        }
+    }
+
+    /// Made by the polling thread between two polls (see `poll_loop`);
+    /// it does not wait for the broker.
+    fn seek(&self, key: &PartitionKey, offset: i64) {
+        if let Ok(seeks) = self.seeks.lock() {
+            // Fails only once the polling thread has ended.
+            let _ = seeks.send((key.clone(), offset));
+        }
+    }
+
+    /// The next auto-commit sends it. Fails harmlessly when the partition
+    /// was revoked meanwhile: its new owner re-reads from the last commit.
+    fn store_offset(&self, key: &PartitionKey, offset: i64) {
+        if let Err(e) = self.inner.store_offset(&key.0, key.1, offset) {
+            tracing::debug!(topic = %key.0, partition = key.1, offset, error = %e, "Offset not stored; the partition is no longer ours.");
+        }
+    }
+
+    fn assignment(&self) -> BTreeSet<PartitionKey> {
+        self.inner.context().assignment.lock().map(|a| a.clone()).unwrap_or_default()
+    }
+
+    fn commit(&self) {
+        match self.inner.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => tracing::warn!(error = %e, "Offset commit failed."),
+        }
     }
 }
 
