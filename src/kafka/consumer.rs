@@ -12,14 +12,15 @@
 //! record it has not buffered before resuming, so nothing is skipped.
 
 use super::client_config;
-use super::source::{Polled, Revoking, Source};
+use super::polling::{poll_loop, Context, HANDOFF_RECORDS};
+use super::source::{Polled, Source};
 use crate::config::KafkaSettings;
 use crate::record::{Header, SourceRecord};
 use futures::future::BoxFuture;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers};
-use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use rdkafka::{Message, Offset, TopicPartitionList};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,122 +29,6 @@ use tokio::sync::mpsc;
 
 /// A (topic, partition).
 pub type PartitionKey = (String, i32);
-
-/// Records waiting between the polling thread and the worker: few, so
-/// that what librdkafka prefetches stays the only unbounded-by-the-worker
-/// memory (records can be 10 MiB each).
-const HANDOFF_RECORDS: usize = 4;
-
-/// Tracks the current assignment and hands rebalances to the worker.
-struct Context {
-    assignment: Mutex<BTreeSet<PartitionKey>>,
-    /// Where records and rebalances go, in order (see [`Consumer::poll`]).
-    polled: mpsc::Sender<Polled>,
-}
-
-impl ClientContext for Context {}
-
-fn keys(tpl: &TopicPartitionList) -> Vec<PartitionKey> {
-    tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect()
-}
-
-impl ConsumerContext for Context {
-    /// Runs on the polling thread, never a runtime thread, so it may block
-    /// while the worker drains the revoked partitions on the runtime.
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let Rebalance::Revoke(tpl) = rebalance else { return };
-        if consumer.assignment_lost() {
-            // Already someone else's: nothing to wait for, nothing to commit.
-            let _ = self.polled.blocking_send(Polled::Lost(keys(tpl)));
-            return;
-        }
-        let (revoking, answered) = Revoking::new(keys(tpl));
-        // An error means the worker has stopped reading: it has already
-        // drained everything it had.
-        if self.polled.blocking_send(Polled::Revoking(revoking)).is_ok() {
-            let _ = answered.recv();
-        }
-        // Commit what the drained partitions stored, so the new owner
-        // starts exactly after the work finished here.
-        match consumer.commit_consumer_state(CommitMode::Sync) {
-            Ok(()) | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
-            Err(e) => tracing::warn!(error = %e, "Commit before giving partitions away failed."),
-        }
-    }
-
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        // Under the cooperative protocol the callback sees only the change;
-        // reading the whole assignment back works for both protocols.
-        let current: BTreeSet<PartitionKey> =
-            consumer.assignment().map(|tpl| keys(&tpl).into_iter().collect()).unwrap_or_default();
-        if let Ok(mut assignment) = self.assignment.lock() {
-            assignment.clone_from(&current);
-        }
-        match rebalance {
-            Rebalance::Assign(tpl) => {
-                // A partition paused when it was last ours must flow again.
-                let _ = consumer.resume(tpl);
-                tracing::info!(added = tpl.count(), total = current.len(), "Partitions assigned.");
-                let _ = self.polled.blocking_send(Polled::Assigned(keys(tpl)));
-            }
-            Rebalance::Revoke(tpl) => {
-                tracing::info!(removed = tpl.count(), total = current.len(), "Partitions revoked.")
-            }
-            Rebalance::Error(e) => tracing::warn!(error = %e, "Rebalance failed."),
-        }
-    }
-
-    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, _offsets: &TopicPartitionList) {
-        if let Err(e) = result {
-            // NoOffset just means nothing new was stored since the last commit.
-            if !matches!(e, KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) {
-                tracing::warn!(error = %e, "Offset commit failed; it is retried with the next one.");
-            }
-        }
-    }
-}
-
-/// How long one poll waits for a record: also how long a seek may wait
-/// for the polling thread to make it.
-const POLL_WAIT: Duration = Duration::from_millis(10);
-
-/// Polls `inner` until `running` turns false, sending what it delivers to
-/// `polled`. Rebalance callbacks run inside `poll`, on this thread.
-///
-/// Seeks are made here too, between two polls, each followed by a
-/// [`Polled::Seeked`]: records already handed over but not yet taken by the
-/// worker were fetched from the old position, and the marker lets the
-/// worker tell them from those fetched after the seek (librdkafka itself
-/// drops the stale records it still holds).
-fn poll_loop(
-    inner: Arc<BaseConsumer<Context>>,
-    polled: mpsc::Sender<Polled>,
-    seeks: std::sync::mpsc::Receiver<(PartitionKey, i64)>,
-    running: Arc<AtomicBool>,
-) {
-    while running.load(Ordering::Relaxed) {
-        for (key, offset) in seeks.try_iter() {
-            if let Err(e) = inner.seek(&key.0, key.1, Offset::Offset(offset), Duration::ZERO) {
-                tracing::warn!(topic = %key.0, partition = key.1, offset, error = %e, "Seek failed.");
-            }
-            let _ = polled.blocking_send(Polled::Seeked(key));
-        }
-        match inner.poll(POLL_WAIT) {
-            Some(Ok(message)) => {
-                let record = owned(&message);
-                drop(message);
-                // Refused once the worker has stopped reading: the record
-                // is not processed and its offset never stored.
-                let _ = polled.blocking_send(Polled::Record(record));
-            }
-            Some(Err(e)) => {
-                tracing::warn!(error = %e, "Kafka consumer error.");
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            None => {}
-        }
-    }
-}
 
 /// The worker's consumer of the three input topics, in one group.
 ///
@@ -214,7 +99,7 @@ impl Consumer {
                 ("enable.partition.eof", "false"),
             ],
         )
-        .create_with_context(Context { assignment: Mutex::default(), polled: tx.clone() })?;
+        .create_with_context(Context::new(tx.clone()))?;
         inner.subscribe(topics)?;
         let inner = Arc::new(inner);
         let running = Arc::new(AtomicBool::new(true));
@@ -337,7 +222,7 @@ impl Source for Consumer {
     }
 
     fn assignment(&self) -> BTreeSet<PartitionKey> {
-        self.inner.context().assignment.lock().map(|a| a.clone()).unwrap_or_default()
+        self.inner.context().assignment()
     }
 
     fn commit(&self) {

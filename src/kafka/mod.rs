@@ -6,6 +6,7 @@
 mod admin;
 mod consumer;
 mod offsets;
+mod polling;
 mod producer;
 mod reader;
 mod source;

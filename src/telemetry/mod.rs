@@ -41,7 +41,9 @@ const LATENCY_SECONDS: &[f64] = &[
 /// worker's own types.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PartitionFlow {
+    /// The partition's topic.
     pub topic: String,
+    /// The partition's number in its topic.
     pub partition: i32,
     /// Records held (queued plus the batch being placed).
     pub buffered_records: usize,

@@ -272,8 +272,11 @@ fn restart_delay(policy: RetryPolicy, restarts: u32) -> Duration {
 /// One partition as this member sees it, at one moment.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PartitionView {
+    /// The partition's topic.
     pub topic: String,
+    /// The partition's number in its topic.
     pub partition: i32,
+    /// Where it is in its life on this member.
     pub state: Lifecycle,
     /// Records held (queued plus the batch being placed).
     pub buffered_records: usize,
