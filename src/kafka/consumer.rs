@@ -12,7 +12,7 @@
 //! record it has not buffered before resuming, so nothing is skipped.
 
 use super::client_config;
-use super::polling::{poll_loop, Context, HANDOFF_RECORDS};
+use super::polling::{poll_loop, Context, HANDOFFS};
 use super::source::{Polled, Source};
 use crate::config::KafkaSettings;
 use crate::record::{Header, SourceRecord};
@@ -21,7 +21,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -42,7 +42,7 @@ pub type PartitionKey = (String, i32);
 pub struct Consumer {
     inner: Arc<BaseConsumer<Context>>,
     /// The worker's end of the channel; `None` once closed.
-    polled: tokio::sync::Mutex<Option<mpsc::Receiver<Polled>>>,
+    polled: tokio::sync::Mutex<Handoffs>,
     /// Seeks for the polling thread to make.
     seeks: Mutex<std::sync::mpsc::Sender<(PartitionKey, i64)>>,
     running: Arc<AtomicBool>,
@@ -53,7 +53,7 @@ impl Consumer {
     /// Creates the consumer, subscribes to `topics` and starts polling;
     /// records and rebalances come out of [`Source::poll`].
     pub fn subscribe(settings: &KafkaSettings, topics: &[&str]) -> anyhow::Result<Arc<Consumer>> {
-        let (tx, rx) = mpsc::channel(HANDOFF_RECORDS);
+        let (tx, rx) = mpsc::channel(HANDOFFS);
         let inner: BaseConsumer<Context> = client_config(
             settings,
             &[
@@ -99,18 +99,18 @@ impl Consumer {
                 ("enable.partition.eof", "false"),
             ],
         )
-        .create_with_context(Context::new(tx.clone()))?;
+        .create_with_context(Context::new(tx))?;
         inner.subscribe(topics)?;
         let inner = Arc::new(inner);
         let running = Arc::new(AtomicBool::new(true));
         let (seeks, seeks_rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new().name("kafka-poll".to_owned()).spawn({
             let (inner, running) = (inner.clone(), running.clone());
-            move || poll_loop(inner, tx, seeks_rx, running)
+            move || poll_loop(inner, seeks_rx, running)
         })?;
         Ok(Arc::new(Consumer {
             inner,
-            polled: tokio::sync::Mutex::new(Some(rx)),
+            polled: tokio::sync::Mutex::new(Handoffs { rx: Some(rx), taken: VecDeque::new() }),
             seeks: Mutex::new(seeks),
             running,
             thread: Mutex::new(Some(thread)),
@@ -124,11 +124,14 @@ impl Consumer {
     /// that still holds partitions instead waits for librdkafka's close
     /// timeout.
     pub async fn leave(&self) {
-        if let Some(mut rx) = self.polled.lock().await.take() {
+        let mut handoffs = self.polled.lock().await;
+        // Dropping what was queued releases a waiting revocation.
+        handoffs.taken.clear();
+        if let Some(mut rx) = handoffs.rx.take() {
             rx.close();
-            // Dropping what was queued releases a waiting revocation.
             while rx.try_recv().is_ok() {}
         }
+        drop(handoffs);
         self.inner.unsubscribe();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while !self.assignment().is_empty() && tokio::time::Instant::now() < deadline {
@@ -178,6 +181,14 @@ impl Consumer {
     }
 }
 
+/// The worker's end of the polling thread's hand-offs.
+struct Handoffs {
+    /// `None` once closed.
+    rx: Option<mpsc::Receiver<Vec<Polled>>>,
+    /// The rest of the last hand-off, in order.
+    taken: VecDeque<Polled>,
+}
+
 impl Drop for Consumer {
     /// Ends the polling thread if [`Consumer::leave`] did not.
     fn drop(&mut self) {
@@ -187,7 +198,16 @@ impl Drop for Consumer {
 
 impl Source for Consumer {
     fn poll(&self) -> BoxFuture<'_, Option<Polled>> {
-        Box::pin(async move { self.polled.lock().await.as_mut()?.recv().await })
+        Box::pin(async move {
+            let mut handoffs = self.polled.lock().await;
+            loop {
+                if let Some(polled) = handoffs.taken.pop_front() {
+                    return Some(polled);
+                }
+                let next = handoffs.rx.as_mut()?.recv().await?;
+                handoffs.taken.extend(next);
+            }
+        })
     }
 
     /// Records prefetched for `key` are discarded by librdkafka and fetched

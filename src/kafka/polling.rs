@@ -14,26 +14,67 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// Records waiting between the polling thread and the worker: few, so
-/// that what librdkafka prefetches stays the only unbounded-by-the-worker
-/// memory (records can be 10 MiB each).
-pub(super) const HANDOFF_RECORDS: usize = 4;
+/// Hand-offs waiting for the worker. Records go over in hand-offs of up
+/// to `HANDOFF_RECORDS` records or `HANDOFF_BYTES` (or one larger record),
+/// so that crossing threads costs one wake-up per hand-off, not per record,
+/// while what waits here stays small next to the byte caps.
+pub(super) const HANDOFFS: usize = 2;
+const HANDOFF_RECORDS: usize = 64;
+const HANDOFF_BYTES: usize = 1 << 20;
 
-/// Tracks the current assignment and hands rebalances to the worker.
+/// What the polling thread has gathered and not yet handed over, in order.
+#[derive(Default)]
+struct Pending {
+    polled: Vec<Polled>,
+    bytes: usize,
+}
+
+/// Tracks the current assignment and hands records and rebalances to the
+/// worker, in the order they happen.
 pub(super) struct Context {
     assignment: Mutex<BTreeSet<PartitionKey>>,
-    /// Where records and rebalances go, in order (see [`Consumer::poll`]).
-    polled: mpsc::Sender<Polled>,
+    /// Used by the polling thread only (callbacks run on it too).
+    pending: Mutex<Pending>,
+    /// Where hand-offs go (see `Consumer::poll`).
+    handoffs: mpsc::Sender<Vec<Polled>>,
 }
 
 impl Context {
-    pub(super) fn new(polled: mpsc::Sender<Polled>) -> Context {
-        Context { assignment: Mutex::default(), polled }
+    pub(super) fn new(handoffs: mpsc::Sender<Vec<Polled>>) -> Context {
+        Context { assignment: Mutex::default(), pending: Mutex::default(), handoffs }
     }
 
     /// The partitions assigned to this member, as the last rebalance left them.
     pub(super) fn assignment(&self) -> BTreeSet<PartitionKey> {
         self.assignment.lock().map(|a| a.clone()).unwrap_or_default()
+    }
+
+    /// Adds to the next hand-off; `true` when it is full.
+    fn push(&self, polled: Polled, bytes: usize) -> bool {
+        let Ok(mut pending) = self.pending.lock() else { return true };
+        pending.polled.push(polled);
+        pending.bytes += bytes;
+        pending.polled.len() >= HANDOFF_RECORDS || pending.bytes >= HANDOFF_BYTES
+    }
+
+    /// Hands over what is pending, waiting while the worker is two
+    /// hand-offs behind. Once the worker has stopped reading, what is
+    /// pending is dropped (records unprocessed, offsets never stored).
+    fn flush(&self) {
+        let polled = match self.pending.lock() {
+            Ok(mut pending) => {
+                pending.bytes = 0;
+                std::mem::take(&mut pending.polled)
+            }
+            Err(_) => return,
+        };
+        if !polled.is_empty() {
+            let _ = self.handoffs.blocking_send(polled);
+        }
+    }
+
+    fn has_pending(&self) -> bool {
+        self.pending.lock().is_ok_and(|p| !p.polled.is_empty())
     }
 }
 
@@ -50,15 +91,16 @@ impl ConsumerContext for Context {
         let Rebalance::Revoke(tpl) = rebalance else { return };
         if consumer.assignment_lost() {
             // Already someone else's: nothing to wait for, nothing to commit.
-            let _ = self.polled.blocking_send(Polled::Lost(keys(tpl)));
+            self.push(Polled::Lost(keys(tpl)), 0);
+            self.flush();
             return;
         }
         let (revoking, answered) = Revoking::new(keys(tpl));
-        // An error means the worker has stopped reading: it has already
-        // drained everything it had.
-        if self.polled.blocking_send(Polled::Revoking(revoking)).is_ok() {
-            let _ = answered.recv();
-        }
+        self.push(Polled::Revoking(revoking), 0);
+        self.flush();
+        // Returns at once if the worker has stopped reading (the revocation
+        // was dropped): it has already drained everything it had.
+        let _ = answered.recv();
         // Commit what the drained partitions stored, so the new owner
         // starts exactly after the work finished here.
         match consumer.commit_consumer_state(CommitMode::Sync) {
@@ -80,7 +122,8 @@ impl ConsumerContext for Context {
                 // A partition paused when it was last ours must flow again.
                 let _ = consumer.resume(tpl);
                 tracing::info!(added = tpl.count(), total = current.len(), "Partitions assigned.");
-                let _ = self.polled.blocking_send(Polled::Assigned(keys(tpl)));
+                self.push(Polled::Assigned(keys(tpl)), 0);
+                self.flush();
             }
             Rebalance::Revoke(tpl) => {
                 tracing::info!(removed = tpl.count(), total = current.len(), "Partitions revoked.")
@@ -103,8 +146,8 @@ impl ConsumerContext for Context {
 /// for the polling thread to make it.
 const POLL_WAIT: Duration = Duration::from_millis(10);
 
-/// Polls `inner` until `running` turns false, sending what it delivers to
-/// `polled`. Rebalance callbacks run inside `poll`, on this thread.
+/// Polls `inner` until `running` turns false, handing what it delivers to
+/// the worker. Rebalance callbacks run inside `poll`, on this thread.
 ///
 /// Seeks are made here too, between two polls, each followed by a
 /// [`Polled::Seeked`]: records already handed over but not yet taken by the
@@ -113,30 +156,35 @@ const POLL_WAIT: Duration = Duration::from_millis(10);
 /// drops the stale records it still holds).
 pub(super) fn poll_loop(
     inner: Arc<BaseConsumer<Context>>,
-    polled: mpsc::Sender<Polled>,
     seeks: std::sync::mpsc::Receiver<(PartitionKey, i64)>,
     running: Arc<AtomicBool>,
 ) {
+    let context = inner.context().clone();
     while running.load(Ordering::Relaxed) {
         for (key, offset) in seeks.try_iter() {
             if let Err(e) = inner.seek(&key.0, key.1, Offset::Offset(offset), Duration::ZERO) {
                 tracing::warn!(topic = %key.0, partition = key.1, offset, error = %e, "Seek failed.");
             }
-            let _ = polled.blocking_send(Polled::Seeked(key));
+            context.push(Polled::Seeked(key), 0);
         }
-        match inner.poll(POLL_WAIT) {
+        // While something is pending, only take what librdkafka already
+        // holds, and hand over as soon as it holds nothing more.
+        let wait = if context.has_pending() { Duration::ZERO } else { POLL_WAIT };
+        match inner.poll(wait) {
             Some(Ok(message)) => {
                 let record = owned(&message);
                 drop(message);
-                // Refused once the worker has stopped reading: the record
-                // is not processed and its offset never stored.
-                let _ = polled.blocking_send(Polled::Record(record));
+                let bytes = record.value_len();
+                if context.push(Polled::Record(record), bytes) {
+                    context.flush();
+                }
             }
             Some(Err(e)) => {
+                context.flush();
                 tracing::warn!(error = %e, "Kafka consumer error.");
                 std::thread::sleep(Duration::from_millis(100));
             }
-            None => {}
+            None => context.flush(),
         }
     }
 }
