@@ -34,6 +34,9 @@ pub(super) struct FakeSource {
     /// Where a seek's marker goes, as the real consumer's polling thread
     /// sends it.
     seeked: mpsc::WeakUnboundedSender<Polled>,
+    /// While set, seeks do not take effect until [`Rig::seeks_take_effect`].
+    pub hold_seeks: AtomicBool,
+    held: Mutex<Vec<PartitionKey>>,
     calls: Mutex<Vec<Call>>,
 }
 
@@ -60,7 +63,9 @@ impl Source for FakeSource {
     }
     fn seek(&self, key: &PartitionKey, offset: i64) {
         self.record(Call::Seek(key.1, offset));
-        if let Some(feed) = self.seeked.upgrade() {
+        if self.hold_seeks.load(Ordering::SeqCst) {
+            self.held.lock().unwrap().push(key.clone());
+        } else if let Some(feed) = self.seeked.upgrade() {
             let _ = feed.send(Polled::Seeked(key.clone()));
         }
     }
@@ -172,8 +177,13 @@ pub(super) const LIMITS: Limits =
 /// at most `drain_timeout`.
 pub(super) fn rig(drain_timeout: Duration) -> (Rig, Reader) {
     let (feed, rx) = mpsc::unbounded_channel();
-    let source =
-        Arc::new(FakeSource { feed: tokio::sync::Mutex::new(rx), seeked: feed.downgrade(), calls: Mutex::default() });
+    let source = Arc::new(FakeSource {
+        feed: tokio::sync::Mutex::new(rx),
+        seeked: feed.downgrade(),
+        hold_seeks: AtomicBool::default(),
+        held: Mutex::default(),
+        calls: Mutex::default(),
+    });
     let step = Arc::new(FakeStep::default());
     let (notes_tx, notes) = mpsc::unbounded_channel();
     let telemetry = Telemetry::new(Arc::new(Stats::default()), Duration::from_secs(60));
@@ -211,6 +221,13 @@ impl Rig {
         let (revoking, answered) = Revoking::new(ps.iter().map(|p| key(*p)).collect());
         self.feed.send(Polled::Revoking(revoking)).unwrap();
         answered
+    }
+
+    /// The seeks held back so far take effect now.
+    pub fn seeks_take_effect(&self) {
+        for key in self.source.held.lock().unwrap().drain(..) {
+            self.feed.send(Polled::Seeked(key)).unwrap();
+        }
     }
 
     /// Partition `p` as the loop sees it, if held.

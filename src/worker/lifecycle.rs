@@ -84,8 +84,11 @@ pub(super) enum Event {
 
 /// What a transition may act on outside the partition.
 pub(super) struct Hands {
+    /// Pause, resume and seek.
     pub source: Arc<dyn Source>,
+    /// Starts a partition's task.
     pub spawner: Spawner,
+    /// When a buffer is full, and when it has drained.
     pub limits: Limits,
     /// Backoff between restarts of a failing task.
     pub restart: RetryPolicy,

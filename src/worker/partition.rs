@@ -124,11 +124,17 @@ impl PanicHook {
 
 /// What every partition task shares; starts tasks.
 pub(super) struct Spawner {
+    /// Places a batch (the [`Pipeline`] in production).
     pub step: Arc<dyn Step>,
+    /// Where a finished batch's offset is stored.
     pub source: Arc<dyn Source>,
+    /// How large a batch may be.
     pub limits: Limits,
+    /// Where tasks report to the consuming loop.
     pub notes: mpsc::UnboundedSender<Note>,
+    /// For tests only (`worker.test_panic_at`).
     pub panic_hook: Option<Arc<PanicHook>>,
+    /// Counts batches for /metrics; marks a task dead if it unwinds.
     pub telemetry: Arc<Telemetry>,
 }
 

@@ -35,9 +35,13 @@ pub(super) enum Note {
 
 /// The consuming loop and what it owns.
 pub(super) struct Reader {
+    /// Where records and rebalances come from.
     pub source: Arc<dyn Source>,
+    /// The partitions; this loop is their only writer.
     pub partitions: Partitions,
+    /// What the partitions' transitions act on.
     pub hands: Hands,
+    /// News from partition tasks and handover waiters.
     pub notes: mpsc::UnboundedReceiver<Note>,
     /// For the handover's waiters; the partition tasks hold clones too.
     pub notes_tx: mpsc::UnboundedSender<Note>,

@@ -176,6 +176,26 @@ async fn a_panicking_task_is_restarted_from_the_last_stored_offset() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn records_fetched_before_a_seek_took_effect_are_dropped_and_read_again_after_it() {
+    let (rig, reader) = rig(Duration::from_secs(30));
+    let (_stop, _run) = start(reader, Duration::from_secs(5));
+    rig.step.open();
+    rig.source.hold_seeks.store(true, Ordering::SeqCst);
+    *rig.step.panic_at.lock().unwrap() = Some(1);
+    rig.assign(&[0]);
+    rig.records(0, 0..2);
+    until("the task restarts", || rig.state(0) == Some(Lifecycle::Restarting)).await;
+    assert!(rig.source.calls().contains(&Call::Seek(0, 0)));
+    // Fetched from the old position before the seek back to 0 took effect:
+    // taking them would skip offsets 0 and 1.
+    rig.records(0, 2..4);
+    rig.seeks_take_effect();
+    rig.records(0, 0..4);
+    until("everything is placed", || rig.view(0).and_then(|v| v.done_up_to) == Some(4)).await;
+    assert_eq!(stores(&rig, 0), [1, 3], "in offset order, nothing skipped");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_stop_interrupts_a_batch_waiting_out_a_failure_and_stores_nothing() {
     let (rig, reader) = rig(Duration::from_secs(30));
     let (stop, run) = start(reader, Duration::from_secs(5));
