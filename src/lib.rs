@@ -17,8 +17,9 @@
 //! - [`worker`]: the consuming loop, one task per partition, retries,
 //!   dead letters, offsets, stop-at-end.
 //! - [`telemetry`] and [`http`]: what operators see of a running worker
-//!   (`/metrics`, `/healthz`, `/readyz`); [`diagnose`] turns unreachable
-//!   services into sentences.
+//!   (`/metrics`, `/healthz`, `/readyz`); `http` reads `telemetry`, never the
+//!   reverse, and [`sidecar`] starts both beside the worker; [`diagnose`]
+//!   turns unreachable services into sentences.
 //! - [`failure`]: the failure policy: which failures are waited out, which
 //!   retried a bounded number of times, which isolated.
 //! - [`ops`]: the operators' commands (`replay`, `dead-letters`, `redrive`).
@@ -38,6 +39,7 @@ pub mod ops;
 pub mod placement;
 pub mod record;
 pub mod sample;
+pub mod sidecar;
 pub mod stats;
 pub mod store;
 pub mod telemetry;

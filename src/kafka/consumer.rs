@@ -12,103 +12,49 @@
 //! record it has not buffered before resuming, so nothing is skipped.
 
 use super::client_config;
+use super::polling::{poll_loop, Context, HANDOFFS};
+use super::source::{Polled, Source};
 use crate::config::KafkaSettings;
 use crate::record::{Header, SourceRecord};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer};
+use futures::future::BoxFuture;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers};
-use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
-use std::collections::{BTreeSet, HashMap};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::mpsc;
 
 /// A (topic, partition).
 pub type PartitionKey = (String, i32);
 
-/// What the worker does when the group moves partitions. Both methods run on
-/// the thread that polls the consumer, inside librdkafka's rebalance
-/// callback: the rebalance completes only when they return.
-pub trait RebalanceListener: Send + Sync {
-    /// `partitions` were added to this member's assignment.
-    fn assigned(&self, partitions: &[PartitionKey]);
-    /// `partitions` are about to be given away: return once their in-flight
-    /// work is finished (its offsets stored) or abandoned. The stored offsets
-    /// are committed right after, before the new owner can fetch.
-    fn revoking(&self, partitions: &[PartitionKey]);
-}
-
-/// Tracks the current assignment and forwards rebalances to the listener.
-struct Context {
-    assignment: Mutex<BTreeSet<PartitionKey>>,
-    listener: Arc<dyn RebalanceListener>,
-}
-
-impl ClientContext for Context {}
-
-fn keys(tpl: &TopicPartitionList) -> Vec<PartitionKey> {
-    tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect()
-}
-
-impl ConsumerContext for Context {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(tpl) = rebalance {
-            let revoked = keys(tpl);
-            self.listener.revoking(&revoked);
-            // Commit what the drained partitions stored, so the new owner
-            // starts exactly after the work finished here.
-            match consumer.commit_consumer_state(CommitMode::Sync) {
-                Ok(()) | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
-                Err(e) => tracing::warn!(error = %e, "Commit before giving partitions away failed."),
-            }
-        }
-    }
-
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        // Under the cooperative protocol the callback sees only the change;
-        // reading the whole assignment back works for both protocols.
-        let current: BTreeSet<PartitionKey> =
-            consumer.assignment().map(|tpl| keys(&tpl).into_iter().collect()).unwrap_or_default();
-        if let Ok(mut assignment) = self.assignment.lock() {
-            assignment.clone_from(&current);
-        }
-        match rebalance {
-            Rebalance::Assign(tpl) => {
-                // A partition paused when it was last ours must flow again.
-                let _ = consumer.resume(tpl);
-                tracing::info!(added = tpl.count(), total = current.len(), "Partitions assigned.");
-                self.listener.assigned(&keys(tpl));
-            }
-            Rebalance::Revoke(tpl) => {
-                tracing::info!(removed = tpl.count(), total = current.len(), "Partitions revoked.")
-            }
-            Rebalance::Error(e) => tracing::warn!(error = %e, "Rebalance failed."),
-        }
-    }
-
-    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, _offsets: &TopicPartitionList) {
-        if let Err(e) = result {
-            // NoOffset just means nothing new was stored since the last commit.
-            if !matches!(e, KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) {
-                tracing::warn!(error = %e, "Offset commit failed; it is retried with the next one.");
-            }
-        }
-    }
-}
-
 /// The worker's consumer of the three input topics, in one group.
+///
+/// librdkafka runs rebalance callbacks on whichever thread polls, and the
+/// revoke callback must wait for the worker's in-flight batches. So a
+/// dedicated thread (not a runtime thread) polls, and hands records and
+/// rebalances to the worker, in order, over a channel ([`Consumer::poll`]):
+/// the callback can block that thread while the partition tasks finish on
+/// the runtime, and no tokio worker is ever blocked (docs/decisions.md,
+/// "Rebalances: a polling thread").
 pub struct Consumer {
-    inner: StreamConsumer<Context>,
+    inner: Arc<BaseConsumer<Context>>,
+    /// The worker's end of the channel; `None` once closed.
+    polled: tokio::sync::Mutex<Handoffs>,
+    /// Seeks for the polling thread to make.
+    seeks: Mutex<std::sync::mpsc::Sender<(PartitionKey, i64)>>,
+    running: Arc<AtomicBool>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl Consumer {
-    /// Creates the consumer and subscribes to `topics`; rebalances are
-    /// reported to `listener`.
-    pub fn subscribe(
-        settings: &KafkaSettings,
-        topics: &[&str],
-        listener: Arc<dyn RebalanceListener>,
-    ) -> anyhow::Result<Arc<Consumer>> {
-        let inner: StreamConsumer<Context> = client_config(
+    /// Creates the consumer, subscribes to `topics` and starts polling;
+    /// records and rebalances come out of [`Source::poll`].
+    pub fn subscribe(settings: &KafkaSettings, topics: &[&str]) -> anyhow::Result<Arc<Consumer>> {
+        let (tx, rx) = mpsc::channel(HANDOFFS);
+        let inner: BaseConsumer<Context> = client_config(
             settings,
             &[
                 ("auto.commit.interval.ms", "1000"),
@@ -153,75 +99,50 @@ impl Consumer {
                 ("enable.partition.eof", "false"),
             ],
         )
-        .create_with_context(Context { assignment: Mutex::default(), listener })?;
+        .create_with_context(Context::new(tx))?;
         inner.subscribe(topics)?;
-        Ok(Arc::new(Consumer { inner }))
+        let inner = Arc::new(inner);
+        let running = Arc::new(AtomicBool::new(true));
+        let (seeks, seeks_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new().name("kafka-poll".to_owned()).spawn({
+            let (inner, running) = (inner.clone(), running.clone());
+            move || poll_loop(inner, seeks_rx, running)
+        })?;
+        Ok(Arc::new(Consumer {
+            inner,
+            polled: tokio::sync::Mutex::new(Handoffs { rx: Some(rx), taken: VecDeque::new() }),
+            seeks: Mutex::new(seeks),
+            running,
+            thread: Mutex::new(Some(thread)),
+        }))
     }
 
-    /// The next record, copied out of librdkafka's buffer. Rebalance
-    /// callbacks run inside this call.
-    pub async fn next(&self) -> Result<SourceRecord, KafkaError> {
-        let message = self.inner.recv().await?;
-        Ok(owned(&message))
-    }
-
-    /// Marks everything up to and including `offset` as done; the next
-    /// auto-commit sends it. Fails harmlessly when the partition was revoked
-    /// meanwhile: its new owner re-reads from the last commit.
-    pub fn mark_done(&self, topic: &str, partition: i32, offset: i64) {
-        if let Err(e) = self.inner.store_offset(topic, partition, offset) {
-            tracing::debug!(topic, partition, offset, error = %e, "Offset not stored; the partition is no longer ours.");
-        }
-    }
-
-    /// Stops fetching `key`; records prefetched for it are discarded by
-    /// librdkafka and fetched again after [`Consumer::resume`].
-    pub fn pause(&self, key: &PartitionKey) {
-        if let Err(e) = self.inner.pause(&single(key)) {
-            tracing::debug!(topic = %key.0, partition = key.1, error = %e, "Pause refused; the partition is no longer ours.");
-        }
-    }
-
-    /// Fetches `key` again from where the application stopped reading it.
-    pub fn resume(&self, key: &PartitionKey) {
-        if let Err(e) = self.inner.resume(&single(key)) {
-            tracing::debug!(topic = %key.0, partition = key.1, error = %e, "Resume refused; the partition is no longer ours.");
-        }
-    }
-
-    /// Makes `key`'s next fetch start at `offset` (asynchronous: it does not
-    /// wait for the broker).
-    pub fn seek(&self, key: &PartitionKey, offset: i64) {
-        if let Err(e) = self.inner.seek(&key.0, key.1, Offset::Offset(offset), Duration::ZERO) {
-            tracing::warn!(topic = %key.0, partition = key.1, offset, error = %e, "Seek failed.");
-        }
-    }
-
-    /// Commits the stored offsets now and waits (used on shutdown).
-    pub fn commit_now(&self) {
-        match self.inner.commit_consumer_state(CommitMode::Sync) {
-            Ok(()) | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
-            Err(e) => tracing::warn!(error = %e, "Final offset commit failed."),
-        }
-    }
-
-    /// Leaves the group before the consumer is dropped: unsubscribing makes
-    /// librdkafka revoke the partitions through the rebalance callback, which
-    /// runs only while the consumer is polled, so poll until it has run.
-    /// Dropping a consumer that still holds partitions instead waits for
-    /// librdkafka's close timeout.
+    /// Leaves the group before the consumer is dropped: stops handing
+    /// records and rebalances to the worker (a revocation waiting for an
+    /// answer is released), unsubscribes, lets the polling thread serve the
+    /// revocation that follows, then stops that thread. Dropping a consumer
+    /// that still holds partitions instead waits for librdkafka's close
+    /// timeout.
     pub async fn leave(&self) {
+        let mut handoffs = self.polled.lock().await;
+        // Dropping what was queued releases a waiting revocation.
+        handoffs.taken.clear();
+        if let Some(mut rx) = handoffs.rx.take() {
+            rx.close();
+            while rx.try_recv().is_ok() {}
+        }
+        drop(handoffs);
         self.inner.unsubscribe();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while !self.assignment().is_empty() && tokio::time::Instant::now() < deadline {
-            // Records arriving now are not processed; their offsets are not stored.
-            let _ = tokio::time::timeout(Duration::from_millis(100), self.inner.recv()).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-    }
-
-    /// The partitions currently assigned to this member.
-    pub fn assignment(&self) -> BTreeSet<PartitionKey> {
-        self.inner.context().assignment.lock().map(|a| a.clone()).unwrap_or_default()
+        self.running.store(false, Ordering::Relaxed);
+        let thread = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(thread) = thread {
+            // The thread ends within one poll (`POLL_WAIT`).
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
     }
 
     /// Every partition of `topics` with its (low, high) watermarks, asked of
@@ -257,6 +178,78 @@ impl Consumer {
                 _ => None,
             })
             .collect())
+    }
+}
+
+/// The worker's end of the polling thread's hand-offs.
+struct Handoffs {
+    /// `None` once closed.
+    rx: Option<mpsc::Receiver<Vec<Polled>>>,
+    /// The rest of the last hand-off, in order.
+    taken: VecDeque<Polled>,
+}
+
+impl Drop for Consumer {
+    /// Ends the polling thread if [`Consumer::leave`] did not.
+    fn drop(&mut self) {
+        self.running.store(false, Ordering::Relaxed);
+    }
+}
+
+impl Source for Consumer {
+    fn poll(&self) -> BoxFuture<'_, Option<Polled>> {
+        Box::pin(async move {
+            let mut handoffs = self.polled.lock().await;
+            loop {
+                if let Some(polled) = handoffs.taken.pop_front() {
+                    return Some(polled);
+                }
+                let next = handoffs.rx.as_mut()?.recv().await?;
+                handoffs.taken.extend(next);
+            }
+        })
+    }
+
+    /// Records prefetched for `key` are discarded by librdkafka and fetched
+    /// again after [`Source::resume`].
+    fn pause(&self, key: &PartitionKey) {
+        if let Err(e) = self.inner.pause(&single(key)) {
+            tracing::debug!(topic = %key.0, partition = key.1, error = %e, "Pause refused; the partition is no longer ours.");
+        }
+    }
+
+    fn resume(&self, key: &PartitionKey) {
+        if let Err(e) = self.inner.resume(&single(key)) {
+            tracing::debug!(topic = %key.0, partition = key.1, error = %e, "Resume refused; the partition is no longer ours.");
+        }
+    }
+
+    /// Made by the polling thread between two polls (see `poll_loop`);
+    /// it does not wait for the broker.
+    fn seek(&self, key: &PartitionKey, offset: i64) {
+        if let Ok(seeks) = self.seeks.lock() {
+            // Fails only once the polling thread has ended.
+            let _ = seeks.send((key.clone(), offset));
+        }
+    }
+
+    /// The next auto-commit sends it. Fails harmlessly when the partition
+    /// was revoked meanwhile: its new owner re-reads from the last commit.
+    fn store_offset(&self, key: &PartitionKey, offset: i64) {
+        if let Err(e) = self.inner.store_offset(&key.0, key.1, offset) {
+            tracing::debug!(topic = %key.0, partition = key.1, offset, error = %e, "Offset not stored; the partition is no longer ours.");
+        }
+    }
+
+    fn assignment(&self) -> BTreeSet<PartitionKey> {
+        self.inner.context().assignment()
+    }
+
+    fn commit(&self) {
+        match self.inner.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => tracing::warn!(error = %e, "Offset commit failed."),
+        }
     }
 }
 

@@ -6,16 +6,19 @@
 mod admin;
 mod consumer;
 mod offsets;
+mod polling;
 mod producer;
 mod reader;
+mod source;
 
 pub use admin::ensure_topics;
-pub use consumer::{Consumer, PartitionKey, RebalanceListener};
+pub use consumer::{Consumer, PartitionKey};
 pub use offsets::{GroupOffsets, OffsetsError};
 pub use producer::{PublishError, Publisher};
 /// Errors of the Kafka client, as the consumer's methods return them.
 pub use rdkafka::error::KafkaError;
 pub use reader::{consume_to_end, read_topic, ConsumeRate};
+pub use source::{Polled, Revoking, Source};
 
 use crate::config::KafkaSettings;
 use rdkafka::ClientConfig;

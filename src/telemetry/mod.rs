@@ -1,5 +1,7 @@
 //! What an operator sees of a running worker: the live state behind
-//! `/metrics`, `/healthz` and `/readyz` (served by [`crate::http`]).
+//! `/metrics`, `/healthz` and `/readyz` (served by [`crate::http`], started
+//! beside the worker by [`crate::sidecar`]). An observer: the worker tells it
+//! what happened and it never calls back into the worker or the HTTP layer.
 //!
 //! The worker reports into one [`Telemetry`] through a handful of calls (a
 //! record consumed, a batch done or abandoned, a partition task started);
@@ -11,11 +13,9 @@ mod histogram;
 pub mod lag;
 pub mod record_log;
 mod render;
-mod service;
 mod state;
 
 pub use histogram::Histogram;
-pub use service::Sidecar;
 pub use state::{PartitionTask, Readiness};
 
 use crate::kafka::PartitionKey;
@@ -35,6 +35,23 @@ const LATENCY_SECONDS: &[f64] = &[
     0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
     300.0,
 ];
+
+/// One partition as flow control holds it, as the worker reports it to
+/// [`Telemetry::flow`]. Telemetry owns this type so that it never needs the
+/// worker's own types.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionFlow {
+    /// The partition's topic.
+    pub topic: String,
+    /// The partition's number in its topic.
+    pub partition: i32,
+    /// Records held (queued plus the batch being placed).
+    pub buffered_records: usize,
+    /// Bytes held (queued plus the batch being placed).
+    pub buffered_bytes: usize,
+    /// Paused on the consumer because its buffer is full.
+    pub paused: bool,
+}
 
 /// The live state of one worker process.
 #[derive(Debug)]
@@ -93,10 +110,10 @@ impl Telemetry {
     /// partitions (buffered records and bytes, paused or not) sets the
     /// in-flight gauges, so records dropped from a buffer at a pause or a
     /// revocation never linger in them.
-    pub fn flow(&self, partitions: &[crate::worker::PartitionView]) {
+    pub fn flow(&self, partitions: &[PartitionFlow]) {
         let records: usize = partitions.iter().map(|p| p.buffered_records).sum();
         let bytes: usize = partitions.iter().map(|p| p.buffered_bytes).sum();
-        let paused = partitions.iter().filter(|p| p.state == crate::worker::Lifecycle::Paused).count();
+        let paused = partitions.iter().filter(|p| p.paused).count();
         self.in_flight_records.store(records as i64, Ordering::Relaxed);
         self.in_flight_bytes.store(bytes as i64, Ordering::Relaxed);
         self.set_paused_partitions(paused);

@@ -67,7 +67,6 @@ struct Queue {
     queued_bytes: usize,
     in_flight_records: usize,
     in_flight_bytes: usize,
-    closed: bool,
 }
 
 impl Queue {
@@ -96,15 +95,12 @@ impl PartitionBuffer {
         self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Adds a record; returns what the partition now holds. A closed
-    /// buffer drops it: its partition is being handed over or stopped.
+    /// Adds a record; returns what the partition now holds.
     pub fn push(&self, record: SourceRecord) -> Held {
         let mut q = self.lock();
-        if !q.closed {
-            let size = record_bytes(&record);
-            q.queued_bytes += size;
-            q.records.push_back((record, size, Instant::now()));
-        }
+        let size = record_bytes(&record);
+        q.queued_bytes += size;
+        q.records.push_back((record, size, Instant::now()));
         let held = q.held();
         drop(q);
         self.wake.notify_one();
@@ -112,15 +108,12 @@ impl PartitionBuffer {
     }
 
     /// Waits for records and takes the next batch within `limits` (at
-    /// least one record, even one larger than the byte cap). `None` once
-    /// the buffer is closed: queued records are left to the next owner.
-    pub async fn next_batch(&self, limits: &Limits) -> Option<Taken> {
+    /// least one record, even one larger than the byte cap). Cancel-safe:
+    /// nothing is taken until it returns.
+    pub async fn next_batch(&self, limits: &Limits) -> Taken {
         loop {
             {
                 let mut q = self.lock();
-                if q.closed {
-                    return None;
-                }
                 if !q.records.is_empty() {
                     let mut batch = Vec::new();
                     let mut received = Vec::new();
@@ -141,7 +134,7 @@ impl PartitionBuffer {
                     q.queued_bytes -= bytes;
                     q.in_flight_records = batch.len();
                     q.in_flight_bytes = bytes;
-                    return Some(Taken { records: batch, bytes, received });
+                    return Taken { records: batch, bytes, received };
                 }
             }
             self.wake.notified().await;
@@ -156,16 +149,15 @@ impl PartitionBuffer {
         q.held()
     }
 
-    /// Drops the queued records and makes the task stop after its batch.
-    pub fn close(&self) {
+    /// Drops the queued records (a partition handed over or stopping leaves
+    /// them to whoever reads it next); the batch being placed still counts.
+    pub fn clear(&self) {
         let mut q = self.lock();
-        q.closed = true;
         q.records.clear();
         q.queued_bytes = 0;
-        drop(q);
-        self.wake.notify_one();
     }
 
+    /// What the partition holds now.
     pub fn held(&self) -> Held {
         self.lock().held()
     }
@@ -189,7 +181,7 @@ mod tests {
         for n in 0..5 {
             b.push(record(n, 100));
         }
-        let taken = b.next_batch(&limits()).await.unwrap();
+        let taken = b.next_batch(&limits()).await;
         assert_eq!(taken.records.iter().map(|r| r.offset).collect::<Vec<_>>(), [0, 1, 2]);
         assert_eq!(taken.received.len(), 3, "one receipt time per record");
         assert!(taken.received.windows(2).all(|w| w[0] <= w[1]), "in the order they came");
@@ -199,7 +191,7 @@ mod tests {
         let b = PartitionBuffer::default();
         b.push(record(0, 6_000));
         b.push(record(1, 6_000));
-        let taken = b.next_batch(&limits()).await.unwrap();
+        let taken = b.next_batch(&limits()).await;
         assert_eq!(taken.records.len(), 1, "two would pass the byte cap");
         assert!(taken.bytes >= 6_000);
     }
@@ -208,7 +200,7 @@ mod tests {
     async fn a_record_larger_than_the_batch_cap_still_goes_alone() {
         let b = PartitionBuffer::default();
         b.push(record(0, 20_000));
-        let taken = b.next_batch(&limits()).await.unwrap();
+        let taken = b.next_batch(&limits()).await;
         assert_eq!(taken.records.len(), 1);
     }
 
@@ -222,13 +214,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn closing_drops_the_queue_and_ends_the_task() {
+    async fn clearing_drops_the_queue_but_not_the_batch_being_placed() {
         let b = PartitionBuffer::default();
         b.push(record(0, 1));
-        b.close();
-        assert_eq!(b.held().records, 0);
-        assert!(b.next_batch(&limits()).await.is_none());
+        let _taken = b.next_batch(&limits()).await;
         b.push(record(1, 1));
-        assert_eq!(b.held().records, 0, "a closed buffer takes nothing");
+        b.clear();
+        assert_eq!(b.held().records, 1, "the batch in flight still counts");
+        assert_eq!(b.finished().records, 0);
     }
 }

@@ -4,7 +4,7 @@
 //! finished by them; partitions held by crashed members come back through a
 //! rebalance once their sessions time out, and this member places them.
 
-use crate::kafka::{Consumer, KafkaError, PartitionKey};
+use crate::kafka::{Consumer, KafkaError, PartitionKey, Source as _};
 use futures::FutureExt as _;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,6 +28,7 @@ type Lookup<T> = Option<JoinHandle<Result<T, KafkaError>>>;
 
 /// The ends to reach and the last look at the committed offsets.
 pub(super) struct EndOfTopics {
+    consumer: Arc<Consumer>,
     topics: Vec<String>,
     /// The end offset each non-empty partition had at start; `None` until
     /// the broker has answered (it may be down when the run starts).
@@ -43,9 +44,10 @@ pub(super) struct EndOfTopics {
 }
 
 impl EndOfTopics {
-    /// Starts watching `topics`; gives up after `timeout`.
-    pub fn new(topics: &[&str], timeout: Duration) -> EndOfTopics {
+    /// Starts watching `topics` through `consumer`; gives up after `timeout`.
+    pub fn new(consumer: Arc<Consumer>, topics: &[&str], timeout: Duration) -> EndOfTopics {
         EndOfTopics {
+            consumer,
             topics: topics.iter().map(|t| (*t).to_owned()).collect(),
             targets: None,
             started: Instant::now(),
@@ -59,11 +61,12 @@ impl EndOfTopics {
 
     /// Looks at the committed offsets (in the background; the consumer
     /// keeps being polled meanwhile) and says whether the run may end.
-    pub fn check(&mut self, consumer: &Arc<Consumer>) -> EndCheck {
+    pub fn check(&mut self) -> EndCheck {
         if self.started.elapsed() > self.timeout {
             return EndCheck::GaveUp(self.short.clone());
         }
-        let Some(targets) = self.targets(consumer) else { return EndCheck::Waiting };
+        let consumer = self.consumer.clone();
+        let Some(targets) = self.targets(&consumer) else { return EndCheck::Waiting };
         if let Some(lookup) = self.lookup.take_if(|l| l.is_finished()) {
             match lookup.now_or_never().and_then(Result::ok) {
                 Some(Ok(committed)) => {

@@ -1,53 +1,68 @@
-//! Handing partitions over in a rebalance. librdkafka calls
-//! [`Handover::revoking`] before it gives partitions away; it returns only
-//! when their in-flight batches have finished (and stored their offsets),
-//! or, past `drain_timeout`, when they have been abandoned unfinished. The
+//! Handing partitions over in a rebalance. The consumer's rebalance callback
+//! hands the loop a [`Revoking`] and blocks its own polling thread (never a
+//! runtime thread) until it is answered. The loop drains the revoked
+//! partitions (no new records, queues dropped) and leaves a waiter on the
+//! runtime; the loop itself keeps running, so batch news and other
+//! partitions are served meanwhile. When the in-flight batches have
+//! finished (their offsets stored), or at `drain_timeout` have been
+//! abandoned unfinished, the loop forgets the partitions and answers. The
 //! consumer then commits, and only after that can the new owner fetch: it
 //! starts exactly after the last finished batch, and never reads a record
 //! this member is still placing.
 
-use super::partitions::{wait_for_exit, Partitions};
-use crate::kafka::{PartitionKey, RebalanceListener};
-use std::time::Duration;
-use tokio::runtime::{Handle, RuntimeFlavor};
+use super::lifecycle::Event;
+use super::partitions::wait_for_exit;
+use super::reader::{Note, Reader};
+use crate::kafka::{PartitionKey, Revoking};
 
-/// The worker's side of a rebalance.
-pub(super) struct Handover {
-    pub partitions: Partitions,
-    pub drain_timeout: Duration,
-}
-
-impl RebalanceListener for Handover {
-    fn assigned(&self, partitions: &[PartitionKey]) {
-        // A slot and a task start with a partition's first record, so an
-        // idle partition costs nothing.
-        tracing::debug!(partitions = ?partitions, "Partitions will start with their first record.");
+impl Reader {
+    /// Partitions are being revoked: drain them, answer once they are.
+    pub(super) fn revoking(&self, revoking: Revoking) {
+        let keys = &revoking.partitions;
+        for key in keys {
+            self.partitions.on(key, Event::Revoke, &self.hands);
+        }
+        let running = self.partitions.running(Some(keys));
+        if running.is_empty() {
+            self.partitions.remove(keys);
+            revoking.drained();
+            return;
+        }
+        tracing::info!(
+            partitions = running.len(),
+            timeout_ms = self.drain_timeout.as_millis() as u64,
+            "Finishing in-flight batches of revoked partitions."
+        );
+        let (notes, timeout) = (self.notes_tx.clone(), self.drain_timeout);
+        tokio::spawn(async move {
+            let late = wait_for_exit(running, timeout).await;
+            // Fails only once the loop has finished; dropping the answer
+            // then releases the consumer, everything being stopped.
+            let _ = notes.send(Note::Drained { revoking, late });
+        });
     }
 
-    fn revoking(&self, partitions: &[PartitionKey]) {
-        let waiting = self.partitions.start_draining(Some(partitions), false);
-        if !waiting.is_empty() {
-            tracing::info!(
-                partitions = waiting.len(),
-                timeout_ms = self.drain_timeout.as_millis() as u64,
-                "Finishing in-flight batches of revoked partitions."
-            );
-            let late = match Handle::try_current() {
-                // The callback runs on the thread polling the consumer, a
-                // runtime thread: let the runtime move its other tasks away
-                // while this one waits for the partition tasks.
-                Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
-                    tokio::task::block_in_place(|| handle.block_on(wait_for_exit(waiting, self.drain_timeout)))
-                }
-                // A single-threaded runtime cannot run the tasks while this
-                // thread waits: abandon at once (nothing is stored for them).
-                _ => waiting.into_iter().map(|(k, _)| k).collect(),
-            };
-            if !late.is_empty() {
-                tracing::warn!(partitions = ?late, "Revoked partitions' batches did not finish in time; abandoned unfinished, their new owner places them again.");
-                self.partitions.abandon(&late);
+    /// The revoked partitions' tasks have ended, or `late` ones are past
+    /// `drain_timeout`: abandon those, forget all, let the consumer commit.
+    pub(super) fn drained(&self, revoking: Revoking, late: &[PartitionKey]) {
+        if !late.is_empty() {
+            tracing::warn!(partitions = ?late, "Revoked partitions' batches did not finish in time; abandoned unfinished, their new owner places them again.");
+            for key in late {
+                self.partitions.on(key, Event::Abandon, &self.hands);
             }
         }
-        self.partitions.remove(partitions);
+        self.partitions.remove(&revoking.partitions);
+        revoking.drained();
+    }
+
+    /// Partitions were lost (this member's session expired): someone else
+    /// may read them already and nothing of theirs can be committed, so
+    /// their batches are abandoned at once rather than finished.
+    pub(super) fn lost(&self, keys: &[PartitionKey]) {
+        tracing::warn!(partitions = ?keys, "Partitions lost without a handover; their batches are abandoned and their new owner places them.");
+        for key in keys {
+            self.partitions.on(key, Event::Abandon, &self.hands);
+        }
+        self.partitions.remove(keys);
     }
 }

@@ -1,12 +1,16 @@
 //! The consuming worker (`switchboard run`), in named pieces:
 //!
-//! - [`reader`]: the loop that reads from Kafka. It only polls the consumer
-//!   and routes records; it never waits on a partition.
-//! - [`partition`]: one task per partition, placing batches in offset order.
+//! - [`reader`]: the loop that reads from Kafka, through the small
+//!   [`Source`](crate::kafka::Source) trait. It turns records, rebalances,
+//!   task news and time into partition events; it never waits on a
+//!   partition.
+//! - [`lifecycle`]: one partition's state (assigned, reading, paused,
+//!   restarting, draining) and all its transitions, in one function.
+//! - [`partitions`]: the partitions by key, and a read-only view of them.
+//! - [`partition`]: one task per partition, placing batches in offset order
+//!   through a batch [`Step`](partition::Step); stopped one way.
 //! - [`buffer`]: what lies between the two, bounded in records and bytes; a
 //!   full buffer pauses its partition alone on the consumer.
-//! - [`lifecycle`] and [`partitions`]: each partition's state (assigned,
-//!   paused, restarting, draining, revoked) and a read-only view of it.
 //! - [`handover`]: rebalances; a revoked partition's batch finishes (or is
 //!   abandoned at `drain_timeout`) before its new owner reads it.
 //! - [`end`]: `--stop-at-end`, over every partition of the input topics.
@@ -27,6 +31,8 @@ mod buffer;
 mod coalesce;
 mod dead_letters;
 mod end;
+#[cfg(test)]
+mod fake;
 mod handover;
 mod isolate;
 mod lifecycle;
@@ -36,6 +42,8 @@ mod partitions;
 mod reader;
 mod retry;
 mod test_hooks;
+#[cfg(test)]
+mod tests;
 
 pub use batch::Pipeline;
 pub use lifecycle::{Lifecycle, PartitionView};
@@ -43,15 +51,16 @@ pub use partitions::Partitions;
 pub use retry::{Interrupted, RetryPolicy};
 
 use crate::config::Settings;
-use crate::kafka::{Consumer, Publisher};
+use crate::kafka::{Consumer, Publisher, Source};
+use crate::sidecar::Sidecar;
 use crate::stats::{Snapshot, Stats};
 use crate::store::Store;
-use crate::telemetry::Sidecar;
+use crate::telemetry::PartitionFlow;
 use buffer::Limits;
 use end::EndOfTopics;
-use handover::Handover;
+use lifecycle::Hands;
 use partition::{PanicHook, Spawner};
-use reader::{KafkaReader, ReadEnd};
+use reader::{ReadEnd, Reader};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -176,8 +185,7 @@ pub async fn run_observed(
     let mut topics = settings.kafka.topics.inputs().to_vec();
     topics.sort_unstable();
     topics.dedup();
-    let handover = Arc::new(Handover { partitions: partitions.clone(), drain_timeout: w.drain_timeout });
-    let consumer = Consumer::subscribe(&settings.kafka, &topics, handover)?;
+    let consumer = Consumer::subscribe(&settings.kafka, &topics)?;
     // The metrics and health endpoint and the lag poller (crate::telemetry).
     let sidecar = Sidecar::start(settings, stats.clone(), pipeline.store.clone(), consumer.clone()).await?;
     let telemetry = sidecar.telemetry.clone();
@@ -188,56 +196,59 @@ pub async fn run_observed(
             let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
             loop {
                 tick.tick().await;
-                telemetry.flow(&partitions.view());
+                let flows: Vec<PartitionFlow> = partitions
+                    .view()
+                    .into_iter()
+                    .map(|v| PartitionFlow {
+                        paused: v.state == Lifecycle::Paused,
+                        topic: v.topic,
+                        partition: v.partition,
+                        buffered_records: v.buffered_records,
+                        buffered_bytes: v.buffered_bytes,
+                    })
+                    .collect();
+                telemetry.flow(&flows);
             }
         }
     });
     tracing::info!(group = %settings.kafka.group_id, topics = ?topics, "Consuming.");
 
     let end = match mode {
-        Mode::StopAtEnd => Some(EndOfTopics::new(&topics, w.stop_at_end_timeout)),
+        Mode::StopAtEnd => Some(EndOfTopics::new(consumer.clone(), &topics, w.stop_at_end_timeout)),
         Mode::Forever => None,
     };
-    let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (notes_tx, notes) = tokio::sync::mpsc::unbounded_channel();
     let panic_hook = PanicHook::parse(&w.test_panic_at).map(Arc::new);
     if panic_hook.is_some() {
         tracing::warn!(at = %w.test_panic_at, "worker.test_panic_at is set: a partition task will panic once, for a test.");
     }
+    let source: Arc<dyn Source> = consumer.clone();
     let spawner = Spawner {
-        pipeline,
-        consumer: consumer.clone(),
+        step: pipeline,
+        source: source.clone(),
         limits,
-        events: events_tx,
+        notes: notes_tx.clone(),
         panic_hook,
         telemetry: telemetry.clone(),
     };
-    let mut reader = KafkaReader {
-        consumer: consumer.clone(),
-        partitions: partitions.clone(),
+    let hands = Hands {
+        source: source.clone(),
         spawner,
-        events: events_rx,
         limits,
         restart: RetryPolicy { initial: w.retry_initial, max: w.retry_max },
         telemetry,
     };
+    let mut reader =
+        Reader { source, partitions: partitions.clone(), hands, notes, notes_tx, drain_timeout: w.drain_timeout };
     let ended = reader.run(end, shutdown).await;
+    let late = reader.finish(w.shutdown_timeout).await;
 
-    // Queued records are dropped (they are read again by whoever consumes
-    // next); the batches being placed finish. A batch waiting out a
-    // transient failure gives up at once: waiting would not finish it.
-    let waiting = partitions.start_draining(None, true);
-    let late = partitions::wait_for_exit(waiting, w.shutdown_timeout).await;
-    if !late.is_empty() {
-        tracing::error!(partitions = ?late, timeout_ms = w.shutdown_timeout.as_millis() as u64, "In-flight batches did not finish in time; abandoning them uncommitted.");
-        partitions.abandon(&late);
-    }
     let commit_consumer = consumer.clone();
-    tokio::task::spawn_blocking(move || commit_consumer.commit_now()).await?;
+    tokio::task::spawn_blocking(move || commit_consumer.commit()).await?;
     consumer.leave().await;
     flow_gauges.abort();
     sidecar.stop().await;
     tracing::info!("Offsets committed; left the group.");
-    drop(reader);
 
     let describe = |keys: Vec<crate::kafka::PartitionKey>| keys.into_iter().map(|(t, p)| format!("{t}/{p}")).collect();
     match ended {

@@ -1,16 +1,23 @@
-//! One task per assigned partition: it takes batches from the partition's
-//! buffer, runs each through the [`Pipeline`], marks the batch's last offset
-//! done, and reports back to the consuming loop. Partitions run in parallel;
-//! within one, records are applied strictly in offset order. The task never
-//! talks to the consumer except to store an offset, so a stuck partition
-//! holds only its own buffer.
+//! One task per partition: it takes batches from the partition's buffer,
+//! runs each through the batch [`Step`] (the [`Pipeline`] in production),
+//! stores the batch's last offset, and reports back to the consuming loop.
+//! Partitions run in parallel; within one, records are applied strictly in
+//! offset order. The task never talks to the consumer except to store an
+//! offset, so a stuck partition holds only its own buffer.
+//!
+//! A task is stopped one way: [`Task::stop`] with a [`Stop`] level, over one
+//! watch channel. The task checks it between batches, while it waits out a
+//! restart's backoff, and while a batch is being placed.
 
 use super::batch::Pipeline;
 use super::buffer::{Limits, PartitionBuffer, Taken};
-use super::partitions::TaskHandles;
-use crate::kafka::{Consumer, PartitionKey};
+use super::lifecycle::Event;
+use super::reader::Note;
+use super::retry::Interrupted;
+use crate::kafka::{PartitionKey, Source};
 use crate::record::SourceRecord;
 use crate::telemetry::Telemetry;
+use futures::future::BoxFuture;
 use futures::FutureExt as _;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,13 +25,71 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
-/// What a partition task tells the consuming loop.
-#[derive(Debug)]
-pub(super) enum TaskEvent {
-    /// A batch is placed; everything before `next_offset` is done.
-    BatchDone { key: PartitionKey, generation: u64, next_offset: i64 },
-    /// The task panicked; its batch is unfinished and nothing of it stored.
-    Failed { key: PartitionKey, generation: u64, panic: String },
+/// One batch step: when it returns `Ok`, every record of the batch is
+/// durably placed or dead-lettered and its offset may be stored.
+/// `Err(Interrupted)` only when `stop` turned true while it waited out a
+/// transient failure; then nothing of the batch may be stored.
+pub(super) trait Step: Send + Sync + 'static {
+    fn place<'a>(
+        &'a self,
+        records: &'a [SourceRecord],
+        bytes: usize,
+        stop: &'a watch::Receiver<bool>,
+    ) -> BoxFuture<'a, Result<(), Interrupted>>;
+}
+
+impl Step for Pipeline {
+    fn place<'a>(
+        &'a self,
+        records: &'a [SourceRecord],
+        bytes: usize,
+        stop: &'a watch::Receiver<bool>,
+    ) -> BoxFuture<'a, Result<(), Interrupted>> {
+        Box::pin(self.process(records, bytes, stop))
+    }
+}
+
+/// How far a stop goes; each level includes the ones before it, and a stop
+/// is never lowered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Stop {
+    /// Keep placing.
+    Run,
+    /// Take no new batch; the batch in hand finishes, however long it waits.
+    Finish,
+    /// As `Finish`, but a batch waiting out a transient failure gives up at
+    /// once (it would not finish anyway): used on shutdown.
+    Interrupt,
+    /// Drop the batch in hand now, unfinished and unstored: a deadline
+    /// passed, or the partition is already someone else's.
+    Abandon,
+}
+
+/// A running partition task, as its partition controls it. Dropping it
+/// abandons the task.
+pub(super) struct Task {
+    stop: watch::Sender<Stop>,
+    /// Becomes `true` (or closed) when the task has ended.
+    exited: watch::Receiver<bool>,
+}
+
+impl Task {
+    /// The one way to stop a task: raises its stop level to `level`.
+    pub fn stop(&self, level: Stop) {
+        self.stop.send_if_modified(|current| {
+            let raise = level > *current;
+            if raise {
+                *current = level;
+            }
+            raise
+        });
+    }
+
+    /// What to wait on for the task's end; `None` when it has ended.
+    pub fn running(&self) -> Option<watch::Receiver<bool>> {
+        let ended = *self.exited.borrow() || self.exited.has_changed().is_err();
+        (!ended).then(|| self.exited.clone())
+    }
 }
 
 /// For tests only: makes the task holding one given record panic, once.
@@ -59,39 +124,39 @@ impl PanicHook {
 
 /// What every partition task shares; starts tasks.
 pub(super) struct Spawner {
-    pub pipeline: Arc<Pipeline>,
-    pub consumer: Arc<Consumer>,
+    /// Places a batch (the [`Pipeline`] in production).
+    pub step: Arc<dyn Step>,
+    /// Where a finished batch's offset is stored.
+    pub source: Arc<dyn Source>,
+    /// How large a batch may be.
     pub limits: Limits,
-    pub events: mpsc::UnboundedSender<TaskEvent>,
+    /// Where tasks report to the consuming loop.
+    pub notes: mpsc::UnboundedSender<Note>,
+    /// For tests only (`worker.test_panic_at`).
     pub panic_hook: Option<Arc<PanicHook>>,
+    /// Counts batches for /metrics; marks a task dead if it unwinds.
     pub telemetry: Arc<Telemetry>,
 }
 
 impl Spawner {
     /// Starts a task for `key` that waits `delay` before its first batch.
-    pub fn spawn(
-        &self,
-        key: PartitionKey,
-        generation: u64,
-        buffer: Arc<PartitionBuffer>,
-        delay: Duration,
-    ) -> TaskHandles {
-        let (stop_tx, stop_rx) = watch::channel(false);
+    pub fn spawn(&self, key: PartitionKey, generation: u64, buffer: Arc<PartitionBuffer>, delay: Duration) -> Task {
+        let (stop_tx, stop_rx) = watch::channel(Stop::Run);
         let (exited_tx, exited_rx) = watch::channel(false);
         let task = PartitionTask {
             key: key.clone(),
             generation,
             buffer,
-            pipeline: self.pipeline.clone(),
-            consumer: self.consumer.clone(),
+            step: self.step.clone(),
+            source: self.source.clone(),
             limits: self.limits,
-            events: self.events.clone(),
+            notes: self.notes.clone(),
             stop: stop_rx,
             panic_hook: self.panic_hook.clone(),
             telemetry: self.telemetry.clone(),
         };
-        let events = self.events.clone();
-        let handle = tokio::spawn(async move {
+        let notes = self.notes.clone();
+        tokio::spawn(async move {
             // A panic in a decoder or the store must not vanish with the
             // task: catch it and tell the loop, which restarts the partition.
             if let Err(panic) = AssertUnwindSafe(task.run(delay)).catch_unwind().await {
@@ -100,11 +165,11 @@ impl Spawner {
                     .cloned()
                     .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
                     .unwrap_or_else(|| "a panic without a message".to_owned());
-                let _ = events.send(TaskEvent::Failed { key, generation, panic });
+                let _ = notes.send(Note::Task(key, Event::TaskFailed { generation, panic }));
             }
             let _ = exited_tx.send(true);
         });
-        TaskHandles { stop: stop_tx, exited: exited_rx, abort: handle.abort_handle() }
+        Task { stop: stop_tx, exited: exited_rx }
     }
 }
 
@@ -113,33 +178,46 @@ struct PartitionTask {
     key: PartitionKey,
     generation: u64,
     buffer: Arc<PartitionBuffer>,
-    pipeline: Arc<Pipeline>,
-    consumer: Arc<Consumer>,
+    step: Arc<dyn Step>,
+    source: Arc<dyn Source>,
     limits: Limits,
-    events: mpsc::UnboundedSender<TaskEvent>,
-    stop: watch::Receiver<bool>,
+    notes: mpsc::UnboundedSender<Note>,
+    stop: watch::Receiver<Stop>,
     panic_hook: Option<Arc<PanicHook>>,
     telemetry: Arc<Telemetry>,
 }
 
+/// How placing one batch ended.
+enum Placed {
+    Done,
+    /// Interrupted or abandoned: nothing of it is stored.
+    Unfinished,
+}
+
 impl PartitionTask {
-    /// Runs until the buffer closes (revocation, shutdown) or a stop request
-    /// interrupts a wait; the batch in hand is finished first.
+    /// Runs until stopped; the batch in hand is finished first unless the
+    /// stop abandons it.
     async fn run(mut self, delay: Duration) {
         // Marks the partition's task dead for /healthz if it unwinds.
         let _alive = self.telemetry.partition_task(&self.key);
         if !delay.is_zero() {
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
-                _ = self.stop.wait_for(|s| *s) => return,
+                _ = self.stop.wait_for(|s| *s >= Stop::Finish) => return,
             }
         }
-        while let Some(Taken { records: batch, bytes, received }) = self.buffer.next_batch(&self.limits).await {
+        loop {
+            let Taken { records: batch, bytes, received } = tokio::select! {
+                biased;
+                // An error means the handle was dropped: abandoned.
+                _ = self.stop.wait_for(|s| *s >= Stop::Finish) => return,
+                taken = self.buffer.next_batch(&self.limits) => taken,
+            };
             if let Some(hook) = &self.panic_hook {
                 hook.check(&batch);
             }
             let started = std::time::Instant::now();
-            if self.pipeline.process(&batch, bytes, &self.stop).await.is_err() {
+            if let Placed::Unfinished = self.place(&batch, bytes).await {
                 self.telemetry.batch_abandoned(&self.key, &batch);
                 tracing::info!(topic = %self.key.0, partition = self.key.1, "Partition stopped with a batch unfinished; it will be redelivered.");
                 return;
@@ -147,17 +225,36 @@ impl PartitionTask {
             self.telemetry.batch_done(&self.key, &batch, &received, started.elapsed());
             tracing::debug!(topic = %self.key.0, partition = self.key.1, records = batch.len(), bytes, elapsed_ms = started.elapsed().as_millis() as u64, "Batch done.");
             if let Some(last) = batch.last() {
-                self.consumer.mark_done(&last.topic, last.partition, last.offset);
+                self.source.store_offset(&self.key, last.offset);
                 let next_offset = last.offset + 1;
                 // Free the records before telling the loop, which may then
                 // fetch more for this partition.
                 drop(batch);
                 self.buffer.finished();
-                let _ = self.events.send(TaskEvent::BatchDone {
-                    key: self.key.clone(),
-                    generation: self.generation,
-                    next_offset,
-                });
+                let done = Event::BatchDone { generation: self.generation, next_offset };
+                let _ = self.notes.send(Note::Task(self.key.clone(), done));
+            }
+        }
+    }
+
+    /// Places one batch, passing an `Interrupt` on to the step and dropping
+    /// the step at `Abandon` (which cancels its transaction).
+    async fn place(&mut self, batch: &[SourceRecord], bytes: usize) -> Placed {
+        let (interrupt, interrupted) = watch::channel(*self.stop.borrow() >= Stop::Interrupt);
+        let step = self.step.place(batch, bytes, &interrupted);
+        tokio::pin!(step);
+        loop {
+            tokio::select! {
+                placed = &mut step => return if placed.is_ok() { Placed::Done } else { Placed::Unfinished },
+                changed = self.stop.changed() => {
+                    let level = if changed.is_ok() { *self.stop.borrow_and_update() } else { Stop::Abandon };
+                    if level >= Stop::Abandon {
+                        return Placed::Unfinished;
+                    }
+                    if level >= Stop::Interrupt {
+                        let _ = interrupt.send(true);
+                    }
+                }
             }
         }
     }

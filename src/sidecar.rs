@@ -1,13 +1,17 @@
 //! Starts and stops what runs beside the worker for operators: the HTTP
 //! endpoint and the lag poller. The worker makes one call to start them and
 //! one to stop them.
+//!
+//! It lives outside both [`crate::telemetry`] and [`crate::http`] because it
+//! wires the two together: `http` reads telemetry, telemetry knows nothing of
+//! HTTP, and neither imports this module.
 
-use super::{lag, Telemetry};
 use crate::config::Settings;
 use crate::http::Endpoint;
-use crate::kafka::Consumer;
+use crate::kafka::{Consumer, Source as _};
 use crate::stats::Stats;
 use crate::store::Store;
+use crate::telemetry::{lag, Telemetry};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::watch;
