@@ -80,6 +80,7 @@ struct InfobipPart {
 fn infobip(data: &[u8], received_at: DateTime<Utc>) -> Result<Vec<Result<Item, DecodeError>>, DecodeError> {
     let batch: InfobipBatch = serde_json::from_slice(data)
         .map_err(|e| DecodeError::bad_payload(format!("The Infobip payload is not a valid results batch: {e}.")))?;
+    super::bounds::check_items("Infobip batch", batch.results.len())?;
     Ok(batch
         .results
         .into_iter()
