@@ -55,6 +55,11 @@ pub const MAX_MIME_PARTS: usize = 1000;
 /// together). Both providers send at most 1,000 per call; a record with more
 /// is dead-lettered whole, nothing of it placed.
 pub const MAX_ITEMS: usize = 1000;
+/// Media described per Twilio message: Twilio sends at most 10 (its MMS
+/// limit). Each is looked up by name among the form's fields, so a lying
+/// `NumMedia` in a form of a million fields would otherwise take hours;
+/// later media are left out (`truncated: attachments`).
+pub const MAX_TWILIO_MEDIA: usize = 10;
 /// Kafka headers per record. CloudEvents needs about eight; tracing adds
 /// a few.
 pub const MAX_HEADERS: usize = 64;

@@ -186,3 +186,23 @@ fn a_webhook_of_new_keys_adds_no_skip_name() {
     assert_eq!(decoded.skipped.len(), MAX_ITEMS);
     assert!(decoded.skipped.iter().all(|kind| *kind == SkipKind::Other), "{:?}", &decoded.skipped[..3]);
 }
+
+#[test]
+fn a_twilio_message_describes_ten_media_and_a_lying_num_media_stays_fast() {
+    let form = |num_media: usize, fields: usize| {
+        let mut body = format!("MessageSid=SM1&From=%2B385911&To=800&Body=hi&NumMedia={num_media}");
+        for i in 0..fields {
+            body.push_str(&format!("&MediaUrl{i}=https%3A%2F%2Fm.example%2F{i}"));
+        }
+        binary("sms.received", Some("application/x-www-form-urlencoded"), &[], body.as_bytes())
+    };
+    let at_bound = decode_ok(&form(MAX_TWILIO_MEDIA, MAX_TWILIO_MEDIA)).messages.remove(0);
+    assert_eq!((at_bound.details.attachments.len(), at_bound.details.truncated.len()), (10, 0));
+    let past = decode_ok(&form(MAX_TWILIO_MEDIA + 1, MAX_TWILIO_MEDIA + 1)).messages.remove(0);
+    assert_eq!((past.details.attachments.len(), past.details.truncated.clone()), (10, vec!["attachments".to_owned()]));
+
+    let started = std::time::Instant::now();
+    let lying = decode_ok(&form(400_000, 200_000)).messages.remove(0);
+    assert_eq!(lying.details.attachments.len(), 10);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
+}
