@@ -169,8 +169,8 @@ pub(crate) fn check_items(what: &str, count: usize) -> Result<(), DecodeError> {
 }
 
 /// Checks what every channel's messages share: ids and addresses within
-/// their bounds. A reply id past [`MAX_ID_BYTES`] is dropped (it names no
-/// stored message); an external id or address past its bound makes the
+/// their bounds. A reply or reference id past [`MAX_ID_BYTES`] is dropped
+/// (it names no stored message); an external id or address past its bound makes the
 /// message `too_large`: a single message fails the record, one of a batch
 /// becomes an invalid item.
 pub(crate) fn within_bounds(decoded: Decoded) -> Result<Decoded, DecodeError> {
@@ -178,7 +178,10 @@ pub(crate) fn within_bounds(decoded: Decoded) -> Result<Decoded, DecodeError> {
     let mut invalid = decoded.invalid;
     let mut messages = Vec::with_capacity(decoded.messages.len());
     for mut message in decoded.messages {
+        // Checked again after `nul`, which writes U+FFFD (3 bytes) for each
+        // NUL in an id.
         message.in_reply_to = message.in_reply_to.filter(|id| id.len() <= MAX_ID_BYTES);
+        message.references.retain(|id| id.len() <= MAX_ID_BYTES);
         match check_message(&message) {
             Ok(()) => messages.push(message),
             Err(e) if single => return Err(e),

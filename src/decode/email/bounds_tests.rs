@@ -208,3 +208,14 @@ fn a_ten_megabyte_mime_bomb_decodes_quickly_to_its_bounds() {
     eprintln!("two 10 MB MIME bombs decoded in {took:?}");
     assert!(took < Duration::from_secs(5), "took {took:?}");
 }
+
+#[test]
+fn a_reference_that_nul_replacement_pushes_past_the_id_bound_is_left_out() {
+    // 992 bytes as sent, within the bound; U+FFFD (3 bytes) replaces each
+    // NUL, so two make it 996 bytes and four 1,000.
+    let id = |nuls: usize| format!("{}{}@x", "\0".repeat(nuls), "r".repeat(MAX_ID_BYTES - 8 - nuls));
+    let raw = mail(&format!("References: <{}> <{}> <kept@x>\r\n", id(2), id(4)), "hi");
+    let message = email(&raw);
+    let lengths: Vec<usize> = message.references.iter().map(String::len).collect();
+    assert_eq!(lengths, [996, 6]);
+}
