@@ -83,5 +83,7 @@ async fn new_webhook_keys_add_no_series_and_a_quarter_million_references_are_sto
     assert_eq!(stored_refs as usize, MAX_REFERENCES);
     assert_eq!((first.as_str(), last.as_str()), ("old-249900@x", "old-249999@x"));
     assert_eq!(raw_len as usize, long_thread.value.len(), "raw keeps every reference");
+    let cut = env.count("SELECT count(*) FROM messages WHERE details->'truncated' = '[\"references\"]'::jsonb").await;
+    assert_eq!(cut, 1, "the agent desktop can tell the references were cut");
     assert_eq!(env.count("SELECT count(*) FROM messages").await, 1, "nothing of the batch is placed");
 }
