@@ -12,7 +12,11 @@
 //!   (`messenger.received`); `email` reads message ids through `msgid`;
 //! - each decoder normalizes addresses through [`crate::domain::Address`], so
 //!   nothing past this module handles a raw address string;
-//! - `nul` cleans U+0000 out of every decoded message.
+//! - `nul` cleans U+0000 out of every decoded message;
+//! - [`bounds`] names the bound of everything a sender controls and checks
+//!   the envelope first and every message last (contract section 5,
+//!   bounded inputs); `skip` names skipped items from a closed set, since
+//!   those names become metric labels.
 //!
 //! Every failure is a [`DecodeError`] carrying its dead-letter reason. A
 //! multi-message record (Infobip batch, Messenger webhook) is read item by
