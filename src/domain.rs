@@ -187,6 +187,12 @@ pub struct Details {
     /// (Postgres refuses U+0000 in text); the raw source still has them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub nul_removed: Vec<String>,
+    /// What the decoder cut to its bound (`subject`, `sender_name`,
+    /// `references`, `in_reply_to`, `to`, `cc`, `reply_to`, `mime_depth`,
+    /// `mime_parts`, `attachments`; see `decode::bounds`); an email's raw
+    /// source is whole.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub truncated: Vec<String>,
 }
 
 /// One customer message, decoded and normalized. This is all the rest of the

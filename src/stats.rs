@@ -22,7 +22,7 @@ pub struct Stats {
     retries_by_cause: Mutex<BTreeMap<&'static str, u64>>,
     by_rule: Mutex<BTreeMap<&'static str, u64>>,
     by_reason: Mutex<BTreeMap<&'static str, u64>>,
-    skipped_entries: Mutex<BTreeMap<String, u64>>,
+    skipped_entries: Mutex<BTreeMap<&'static str, u64>>,
     reopens: AtomicU64,
     sender_refusals: AtomicU64,
     links: Mutex<BTreeMap<String, u64>>,
@@ -63,8 +63,9 @@ pub struct Snapshot {
     /// Dead letters by reason code.
     pub dead_letters_by_reason: BTreeMap<&'static str, u64>,
     /// Items skipped (Messenger receipts and other entries, provider status
-    /// reports, empty batches), by the kind's own name.
-    pub skipped_entries: BTreeMap<String, u64>,
+    /// reports, empty batches), by the kind's name: a closed set
+    /// ([`crate::decode::SkipKind::label`]), unknown names counted as `other`.
+    pub skipped_entries: BTreeMap<&'static str, u64>,
     /// Conversations reopened (R5).
     pub reopens: u64,
     /// Email replies whose sender the policy refused to join the
@@ -113,17 +114,11 @@ impl Stats {
         bump(&self.by_rule, rule.as_str(), 1);
     }
 
-    /// One skipped item. Kind names are bounded by the decoder
-    /// ([`crate::decode::SkipKind::named`]), so the map stays small.
+    /// One skipped item, under its kind's name. Names come from a closed
+    /// set (the decoder's [`crate::decode::SkipKind`]); a name outside it
+    /// counts as `other`, so no input adds a metric series.
     pub fn entry_skipped(&self, kind: &str) {
-        if let Ok(mut m) = self.skipped_entries.lock() {
-            match m.get_mut(kind) {
-                Some(count) => *count += 1,
-                None => {
-                    m.insert(kind.to_owned(), 1);
-                }
-            }
-        }
+        bump(&self.skipped_entries, crate::decode::SkipKind::label(kind), 1);
     }
 
     /// A transient failure is being waited out; `cause` names what failed
@@ -210,7 +205,7 @@ impl Stats {
             retries_by_cause: read(&self.retries_by_cause),
             messages_by_rule: read(&self.by_rule),
             dead_letters_by_reason: read(&self.by_reason),
-            skipped_entries: self.skipped_entries.lock().map(|m| m.clone()).unwrap_or_default(),
+            skipped_entries: read(&self.skipped_entries),
             reopens: self.reopens.load(Ordering::Relaxed),
             sender_refusals: self.sender_refusals.load(Ordering::Relaxed),
             links_made: self.links.lock().map(|m| m.clone()).unwrap_or_default(),
@@ -226,5 +221,20 @@ impl Stats {
             batch_splits: self.batch_splits.load(Ordering::Relaxed),
             dead_letters_truncated: self.dead_letters_truncated.load(Ordering::Relaxed),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Stats;
+
+    #[test]
+    fn skipped_entries_under_names_outside_the_closed_set_count_as_other() {
+        let stats = Stats::default();
+        for name in ["standby", "echo", "x1", "x2", "Robert'); DROP", "other"] {
+            stats.entry_skipped(name);
+        }
+        let counted: Vec<(&str, u64)> = stats.snapshot().skipped_entries.into_iter().collect();
+        assert_eq!(counted, [("echo", 1), ("other", 4), ("standby", 1)]);
     }
 }

@@ -5,13 +5,21 @@
 //! agent desktop need and keeps the raw bytes so nothing the customer sent is
 //! lost. It decides one thing of its own: whether the mail was sent by a
 //! machine (RFC 3834 and friends), which stops it reopening conversations.
+//!
+//! What it takes from the mail is bounded (`super::bounds`): the newest
+//! `References`, a few `In-Reply-To` ids, the subject's and the sender
+//! name's length, the recipients listed, and the MIME parts read for the
+//! body and attachments (`parts`). Cuts are listed in `details.truncated`;
+//! `raw` keeps the message whole.
 
+use super::bounds::{truncate, MAX_IN_REPLY_TO, MAX_NAME_BYTES, MAX_RECIPIENTS, MAX_REFERENCES, MAX_SUBJECT_BYTES};
 use super::cloudevent::CloudEvent;
 use super::msgid::parse_ids;
 use super::{sha256_hex, DecodeError, DlqReason};
 use crate::domain::{Address, Attachment, Channel, Details, ExternalId, InboundMessage};
 use chrono::{DateTime, Utc};
-use mail_parser::{Address as MailAddress, ContentType, Message, MessageParser, MimeHeaders, PartType};
+use mail_parser::{Address as MailAddress, ContentType, Message, MessageParser, MimeHeaders};
+use parts::ReadableParts;
 
 /// Decodes one email event into its message.
 pub(crate) fn decode(event: &CloudEvent, received_at: DateTime<Utc>) -> Result<InboundMessage, DecodeError> {
@@ -32,17 +40,33 @@ pub(crate) fn decode(event: &CloudEvent, received_at: DateTime<Utc>) -> Result<I
     let from = first_from(&message);
     let contact = Address::email(from.and_then(|a| a.address()).unwrap_or_default())
         .map_err(|e| DecodeError::bad_address("contact (first From mailbox)", &e))?;
-    let sender_name = from.and_then(|a| a.name()).map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned);
-
-    let (in_reply_to, references) = threading_ids(&message);
+    let mut truncated = Vec::new();
+    let mut bounded = |text: Option<&str>, max: usize, field: &str| {
+        text.map(|text| {
+            let mut text = text.to_owned();
+            if truncate(&mut text, max) {
+                truncated.push(field.to_owned());
+            }
+            text
+        })
+    };
+    let sender_name =
+        bounded(from.and_then(|a| a.name()).map(str::trim).filter(|n| !n.is_empty()), MAX_NAME_BYTES, "sender_name");
+    let subject = bounded(message.subject(), MAX_SUBJECT_BYTES, "subject");
+    let (in_reply_to, references) = threading_ids(&message, &mut truncated);
+    let to = addresses(message.all_to(), "to", &mut truncated);
+    let cc = addresses(message.all_cc(), "cc", &mut truncated);
+    let reply_to = addresses(message.reply_to().into_iter(), "reply_to", &mut truncated);
+    let parts = ReadableParts::of(&message);
+    truncated.extend(parts.cuts().into_iter().map(str::to_owned));
     Ok(InboundMessage {
         channel: Channel::Email,
         endpoint,
         contact,
         external_id: external_id(&message, raw),
-        subject: message.subject().map(str::to_owned),
-        body_text: message.body_text(0).map(|text| text.into_owned()).unwrap_or_default(),
-        body_html: html_body(&message),
+        subject,
+        body_text: parts.body_text(&message),
+        body_html: parts.html_body(&message),
         in_reply_to,
         references,
         auto_generated: is_auto_generated(&message),
@@ -50,11 +74,12 @@ pub(crate) fn decode(event: &CloudEvent, received_at: DateTime<Utc>) -> Result<I
         received_at,
         raw: Some(raw.to_vec()),
         details: Details {
-            to: addresses(message.all_to()),
-            cc: addresses(message.all_cc()),
-            reply_to: addresses(message.reply_to().into_iter()),
+            to,
+            cc,
+            reply_to,
             sender_name,
-            attachments: attachments(&message),
+            attachments: parts.attachments(&message).map(attachment).collect(),
+            truncated,
             ..Details::default()
         },
     })
@@ -109,9 +134,21 @@ fn external_id(message: &Message<'_>, raw: &[u8]) -> ExternalId {
 /// `references` newest (last) first, so every `In-Reply-To` id is tried,
 /// in order, before the `References` proper; an id found in both moves to
 /// the end rather than appearing twice.
-fn threading_ids(message: &Message<'_>) -> (Option<String>, Vec<String>) {
-    let in_reply_to: Vec<String> = raw_values(message, "In-Reply-To").flat_map(|v| parse_ids(&v)).collect();
+///
+/// Bounded: the first [`MAX_IN_REPLY_TO`] `In-Reply-To` ids, and of the
+/// whole list the newest (last) [`MAX_REFERENCES`]; each id is a lock and a
+/// lookup, and a 10 MB header names 250,000. A cut is added to `truncated`.
+fn threading_ids(message: &Message<'_>, truncated: &mut Vec<String>) -> (Option<String>, Vec<String>) {
+    let mut in_reply_to: Vec<String> = raw_values(message, "In-Reply-To").flat_map(|v| parse_ids(&v)).collect();
+    if in_reply_to.len() > MAX_IN_REPLY_TO {
+        in_reply_to.truncate(MAX_IN_REPLY_TO);
+        truncated.push("in_reply_to".to_owned());
+    }
     let mut references: Vec<String> = raw_values(message, "References").flat_map(|v| parse_ids(&v)).collect();
+    let newest =
+        |references: &mut Vec<String>| references.drain(..references.len().saturating_sub(MAX_REFERENCES)).count() > 0;
+    // Cut before merging, so the merge below works on at most 100 ids.
+    let mut cut = newest(&mut references);
     let mut ids = in_reply_to.into_iter();
     let first = ids.next();
     // Reversed, so that the second In-Reply-To id ends up last (tried first).
@@ -119,6 +156,10 @@ fn threading_ids(message: &Message<'_>) -> (Option<String>, Vec<String>) {
     for id in others.into_iter().rev() {
         references.retain(|r| *r != id);
         references.push(id);
+    }
+    cut |= newest(&mut references);
+    if cut {
+        truncated.push("references".to_owned());
     }
     (first, references)
 }
@@ -134,37 +175,34 @@ fn raw_values<'m>(message: &'m Message<'_>, name: &'m str) -> impl Iterator<Item
     })
 }
 
-/// The HTML body, only when the message has a real `text/html` part:
-/// mail-parser would otherwise synthesize HTML from the plain text.
-fn html_body(message: &Message<'_>) -> Option<String> {
-    message.html_bodies().find_map(|part| match &part.body {
-        PartType::Html(html) => Some(html.to_string()),
-        _ => None,
-    })
-}
-
-/// The mailboxes of address headers, lowercased, in header order.
-fn addresses<'a, 'x: 'a>(headers: impl Iterator<Item = &'a MailAddress<'x>>) -> Vec<String> {
-    headers
+/// The mailboxes of address headers, lowercased, in header order: the
+/// first [`MAX_RECIPIENTS`], a cut noted in `truncated` as `field`.
+fn addresses<'a, 'x: 'a>(
+    headers: impl Iterator<Item = &'a MailAddress<'x>>,
+    field: &str,
+    truncated: &mut Vec<String>,
+) -> Vec<String> {
+    let mut all = headers
         .flat_map(|header| header.iter())
         .filter_map(|addr| addr.address())
         .map(|address| address.trim().to_lowercase())
-        .filter(|address| !address.is_empty())
-        .collect()
+        .filter(|address| !address.is_empty());
+    let kept: Vec<String> = all.by_ref().take(MAX_RECIPIENTS).collect();
+    if all.next().is_some() {
+        truncated.push(field.to_owned());
+    }
+    kept
 }
 
-fn attachments(message: &Message<'_>) -> Vec<Attachment> {
-    message
-        .attachments()
-        .map(|part| Attachment {
-            name: part.attachment_name().map(str::to_owned),
-            content_type: part.content_type().map(type_and_subtype),
-            size: u64::try_from(part.contents().len()).ok(),
-            url: None,
-            title: None,
-            coordinates: None,
-        })
-        .collect()
+fn attachment(part: &mail_parser::MessagePart<'_>) -> Attachment {
+    Attachment {
+        name: part.attachment_name().map(str::to_owned),
+        content_type: part.content_type().map(type_and_subtype),
+        size: u64::try_from(part.contents().len()).ok(),
+        url: None,
+        title: None,
+        coordinates: None,
+    }
 }
 
 /// `type/subtype`, lowercased, without parameters.
@@ -233,6 +271,10 @@ fn is_media_type(content_type: &ContentType<'_>, ctype: &str, subtype: &str) -> 
         && content_type.subtype().is_some_and(|s| s.eq_ignore_ascii_case(subtype))
 }
 
+mod parts;
+
+#[cfg(test)]
+mod bounds_tests;
 #[cfg(test)]
 mod id_tests;
 #[cfg(test)]

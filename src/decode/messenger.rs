@@ -1,14 +1,15 @@
 //! `messenger.received`: a Meta Messenger Platform webhook body,
-//! `{"object":"page","entry":[{"messaging":[...]}]}`, with any number of
-//! entries and messaging items, read in payload order.
+//! `{"object":"page","entry":[{"messaging":[...]}]}`, with up to
+//! [`super::bounds::MAX_ITEMS`] items in all, read in payload order.
 //!
 //! Customer messages and postbacks become messages (a postback's text is its
 //! button title). The page's own echoes, delivery and read receipts,
 //! reactions, unsent (`is_deleted`) messages and every other kind of item or
 //! entry (`standby`, `optin`, `referral`, ...) are skipped and counted under
-//! their own name (contract section 1), never dead-lettered: they are normal
-//! traffic, not bad input. An item that is malformed is invalid on its own:
-//! the rest of the webhook is still placed (contract section 5).
+//! their own name when it is one Switchboard knows (`skip::KNOWN_NAMES`),
+//! else as `other` (contract sections 1 and 5), never dead-lettered: they
+//! are normal traffic, not bad input. An item that is malformed is invalid
+//! on its own: the rest of the webhook is still placed (contract section 5).
 
 use super::cloudevent::CloudEvent;
 use super::{sha256_hex, DecodeError, Item, Items, JsonText, SkipKind};
@@ -115,8 +116,10 @@ pub(crate) fn decode(event: &CloudEvent, received_at: DateTime<Utc>) -> Result<I
             webhook.object.unwrap_or_default()
         )));
     }
+    let entries = webhook.entry.unwrap_or_default();
+    super::bounds::check_items("Messenger webhook", entries.iter().map(entry_items).sum())?;
     let mut items = Items::default();
-    for (e, entry) in webhook.entry.unwrap_or_default().into_iter().enumerate() {
+    for (e, entry) in entries.into_iter().enumerate() {
         let Value::Object(entry) = entry else {
             items.push(Err(DecodeError::bad_payload(format!("Entry {e} is not a JSON object."))));
             continue;
@@ -138,6 +141,22 @@ pub(crate) fn decode(event: &CloudEvent, received_at: DateTime<Utc>) -> Result<I
         }
     }
     Ok(items)
+}
+
+/// How many items `decode` reads from one entry: each element of its
+/// lists (`messaging`, `standby`, ...) and each other event object. An
+/// entry that is not an object is one (invalid) item.
+fn entry_items(entry: &Value) -> usize {
+    let Value::Object(entry) = entry else { return 1 };
+    entry
+        .iter()
+        .map(|(key, value)| match value {
+            _ if ENTRY_METADATA.contains(&key.as_str()) => 0,
+            Value::Array(list) => list.len(),
+            Value::Object(_) => 1,
+            _ => 0,
+        })
+        .sum()
 }
 
 fn decode_item(position: &str, raw: Value, received_at: DateTime<Utc>) -> Result<Item, DecodeError> {

@@ -12,7 +12,11 @@
 //!   (`messenger.received`); `email` reads message ids through `msgid`;
 //! - each decoder normalizes addresses through [`crate::domain::Address`], so
 //!   nothing past this module handles a raw address string;
-//! - `nul` cleans U+0000 out of every decoded message.
+//! - `nul` cleans U+0000 out of every decoded message;
+//! - [`bounds`] names the bound of everything a sender controls and checks
+//!   the envelope first and every message last (contract section 5,
+//!   bounded inputs); `skip` names skipped items from a closed set, since
+//!   those names become metric labels.
 //!
 //! Every failure is a [`DecodeError`] carrying its dead-letter reason. A
 //! multi-message record (Infobip batch, Messenger webhook) is read item by
@@ -23,6 +27,7 @@
 //! as sent except for U+0000, which Postgres cannot store: `nul` removes it
 //! and says so in the message's details.
 
+pub mod bounds;
 mod cloudevent;
 mod email;
 mod messenger;
@@ -30,6 +35,7 @@ mod msgid;
 mod nul;
 #[cfg(test)]
 mod provider_fixtures;
+mod skip;
 mod sms;
 
 #[cfg(test)]
@@ -40,6 +46,7 @@ mod test_support;
 mod tests;
 
 pub use crate::dead_letter::DlqReason;
+pub use skip::{SkipKind, KNOWN_NAMES as KNOWN_SKIP_NAMES};
 
 use crate::domain::{AddressError, InboundMessage};
 use crate::record::SourceRecord;
@@ -64,8 +71,10 @@ pub struct DecodeError {
 }
 
 impl DecodeError {
+    /// The detail is cut to [`bounds::MAX_DETAIL_BYTES`]: details quote
+    /// input, and travel as a Kafka header and a log field.
     pub(crate) fn new(reason: DlqReason, detail: impl Into<String>) -> DecodeError {
-        DecodeError { reason, detail: detail.into() }
+        DecodeError { reason, detail: bounds::capped(detail.into(), bounds::MAX_DETAIL_BYTES) }
     }
 
     pub(crate) fn not_cloudevents(detail: impl Into<String>) -> DecodeError {
@@ -120,78 +129,23 @@ impl Decoded {
     /// invalid item and saying the others were placed.
     pub fn dead_letter(&self) -> Option<DecodeError> {
         let first = self.invalid.first()?;
-        let items: Vec<&str> = self.invalid.iter().map(|e| e.detail.as_str()).collect();
         let placed = self.messages.len();
-        Some(DecodeError::new(
-            first.reason,
-            format!(
-                "{} item(s) of this record cannot be read and were not placed; its {placed} valid message(s) were \
-                 placed, so a redrive finds them as duplicates. {}",
-                self.invalid.len(),
-                items.join(" ")
-            ),
-        ))
-    }
-}
-
-/// Why part of a record was skipped rather than stored.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum SkipKind {
-    /// A Messenger `message` with `is_echo`: the page's own outbound message.
-    Echo,
-    /// A Messenger `delivery` receipt.
-    Delivery,
-    /// A Messenger `read` receipt.
-    Read,
-    /// A Messenger `reaction` to a message.
-    Reaction,
-    /// A Messenger `message` with `is_deleted`: the customer unsent a
-    /// message. It carries no content and must not reopen anything.
-    Deleted,
-    /// A provider's report on a message we sent (an Infobip delivery
-    /// report, a Twilio status callback) published as inbound traffic.
-    StatusReport,
-    /// Any other kind of Messenger item or entry, under its own name
-    /// (`standby`, `optin`, `referral`, `account_linking`, ...); see
-    /// [`SkipKind::named`].
-    Named(String),
-    /// A Messenger item that names no event at all.
-    Other,
-    /// An SMS or Messenger event that carries zero messages.
-    EmptyBatch,
-}
-
-impl SkipKind {
-    /// The longest name kept for [`SkipKind::Named`].
-    const MAX_NAME: usize = 40;
-
-    /// A skip named after the payload's own key. Names come from outside,
-    /// so only short snake-case names are kept (anything else counts as
-    /// `other`): the counters must not grow without bound.
-    pub fn named(name: &str) -> SkipKind {
-        let usable = !name.is_empty()
-            && name.len() <= Self::MAX_NAME
-            && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-        if usable {
-            SkipKind::Named(name.to_owned())
-        } else {
-            SkipKind::Other
+        let mut detail = format!(
+            "{} item(s) of this record cannot be read and were not placed; its {placed} valid message(s) were \
+             placed, so a redrive finds them as duplicates.",
+            self.invalid.len(),
+        );
+        // Name the invalid items while the detail stays within its bound
+        // (a batch may hold a thousand of them), then say how many are left.
+        for (named, item) in self.invalid.iter().enumerate() {
+            if detail.len() + 1 + item.detail.len() > bounds::MAX_RECORD_DETAIL_BYTES - 64 {
+                detail.push_str(&format!(" And {} more.", self.invalid.len() - named));
+                break;
+            }
+            detail.push(' ');
+            detail.push_str(&item.detail);
         }
-    }
-
-    /// A stable name for metrics and logs.
-    pub fn as_str(&self) -> &str {
-        match self {
-            SkipKind::Echo => "echo",
-            SkipKind::Delivery => "delivery",
-            SkipKind::Read => "read",
-            SkipKind::Reaction => "reaction",
-            SkipKind::Deleted => "deleted",
-            SkipKind::StatusReport => "status_report",
-            SkipKind::Named(name) => name,
-            SkipKind::Other => "other",
-            SkipKind::EmptyBatch => "empty_batch",
-        }
+        Some(DecodeError { reason: first.reason, detail })
     }
 }
 
@@ -206,7 +160,8 @@ pub fn decode(record: &SourceRecord, max_record_bytes: usize) -> Result<Decoded,
             format!("The record value is {size} bytes, more than the limit of {max_record_bytes} bytes."),
         ));
     }
-    let event = CloudEvent::from_record(record)?;
+    bounds::check_headers(record)?;
+    let event = CloudEvent::from_record(record).and_then(bounds::check_attributes)?;
     let received_at = fallback_received_at(&event, record);
     let decoded = match event.event_type.as_str() {
         EMAIL_RECEIVED => email::decode(&event, received_at).map(Decoded::one),
@@ -220,7 +175,7 @@ pub fn decode(record: &SourceRecord, max_record_bytes: usize) -> Result<Decoded,
             ),
         )),
     }?;
-    without_nul(decoded)
+    bounds::within_bounds(without_nul(decoded)?)
 }
 
 /// Cleans U+0000 out of every message ([`nul::remove_nul`]). A message

@@ -33,9 +33,12 @@ pub(crate) fn parse_ids(raw: &str) -> Vec<String> {
     ids
 }
 
+/// Keeps an id unless it is empty or longer than
+/// [`super::bounds::MAX_ID_BYTES`]: such an id can name no stored message
+/// (stored ids are within the bound) and would only weigh on the indexes.
 fn push_id(ids: &mut Vec<String>, raw: &str) {
     let id: String = raw.chars().filter(|c| !c.is_whitespace()).collect();
-    if !id.is_empty() {
+    if !id.is_empty() && id.len() <= super::bounds::MAX_ID_BYTES {
         ids.push(id);
     }
 }
@@ -104,5 +107,12 @@ mod tests {
         assert!(parse_ids("(unclosed comment <a@x>").is_empty());
         assert!(parse_ids("").is_empty());
         assert_eq!(parse_ids("<a(b)@x>"), ["a(b)@x"], "parentheses inside an id belong to it");
+    }
+
+    #[test]
+    fn an_id_longer_than_its_bound_is_left_out() {
+        let at_bound = format!("{}@x", "a".repeat(super::super::bounds::MAX_ID_BYTES - 2));
+        let past_bound = format!("b{at_bound}");
+        assert_eq!(parse_ids(&format!("<{at_bound}> <{past_bound}> <c@x>")), [at_bound.as_str(), "c@x"]);
     }
 }

@@ -8,6 +8,7 @@
 //! Infobip, anything else Twilio. Phone numbers go through
 //! [`Address::phone`], so every spelling of a number is one contact.
 
+use super::bounds::MAX_TWILIO_MEDIA;
 use super::cloudevent::CloudEvent;
 use super::{media_type, DecodeError, Item, Items, JsonText, SkipKind};
 use crate::domain::{Address, Attachment, Channel, Details, ExternalId, InboundMessage};
@@ -80,6 +81,7 @@ struct InfobipPart {
 fn infobip(data: &[u8], received_at: DateTime<Utc>) -> Result<Vec<Result<Item, DecodeError>>, DecodeError> {
     let batch: InfobipBatch = serde_json::from_slice(data)
         .map_err(|e| DecodeError::bad_payload(format!("The Infobip payload is not a valid results batch: {e}.")))?;
+    super::bounds::check_items("Infobip batch", batch.results.len())?;
     Ok(batch
         .results
         .into_iter()
@@ -183,9 +185,10 @@ fn twilio(data: &[u8], received_at: DateTime<Utc>) -> Result<Item, DecodeError> 
         .map_err(|e| DecodeError::bad_address("contact (From)", &e))?;
     let endpoint =
         Address::phone(field("To").unwrap_or_default()).map_err(|e| DecodeError::bad_address("endpoint (To)", &e))?;
-    // `NumMedia` is bounded by the number of fields, so a lying count
-    // cannot make this loop long.
-    let media_count = field("NumMedia").and_then(|n| n.trim().parse::<usize>().ok()).unwrap_or(0).min(fields.len());
+    // Each medium is a search of the fields, so a lying `NumMedia` must
+    // not set the length of this loop: Twilio sends at most ten.
+    let num_media = field("NumMedia").and_then(|n| n.trim().parse::<usize>().ok()).unwrap_or(0);
+    let media_count = num_media.min(fields.len()).min(MAX_TWILIO_MEDIA);
     let attachments = (0..media_count)
         .filter_map(|i| {
             let url = field(&format!("MediaUrl{i}")).map(str::to_owned);
@@ -205,6 +208,7 @@ fn twilio(data: &[u8], received_at: DateTime<Utc>) -> Result<Item, DecodeError> 
         details: Details {
             attachments,
             sms_count: field("NumSegments").and_then(|n| n.trim().parse().ok()),
+            truncated: if num_media > MAX_TWILIO_MEDIA { vec!["attachments".to_owned()] } else { Vec::new() },
             ..Details::default()
         },
         ..sms_message(endpoint, contact, external_id, received_at)

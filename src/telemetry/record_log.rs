@@ -13,8 +13,16 @@ use uuid::Uuid;
 const MAX_ID_SCAN: usize = 1 << 20;
 
 /// The CloudEvents id: the `ce_id` header (binary mode) or the `id` member
-/// of a structured-mode JSON value.
+/// of a structured-mode JSON value, cut to
+/// [`crate::decode::bounds::MAX_ATTRIBUTE_BYTES`]: it is read from records
+/// that are dead-lettered for a longer one too, and a log field must not
+/// carry megabytes.
 pub fn ce_id(headers: &[crate::record::Header], value: Option<&[u8]>) -> Option<String> {
+    use crate::decode::bounds::{capped, MAX_ATTRIBUTE_BYTES};
+    unbounded_ce_id(headers, value).map(|id| capped(id, MAX_ATTRIBUTE_BYTES))
+}
+
+fn unbounded_ce_id(headers: &[crate::record::Header], value: Option<&[u8]>) -> Option<String> {
     if let Some(h) = headers.iter().find(|h| h.key.eq_ignore_ascii_case("ce_id")) {
         return h.value.as_deref().map(|v| String::from_utf8_lossy(v).into_owned());
     }
@@ -93,5 +101,15 @@ mod tests {
         let v = br#"{"specversion":"1.0","id":"evt-2","data":{"x":1}}"#;
         assert_eq!(ce_id(&[], Some(v)).as_deref(), Some("evt-2"));
         assert_eq!(ce_id(&[], Some(b"not json")), None);
+    }
+
+    #[test]
+    fn a_huge_event_id_is_cut_to_the_attribute_bound_for_the_log() {
+        let max = crate::decode::bounds::MAX_ATTRIBUTE_BYTES;
+        let h = vec![Header { key: "ce_id".into(), value: Some(vec![b'i'; 1 << 20]) }];
+        let logged = ce_id(&h, None).unwrap();
+        assert!(logged.len() <= max && logged.ends_with('…'), "{} bytes", logged.len());
+        let v = format!(r#"{{"specversion":"1.0","id":"{}"}}"#, "j".repeat(max));
+        assert!(ce_id(&[], Some(v.as_bytes())).unwrap().len() <= max);
     }
 }

@@ -4,6 +4,7 @@
 mod agent;
 mod agent_race;
 mod automatic_mail;
+mod bounds;
 mod broker;
 mod broker_outage;
 mod clock;

@@ -15,7 +15,7 @@ fn sms(id: &str, from: &str) -> SampleRecord {
 }
 
 /// Scrapes until `done` holds for the body, or fails after a minute.
-async fn scrape_until(addr: &str, what: &str, done: impl Fn(&str) -> bool) -> String {
+pub(crate) async fn scrape_until(addr: &str, what: &str, done: impl Fn(&str) -> bool) -> String {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok((200, body)) = fetch(addr, "/metrics").await {
