@@ -45,6 +45,17 @@ pub(super) fn keys_for<'a>(
     keys
 }
 
+/// The most advisory locks placing `m` can take: its identity, its pair,
+/// its Message-ID's copies (email), and one per reference it names that is
+/// not stored yet ([`keys_for`]), counted as if none were. The decoder
+/// bounds the references (the newest 100, the first 10 `In-Reply-To` ids).
+pub fn locks_needed(m: &InboundMessage) -> u64 {
+    let mut named: Vec<&str> = m.reference_candidates().collect();
+    named.sort_unstable();
+    named.dedup();
+    3 + named.len() as u64
+}
+
 /// The key of a pair, also computed in SQL by `switchboard_pair_key` (the
 /// agent's add-channel trigger takes the same lock).
 pub(super) fn pair_key(channel: &str, endpoint: &str, contact: &str) -> i64 {

@@ -44,6 +44,7 @@ pub use limits::LockTable;
 #[doc(hidden)]
 pub use snapshot_sql::SNAPSHOT_SQL;
 mod locks;
+pub use locks::locks_needed;
 mod report;
 mod snapshot;
 mod snapshot_sql;

@@ -19,6 +19,7 @@
 
 use super::coalesce::Coalescer;
 use super::isolate;
+use super::lock_budget::LOCKS_PER_RECORD;
 use super::retry::{self, Failed, Interrupted, RetryPolicy, Watcher};
 use super::test_hooks::PanicPlacing;
 use crate::dead_letter::{DeadLetter, DlqReason};
@@ -28,7 +29,7 @@ use crate::kafka::Publisher;
 use crate::placement::Policy;
 use crate::record::SourceRecord;
 use crate::stats::{RecordEnd, Stats};
-use crate::store::{Item, Outcome, SourceRef, Store};
+use crate::store::{self, Item, Outcome, SourceRef, Store};
 use crate::telemetry::record_log;
 use futures::FutureExt as _;
 use std::panic::AssertUnwindSafe;
@@ -47,6 +48,9 @@ pub struct Pipeline {
     /// Tries of a batch, and of a lone record, that fails for a reason that
     /// is not the infrastructure's, before it is split or dead-lettered.
     pub failure_attempts: u32,
+    /// Advisory locks one transaction may take (`lock_budget`): a batch
+    /// whose records need more is placed in several transactions, in order.
+    pub locks_per_transaction: u64,
     pub stats: Arc<Stats>,
     /// Shares transactions between partitions whose batches are ready at
     /// once ([`super::coalesce`]); `None`: every batch alone.
@@ -126,10 +130,14 @@ impl Pipeline {
         }
 
         let items = Arc::new(items);
-        // The test hook panics only where this pipeline places.
+        // The test hook panics only where this pipeline places; and a batch
+        // that needs more locks than its records would on average (emails
+        // naming many ids) is not shared: it may need several transactions.
         let hooked = self.panic_placing.as_ref().is_some_and(|hook| hook.holds(items.iter()));
+        let locks: u64 = items.iter().map(|i| store::locks_needed(&i.message)).sum();
+        let heavy = locks > LOCKS_PER_RECORD * records.len() as u64;
         let shared = match &self.coalescer {
-            Some(coalescer) if !items.is_empty() && !hooked => {
+            Some(coalescer) if !items.is_empty() && !hooked && !heavy => {
                 coalescer.place(items.clone(), records.len(), bytes).await
             }
             _ => None,
@@ -209,29 +217,42 @@ impl Pipeline {
             cause: "postgres",
         };
         let span = record_log::retry_span(&first.source.topic, Some(first.source.partition), "postgres");
-        let sizes: Vec<usize> = decodable.iter().map(|d| d.range.len()).collect();
         let started = std::time::Instant::now();
-        let settled = isolate::settle(&sizes, self.failure_attempts, |units, limit| {
-            let part: Vec<&Item> = decodable[units].iter().flat_map(|d| &items[d.range.clone()]).collect();
-            let reporter = &reporter;
-            async move {
-                if part.is_empty() {
-                    return Ok(Ok(Vec::new()));
+        let mut ends = Vec::with_capacity(decodable.len());
+        let mut splits = 0;
+        // Transactions within the lock budget, in offset order; each is
+        // isolated on its own if it fails.
+        let needs: Vec<u64> = decodable
+            .iter()
+            .map(|d| items[d.range.clone()].iter().map(|i| store::locks_needed(&i.message)).sum())
+            .collect();
+        for group in lock_groups(&needs, self.locks_per_transaction) {
+            let units = &decodable[group];
+            let sizes: Vec<usize> = units.iter().map(|d| d.range.len()).collect();
+            let settled = isolate::settle(&sizes, self.failure_attempts, |part, limit| {
+                let part: Vec<&Item> = units[part].iter().flat_map(|d| &items[d.range.clone()]).collect();
+                let reporter = &reporter;
+                async move {
+                    if part.is_empty() {
+                        return Ok(Ok(Vec::new()));
+                    }
+                    retry::attempts(self.retry, stop, limit, reporter, || self.place_once(&part)).await
                 }
-                retry::attempts(self.retry, stop, limit, reporter, || self.place_once(&part)).await
-            }
-        })
-        .instrument(span)
-        .await?;
-        if settled.splits > 0 {
-            self.stats.batch_splits(settled.splits);
-            let isolated = settled.ends.iter().filter(|e| e.is_err()).count();
+            })
+            .instrument(span.clone())
+            .await?;
+            splits += settled.splits;
+            ends.extend(settled.ends);
+        }
+        if splits > 0 {
+            self.stats.batch_splits(splits);
+            let isolated = ends.iter().filter(|e| e.is_err()).count();
             // How long the poison held its partition, waits for the
             // infrastructure included (docs/reliability.md).
             let held_ms = started.elapsed().as_millis() as u64;
-            tracing::warn!(partition = %reporter.partition, splits = settled.splits, isolated, held_ms, "A failing batch was split to isolate the records that cause it.");
+            tracing::warn!(partition = %reporter.partition, splits, isolated, held_ms, "A failing batch was split to isolate the records that cause it.");
         }
-        Ok(settled.ends)
+        Ok(ends)
     }
 
     /// One attempt to place `items` in one transaction, a panic caught and
@@ -291,6 +312,46 @@ impl Pipeline {
                 RecordEnd::Skipped
             }
         })
+    }
+}
+
+/// Consecutive runs of records, record `n` needing `needs[n]` advisory
+/// locks, that need at most `budget` together (a record that alone needs
+/// more is a run of its own): the transactions a batch is placed in. A
+/// batch within the budget, the common case, is one run.
+fn lock_groups(needs: &[u64], budget: u64) -> Vec<std::ops::Range<usize>> {
+    let mut groups = Vec::new();
+    let (mut start, mut locks) = (0, 0);
+    for (n, needed) in needs.iter().enumerate() {
+        if n > start && locks + needed > budget {
+            groups.push(start..n);
+            (start, locks) = (n, 0);
+        }
+        locks += needed;
+    }
+    if start < needs.len() || groups.is_empty() {
+        groups.push(start..needs.len());
+    }
+    groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lock_groups;
+
+    #[test]
+    fn a_batch_within_the_lock_budget_is_one_transaction() {
+        assert_eq!(lock_groups(&[3; 66], 200), [0..66]);
+        assert_eq!(lock_groups(&[], 200), [0..0]);
+    }
+
+    #[test]
+    fn emails_naming_many_ids_are_placed_in_several_transactions_in_order() {
+        // 103 locks each: one email naming 100 unknown ids per transaction
+        // of 200, with the small records beside them where they fit.
+        assert_eq!(lock_groups(&[103, 103, 3, 103, 3, 3], 200), [0..1, 1..3, 3..6]);
+        // One record over the budget still goes, alone.
+        assert_eq!(lock_groups(&[3, 500, 3], 200), [0..1, 1..2, 2..3]);
     }
 }
 

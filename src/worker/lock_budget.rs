@@ -16,9 +16,18 @@ pub const LOCKS_PER_RECORD: u64 = 3;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Budget {
     pub batch_records: usize,
+    /// Locks one transaction may take: its share of half the table. A
+    /// batch whose records take more (emails naming many unknown ids) is
+    /// placed in several transactions ([`crate::store::locks_needed`]).
+    pub locks_per_batch: u64,
     /// `max_locks_per_transaction` that would allow the configured size.
     pub locks_per_transaction_needed: u64,
 }
+
+/// Postgres's default lock table: `max_locks_per_transaction` 64 ×
+/// (`max_connections` 100 + `max_prepared_transactions` 0), assumed while
+/// Postgres cannot be asked.
+pub const DEFAULT_LOCK_TABLE: u64 = 6_400;
 
 /// Sizes batches for a lock table of `capacity` locks, a pool of `pool`
 /// connections, and Postgres's `connections` (max_connections +
@@ -30,6 +39,7 @@ pub fn size(capacity: u64, pool: u64, connections: u64, batch_records: usize) ->
     let wanted = 2 * pool * LOCKS_PER_RECORD * batch_records as u64;
     Budget {
         batch_records: batch_records.min(fitting),
+        locks_per_batch: per_batch.max(LOCKS_PER_RECORD),
         locks_per_transaction_needed: wanted.div_ceil(connections.max(1)),
     }
 }
@@ -45,6 +55,7 @@ mod tests {
         assert_eq!(b.batch_records, 66, "16 batches × 66 × 3 = 3,168 locks, half the table");
         assert!(16 * 3 * b.batch_records as u64 <= 3_200);
         assert_eq!(b.locks_per_transaction_needed, 480);
+        assert_eq!(b.locks_per_batch, 200, "half the table shared by 16 connections");
     }
 
     #[test]

@@ -93,19 +93,21 @@ pub enum RunError {
     EndNotReached(Vec<String>),
 }
 
-/// The batch size that keeps the pool within Postgres's lock table; the
-/// configured one when Postgres cannot be asked yet (it is then down, and
-/// batches wait for it anyway; the next start checks again).
-async fn batch_records_within_lock_budget(settings: &Settings, store: &Store) -> usize {
+/// The batch size and the locks per transaction that keep the pool within
+/// Postgres's lock table; the configured size, and Postgres's default table,
+/// when Postgres cannot be asked yet (it is then down, and batches wait for
+/// it anyway; the next start checks again).
+async fn lock_budget(settings: &Settings, store: &Store) -> lock_budget::Budget {
     let configured = settings.worker.batch_max_records;
+    let pool = u64::from(settings.database.max_connections);
     let table = match tokio::time::timeout(std::time::Duration::from_secs(10), store.lock_table()).await {
         Ok(Ok(table)) => table,
         _ => {
             tracing::warn!("Could not read Postgres's lock table size; batches keep their configured size.");
-            return configured;
+            let assumed = lock_budget::size(lock_budget::DEFAULT_LOCK_TABLE, pool, 100, configured);
+            return lock_budget::Budget { batch_records: configured, ..assumed };
         }
     };
-    let pool = u64::from(settings.database.max_connections);
     let budget = lock_budget::size(table.capacity(), pool, table.connections, configured);
     if budget.batch_records < configured {
         tracing::warn!(
@@ -117,7 +119,7 @@ async fn batch_records_within_lock_budget(settings: &Settings, store: &Store) ->
             "Batches are cut to fit Postgres's lock table; set max_locks_per_transaction to the value needed for the configured size.",
         );
     }
-    budget.batch_records
+    budget
 }
 
 /// Consumes until `shutdown` resolves (or the end, per `mode`), then
@@ -138,8 +140,9 @@ pub async fn run_observed(
     allocator::return_large_blocks_to_the_system();
     let stats = Arc::new(Stats::default());
     let store = Store::connect_lazy(&settings.database.url, settings.database.max_connections)?;
+    let budget = lock_budget(settings, &store).await;
     let limits = Limits {
-        batch_records: batch_records_within_lock_budget(settings, &store).await,
+        batch_records: budget.batch_records,
         batch_bytes: w.batch_max_bytes,
         partition_records: w.partition_queue_records,
         partition_bytes: w.partition_queue_bytes,
@@ -174,6 +177,7 @@ pub async fn run_observed(
         max_record_bytes: w.max_record_bytes,
         retry: RetryPolicy { initial: w.retry_initial, max: w.retry_max },
         failure_attempts: w.failure_attempts.max(1),
+        locks_per_transaction: budget.locks_per_batch,
         stats: stats.clone(),
         coalescer,
         panic_placing: test_hooks::PanicPlacing::parse(&w.test_panic_placing),

@@ -67,3 +67,58 @@ async fn sixteen_partitions_of_email_stay_within_the_lock_table() {
     assert_eq!(stats["retries"], 0, "no batch failed for want of locks: {stats}");
     assert_eq!(env.count("SELECT count(*) FROM messages").await, 8000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emails_naming_a_hundred_unknown_ids_each_are_placed_within_the_lock_table() {
+    // Each email takes 103 advisory locks (itself, its pair, its copies and
+    // its newest 100 references, none stored); batches sized for 3 a record
+    // would ask for 34 times the budget.
+    let env = TestEnv::new(4).await;
+    let kafka = producer(&env);
+    for p in 0..4 {
+        let records: Vec<_> = (0..150)
+            .map(|n| {
+                let refs: Vec<String> = (0..100).map(|r| format!("unknown-{p}-{n}-{r}@x")).collect();
+                let refs: Vec<&str> = refs.iter().map(String::as_str).collect();
+                mail(
+                    "support@acme.example",
+                    &format!("heavy-{p}-{n}@x"),
+                    &format!("h{p}-{n}@example.com"),
+                    None,
+                    &refs,
+                    "",
+                )
+            })
+            .collect();
+        publish_to_partition(&env, &kafka, p, &records).await;
+    }
+    let capacity = env
+        .count("SELECT current_setting('max_locks_per_transaction')::bigint * (current_setting('max_connections')::bigint + current_setting('max_prepared_transactions')::bigint)")
+        .await;
+    let pool = (capacity / 2 / (3 * 200)).max(16);
+    let run = env
+        .worker_command(&["--json-logs", "run", "--stop-at-end"])
+        .env("SWITCHBOARD__DATABASE__MAX_CONNECTIONS", pool.to_string())
+        .env("SWITCHBOARD__WORKER__BATCH_MAX_RECORDS", "500")
+        .stderr(std::process::Stdio::piped())
+        .output();
+    tokio::pin!(run);
+    let mut most = 0;
+    let out = loop {
+        tokio::select! {
+            out = &mut run => break out.expect("run the worker"),
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                let held = env.count("SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database WHERE l.locktype = 'advisory' AND d.datname = current_database()").await;
+                most = most.max(held);
+            }
+        }
+    };
+    assert!(out.status.success(), "exit status {}", out.status);
+    eprintln!("lock table {capacity}, pool {pool}, most advisory locks seen {most}");
+    assert!(most <= capacity / 2, "at most half the lock table: {most} of {capacity}");
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["failures_by_class"], serde_json::json!({}), "no batch failed for want of locks: {stats}");
+    assert_eq!(stats["retries"], 0, "{stats}");
+    assert_eq!(env.count("SELECT count(*) FROM messages").await, 600);
+    assert_eq!(env.count("SELECT count(*) FROM messages WHERE cardinality(\"references\") = 100").await, 600);
+}
