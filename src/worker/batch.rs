@@ -19,12 +19,13 @@
 
 use super::coalesce::Coalescer;
 use super::isolate;
-use super::lock_budget::LOCKS_PER_RECORD;
-use super::retry::{self, Failed, Interrupted, RetryPolicy, Watcher};
+use super::lock_budget::{self, LOCKS_PER_RECORD};
+use super::reporter::Reporter;
+use super::retry::{self, Failed, Interrupted, RetryPolicy};
 use super::test_hooks::PanicPlacing;
 use crate::dead_letter::{DeadLetter, DlqReason};
 use crate::decode::{self, DecodeError, Decoded};
-use crate::failure::{self, Infra, Verdict};
+use crate::failure::{self, Verdict};
 use crate::kafka::Publisher;
 use crate::placement::Policy;
 use crate::record::SourceRecord;
@@ -67,46 +68,6 @@ struct Decodable<'a> {
     /// Set when some items of the record are invalid: the record is
     /// dead-lettered whole once its valid messages are placed.
     invalid: Option<DecodeError>,
-}
-
-/// Reports a partition's waits and failures to the counters and the logs.
-pub(super) struct Reporter<'a> {
-    pub stats: &'a Stats,
-    /// `topic/partition`.
-    pub partition: String,
-    /// What is being tried, for the logs and the retry counter:
-    /// `postgres` or `dead_letter_publish`.
-    pub cause: &'static str,
-}
-
-impl Watcher for Reporter<'_> {
-    fn waiting(&self, cause: Option<Infra>) {
-        self.stats.waiting(&self.partition, cause);
-        if let Some(cause) = cause {
-            self.stats.retried(self.cause);
-            tracing::warn!(
-                infrastructure = cause.label(),
-                "{}: {}; the partition waits.",
-                self.what(),
-                cause.sentence()
-            );
-        }
-    }
-
-    fn failed(&self, failed: &Failed, attempt: u32, limit: u32) {
-        self.stats.failure(if failed.panicked { "panic" } else { failed.verdict.label() });
-        let next = if attempt < limit { "trying again" } else { "isolating the record that causes it" };
-        tracing::warn!(error = %failed.detail, attempt, attempts = limit, "{} failed; {next}.", self.what());
-    }
-}
-
-impl Reporter<'_> {
-    fn what(&self) -> &'static str {
-        match self.cause {
-            "dead_letter_publish" => "Publishing a dead letter",
-            _ => "Placing a batch",
-        }
-    }
 }
 
 impl Pipeline {
@@ -226,7 +187,7 @@ impl Pipeline {
             .iter()
             .map(|d| items[d.range.clone()].iter().map(|i| store::locks_needed(&i.message)).sum())
             .collect();
-        for group in lock_groups(&needs, self.locks_per_transaction) {
+        for group in lock_budget::transactions(&needs, self.locks_per_transaction) {
             let units = &decodable[group];
             let sizes: Vec<usize> = units.iter().map(|d| d.range.len()).collect();
             let settled = isolate::settle(&sizes, self.failure_attempts, |part, limit| {
@@ -312,46 +273,6 @@ impl Pipeline {
                 RecordEnd::Skipped
             }
         })
-    }
-}
-
-/// Consecutive runs of records, record `n` needing `needs[n]` advisory
-/// locks, that need at most `budget` together (a record that alone needs
-/// more is a run of its own): the transactions a batch is placed in. A
-/// batch within the budget, the common case, is one run.
-fn lock_groups(needs: &[u64], budget: u64) -> Vec<std::ops::Range<usize>> {
-    let mut groups = Vec::new();
-    let (mut start, mut locks) = (0, 0);
-    for (n, needed) in needs.iter().enumerate() {
-        if n > start && locks + needed > budget {
-            groups.push(start..n);
-            (start, locks) = (n, 0);
-        }
-        locks += needed;
-    }
-    if start < needs.len() || groups.is_empty() {
-        groups.push(start..needs.len());
-    }
-    groups
-}
-
-#[cfg(test)]
-mod tests {
-    use super::lock_groups;
-
-    #[test]
-    fn a_batch_within_the_lock_budget_is_one_transaction() {
-        assert_eq!(lock_groups(&[3; 66], 200), [0..66]);
-        assert_eq!(lock_groups(&[], 200), [0..0]);
-    }
-
-    #[test]
-    fn emails_naming_many_ids_are_placed_in_several_transactions_in_order() {
-        // 103 locks each: one email naming 100 unknown ids per transaction
-        // of 200, with the small records beside them where they fit.
-        assert_eq!(lock_groups(&[103, 103, 3, 103, 3, 3], 200), [0..1, 1..3, 3..6]);
-        // One record over the budget still goes, alone.
-        assert_eq!(lock_groups(&[3, 500, 3], 200), [0..1, 1..2, 2..3]);
     }
 }
 

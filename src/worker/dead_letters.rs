@@ -8,7 +8,8 @@
 //! `dlq_*` headers alone, is refused, the topic itself is wrong: the
 //! partition waits for the operator, and `/readyz` says so.
 
-use super::batch::{Pipeline, Reporter};
+use super::batch::Pipeline;
+use super::reporter::Reporter;
 use super::retry::{self, Failed, Interrupted};
 use crate::dead_letter::{DeadLetter, TRUNCATION_STEPS};
 use crate::failure::{self, Infra, PublishVerdict, Verdict};

@@ -44,6 +44,26 @@ pub fn size(capacity: u64, pool: u64, connections: u64, batch_records: usize) ->
     }
 }
 
+/// Consecutive runs of records, record `n` needing `needs[n]` advisory
+/// locks, that need at most `budget` together (a record that alone needs
+/// more is a run of its own): the transactions a batch is placed in. A
+/// batch within the budget, the common case, is one run.
+pub fn transactions(needs: &[u64], budget: u64) -> Vec<std::ops::Range<usize>> {
+    let mut groups = Vec::new();
+    let (mut start, mut locks) = (0, 0);
+    for (n, needed) in needs.iter().enumerate() {
+        if n > start && locks + needed > budget {
+            groups.push(start..n);
+            (start, locks) = (n, 0);
+        }
+        locks += needed;
+    }
+    if start < needs.len() || groups.is_empty() {
+        groups.push(start..needs.len());
+    }
+    groups
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,5 +86,20 @@ mod tests {
     #[test]
     fn a_tiny_table_still_allows_one_record() {
         assert_eq!(size(10, 16, 100, 500).batch_records, 1);
+    }
+
+    #[test]
+    fn a_batch_within_the_lock_budget_is_one_transaction() {
+        assert_eq!(transactions(&[3; 66], 200), vec![0..66]);
+        assert_eq!(transactions(&[], 200), vec![0..0]);
+    }
+
+    #[test]
+    fn emails_naming_many_ids_are_placed_in_several_transactions_in_order() {
+        // 103 locks each: one email naming 100 unknown ids per transaction
+        // of 200, with the small records beside them where they fit.
+        assert_eq!(transactions(&[103, 103, 3, 103, 3, 3], 200), [0..1, 1..3, 3..6]);
+        // One record over the budget still goes, alone.
+        assert_eq!(transactions(&[3, 500, 3], 200), [0..1, 1..2, 2..3]);
     }
 }

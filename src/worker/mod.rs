@@ -40,6 +40,7 @@ mod lock_budget;
 mod partition;
 mod partitions;
 mod reader;
+mod reporter;
 mod retry;
 mod test_hooks;
 #[cfg(test)]
