@@ -84,8 +84,10 @@ pub mod headers {
 }
 
 /// The longest `dlq_detail`, in bytes: a detail quotes errors, and an error
-/// may quote the data, which the sender controls.
-pub const MAX_DETAIL_BYTES: usize = 2048;
+/// may quote the data, which the sender controls. Room for the decoder's
+/// longest detail of a record (8 KiB, `decode::bounds`) and the store's
+/// words beside it.
+pub const MAX_DETAIL_BYTES: usize = 12 * 1024;
 
 /// The steps by which a dead letter the broker refuses is made smaller:
 /// how many bytes of the value it keeps, and whether it keeps the original
@@ -128,7 +130,13 @@ impl DeadLetter {
     /// `dlq_truncated: true` with the original value's size. The key goes
     /// only with the original headers (it is the sender's too).
     pub fn truncated(&self, value_bytes: usize, keep_headers: bool) -> DeadLetter {
-        let original = self.value.as_ref().map_or(0, Vec::len);
+        // A letter truncated before keeps the size of the original value.
+        let original = self
+            .headers
+            .iter()
+            .find(|h| h.key == headers::ORIGINAL_BYTES)
+            .and_then(|h| std::str::from_utf8(h.value.as_deref()?).ok()?.parse().ok())
+            .unwrap_or_else(|| self.value.as_ref().map_or(0, Vec::len));
         let ours = |h: &&Header| headers::ALL.contains(&h.key.as_str());
         let mut kept: Vec<Header> = self.headers.iter().filter(|h| keep_headers || ours(h)).cloned().collect();
         kept.retain(|h| h.key != headers::TRUNCATED && h.key != headers::ORIGINAL_BYTES);
@@ -218,7 +226,7 @@ mod tests {
         assert!(smallest.key.is_none());
         assert!(get(&smallest, "ce_type").is_empty(), "the sender's headers go at the last step");
         assert_eq!(get(&smallest, "dlq_truncated"), ["true"]);
-        assert_eq!(get(&smallest, "dlq_original_bytes"), ["1024"]);
+        assert_eq!(get(&smallest, "dlq_original_bytes"), ["100000"], "the original's size, not the letter's");
         assert_eq!(get(&smallest, "dlq_source"), ["inbound.sms/3/42"]);
     }
 

@@ -148,22 +148,28 @@ pub fn of_sqlstate(code: &str) -> Verdict {
         ("08" | "58", _) => Verdict::Wait(Infra::Unreachable),
         // serialization_failure, deadlock_detected.
         (_, "40001" | "40P01") => Verdict::Wait(Infra::Contention),
-        // lock_not_available (lock_timeout), object_in_use.
-        (_, "55P03" | "55006") => Verdict::Wait(Infra::Contention),
+        // lock_not_available (lock_timeout), object_in_use; query_canceled,
+        // which a statement_timeout set on the role or database raises for
+        // a batch blocked behind an agent's open transaction, as 55P03.
+        (_, "55P03" | "55006" | "57014") => Verdict::Wait(Infra::Contention),
         // admin_shutdown, crash_shutdown, cannot_connect_now; read-only
         // transaction (a standby, or a primary demoted in a failover).
         (_, "57P01" | "57P02" | "57P03" | "25006") => Verdict::Wait(Infra::Failover),
         // invalid_authorization_specification, invalid_password;
-        // insufficient_privilege (a grant); the database does not exist.
-        ("28", _) | (_, "42501" | "3D000") => Verdict::Wait(Infra::Refused),
-        // undefined_table, undefined_column, undefined_function,
-        // undefined_object, invalid_schema_name, and an ON CONFLICT with no
-        // unique index to match (invalid_column_reference): the schema is
-        // behind the worker. Never the data's doing, and dead-lettering
+        // insufficient_privilege (a grant); the database does not exist; a
+        // prepared statement the server does not know or knows twice (a
+        // pooler in transaction mode in front of Postgres).
+        ("28", _) | (_, "42501" | "3D000" | "26000" | "42P05") => Verdict::Wait(Infra::Refused),
+        // Class 42 (syntax error or access rule violation: an undefined
+        // table, column, function or object, an ON CONFLICT with no unique
+        // index to match, a type mismatch) and invalid_schema_name: the
+        // statements and the schema disagree, a worker newer (or older)
+        // than the migrations. Parameters never change a statement's
+        // syntax or types, so no record causes these, and dead-lettering
         // everything read during a rolling upgrade would be far worse.
-        (_, "42P01" | "42703" | "42883" | "42704" | "42P10" | "3F000") => Verdict::Wait(Infra::Schema),
-        // disk_full, too_many_connections, configuration_limit_exceeded.
-        (_, "53100" | "53300" | "53400") => Verdict::Wait(Infra::Exhausted),
+        ("42", _) | (_, "3F000") => Verdict::Wait(Infra::Schema),
+        // disk_full, too_many_connections.
+        (_, "53100" | "53300") => Verdict::Wait(Infra::Exhausted),
         // data_exception (invalid text, a NUL byte, out-of-range values) and
         // program_limit_exceeded (a value too large for an index row, too
         // many columns or arguments): properties of the data.
@@ -171,7 +177,8 @@ pub fn of_sqlstate(code: &str) -> Verdict {
         // Everything else, including out_of_memory (53200, "out of shared
         // memory" when a batch takes more locks than the lock table holds:
         // records cause it, and other clients suffer while it is retried),
-        // integrity violations (a race a retry re-reads), query_canceled,
+        // configuration_limit_exceeded (53400, temp_file_limit: a batch
+        // too large), integrity violations (a race a retry re-reads),
         // internal errors.
         _ => Verdict::Retry,
     }

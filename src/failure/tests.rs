@@ -12,28 +12,28 @@ fn postgres_unreachable_or_failing_over_is_waited_out() {
 
 #[test]
 fn deadlocks_serialization_failures_and_lock_timeouts_are_contention() {
-    for code in ["40001", "40P01", "55P03", "55006"] {
+    for code in ["40001", "40P01", "55P03", "55006", "57014"] {
         assert_eq!(of_sqlstate(code), Verdict::Wait(Infra::Contention), "{code}");
     }
 }
 
 #[test]
 fn a_refused_credential_grant_or_database_waits_for_the_operator() {
-    for code in ["28000", "28P01", "42501", "3D000"] {
+    for code in ["28000", "28P01", "42501", "3D000", "26000", "42P05"] {
         assert_eq!(of_sqlstate(code), Verdict::Wait(Infra::Refused), "{code}");
     }
 }
 
 #[test]
 fn a_schema_behind_the_worker_waits_for_migrate() {
-    for code in ["42P01", "42703", "42883", "42704", "42P10", "3F000"] {
+    for code in ["42P01", "42703", "42883", "42704", "42P10", "42601", "42804", "3F000"] {
         assert_eq!(of_sqlstate(code), Verdict::Wait(Infra::Schema), "{code}");
     }
 }
 
 #[test]
 fn exhausted_shared_resources_are_waited_out() {
-    for code in ["53100", "53300", "53400"] {
+    for code in ["53100", "53300"] {
         assert_eq!(of_sqlstate(code), Verdict::Wait(Infra::Exhausted), "{code}");
     }
 }
@@ -49,9 +49,10 @@ fn data_exceptions_and_program_limits_are_the_inputs_own() {
 
 #[test]
 fn out_of_shared_memory_and_unknown_errors_are_retried_a_bounded_number_of_times() {
-    // out_of_memory ("out of shared memory"), unique_violation, query_canceled,
-    // internal_error, raise_exception, a code nobody assigned.
-    for code in ["53200", "23505", "57014", "XX000", "P0001", "ZZ999", ""] {
+    // out_of_memory ("out of shared memory"), temp_file_limit,
+    // unique_violation, internal_error, raise_exception, a code nobody
+    // assigned.
+    for code in ["53200", "53400", "23505", "XX000", "P0001", "ZZ999", ""] {
         assert_eq!(of_sqlstate(code), Verdict::Retry, "{code:?}");
     }
 }

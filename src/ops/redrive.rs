@@ -75,6 +75,20 @@ pub fn plan(letters: &[Letter], choice: &Choice) -> (Vec<Redrive>, Vec<Skipped>)
             skipped.push(Skipped { from: l.source.clone(), why: format!("{topic:?} is not an input topic") });
             continue;
         }
+        // A truncated dead letter holds only the first bytes of the record:
+        // sent back, it could decode as a shorter email and take the real
+        // one's Message-ID for good (R0). Not even --force sends it.
+        let truncated = l.record.headers.iter().any(|h| h.key == headers::TRUNCATED);
+        if truncated {
+            skipped.push(Skipped {
+                from: l.source.clone(),
+                why: format!(
+                    "truncated (the dead-letter topic refused the whole record); replay the original from {} instead",
+                    l.original_source()
+                ),
+            });
+            continue;
+        }
         if l.redrives >= choice.limit && !choice.force {
             skipped.push(Skipped {
                 from: l.source.clone(),
@@ -149,6 +163,15 @@ mod tests {
         assert!(skipped[0].why.contains("already redriven 3 times"));
         let (sends, _) = plan(&letters, &Choice { force: true, ..choice() });
         assert_eq!(sends[0].redrives, 4);
+    }
+
+    #[test]
+    fn a_truncated_dead_letter_is_never_sent_back_not_even_with_force() {
+        let mut l = letter("bad_payload", "inbound.sms/0/5", "2026-11-25T10:00:00Z", None);
+        l.record.headers.push(Header { key: headers::TRUNCATED.into(), value: Some(b"true".to_vec()) });
+        let (sends, skipped) = plan(std::slice::from_ref(&l), &Choice { force: true, ..choice() });
+        assert!(sends.is_empty());
+        assert!(skipped[0].why.contains("replay the original from inbound.sms/0/5"), "{}", skipped[0].why);
     }
 
     #[test]

@@ -1,12 +1,12 @@
 //! Publishing a dead letter, whatever the broker says. The infrastructure's
 //! failures are waited out (the partition's offsets do not move until the
-//! letter is on the broker); a letter the broker refuses for good (larger
-//! than the dead-letter topic's `max.message.bytes`, or refused on every
-//! attempt for a reason nobody foresaw) is replaced by a smaller one that
-//! says so (`dlq_truncated: true`, the first bytes of the value,
-//! [`crate::dead_letter::TRUNCATION_STEPS`]). When even the smallest, the
-//! `dlq_*` headers alone, is refused, the topic itself is wrong: the
-//! partition waits for the operator, and `/readyz` says so.
+//! letter is on the broker); a letter the broker refuses for its size
+//! (larger than the dead-letter topic's `max.message.bytes`) is replaced by
+//! a smaller one that says so (`dlq_truncated: true`, the first bytes of the
+//! value, [`crate::dead_letter::TRUNCATION_STEPS`]). Any other refusal, and
+//! a refusal of even the smallest letter (the `dlq_*` headers alone), means
+//! the topic itself is wrong: the partition waits for the operator, and
+//! `/readyz` says so.
 
 use super::batch::Pipeline;
 use super::reporter::Reporter;
@@ -68,11 +68,14 @@ impl Pipeline {
             .publish(&self.dlq_topic, letter.key.as_deref(), letter.value.as_deref(), &letter.headers)
             .await;
         let Err(e) = published else { return Ok(()) };
+        // Only a refusal for size moves on to a smaller letter: anything
+        // else may pass, and truncating would lose the only whole copy once
+        // the input topic's retention removes the original. A dead letter
+        // has nowhere further to go, so that is waited out.
         let verdict = match failure::of_kafka(&e.source) {
             PublishVerdict::Is(Verdict::Wait(cause)) => Verdict::Wait(cause),
-            _ if last => Verdict::Wait(Infra::DeadLetterTopic),
-            PublishVerdict::TooLarge => Verdict::Isolate,
-            PublishVerdict::Is(other) => other,
+            PublishVerdict::TooLarge if !last => Verdict::Isolate,
+            _ => Verdict::Wait(Infra::DeadLetterTopic),
         };
         Err(Failed { verdict, detail: e.to_string(), panicked: false })
     }

@@ -65,32 +65,26 @@ where
         .build();
     let mut stop = stop.clone();
     let mut failures = 0;
-    let mut waiting = false;
-    // Whatever ends or interrupts a wait reports it over.
-    let wait_over = |waiting: &mut bool| {
-        if std::mem::take(waiting) {
-            watcher.waiting(None);
-        }
-    };
+    // Whatever ends the wait reports it over: success, a failure handed
+    // back, a stop, and the future being dropped (a partition abandoned at
+    // a drain deadline, or lost), which is why this is a guard.
+    let mut wait = WaitGuard { watcher, waiting: false };
     loop {
         let failed = match attempt().await {
             Ok(done) => {
-                wait_over(&mut waiting);
+                wait.over();
                 return Ok(Ok(done));
             }
             Err(failed) => failed,
         };
         match failed.verdict {
-            Verdict::Wait(cause) => {
-                waiting = true;
-                watcher.waiting(Some(cause));
-            }
+            Verdict::Wait(cause) => wait.waiting_on(cause),
             Verdict::Isolate => {
-                wait_over(&mut waiting);
+                wait.over();
                 return Ok(Err(failed));
             }
             Verdict::Retry => {
-                wait_over(&mut waiting);
+                wait.over();
                 failures += 1;
                 watcher.failed(&failed, failures, limit);
                 if failures >= limit {
@@ -98,17 +92,42 @@ where
                 }
             }
         }
-        let wait = backoff.next_backoff().unwrap_or(policy.max);
-        tracing::debug!(error = %failed.detail, retry_in_ms = wait.as_millis() as u64, "Trying again after a pause.");
+        let pause = backoff.next_backoff().unwrap_or(policy.max);
+        tracing::debug!(error = %failed.detail, retry_in_ms = pause.as_millis() as u64, "Trying again after a pause.");
         let interrupted = *stop.borrow()
             || tokio::select! {
-                _ = tokio::time::sleep(wait) => false,
+                _ = tokio::time::sleep(pause) => false,
                 _ = stop.wait_for(|s| *s) => true,
             };
         if interrupted {
-            wait_over(&mut waiting);
             return Err(Interrupted);
         }
+    }
+}
+
+/// Reports an infrastructure wait to the watcher while it lasts, and over
+/// when dropped.
+struct WaitGuard<'a, W: Watcher> {
+    watcher: &'a W,
+    waiting: bool,
+}
+
+impl<W: Watcher> WaitGuard<'_, W> {
+    fn waiting_on(&mut self, cause: Infra) {
+        self.waiting = true;
+        self.watcher.waiting(Some(cause));
+    }
+
+    fn over(&mut self) {
+        if std::mem::take(&mut self.waiting) {
+            self.watcher.waiting(None);
+        }
+    }
+}
+
+impl<W: Watcher> Drop for WaitGuard<'_, W> {
+    fn drop(&mut self) {
+        self.over();
     }
 }
 

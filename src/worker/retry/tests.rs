@@ -124,3 +124,18 @@ async fn a_wait_is_reported_over_when_a_stop_interrupts_it() {
     assert_eq!(waiting.await.unwrap(), Err(Interrupted));
     assert_eq!(seen.waits.lock().unwrap().last(), Some(&None), "a stopped partition no longer waits");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_wait_is_reported_over_when_the_work_is_abandoned_mid_wait() {
+    // A partition abandoned at its drain deadline, or lost, drops the
+    // future while it waits: /readyz must not keep naming it.
+    let (_tx, rx) = watch::channel(false);
+    let seen = Seen::default();
+    let waiting =
+        attempts(policy(), &rx, 3, &seen, || async { Err::<(), _>(failed(Verdict::Wait(Infra::Unreachable))) });
+    let abandoned = tokio::time::timeout(Duration::from_secs(5), waiting).await;
+    assert!(abandoned.is_err(), "it was still waiting");
+    let waits = seen.waits.lock().unwrap();
+    assert!(waits.len() > 3, "it waited: {waits:?}");
+    assert_eq!(waits.last(), Some(&None), "dropping the wait reports it over");
+}
