@@ -68,12 +68,21 @@ impl Db {
             }
         }
         let related_links = self.links.iter().filter(|l| l.2 == "related").map(|l| (l.0, l.1)).collect();
-        let participants: HashSet<(Uuid, String)> = self
-            .took_part
-            .iter()
-            .cloned()
-            .chain(self.bindings.iter().map(|((_, _, contact), id)| (*id, contact.clone())))
-            .collect();
+        // As the store reads them: a participant of a conversation also
+        // takes part in every one it was merged into.
+        let mut participants: HashSet<(Uuid, String)> = HashSet::new();
+        let direct = self.took_part.iter().cloned().chain(self.bindings.iter().map(|((_, _, c), id)| (*id, c.clone())));
+        for (mut id, address) in direct {
+            for _ in 0..64 {
+                if !participants.insert((id, address.clone())) {
+                    break;
+                }
+                match self.convs.get(&id).and_then(|r| r.merged_into) {
+                    Some(next) => id = next,
+                    None => break,
+                }
+            }
+        }
         let participant_domains =
             participants.iter().map(|(id, address)| (*id, super::batch::domain(address).to_owned())).collect();
         Snapshot {

@@ -72,30 +72,41 @@ pub(super) async fn fetch(
 }
 
 /// The sender policy's facts: for each email of the batch whose endpoint's
-/// policy is not `any`, and each conversation its stored references lead to
-/// (along the merge chain), whether the sender, or the sender's domain,
-/// took part in that conversation: a contact of its pairs, or the contact,
-/// a `To` or a `Cc` (`details`) of one of its messages, outbound included.
-/// Those conversations are locked by the snapshot, so no message can join
-/// them before the batch commits.
+/// policy is not `any`, and each conversation a reference of it can lead
+/// to, whether the sender, or the sender's domain, took part in that
+/// conversation or in one merged into it: a contact of its pairs, or the
+/// contact, a `To` or a `Cc` (`details`) of one of its messages, outbound
+/// included. Those conversations are locked by the snapshot, so no message
+/// joins them before the batch commits.
+///
+/// A reference leads to the conversations on the merge chain of the stored
+/// message it names; a reference to a message of this very batch may lead
+/// to any conversation the batch can place into, so for such a sender every
+/// conversation of the snapshot is asked about. The answers then do not
+/// depend on where the batches were cut.
 pub(super) async fn participation(
     tx: &mut Transaction<'_, Postgres>,
     messages: &[&InboundMessage],
     policy: &Policy,
     snapshot: &mut Snapshot,
 ) -> Result<(), sqlx::Error> {
+    let own: HashSet<&str> = messages.iter().map(|m| m.external_id.as_str()).collect();
     let mut asked: BTreeSet<(Uuid, &str)> = BTreeSet::new();
     for m in messages.iter().filter(|m| m.channel == Channel::Email) {
         let rule = policy.reply_senders_by_endpoint.get(m.endpoint.as_str()).copied().unwrap_or(policy.reply_senders);
         if rule == SenderPolicy::Any {
             continue;
         }
+        let sender = m.contact.as_str();
+        if m.reference_candidates().any(|r| own.contains(r)) {
+            asked.extend(snapshot.conversations.keys().map(|id| (*id, sender)));
+        }
         for r in m.reference_candidates() {
             let key = (m.channel, m.endpoint.to_string(), r.to_owned());
             let Some(mut id) = snapshot.messages.get(&key).copied() else { continue };
             // The chain, as the planner follows it (an agent's cycle is cut).
             for _ in 0..64 {
-                if !asked.insert((id, m.contact.as_str())) {
+                if !asked.insert((id, sender)) {
                     break;
                 }
                 match snapshot.conversations.get(&id).and_then(|r| r.merged_into) {
@@ -111,20 +122,31 @@ pub(super) async fn participation(
     let (ids, senders): (Vec<Uuid>, Vec<&str>) = asked.into_iter().unzip();
     let domains: Vec<&str> = senders.iter().map(|s| domain(s)).collect();
     let rows = sqlx::query(
-        "SELECT u.conv, u.sender, u.domain,
-                EXISTS (SELECT 1 FROM conversation_channels cc WHERE cc.conversation_id = u.conv AND cc.contact = u.sender)
-                OR EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = u.conv
-                           AND (m.contact = u.sender OR m.details->'to' ? u.sender OR m.details->'cc' ? u.sender))
+        "WITH RECURSIVE asked AS (
+             SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]) AS u(conv, sender, domain)
+         ), members (conv, member, hops) AS (
+             SELECT DISTINCT conv, conv, 0 FROM asked
+           UNION
+             SELECT m.conv, c.id, m.hops + 1 FROM members m JOIN conversations c ON c.merged_into = m.member
+             WHERE m.hops < 64
+         )
+         SELECT u.conv, u.sender, u.domain,
+                EXISTS (SELECT 1 FROM members mb JOIN conversation_channels cc ON cc.conversation_id = mb.member
+                        WHERE mb.conv = u.conv AND cc.contact = u.sender)
+                OR EXISTS (SELECT 1 FROM members mb JOIN messages m ON m.conversation_id = mb.member
+                           WHERE mb.conv = u.conv
+                             AND (m.contact = u.sender OR m.details->'to' ? u.sender OR m.details->'cc' ? u.sender))
                     AS by_address,
-                EXISTS (SELECT 1 FROM conversation_channels cc
-                        WHERE cc.conversation_id = u.conv AND split_part(cc.contact, '@', 2) = u.domain)
-                OR EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = u.conv
-                           AND (split_part(m.contact, '@', 2) = u.domain
-                                OR EXISTS (SELECT 1 FROM jsonb_array_elements_text(
-                                               COALESCE(m.details->'to', '[]') || COALESCE(m.details->'cc', '[]')) a
-                                           WHERE split_part(a, '@', 2) = u.domain)))
+                EXISTS (SELECT 1 FROM members mb JOIN conversation_channels cc ON cc.conversation_id = mb.member
+                        WHERE mb.conv = u.conv AND split_part(cc.contact, '@', 2) = u.domain)
+                OR EXISTS (SELECT 1 FROM members mb JOIN messages m ON m.conversation_id = mb.member
+                           WHERE mb.conv = u.conv
+                             AND (split_part(m.contact, '@', 2) = u.domain
+                                  OR EXISTS (SELECT 1 FROM jsonb_array_elements_text(
+                                                 COALESCE(m.details->'to', '[]') || COALESCE(m.details->'cc', '[]')) a
+                                             WHERE split_part(a, '@', 2) = u.domain)))
                     AS by_domain
-         FROM unnest($1::uuid[], $2::text[], $3::text[]) AS u(conv, sender, domain)",
+         FROM asked u",
     )
     .bind(&ids)
     .bind(&senders)

@@ -146,3 +146,37 @@ async fn a_bounce_from_a_mail_system_lands_with_the_mail_system_and_is_linked_to
     assert_eq!(related(&env).await, vec![(daemon, thread)], "linked once, for both");
     assert_eq!(stats.sender_refusals, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_of_a_conversation_merged_into_the_thread_may_reply_to_it() {
+    let env = TestEnv::new(1).await;
+    let thread = anas_thread(&env).await;
+    env.publish(&mail(SUPPORT, "al1@example.org", "alice@example.org", None, &[], "")).await;
+    env.run_to_end().await;
+    let alices = conversation_of(&env.pool, "al1@example.org", SUPPORT).await;
+    crate::agent::merge(&env.pool, alices, thread).await;
+    // Alice answers a message of Ana's thread she never saw addressed to her:
+    // her own conversation now leads there, so she took part in it.
+    env.publish(&reply("al2@example.org", "alice@example.org")).await;
+    let stats = env.run_to_end().await;
+    assert_eq!(conversation_of(&env.pool, "al2@example.org", SUPPORT).await, thread);
+    assert_eq!(stats.sender_refusals, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_to_a_message_of_the_same_batch_is_admitted_as_it_would_be_in_the_next_one() {
+    for same_batch in [true, false] {
+        let env = TestEnv::new(1).await;
+        let thread = anas_thread(&env).await;
+        // Ana writes again in her thread; Bob (in Cc on her first message)
+        // answers that new message only.
+        env.publish(&mail(SUPPORT, "a2@example.com", ANA, Some("a1@example.com"), &[], "")).await;
+        if !same_batch {
+            env.run_to_end().await;
+        }
+        env.publish(&mail(SUPPORT, "b2@example.com", "bob@example.com", Some("a2@example.com"), &[], "")).await;
+        let stats = env.run_to_end().await;
+        assert_eq!(conversation_of(&env.pool, "b2@example.com", SUPPORT).await, thread, "same batch: {same_batch}");
+        assert_eq!(stats.sender_refusals, 0, "same batch: {same_batch}");
+    }
+}
