@@ -194,10 +194,24 @@ impl Pipeline {
                 let part: Vec<&Item> = units[part].iter().flat_map(|d| &items[d.range.clone()]).collect();
                 let reporter = &reporter;
                 async move {
-                    if part.is_empty() {
-                        return Ok(Ok(Vec::new()));
+                    // One record needing more locks than a transaction may
+                    // take (an Infobip batch, a Messenger webhook) is placed
+                    // message by message group, in order; the contract lets
+                    // a record carrying several messages be placed in part,
+                    // and a redrive finds the placed ones as duplicates.
+                    let needs: Vec<u64> = part.iter().map(|i| store::locks_needed(&i.message)).collect();
+                    let mut outcomes = Vec::with_capacity(part.len());
+                    for chunk in lock_budget::transactions(&needs, self.locks_per_transaction) {
+                        let chunk = &part[chunk];
+                        if chunk.is_empty() {
+                            continue;
+                        }
+                        match retry::attempts(self.retry, stop, limit, reporter, || self.place_once(chunk)).await? {
+                            Ok(placed) => outcomes.extend(placed),
+                            Err(failed) => return Ok(Err(failed)),
+                        }
                     }
-                    retry::attempts(self.retry, stop, limit, reporter, || self.place_once(&part)).await
+                    Ok(Ok(outcomes))
                 }
             })
             .instrument(span.clone())

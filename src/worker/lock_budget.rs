@@ -1,12 +1,14 @@
 //! The lock budget: how many records a batch may hold so that the pool's
 //! batches, all at once, never exhaust Postgres's shared lock table.
 //!
-//! Each message takes up to three advisory locks (its identity, its pair
-//! and, for email, its Message-ID), held until the batch commits. With
-//! `pool` connections each running a batch, `pool × 3 × records` locks can
-//! be held at once; they must fit in the lock table with room left for the
-//! agent desktop and every other session. The worker claims at most half of
-//! the table and cuts batches to fit.
+//! Each message takes three advisory locks (its identity, its pair and, for
+//! email, its Message-ID), plus one for each id it references that is not
+//! stored yet, held until the transaction commits. With `pool` connections
+//! each running a transaction, they must fit in the lock table with room
+//! left for the agent desktop and every other session. The worker claims at
+//! most half of the table: batches are cut to fit at three locks a record,
+//! and a batch (or a record carrying many messages) that needs more is
+//! placed in several transactions, each within its share ([`transactions`]).
 
 /// Locks one record's messages take, at most, for one-message records.
 pub const LOCKS_PER_RECORD: u64 = 3;

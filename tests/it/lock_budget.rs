@@ -122,3 +122,57 @@ async fn emails_naming_a_hundred_unknown_ids_each_are_placed_within_the_lock_tab
     assert_eq!(env.count("SELECT count(*) FROM messages").await, 600);
     assert_eq!(env.count("SELECT count(*) FROM messages WHERE cardinality(\"references\") = 100").await, 600);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_carrying_a_thousand_messages_is_placed_in_transactions_within_the_budget() {
+    let env = TestEnv::new(4).await;
+    let kafka = producer(&env);
+    for p in 0..4 {
+        let results: Vec<String> = (0..1000)
+            .map(|n| {
+                format!(
+                    r#"{{"messageId":"bulk-{p}-{n}","from":"3859{p}{n:05}","to":"800","text":"hi","receivedAt":"2026-11-25T07:00:00.000+0000","smsCount":1}}"#
+                )
+            })
+            .collect();
+        let body = format!(r#"{{"results":[{}],"messageCount":1000,"pendingMessageCount":0}}"#, results.join(","));
+        let record = switchboard::sample::binary(
+            "sms",
+            "sms.received",
+            &format!("bulk-{p}"),
+            "application/json",
+            &[],
+            body.as_bytes(),
+        );
+        publish_to_partition(&env, &kafka, p, &[record]).await;
+    }
+    let capacity = env
+        .count("SELECT current_setting('max_locks_per_transaction')::bigint * (current_setting('max_connections')::bigint + current_setting('max_prepared_transactions')::bigint)")
+        .await;
+    let pool = (capacity / 2 / (3 * 200)).max(16);
+    let budget = capacity / 2 / pool;
+    let run = env
+        .worker_command(&["--json-logs", "run", "--stop-at-end"])
+        .env("SWITCHBOARD__DATABASE__MAX_CONNECTIONS", pool.to_string())
+        .stderr(std::process::Stdio::piped())
+        .output();
+    tokio::pin!(run);
+    // The most advisory locks one transaction (one backend) held at once.
+    let mut most = 0;
+    let out = loop {
+        tokio::select! {
+            out = &mut run => break out.expect("run the worker"),
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {
+                let held = env.count("SELECT COALESCE(max(n), 0) FROM (SELECT count(*) AS n FROM pg_locks l JOIN pg_database d ON d.oid = l.database WHERE l.locktype = 'advisory' AND d.datname = current_database() GROUP BY l.pid) per_backend").await;
+                most = most.max(held);
+            }
+        }
+    };
+    assert!(out.status.success(), "exit status {}", out.status);
+    eprintln!("budget {budget} locks a transaction, most seen in one {most}");
+    assert!(most <= budget, "one transaction held {most} advisory locks, over its budget of {budget}");
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["failures_by_class"], serde_json::json!({}), "{stats}");
+    assert_eq!(stats["records_applied"], 4, "{stats}");
+    assert_eq!(env.count("SELECT count(*) FROM messages").await, 4000);
+}
