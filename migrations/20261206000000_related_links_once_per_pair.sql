@@ -8,6 +8,10 @@
 -- (`sibling_only`) only when both rows were, since a link another rule made
 -- must never be deleted as a stale sibling link.
 
+-- No worker may add a link between the fold and the index: a reversed pair
+-- committed in between would make the index fail to build.
+LOCK TABLE conversation_links IN SHARE ROW EXCLUSIVE MODE;
+
 UPDATE conversation_links keep
 SET sibling_only = keep.sibling_only AND gone.sibling_only
 FROM conversation_links gone
