@@ -66,9 +66,10 @@ where
             }
         }
     }
-    // Every unit was settled: each range popped either settled all its
-    // units or pushed two halves covering them.
-    let ends = ends.into_iter().map(|end| end.unwrap_or_else(|| Ok(Vec::new()))).collect();
+    let ends = ends
+        .into_iter()
+        .map(|end| end.expect("each range popped settles its units or pushes two halves covering them"))
+        .collect();
     Ok(Settled { ends, splits })
 }
 

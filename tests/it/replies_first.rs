@@ -185,5 +185,8 @@ async fn two_parents_whose_replies_sit_in_each_others_conversations_link_them_on
     .bind(from)
     .execute(&env.pool)
     .await;
-    assert!(reverse.is_err(), "the unordered pair is unique in the database");
+    let refused = reverse.expect_err("the unordered pair is unique in the database");
+    let refused = refused.as_database_error().expect("a database error");
+    assert_eq!(refused.code().as_deref(), Some("23505"), "{refused}");
+    assert_eq!(refused.constraint(), Some("conversation_links_related_once_per_pair"));
 }
