@@ -11,14 +11,32 @@
 use super::batch::Pipeline;
 use super::reporter::Reporter;
 use super::retry::{self, Failed, Interrupted};
-use crate::dead_letter::{DeadLetter, TRUNCATION_STEPS};
+use crate::dead_letter::{DeadLetter, DlqReason, TRUNCATION_STEPS};
 use crate::failure::{self, Infra, PublishVerdict, Verdict};
+use crate::record::SourceRecord;
+use crate::stats::RecordEnd;
 use crate::telemetry::record_log;
 use std::borrow::Cow;
 use tokio::sync::watch;
 use tracing::Instrument as _;
 
 impl Pipeline {
+    /// Dead-letters `record` as `panicked` and counts it: the partition's
+    /// task panicked on it on every attempt (`partition::Step::quarantine`).
+    pub(super) async fn dead_letter_panicked(
+        &self,
+        record: &SourceRecord,
+        panic: &str,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<(), Interrupted> {
+        let detail = format!("The worker panicked on this record on every attempt: {panic}");
+        let letter = DeadLetter::new(record, DlqReason::Panicked, &detail, chrono::Utc::now());
+        self.dead_letter(&letter, stop).await?;
+        self.stats.failure("panic");
+        self.stats.record_ended(RecordEnd::DeadLettered(DlqReason::Panicked));
+        Ok(())
+    }
+
     /// Publishes `letter`, or a truncated stand-in the broker takes.
     pub(super) async fn dead_letter(
         &self,

@@ -86,6 +86,10 @@ pub(super) struct FakeStep {
     open: AtomicBool,
     pub failing: AtomicBool,
     pub panic_at: Mutex<Option<i64>>,
+    /// Panics on every batch holding this offset.
+    pub panic_always_at: Mutex<Option<i64>>,
+    /// Records dead-lettered as `panicked` by a quarantining task.
+    pub quarantined: Mutex<Vec<i64>>,
     /// Batches begun, interrupted, and dropped unfinished.
     pub started: AtomicUsize,
     pub interrupted: AtomicUsize,
@@ -99,6 +103,8 @@ impl Default for FakeStep {
             open: AtomicBool::default(),
             failing: AtomicBool::default(),
             panic_at: Mutex::default(),
+            panic_always_at: Mutex::default(),
+            quarantined: Mutex::default(),
             started: AtomicUsize::default(),
             interrupted: AtomicUsize::default(),
             cancelled: AtomicUsize::default(),
@@ -146,6 +152,11 @@ impl Step for FakeStep {
                 guard.1 = true;
                 panic!("fake step panics at {at}");
             }
+            let always = *self.panic_always_at.lock().unwrap();
+            if let Some(at) = always.filter(|at| records.iter().any(|r| r.offset == *at)) {
+                guard.1 = true;
+                panic!("fake step panics at {at} every time");
+            }
             if self.failing.load(Ordering::SeqCst) {
                 let _ = stop.clone().wait_for(|s| *s).await;
                 self.interrupted.fetch_add(1, Ordering::SeqCst);
@@ -156,6 +167,18 @@ impl Step for FakeStep {
                 self.gate.acquire().await.expect("never closed").forget();
             }
             guard.1 = true;
+            Ok(())
+        })
+    }
+
+    fn quarantine<'a>(
+        &'a self,
+        record: &'a SourceRecord,
+        _panic: &'a str,
+        _stop: &'a watch::Receiver<bool>,
+    ) -> BoxFuture<'a, Result<(), Interrupted>> {
+        Box::pin(async move {
+            self.quarantined.lock().unwrap().push(record.offset);
             Ok(())
         })
     }
@@ -196,7 +219,7 @@ pub(super) fn rig(drain_timeout: Duration) -> (Rig, Reader) {
         panic_hook: None,
         telemetry: telemetry.clone(),
     };
-    let hands = Hands { source: source.clone(), spawner, limits: LIMITS, restart, telemetry };
+    let hands = Hands { source: source.clone(), spawner, limits: LIMITS, restart, quarantine_after: 3, telemetry };
     let partitions = Partitions::default();
     let reader =
         Reader { source: source.clone(), partitions: partitions.clone(), hands, notes, notes_tx, drain_timeout };

@@ -92,6 +92,9 @@ pub(super) struct Hands {
     pub limits: Limits,
     /// Backoff between restarts of a failing task.
     pub restart: RetryPolicy,
+    /// Restarts from the same offset after which the task places that
+    /// batch record by record and dead-letters the record that panics.
+    pub quarantine_after: u32,
     /// Counts what is consumed, for /metrics.
     pub telemetry: Arc<Telemetry>,
 }
@@ -116,6 +119,10 @@ pub(super) struct Partition {
     /// Everything before this offset is placed and its offset stored.
     done_up_to: Option<i64>,
     restarts: u32,
+    /// Restarts in a row from the offset in `restarted_at`, with no batch
+    /// done since: the backoff and the quarantine count these.
+    restarts_here: u32,
+    restarted_at: Option<i64>,
 }
 
 impl Partition {
@@ -132,6 +139,8 @@ impl Partition {
             first_offset: None,
             done_up_to: None,
             restarts: 0,
+            restarts_here: 0,
+            restarted_at: None,
         }
     }
 
@@ -144,6 +153,7 @@ impl Partition {
             (_, Event::Record(record)) => self.take(record, hands),
             (state, Event::BatchDone { generation, next_offset }) if generation == self.generation => {
                 self.done_up_to = Some(next_offset);
+                self.restarts_here = 0;
                 match state {
                     Restarting => self.state = Reading,
                     Paused => self.resume_if_drained(hands),
@@ -175,8 +185,13 @@ impl Partition {
             return;
         }
         if self.state == Lifecycle::Assigned {
-            self.task =
-                Some(hands.spawner.spawn(self.key.clone(), self.generation, self.buffer.clone(), Duration::ZERO));
+            self.task = Some(hands.spawner.spawn(
+                self.key.clone(),
+                self.generation,
+                self.buffer.clone(),
+                Duration::ZERO,
+                false,
+            ));
             self.state = Lifecycle::Reading;
         }
         self.next_expected = Some(record.offset + 1);
@@ -209,16 +224,25 @@ impl Partition {
 
     /// The task failed: its unfinished batch stored nothing, so a new task
     /// reads the partition again from its last stored offset, after a
-    /// backoff that grows with each failure. Other partitions go on.
+    /// backoff that grows with each failure from there. Other partitions go
+    /// on. After `quarantine_after` failures in a row from one offset, the
+    /// new task places that batch record by record and dead-letters the
+    /// record that panics: no record holds its partition forever.
     fn restart(&mut self, panic: &str, hands: &Hands) {
         let Some(from) = self.done_up_to.or(self.first_offset) else { return };
         self.restarts += 1;
-        let delay = restart_delay(hands.restart, self.restarts);
-        tracing::error!(topic = %self.key.0, partition = self.key.1, panic, from_offset = from, restarts = self.restarts, retry_in_ms = delay.as_millis() as u64, "Partition task failed; restarting it from its last stored offset.");
+        if self.restarted_at != Some(from) {
+            (self.restarted_at, self.restarts_here) = (Some(from), 0);
+        }
+        self.restarts_here += 1;
+        let quarantine = self.restarts_here >= hands.quarantine_after.max(1);
+        let delay = restart_delay(hands.restart, self.restarts_here);
+        tracing::error!(topic = %self.key.0, partition = self.key.1, panic, from_offset = from, restarts = self.restarts, quarantine, retry_in_ms = delay.as_millis() as u64, "Partition task failed; restarting it from its last stored offset.");
         self.buffer.clear();
         self.buffer = Arc::default();
         self.generation += 1;
-        self.task = Some(hands.spawner.spawn(self.key.clone(), self.generation, self.buffer.clone(), delay));
+        self.task =
+            Some(hands.spawner.spawn(self.key.clone(), self.generation, self.buffer.clone(), delay, quarantine));
         self.next_expected = Some(from);
         // Fetch the failed batch and everything after it again. A seek
         // also discards what librdkafka prefetched from the old position.

@@ -241,6 +241,7 @@ pub async fn run_observed(
         spawner,
         limits,
         restart: RetryPolicy { initial: w.retry_initial, max: w.retry_max },
+        quarantine_after: w.failure_attempts.max(1),
         telemetry,
     };
     let mut reader =

@@ -14,6 +14,7 @@ use super::buffer::{Limits, PartitionBuffer, Taken};
 use super::lifecycle::Event;
 use super::reader::Note;
 use super::retry::Interrupted;
+use crate::failure;
 use crate::kafka::{PartitionKey, Source};
 use crate::record::SourceRecord;
 use crate::telemetry::Telemetry;
@@ -36,6 +37,15 @@ pub(super) trait Step: Send + Sync + 'static {
         bytes: usize,
         stop: &'a watch::Receiver<bool>,
     ) -> BoxFuture<'a, Result<(), Interrupted>>;
+
+    /// Dead-letters `record` as `panicked`: the partition's task panicked
+    /// on it every time, outside the places the pipeline catches a panic.
+    fn quarantine<'a>(
+        &'a self,
+        record: &'a SourceRecord,
+        panic: &'a str,
+        stop: &'a watch::Receiver<bool>,
+    ) -> BoxFuture<'a, Result<(), Interrupted>>;
 }
 
 impl Step for Pipeline {
@@ -46,6 +56,15 @@ impl Step for Pipeline {
         stop: &'a watch::Receiver<bool>,
     ) -> BoxFuture<'a, Result<(), Interrupted>> {
         Box::pin(self.process(records, bytes, stop))
+    }
+
+    fn quarantine<'a>(
+        &'a self,
+        record: &'a SourceRecord,
+        panic: &'a str,
+        stop: &'a watch::Receiver<bool>,
+    ) -> BoxFuture<'a, Result<(), Interrupted>> {
+        Box::pin(self.dead_letter_panicked(record, panic, stop))
     }
 }
 
@@ -92,31 +111,31 @@ impl Task {
     }
 }
 
-/// For tests only: makes the task holding one given record panic, once.
+/// For tests only: makes the task holding one given record panic, once
+/// (`topic/partition/offset`) or every time (`always:topic/partition/offset`).
 pub(super) struct PanicHook {
     pub topic: String,
     pub partition: i32,
     pub offset: i64,
     pub fired: AtomicBool,
+    pub always: bool,
 }
 
 impl PanicHook {
-    /// Parses `topic/partition/offset`; `None` when empty or malformed.
+    /// Parses the setting; `None` when empty or malformed.
     pub fn parse(text: &str) -> Option<PanicHook> {
-        let (rest, offset) = text.rsplit_once('/')?;
-        let (topic, partition) = rest.rsplit_once('/')?;
-        Some(PanicHook {
-            topic: topic.to_owned(),
-            partition: partition.parse().ok()?,
-            offset: offset.parse().ok()?,
-            fired: AtomicBool::new(false),
-        })
+        let (always, text) = match text.strip_prefix("always:") {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        let (topic, partition, offset) = super::test_hooks::record_at(text)?;
+        Some(PanicHook { topic, partition, offset, fired: AtomicBool::new(false), always })
     }
 
     fn check(&self, batch: &[SourceRecord]) {
         let hit =
             batch.iter().any(|r| r.topic == self.topic && r.partition == self.partition && r.offset == self.offset);
-        if hit && !self.fired.swap(true, Ordering::SeqCst) {
+        if hit && (self.always || !self.fired.swap(true, Ordering::SeqCst)) {
             panic!("injected test panic at {}/{}/{}", self.topic, self.partition, self.offset);
         }
     }
@@ -140,7 +159,17 @@ pub(super) struct Spawner {
 
 impl Spawner {
     /// Starts a task for `key` that waits `delay` before its first batch.
-    pub fn spawn(&self, key: PartitionKey, generation: u64, buffer: Arc<PartitionBuffer>, delay: Duration) -> Task {
+    /// With `quarantine`, it places its first batch one record at a time
+    /// and dead-letters a record whose placing panics (the partition's task
+    /// panicked on that batch every time before).
+    pub fn spawn(
+        &self,
+        key: PartitionKey,
+        generation: u64,
+        buffer: Arc<PartitionBuffer>,
+        delay: Duration,
+        quarantine: bool,
+    ) -> Task {
         let (stop_tx, stop_rx) = watch::channel(Stop::Run);
         let (exited_tx, exited_rx) = watch::channel(false);
         let task = PartitionTask {
@@ -154,17 +183,14 @@ impl Spawner {
             stop: stop_rx,
             panic_hook: self.panic_hook.clone(),
             telemetry: self.telemetry.clone(),
+            quarantine,
         };
         let notes = self.notes.clone();
         tokio::spawn(async move {
             // A panic in a decoder or the store must not vanish with the
             // task: catch it and tell the loop, which restarts the partition.
             if let Err(panic) = AssertUnwindSafe(task.run(delay)).catch_unwind().await {
-                let panic = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                    .unwrap_or_else(|| "a panic without a message".to_owned());
+                let panic = failure::panic_message(panic.as_ref());
                 let _ = notes.send(Note::Task(key, Event::TaskFailed { generation, panic }));
             }
             let _ = exited_tx.send(true);
@@ -185,6 +211,8 @@ struct PartitionTask {
     stop: watch::Receiver<Stop>,
     panic_hook: Option<Arc<PanicHook>>,
     telemetry: Arc<Telemetry>,
+    /// Place the first batch record by record, quarantining what panics.
+    quarantine: bool,
 }
 
 /// How placing one batch ended.
@@ -213,11 +241,16 @@ impl PartitionTask {
                 _ = self.stop.wait_for(|s| *s >= Stop::Finish) => return,
                 taken = self.buffer.next_batch(&self.limits) => taken,
             };
-            if let Some(hook) = &self.panic_hook {
-                hook.check(&batch);
-            }
             let started = std::time::Instant::now();
-            if let Placed::Unfinished = self.place(&batch, bytes).await {
+            let placed = if std::mem::take(&mut self.quarantine) {
+                self.place_one_by_one(&batch).await
+            } else {
+                if let Some(hook) = &self.panic_hook {
+                    hook.check(&batch);
+                }
+                self.place(&batch, bytes).await
+            };
+            if let Placed::Unfinished = placed {
                 self.telemetry.batch_abandoned(&self.key, &batch);
                 tracing::info!(topic = %self.key.0, partition = self.key.1, "Partition stopped with a batch unfinished; it will be redelivered.");
                 return;
@@ -235,6 +268,33 @@ impl PartitionTask {
                 let _ = self.notes.send(Note::Task(self.key.clone(), done));
             }
         }
+    }
+
+    /// Places `batch` one record at a time; a record whose placing panics is
+    /// dead-lettered (`panicked`) and the others placed. The panic repeated
+    /// on every restart, so it would otherwise hold the partition forever.
+    async fn place_one_by_one(&mut self, batch: &[SourceRecord]) -> Placed {
+        for record in batch {
+            let one = std::slice::from_ref(record);
+            let bytes = super::buffer::record_bytes(record);
+            let attempt = async {
+                if let Some(hook) = &self.panic_hook {
+                    hook.check(one);
+                }
+                self.place(one, bytes).await
+            };
+            let panic = match AssertUnwindSafe(attempt).catch_unwind().await {
+                Ok(Placed::Done) => continue,
+                Ok(Placed::Unfinished) => return Placed::Unfinished,
+                Err(panic) => failure::panic_message(panic.as_ref()),
+            };
+            tracing::error!(topic = %self.key.0, partition = self.key.1, offset = record.offset, panic, "The partition's task panicked on this record every time; dead-lettering it.");
+            let (_, interrupted) = watch::channel(*self.stop.borrow() >= Stop::Interrupt);
+            if self.step.quarantine(record, &panic, &interrupted).await.is_err() {
+                return Placed::Unfinished;
+            }
+        }
+        Placed::Done
     }
 
     /// Places one batch, passing an `Interrupt` on to the step and dropping
@@ -270,5 +330,7 @@ mod tests {
         assert_eq!((hook.topic.as_str(), hook.partition, hook.offset), ("t.sms", 2, 17));
         assert!(PanicHook::parse("").is_none());
         assert!(PanicHook::parse("t.sms/x/1").is_none());
+        assert!(!PanicHook::parse("t.sms/2/17").unwrap().always);
+        assert!(PanicHook::parse("always:t.sms/2/17").unwrap().always);
     }
 }

@@ -4,6 +4,13 @@
 
 use crate::store::Item;
 
+/// Parses `topic/partition/offset` (the topic may hold slashes).
+pub(super) fn record_at(text: &str) -> Option<(String, i32, i64)> {
+    let (rest, offset) = text.rsplit_once('/')?;
+    let (topic, partition) = rest.rsplit_once('/')?;
+    Some((topic.to_owned(), partition.parse().ok()?, offset.parse().ok()?))
+}
+
 /// Makes every attempt to place a batch that holds one given record panic.
 #[derive(Debug)]
 pub(super) struct PanicPlacing {
@@ -15,9 +22,8 @@ pub(super) struct PanicPlacing {
 impl PanicPlacing {
     /// Parses `topic/partition/offset`; `None` when empty or malformed.
     pub fn parse(text: &str) -> Option<PanicPlacing> {
-        let (rest, offset) = text.rsplit_once('/')?;
-        let (topic, partition) = rest.rsplit_once('/')?;
-        Some(PanicPlacing { topic: topic.to_owned(), partition: partition.parse().ok()?, offset: offset.parse().ok()? })
+        let (topic, partition, offset) = record_at(text)?;
+        Some(PanicPlacing { topic, partition, offset })
     }
 
     /// Whether `items` hold the record.

@@ -176,6 +176,24 @@ async fn a_panicking_task_is_restarted_from_the_last_stored_offset() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_record_the_task_panics_on_every_time_is_dead_lettered_after_three_restarts() {
+    let (rig, reader) = rig(Duration::from_secs(30));
+    let (_stop, _run) = start(reader, Duration::from_secs(5));
+    rig.step.open();
+    *rig.step.panic_always_at.lock().unwrap() = Some(3);
+    rig.assign(&[0]);
+    rig.records(0, 0..6);
+    for restarts in 1..=3 {
+        until("the task restarts", || rig.view(0).is_some_and(|v| v.restarts == restarts)).await;
+        rig.records(0, 2..6);
+    }
+    until("everything past the poison is placed", || rig.view(0).and_then(|v| v.done_up_to) == Some(6)).await;
+    assert_eq!(*rig.step.quarantined.lock().unwrap(), [3], "only the record that panics is dead-lettered");
+    assert_eq!(rig.view(0).unwrap().restarts, 3, "bounded: no fourth restart");
+    assert_eq!(stores(&rig, 0), [1, 3, 5], "offset 2 placed alone, 3 dead-lettered, then on as before");
+}
+
+#[tokio::test(start_paused = true)]
 async fn records_fetched_before_a_seek_took_effect_are_dropped_and_read_again_after_it() {
     let (rig, reader) = rig(Duration::from_secs(30));
     let (_stop, _run) = start(reader, Duration::from_secs(5));

@@ -4,7 +4,7 @@
 //! placed and the partition's offsets move on.
 
 use crate::agent::{mail, sms};
-use crate::flow::{producer, publish_to_partition};
+use crate::flow::{json_logs, logged, producer, publish_to_partition};
 use crate::harness::{bootstrap, dlq_headers, TestEnv};
 use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
@@ -129,4 +129,32 @@ async fn a_dead_letter_larger_than_the_topic_takes_is_replaced_by_a_truncated_on
     assert_eq!(h["dlq_source"], format!("{}/0/0", env.topic("sms")));
     let value = letters[0].value.as_deref().expect("a value");
     assert_eq!(value, &noise[..64 * 1024], "the first bytes of the original value");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_the_partition_task_panics_on_every_time_is_dead_lettered_after_its_restarts() {
+    let env = TestEnv::new(1).await;
+    let topic = env.topic("sms");
+    let kafka = producer(&env);
+    let records: Vec<SampleRecord> =
+        (0..50).map(|n| sms(&format!("tp-{n}"), &format!("6{}", n % 7), "800", "hello")).collect();
+    publish_to_partition(&env, &kafka, 0, &records).await;
+    let out = env
+        .worker_command(&["--json-logs", "run", "--stop-at-end"])
+        .env("SWITCHBOARD__WORKER__BATCH_MAX_RECORDS", "10")
+        .env("SWITCHBOARD__WORKER__TEST_PANIC_AT", format!("always:{topic}/0/17"))
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .await
+        .expect("run the worker");
+    assert!(out.status.success(), "exit status {}", out.status);
+    let logs = json_logs(&out.stderr);
+    assert_eq!(logged(&logs, "Partition task failed").len(), 3, "three restarts, then the record is set aside");
+    assert_eq!(logged(&logs, "The partition's task panicked on this record every time").len(), 1);
+    assert_eq!(env.count("SELECT count(*) FROM messages").await, 49);
+    let letters = env.dead_letters();
+    assert_eq!(letters.len(), 1);
+    let h = dlq_headers(&letters[0]);
+    assert_eq!((h["dlq_reason"].as_str(), h["dlq_source"].clone()), ("panicked", format!("{topic}/0/17")));
+    assert!(h["dlq_detail"].contains("injected test panic"), "{}", h["dlq_detail"]);
 }
