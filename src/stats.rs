@@ -33,8 +33,8 @@ pub struct Stats {
     failures: Mutex<BTreeMap<&'static str, u64>>,
     batch_splits: AtomicU64,
     dead_letters_truncated: AtomicU64,
-    /// Partitions (`topic/partition`) waiting out an infrastructure failure
-    /// now, with its cause and since when.
+    /// What waits out an infrastructure failure now (a partition, the
+    /// consumer), with its cause and since when.
     waits: Mutex<BTreeMap<String, (Infra, Instant)>>,
 }
 
@@ -170,9 +170,10 @@ impl Stats {
         self.dead_letters_truncated.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// `partition` (`topic/partition`) waits out an infrastructure failure
-    /// (`Some`), or no longer does (`None`).
-    pub fn waiting(&self, partition: &str, cause: Option<Infra>) {
+    /// `who` (`partition topic/partition`, `the Kafka consumer`) waits out
+    /// an infrastructure failure (`Some`), or no longer does (`None`).
+    pub fn waiting(&self, who: &str, cause: Option<Infra>) {
+        let partition = who;
         if let Ok(mut waits) = self.waits.lock() {
             match cause {
                 // The first cause and its start stay while the wait lasts.

@@ -5,6 +5,7 @@
 
 use super::consumer::{owned, PartitionKey};
 use super::source::{Polled, Revoking};
+use crate::failure::{self, Infra, PublishVerdict, Verdict};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -160,6 +161,7 @@ pub(super) fn poll_loop(
     running: Arc<AtomicBool>,
 ) {
     let context = inner.context().clone();
+    let mut trouble = Trouble::default();
     while running.load(Ordering::Relaxed) {
         for (key, offset) in seeks.try_iter() {
             if let Err(e) = inner.seek(&key.0, key.1, Offset::Offset(offset), Duration::ZERO) {
@@ -172,6 +174,9 @@ pub(super) fn poll_loop(
         let wait = if context.has_pending() { Duration::ZERO } else { POLL_WAIT };
         match inner.poll(wait) {
             Some(Ok(message)) => {
+                if trouble.cleared() {
+                    context.push(Polled::Trouble(None), 0);
+                }
                 let record = owned(&message);
                 drop(message);
                 let bytes = record.value_len();
@@ -180,11 +185,78 @@ pub(super) fn poll_loop(
                 }
             }
             Some(Err(e)) => {
+                if let Some(cause) = trouble.failed(&e) {
+                    context.push(Polled::Trouble(Some(cause)), 0);
+                }
                 context.flush();
-                tracing::warn!(error = %e, "Kafka consumer error.");
                 std::thread::sleep(Duration::from_millis(100));
             }
             None => context.flush(),
         }
+    }
+}
+
+/// How often the same consumer error is logged again while it lasts.
+const TROUBLE_LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// The consumer's errors as the failure policy sees them, logged once per
+/// new error and then at most every [`TROUBLE_LOG_EVERY`]: librdkafka
+/// reports a refused password or an unreachable broker on every attempt,
+/// several a second, and the first line names the cause.
+#[derive(Default)]
+struct Trouble {
+    cause: Option<Infra>,
+    last_logged: Option<(String, std::time::Instant)>,
+}
+
+impl Trouble {
+    /// An error: logs it when new or due, and returns the infrastructure
+    /// cause when it changed (to report).
+    fn failed(&mut self, e: &KafkaError) -> Option<Infra> {
+        let cause = match failure::of_kafka(e) {
+            PublishVerdict::Is(Verdict::Wait(cause)) => Some(cause),
+            _ => None,
+        };
+        let text = e.to_string();
+        let due = self.last_logged.as_ref().is_none_or(|(last, at)| *last != text || at.elapsed() >= TROUBLE_LOG_EVERY);
+        if due {
+            let what = cause.map_or("not classed as the infrastructure's", Infra::sentence);
+            tracing::warn!(error = %text, cause = cause.map_or("other", Infra::label), "Kafka consumer error: {what}. Repeats of it are logged at most once a minute.");
+            self.last_logged = Some((text, std::time::Instant::now()));
+        } else {
+            tracing::debug!(error = %text, "Kafka consumer error.");
+        }
+        let changed = cause.is_some() && cause != self.cause;
+        if cause.is_some() {
+            self.cause = cause;
+        }
+        changed.then_some(cause).flatten()
+    }
+
+    /// A record arrived: whether a reported cause is now over.
+    fn cleared(&mut self) -> bool {
+        self.last_logged = None;
+        self.cause.take().is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::types::RDKafkaErrorCode;
+
+    #[test]
+    fn a_consumer_error_is_reported_once_per_cause_and_cleared_by_the_next_record() {
+        let mut trouble = Trouble::default();
+        let down = KafkaError::MessageConsumption(RDKafkaErrorCode::AllBrokersDown);
+        let denied = KafkaError::MessageConsumption(RDKafkaErrorCode::TopicAuthorizationFailed);
+        assert_eq!(trouble.failed(&down), Some(Infra::Unreachable));
+        assert_eq!(trouble.failed(&down), None, "the same cause is reported once");
+        assert_eq!(trouble.failed(&denied), Some(Infra::Refused), "a new cause is");
+        assert!(trouble.cleared(), "a record after it ends the wait");
+        assert!(!trouble.cleared(), "once");
+        let odd = KafkaError::MessageConsumption(RDKafkaErrorCode::Fail);
+        assert_eq!(trouble.failed(&odd), None, "not the infrastructure's: logged, not a wait");
+        assert!(!trouble.cleared());
     }
 }

@@ -6,6 +6,7 @@
 //! transition is tested without a broker.
 
 use super::PartitionKey;
+use crate::failure::Infra;
 use crate::record::SourceRecord;
 use futures::future::BoxFuture;
 use std::collections::BTreeSet;
@@ -31,6 +32,10 @@ pub enum Polled {
     /// delivered before this were fetched from the old position, those
     /// after it from the new one.
     Seeked(PartitionKey),
+    /// The consumer failed for the infrastructure's reason (`Some`: the
+    /// broker unreachable, an ACL, SASL or TLS refusal, a missing topic), or
+    /// such a failure is over (`None`: records flow again).
+    Trouble(Option<Infra>),
 }
 
 /// A revocation waiting for its answer. The consumer's rebalance callback

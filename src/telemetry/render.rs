@@ -133,7 +133,7 @@ pub(super) fn render(t: &Telemetry) -> String {
         &mut out,
         "switchboard_waiting_partitions",
         "gauge",
-        "Partitions waiting out an infrastructure failure now, by cause.",
+        "Partitions (and the consumer itself) waiting out an infrastructure failure now, by cause.",
     );
     let mut waiting: BTreeMap<&'static str, u64> = Infra::ALL.iter().map(|c| (c.label(), 0)).collect();
     for (_, cause, _) in t.stats.waits() {

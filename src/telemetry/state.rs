@@ -146,9 +146,9 @@ impl Telemetry {
         }
         // A wait shorter than this is a passing fault (a deadlock retried),
         // not a reason to take the worker out of rotation.
-        for (partition, cause, since) in self.stats.waits() {
+        for (who, cause, since) in self.stats.waits() {
             if since >= WAIT_REPORTED_AFTER {
-                reasons.push(format!("partition {partition} waits for {} s: {}", since.as_secs(), cause.sentence()));
+                reasons.push(format!("{who} waits for {} s: {}", since.as_secs(), cause.sentence()));
             }
         }
         if reasons.is_empty() {
@@ -212,7 +212,7 @@ mod tests {
         let t = Telemetry::new(stats.clone(), Duration::from_secs(60));
         t.broker_contact(Ok(()));
         t.polled(&[key()], &[(key(), Some(5), Some(5))]);
-        stats.waiting("t/0", Some(crate::failure::Infra::Refused));
+        stats.waiting("partition t/0", Some(crate::failure::Infra::Refused));
         assert_eq!(t.readiness(Ok(())), Readiness::Ready, "a wait just begun is a passing fault");
         let started = std::time::Instant::now();
         let reasons = loop {
@@ -225,7 +225,7 @@ mod tests {
         assert_eq!(reasons.len(), 1, "{reasons:?}");
         assert!(reasons[0].starts_with("partition t/0 waits for "), "{reasons:?}");
         assert!(reasons[0].contains("grant or ACL"), "names the cause: {reasons:?}");
-        stats.waiting("t/0", None);
+        stats.waiting("partition t/0", None);
         assert_eq!(t.readiness(Ok(())), Readiness::Ready);
     }
 

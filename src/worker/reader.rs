@@ -98,6 +98,9 @@ impl Reader {
             Polled::Revoking(revoking) => self.revoking(revoking),
             Polled::Lost(keys) => self.lost(&keys),
             Polled::Seeked(key) => self.partitions.on(&key, Event::Seeked, &self.hands),
+            // What the consumer waits for shows in /readyz like a
+            // partition's wait.
+            Polled::Trouble(cause) => self.hands.telemetry.stats.waiting("the Kafka consumer", cause),
         }
     }
 

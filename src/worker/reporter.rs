@@ -18,7 +18,7 @@ pub(super) struct Reporter<'a> {
 
 impl Watcher for Reporter<'_> {
     fn waiting(&self, cause: Option<Infra>) {
-        self.stats.waiting(&self.partition, cause);
+        self.stats.waiting(&format!("partition {}", self.partition), cause);
         if let Some(cause) = cause {
             self.stats.retried(self.cause);
             tracing::warn!(
