@@ -70,9 +70,13 @@ impl fmt::Display for DlqReason {
 
 /// Header names added to a dead letter.
 pub mod headers {
+    /// The stable reason code.
     pub const REASON: &str = "dlq_reason";
+    /// A sentence for a person.
     pub const DETAIL: &str = "dlq_detail";
+    /// `topic/partition/offset` of the original record.
     pub const SOURCE: &str = "dlq_source";
+    /// When, RFC 3339 in UTC.
     pub const AT: &str = "dlq_at";
     /// `true` on a dead letter that replaces one the broker refused for its
     /// size: it carries only the first bytes of the value.
@@ -98,9 +102,13 @@ pub const TRUNCATION_STEPS: [(usize, bool); 3] = [(64 * 1024, true), (1024, true
 /// A record ready to publish to the dead-letter topic.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeadLetter {
+    /// The original record's key.
     pub key: Option<Vec<u8>>,
+    /// The original record's value, whole (or its first bytes, truncated).
     pub value: Option<Vec<u8>>,
+    /// The original headers and the `dlq_*` ones.
     pub headers: Vec<Header>,
+    /// Why, as the `dlq_reason` header says it.
     pub reason: DlqReason,
     /// `topic/partition/offset` of the original.
     pub source: String,

@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
 pub mod batch;
+pub mod senders;
 
 #[cfg(test)]
 mod batch_model;
@@ -149,6 +150,7 @@ pub enum SenderPolicy {
 }
 
 impl SenderPolicy {
+    /// Reads a setting's value: `participants`, `domain` or `any`.
     pub fn parse(text: &str) -> Option<SenderPolicy> {
         match text.trim() {
             "participants" => Some(SenderPolicy::Participants),

@@ -10,9 +10,8 @@
 //! reads from changing under it, and the overlay below carries the batch's own
 //! writes forward.
 
-use super::{
-    place, sibling_links, Conversation, CopyHolder, Customer, Facts, Plan, Policy, Rule, SenderPolicy, Status, Target,
-};
+use super::senders;
+use super::{place, sibling_links, Conversation, CopyHolder, Customer, Facts, Plan, Policy, Rule, Status, Target};
 use crate::domain::{Channel, InboundMessage};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -254,7 +253,7 @@ pub fn plan_batch(
                 });
             }
         }
-        if !placement.related_to.is_empty() || !facts.refused.is_empty() {
+        if !facts.refused.is_empty() {
             plan.sender_refusals += 1;
         }
         for to in &placement.related_to {
@@ -274,9 +273,9 @@ pub fn plan_batch(
         // The sender policy for messages later in the batch: this one's
         // sender and recipients now took part in its conversation.
         if msg.channel == Channel::Email {
-            for address in participants_of(msg) {
+            for address in senders::participants_of(msg) {
                 snapshot.participants.insert((conversation_id, address.to_owned()));
-                snapshot.participant_domains.insert((conversation_id, domain(address).to_owned()));
+                snapshot.participant_domains.insert((conversation_id, senders::domain(address).to_owned()));
             }
         }
         // R1r for messages later in the batch: this one now names its parents.
@@ -331,50 +330,6 @@ fn link_siblings(snapshot: &Snapshot, external_id: &str, cause: Uuid, plan: &mut
     }
 }
 
-/// The addresses a message makes participants of its conversation: its
-/// sender and its `To` and `Cc` (normalized by the decoder).
-pub fn participants_of(msg: &InboundMessage) -> impl Iterator<Item = &str> {
-    std::iter::once(msg.contact.as_str()).chain(msg.details.to.iter().chain(&msg.details.cc).map(String::as_str))
-}
-
-/// The domain of an email address (what follows the last `@`).
-pub fn domain(address: &str) -> &str {
-    address.rsplit_once('@').map_or(address, |(_, domain)| domain)
-}
-
-/// The conversations from `id` along its merge chain to its end.
-fn chain(snapshot: &Snapshot, mut id: Uuid) -> Vec<Uuid> {
-    let mut out = vec![id];
-    for _ in 0..64 {
-        match snapshot.conversations.get(&id).and_then(|r| r.merged_into) {
-            Some(next) if !out.contains(&next) => {
-                out.push(next);
-                id = next;
-            }
-            _ => break,
-        }
-    }
-    out
-}
-
-/// Whether the sender of `msg` may join the conversation that holds a
-/// message it references (stored in `holder`), under `policy`.
-fn admitted(snapshot: &Snapshot, msg: &InboundMessage, holder: Uuid, policy: &Policy) -> bool {
-    if msg.channel != Channel::Email {
-        return true;
-    }
-    let sender = msg.contact.as_str();
-    match policy.reply_senders_by_endpoint.get(msg.endpoint.as_str()).copied().unwrap_or(policy.reply_senders) {
-        SenderPolicy::Any => true,
-        SenderPolicy::Participants => {
-            chain(snapshot, holder).into_iter().any(|c| snapshot.participants.contains(&(c, sender.to_owned())))
-        }
-        SenderPolicy::Domain => chain(snapshot, holder)
-            .into_iter()
-            .any(|c| snapshot.participant_domains.contains(&(c, domain(sender).to_owned()))),
-    }
-}
-
 /// A pair of conversations in a fixed order, for links that count the same
 /// both ways.
 fn unordered(a: Uuid, b: Uuid) -> (Uuid, Uuid) {
@@ -411,7 +366,7 @@ fn facts(snapshot: &Snapshot, msg: &InboundMessage, policy: &Policy) -> Facts {
     for r in msg.reference_candidates() {
         let Some(holder) = snapshot.messages.get(&(channel, endpoint.clone(), r.to_owned())) else { continue };
         let Some(conv) = end(snapshot, *holder) else { continue };
-        if admitted(snapshot, msg, *holder, policy) {
+        if senders::admitted(snapshot, msg, *holder, policy) {
             references.insert(r.to_owned(), conv);
         } else if !refused.iter().any(|c| c.id == conv.id) {
             refused.push(conv);

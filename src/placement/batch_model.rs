@@ -84,7 +84,7 @@ impl Db {
             }
         }
         let participant_domains =
-            participants.iter().map(|(id, address)| (*id, super::batch::domain(address).to_owned())).collect();
+            participants.iter().map(|(id, address)| (*id, super::senders::domain(address).to_owned())).collect();
         Snapshot {
             now: self.now(),
             messages: self.messages.iter().map(|(k, v)| (k.clone(), *v)).collect(),
@@ -122,7 +122,7 @@ impl Db {
             self.creator.entry(m.conversation_id).or_insert_with(|| key.clone());
             self.messages.insert(key.clone(), m.conversation_id);
             self.stored.push((key, msg.reference_candidates().map(str::to_owned).collect()));
-            for address in super::batch::participants_of(msg) {
+            for address in super::senders::participants_of(msg) {
                 self.took_part.insert((m.conversation_id, address.to_owned()));
             }
         }

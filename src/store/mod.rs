@@ -86,11 +86,6 @@ impl StoreError {
         self.verdict
     }
 
-    /// The infrastructure's failure: retry without end.
-    pub fn is_transient(&self) -> bool {
-        matches!(self.verdict, Verdict::Wait(_))
-    }
-
     /// Postgres refuses to run a statement prepared on this connection
     /// again: a migration changed the columns it returns ("cached plan must
     /// not change result type"). Every retry on the same connection would

@@ -8,7 +8,8 @@
 
 use super::snapshot_sql::SNAPSHOT_SQL;
 use crate::domain::{Channel, InboundMessage};
-use crate::placement::batch::{domain, ConversationRow, Holder, Snapshot};
+use crate::placement::batch::{ConversationRow, Holder, Snapshot};
+use crate::placement::senders::domain;
 use crate::placement::{Conversation, Customer, Policy, SenderPolicy, Status};
 use sqlx::postgres::PgRow;
 use sqlx::{Postgres, Row, Transaction};

@@ -40,11 +40,17 @@ use tracing::Instrument as _;
 
 /// What a batch step needs; shared by all partition tasks.
 pub struct Pipeline {
+    /// Where batches are placed.
     pub store: Store,
+    /// Where dead letters go.
     pub publisher: Publisher,
+    /// The dead-letter topic.
     pub dlq_topic: String,
+    /// The decision table's settings.
     pub policy: Policy,
+    /// Larger records are dead-lettered `too_large` undecoded.
     pub max_record_bytes: usize,
+    /// The backoff between tries.
     pub retry: RetryPolicy,
     /// Tries of a batch, and of a lone record, that fails for a reason that
     /// is not the infrastructure's, before it is split or dead-lettered.

@@ -20,7 +20,9 @@ pub struct Interrupted;
 /// Backoff bounds.
 #[derive(Clone, Copy, Debug)]
 pub struct RetryPolicy {
+    /// The first wait.
     pub initial: Duration,
+    /// The longest wait; the waits grow to it and stay there.
     pub max: Duration,
 }
 

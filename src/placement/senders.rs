@@ -1,0 +1,54 @@
+//! The sender policy (contract section 3, version 2), as the batch planner
+//! applies it: who took part in a conversation, and whether a reference's
+//! sender may join the conversation it names. Pure, like the rest of
+//! placement: the store reads the participation facts into the
+//! [`Snapshot`], the planner carries the batch's own forward.
+
+use super::batch::Snapshot;
+use super::{Policy, SenderPolicy};
+use crate::domain::{Channel, InboundMessage};
+use uuid::Uuid;
+
+/// The addresses a message makes participants of its conversation: its
+/// sender and its `To` and `Cc` (normalized by the decoder).
+pub fn participants_of(msg: &InboundMessage) -> impl Iterator<Item = &str> {
+    std::iter::once(msg.contact.as_str()).chain(msg.details.to.iter().chain(&msg.details.cc).map(String::as_str))
+}
+
+/// The domain of an email address (what follows the last `@`).
+pub fn domain(address: &str) -> &str {
+    address.rsplit_once('@').map_or(address, |(_, domain)| domain)
+}
+
+/// The conversations from `id` along its merge chain to its end.
+fn chain(snapshot: &Snapshot, mut id: Uuid) -> Vec<Uuid> {
+    let mut out = vec![id];
+    for _ in 0..64 {
+        match snapshot.conversations.get(&id).and_then(|r| r.merged_into) {
+            Some(next) if !out.contains(&next) => {
+                out.push(next);
+                id = next;
+            }
+            _ => break,
+        }
+    }
+    out
+}
+
+/// Whether the sender of `msg` may join the conversation that holds a
+/// message it references (stored in `holder`), under `policy`.
+pub(super) fn admitted(snapshot: &Snapshot, msg: &InboundMessage, holder: Uuid, policy: &Policy) -> bool {
+    if msg.channel != Channel::Email {
+        return true;
+    }
+    let sender = msg.contact.as_str();
+    match policy.reply_senders_by_endpoint.get(msg.endpoint.as_str()).copied().unwrap_or(policy.reply_senders) {
+        SenderPolicy::Any => true,
+        SenderPolicy::Participants => {
+            chain(snapshot, holder).into_iter().any(|c| snapshot.participants.contains(&(c, sender.to_owned())))
+        }
+        SenderPolicy::Domain => chain(snapshot, holder)
+            .into_iter()
+            .any(|c| snapshot.participant_domains.contains(&(c, domain(sender).to_owned()))),
+    }
+}
