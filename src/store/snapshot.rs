@@ -95,7 +95,9 @@ pub(super) async fn participation(
     let mut asked: BTreeSet<(Uuid, &str)> = BTreeSet::new();
     for m in messages.iter().filter(|m| m.channel == Channel::Email) {
         let rule = policy.reply_senders_by_endpoint.get(m.endpoint.as_str()).copied().unwrap_or(policy.reply_senders);
-        if rule == SenderPolicy::Any {
+        // A duplicate (R0) is placed nowhere: nothing to ask.
+        let own_key = (m.channel, m.endpoint.to_string(), m.external_id.to_string());
+        if rule == SenderPolicy::Any || snapshot.messages.contains_key(&own_key) {
             continue;
         }
         let sender = m.contact.as_str();
@@ -123,6 +125,11 @@ pub(super) async fn participation(
     let (ids, senders): (Vec<Uuid>, Vec<&str>) = asked.into_iter().unzip();
     let domains: Vec<&str> = senders.iter().map(|s| domain(s)).collect();
     let rows = sqlx::query(
+        // Each conversation's members (itself and those merged into it) as
+        // an array, so that every lookup below probes an index by
+        // conversation id (`= ANY`), whatever plan the session settings
+        // leave the planner: with the members as a joined relation it
+        // chose to walk every message of the table for each row.
         "WITH RECURSIVE asked AS (
              SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]) AS u(conv, sender, domain)
          ), members (conv, member, hops) AS (
@@ -130,24 +137,26 @@ pub(super) async fn participation(
            UNION
              SELECT m.conv, c.id, m.hops + 1 FROM members m JOIN conversations c ON c.merged_into = m.member
              WHERE m.hops < 64
+         ), grouped AS (
+             SELECT conv, array_agg(DISTINCT member) AS ids FROM members GROUP BY conv
          )
          SELECT u.conv, u.sender, u.domain,
-                EXISTS (SELECT 1 FROM members mb JOIN conversation_channels cc ON cc.conversation_id = mb.member
-                        WHERE mb.conv = u.conv AND cc.contact = u.sender)
-                OR EXISTS (SELECT 1 FROM members mb JOIN messages m ON m.conversation_id = mb.member
-                           WHERE mb.conv = u.conv
+                EXISTS (SELECT 1 FROM conversation_channels cc
+                        WHERE cc.conversation_id = ANY (g.ids) AND cc.contact = u.sender)
+                OR EXISTS (SELECT 1 FROM messages m
+                           WHERE m.conversation_id = ANY (g.ids)
                              AND (m.contact = u.sender OR m.details->'to' ? u.sender OR m.details->'cc' ? u.sender))
                     AS by_address,
-                EXISTS (SELECT 1 FROM members mb JOIN conversation_channels cc ON cc.conversation_id = mb.member
-                        WHERE mb.conv = u.conv AND split_part(cc.contact, '@', 2) = u.domain)
-                OR EXISTS (SELECT 1 FROM members mb JOIN messages m ON m.conversation_id = mb.member
-                           WHERE mb.conv = u.conv
+                EXISTS (SELECT 1 FROM conversation_channels cc
+                        WHERE cc.conversation_id = ANY (g.ids) AND split_part(cc.contact, '@', 2) = u.domain)
+                OR EXISTS (SELECT 1 FROM messages m
+                           WHERE m.conversation_id = ANY (g.ids)
                              AND (split_part(m.contact, '@', 2) = u.domain
                                   OR EXISTS (SELECT 1 FROM jsonb_array_elements_text(
                                                  COALESCE(m.details->'to', '[]') || COALESCE(m.details->'cc', '[]')) a
                                              WHERE split_part(a, '@', 2) = u.domain)))
                     AS by_domain
-         FROM asked u",
+         FROM asked u JOIN grouped g ON g.conv = u.conv",
     )
     .bind(&ids)
     .bind(&senders)
