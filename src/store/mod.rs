@@ -42,7 +42,7 @@
 mod limits;
 pub use limits::LockTable;
 #[doc(hidden)]
-pub use snapshot_sql::SNAPSHOT_SQL;
+pub use snapshot_sql::{PARTICIPATION_SQL, SNAPSHOT_SQL};
 mod locks;
 pub use locks::locks_needed;
 mod report;

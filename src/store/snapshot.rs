@@ -6,7 +6,7 @@
 //! merge of one of them either committed before (and is seen here) or waits
 //! for the batch to commit.
 
-use super::snapshot_sql::SNAPSHOT_SQL;
+use super::snapshot_sql::{PARTICIPATION_SQL, SNAPSHOT_SQL};
 use crate::domain::{Channel, InboundMessage};
 use crate::placement::batch::{ConversationRow, Holder, Snapshot};
 use crate::placement::senders::domain;
@@ -124,45 +124,7 @@ pub(super) async fn participation(
     }
     let (ids, senders): (Vec<Uuid>, Vec<&str>) = asked.into_iter().unzip();
     let domains: Vec<&str> = senders.iter().map(|s| domain(s)).collect();
-    let rows = sqlx::query(
-        // Each conversation's members (itself and those merged into it) as
-        // an array, so that every lookup below probes an index by
-        // conversation id (`= ANY`), whatever plan the session settings
-        // leave the planner: with the members as a joined relation it
-        // chose to walk every message of the table for each row.
-        "WITH RECURSIVE asked AS (
-             SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]) AS u(conv, sender, domain)
-         ), members (conv, member, hops) AS (
-             SELECT DISTINCT conv, conv, 0 FROM asked
-           UNION
-             SELECT m.conv, c.id, m.hops + 1 FROM members m JOIN conversations c ON c.merged_into = m.member
-             WHERE m.hops < 64
-         ), grouped AS (
-             SELECT conv, array_agg(DISTINCT member) AS ids FROM members GROUP BY conv
-         )
-         SELECT u.conv, u.sender, u.domain,
-                EXISTS (SELECT 1 FROM conversation_channels cc
-                        WHERE cc.conversation_id = ANY (g.ids) AND cc.contact = u.sender)
-                OR EXISTS (SELECT 1 FROM messages m
-                           WHERE m.conversation_id = ANY (g.ids)
-                             AND (m.contact = u.sender OR m.details->'to' ? u.sender OR m.details->'cc' ? u.sender))
-                    AS by_address,
-                EXISTS (SELECT 1 FROM conversation_channels cc
-                        WHERE cc.conversation_id = ANY (g.ids) AND split_part(cc.contact, '@', 2) = u.domain)
-                OR EXISTS (SELECT 1 FROM messages m
-                           WHERE m.conversation_id = ANY (g.ids)
-                             AND (split_part(m.contact, '@', 2) = u.domain
-                                  OR EXISTS (SELECT 1 FROM jsonb_array_elements_text(
-                                                 COALESCE(m.details->'to', '[]') || COALESCE(m.details->'cc', '[]')) a
-                                             WHERE split_part(a, '@', 2) = u.domain)))
-                    AS by_domain
-         FROM asked u JOIN grouped g ON g.conv = u.conv",
-    )
-    .bind(&ids)
-    .bind(&senders)
-    .bind(&domains)
-    .fetch_all(&mut **tx)
-    .await?;
+    let rows = sqlx::query(PARTICIPATION_SQL).bind(&ids).bind(&senders).bind(&domains).fetch_all(&mut **tx).await?;
     for row in &rows {
         let conv: Uuid = row.get("conv");
         if row.get("by_address") {

@@ -104,3 +104,40 @@ WHERE l.kind = 'related' AND l.conversation_id IN (SELECT id FROM holders)
   AND l.related_conversation_id IN (SELECT id FROM holders)
 ORDER BY ord
 "#;
+
+/// The sender policy's participation facts (`snapshot::participation`): for
+/// each (conversation, sender, sender's domain), whether the sender or the
+/// domain took part in the conversation or in one merged into it.
+///
+/// Each conversation's members (itself and those merged into it) as
+/// an array, so that every lookup below probes an index by
+/// conversation id (`= ANY`), whatever plan the session settings
+/// leave the planner: with the members as a joined relation it
+/// chose to walk every message of the table for each row.
+pub const PARTICIPATION_SQL: &str = r#"WITH RECURSIVE asked AS (
+             SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]) AS u(conv, sender, domain)
+         ), members (conv, member, hops) AS (
+             SELECT DISTINCT conv, conv, 0 FROM asked
+           UNION
+             SELECT m.conv, c.id, m.hops + 1 FROM members m JOIN conversations c ON c.merged_into = m.member
+             WHERE m.hops < 64
+         ), grouped AS (
+             SELECT conv, array_agg(DISTINCT member) AS ids FROM members GROUP BY conv
+         )
+         SELECT u.conv, u.sender, u.domain,
+                EXISTS (SELECT 1 FROM conversation_channels cc
+                        WHERE cc.conversation_id = ANY (g.ids) AND cc.contact = u.sender)
+                OR EXISTS (SELECT 1 FROM messages m
+                           WHERE m.conversation_id = ANY (g.ids)
+                             AND (m.contact = u.sender OR m.details->'to' ? u.sender OR m.details->'cc' ? u.sender))
+                    AS by_address,
+                EXISTS (SELECT 1 FROM conversation_channels cc
+                        WHERE cc.conversation_id = ANY (g.ids) AND split_part(cc.contact, '@', 2) = u.domain)
+                OR EXISTS (SELECT 1 FROM messages m
+                           WHERE m.conversation_id = ANY (g.ids)
+                             AND (split_part(m.contact, '@', 2) = u.domain
+                                  OR EXISTS (SELECT 1 FROM jsonb_array_elements_text(
+                                                 COALESCE(m.details->'to', '[]') || COALESCE(m.details->'cc', '[]')) a
+                                             WHERE split_part(a, '@', 2) = u.domain)))
+                    AS by_domain
+         FROM asked u JOIN grouped g ON g.conv = u.conv"#;

@@ -11,7 +11,7 @@
 use crate::harness::TestEnv;
 use serde_json::Value;
 use sqlx::{Executor, Row};
-use switchboard::store::{Store, SNAPSHOT_SQL};
+use switchboard::store::{Store, PARTICIPATION_SQL, SNAPSHOT_SQL};
 
 const STORED: i32 = 3_000;
 
@@ -136,5 +136,88 @@ async fn the_snapshot_planned_on_empty_tables_probes_by_key_once_they_are_full()
         filtered <= 10 && touched <= 250,
         "the snapshot read {filtered} rows it did not need and {touched} pages, of {} messages stored: {plan:#}",
         2 * STORED
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_participation_query_planned_on_empty_tables_reads_only_the_asked_conversations() {
+    let env = TestEnv::new(1).await;
+    for table in ["messages", "conversations", "conversation_channels"] {
+        env.pool.execute(format!("ALTER TABLE {table} SET (autovacuum_enabled = off)").as_str()).await.expect("off");
+    }
+    // Planned once, generic, while the tables are empty: as on a fresh
+    // database, with the worker's session settings.
+    let store = Store::connect_lazy(&env.settings.database.url, 1).expect("store");
+    let mut conn = store.pool().acquire().await.expect("connection");
+    conn.execute(format!("PREPARE part AS {PARTICIPATION_SQL}").as_str()).await.expect("prepare");
+    let empty = conn
+        .fetch_all("EXECUTE part(ARRAY[gen_random_uuid()], ARRAY['a@example.com'], ARRAY['example.com'])")
+        .await
+        .expect("participation on empty tables");
+    assert_eq!(empty.len(), 1);
+    assert!(!empty[0].get::<bool, _>("by_address") && !empty[0].get::<bool, _>("by_domain"), "nobody took part");
+    // Then 3,000 email conversations of 10 messages each, with their pairs.
+    sqlx::query(
+        "WITH g AS (SELECT g, 'c' || g || '@example.com' AS contact, gen_random_uuid() AS id
+                    FROM generate_series(1, $1) g),
+         c AS (INSERT INTO conversations (id, topic, origin_channel, origin_endpoint, origin_contact)
+               SELECT id, 'plan test', 'email', 'support@acme.example', contact FROM g),
+         b AS (INSERT INTO conversation_channels (conversation_id, channel, endpoint, contact)
+               SELECT id, 'email', 'support@acme.example', contact FROM g)
+         INSERT INTO messages (id, conversation_id, channel, endpoint, contact, external_id, details)
+         SELECT gen_random_uuid(), id, 'email', 'support@acme.example', contact, 'm' || g || '-' || n,
+                jsonb_build_object('cc', jsonb_build_array('cc' || g || '@partner.example'))
+         FROM g, generate_series(1, 10) n",
+    )
+    .bind(STORED)
+    .execute(&env.pool)
+    .await
+    .expect("fill");
+    let asked: Vec<(uuid::Uuid, String)> =
+        sqlx::query_as("SELECT conversation_id, contact FROM conversation_channels ORDER BY contact LIMIT 5")
+            .fetch_all(&env.pool)
+            .await
+            .expect("some conversations");
+    // Each conversation asked about for its own contact (a participant),
+    // for its Cc's address (a participant through a message), and for a
+    // stranger whose domain a participant shares.
+    let mut convs = Vec::new();
+    let mut senders = Vec::new();
+    let mut domains = Vec::new();
+    for (n, (id, contact)) in asked.iter().enumerate() {
+        let cc = contact.replacen('c', "cc", 1).replace("@example.com", "@partner.example");
+        for (sender, domain) in [
+            (contact.clone(), "example.com"),
+            (cc, "partner.example"),
+            (format!("x{n}@partner.example"), "partner.example"),
+        ] {
+            convs.push(format!("'{id}'"));
+            senders.push(format!("'{sender}'"));
+            domains.push(format!("'{domain}'"));
+        }
+    }
+    let call = format!(
+        "EXECUTE part(ARRAY[{}]::uuid[], ARRAY[{}], ARRAY[{}])",
+        convs.join(","),
+        senders.join(","),
+        domains.join(",")
+    );
+    let rows = conn.fetch_all(call.as_str()).await.expect("participation");
+    let verdicts: Vec<(String, bool, bool)> =
+        rows.iter().map(|r| (r.get::<String, _>("sender"), r.get("by_address"), r.get("by_domain"))).collect();
+    for (sender, by_address, by_domain) in &verdicts {
+        let stranger = sender.starts_with('x');
+        assert_eq!(*by_address, !stranger, "{sender}");
+        assert!(by_domain, "{sender}: a participant's domain");
+    }
+    assert_eq!(verdicts.len(), 15);
+    let plan: Value = sqlx::query_scalar(&format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {call}"))
+        .fetch_one(&mut *conn)
+        .await
+        .expect("explain");
+    let touched = pages(&plan[0]["Plan"]);
+    assert!(
+        touched <= 300,
+        "the participation query touched {touched} pages for 5 conversations of {STORED}: {plan:#}"
     );
 }
