@@ -131,6 +131,12 @@ pub fn of_postgres(err: &sqlx::Error) -> Verdict {
     match err {
         sqlx::Error::Database(db) => db.code().map_or(Verdict::Retry, |code| of_sqlstate(&code)),
         sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => Verdict::Wait(Infra::Unreachable),
+        // The stream, not a record: a connection cut while it is being
+        // opened reads as a protocol error (sqlx takes the EOF that answers
+        // its SSL request for a 0x00 byte), and so do a proxy or pooler
+        // speaking the protocol wrongly. Statements carry records as a few
+        // array parameters, so no record's bytes reach the protocol level.
+        sqlx::Error::Protocol(_) => Verdict::Wait(Infra::Unreachable),
         sqlx::Error::PoolTimedOut => Verdict::Wait(Infra::Exhausted),
         // A refused certificate or a URL the operator got wrong.
         sqlx::Error::Tls(_) | sqlx::Error::Configuration(_) => Verdict::Wait(Infra::Refused),

@@ -65,7 +65,9 @@ fn client_side_postgres_errors_are_classified_by_kind() {
     assert_eq!(of_postgres(&sqlx::Error::PoolClosed), Verdict::Wait(Infra::Unreachable));
     assert_eq!(of_postgres(&sqlx::Error::Tls("unknown issuer".into())), Verdict::Wait(Infra::Refused));
     assert_eq!(of_postgres(&sqlx::Error::ColumnNotFound("topic".into())), Verdict::Wait(Infra::Schema));
-    assert_eq!(of_postgres(&sqlx::Error::Protocol("odd".into())), Verdict::Retry);
+    // What sqlx says when a proxy drops the connection during its handshake.
+    let cut = sqlx::Error::Protocol("unexpected response from SSLRequest: 0x00".into());
+    assert_eq!(of_postgres(&cut), Verdict::Wait(Infra::Unreachable));
     assert_eq!(of_postgres(&sqlx::Error::RowNotFound), Verdict::Retry);
 }
 

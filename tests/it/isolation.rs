@@ -4,7 +4,7 @@
 //! placed and the partition's offsets move on.
 
 use crate::agent::{mail, sms};
-use crate::flow::{json_logs, logged, producer, publish_to_partition};
+use crate::flow::{logged, producer, publish_to_partition};
 use crate::harness::{bootstrap, dlq_headers, TestEnv};
 use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
@@ -139,16 +139,7 @@ async fn a_record_the_partition_task_panics_on_every_time_is_dead_lettered_after
     let records: Vec<SampleRecord> =
         (0..50).map(|n| sms(&format!("tp-{n}"), &format!("6{}", n % 7), "800", "hello")).collect();
     publish_to_partition(&env, &kafka, 0, &records).await;
-    let out = env
-        .worker_command(&["--json-logs", "run", "--stop-at-end"])
-        .env("SWITCHBOARD__WORKER__BATCH_MAX_RECORDS", "10")
-        .env("SWITCHBOARD__WORKER__TEST_PANIC_AT", format!("always:{topic}/0/17"))
-        .stderr(std::process::Stdio::piped())
-        .output()
-        .await
-        .expect("run the worker");
-    assert!(out.status.success(), "exit status {}", out.status);
-    let logs = json_logs(&out.stderr);
+    let (logs, _) = crate::supervision::run_panicking_at(&env, &format!("always:{topic}/0/17")).await;
     assert_eq!(logged(&logs, "Partition task failed").len(), 3, "three restarts, then the record is set aside");
     assert_eq!(logged(&logs, "The partition's task panicked on this record every time").len(), 1);
     assert_eq!(env.count("SELECT count(*) FROM messages").await, 49);

@@ -8,6 +8,57 @@ use crate::flow::{json_logs, logged, producer, publish_to_partition};
 use crate::harness::TestEnv;
 use std::time::Duration;
 
+/// Postgres's lock table: `max_locks_per_transaction` × (`max_connections`
+/// + `max_prepared_transactions`).
+async fn lock_table(env: &TestEnv) -> i64 {
+    env.count("SELECT current_setting('max_locks_per_transaction')::bigint * (current_setting('max_connections')::bigint + current_setting('max_prepared_transactions')::bigint)")
+        .await
+}
+
+/// A pool whose batches fit half of a table of `capacity` locks only at
+/// 200 records each (16 connections on Postgres's defaults; more where the
+/// table is larger).
+fn pool_for(capacity: i64) -> i64 {
+    (capacity / 2 / (3 * 200)).max(16)
+}
+
+/// All advisory locks held in the test's database.
+const HELD: &str = "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database \
+                    WHERE l.locktype = 'advisory' AND d.datname = current_database()";
+
+/// The most advisory locks one backend (one transaction) holds.
+const HELD_BY_ONE: &str = "SELECT COALESCE(max(n), 0) FROM (SELECT count(*) AS n FROM pg_locks l \
+                           JOIN pg_database d ON d.oid = l.database WHERE l.locktype = 'advisory' \
+                           AND d.datname = current_database() GROUP BY l.pid) per_backend";
+
+/// Runs the worker to the end with a pool of `pool` and the `vars` given,
+/// sampling `held` every `every` while it runs; returns its output (it must
+/// have succeeded) and the most `held` ever counted.
+async fn run_sampling(
+    env: &TestEnv,
+    pool: i64,
+    vars: &[(&str, &str)],
+    held: &str,
+    every: Duration,
+) -> (std::process::Output, i64) {
+    let mut command = env.worker_command(&["--json-logs", "run", "--stop-at-end"]);
+    command.env("SWITCHBOARD__DATABASE__MAX_CONNECTIONS", pool.to_string()).stderr(std::process::Stdio::piped());
+    for (k, v) in vars {
+        command.env(k, v);
+    }
+    let run = command.output();
+    tokio::pin!(run);
+    let mut most = 0;
+    let out = loop {
+        tokio::select! {
+            out = &mut run => break out.expect("run the worker"),
+            _ = tokio::time::sleep(every) => most = most.max(env.count(held).await),
+        }
+    };
+    assert!(out.status.success(), "exit status {}", out.status);
+    (out, most)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixteen_partitions_of_email_stay_within_the_lock_table() {
     let env = TestEnv::new(16).await;
@@ -27,33 +78,10 @@ async fn sixteen_partitions_of_email_stay_within_the_lock_table() {
             .collect();
         publish_to_partition(&env, &kafka, p, &records).await;
     }
-    let capacity = env
-        .count("SELECT current_setting('max_locks_per_transaction')::bigint * (current_setting('max_connections')::bigint + current_setting('max_prepared_transactions')::bigint)")
-        .await;
-
-    // A pool whose batches fit half the table only at 200 records each
-    // (16 connections on Postgres's defaults; more where the table is larger).
-    let pool = (capacity / 2 / (3 * 200)).max(16);
-    let run = env
-        .worker_command(&["--json-logs", "run", "--stop-at-end"])
-        .env("RUST_LOG", "warn")
-        .env("SWITCHBOARD__DATABASE__MAX_CONNECTIONS", pool.to_string())
-        .env("SWITCHBOARD__WORKER__BATCH_MAX_RECORDS", "500")
-        .stderr(std::process::Stdio::piped())
-        .output();
-    tokio::pin!(run);
-    // Sample the advisory locks held in this database while the worker runs.
-    let mut most = 0;
-    let out = loop {
-        tokio::select! {
-            out = &mut run => break out.expect("run the worker"),
-            _ = tokio::time::sleep(Duration::from_millis(100)) => {
-                let held = env.count("SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database WHERE l.locktype = 'advisory' AND d.datname = current_database()").await;
-                most = most.max(held);
-            }
-        }
-    };
-    assert!(out.status.success(), "exit status {}", out.status);
+    let capacity = lock_table(&env).await;
+    let pool = pool_for(capacity);
+    let vars = [("SWITCHBOARD__WORKER__BATCH_MAX_RECORDS", "500")];
+    let (out, most) = run_sampling(&env, pool, &vars, HELD, Duration::from_millis(100)).await;
     let logs = json_logs(&out.stderr);
     let cut = logged(&logs, "Batches are cut to fit Postgres's lock table");
     assert_eq!(cut.len(), 1, "the worker says it cut batches and what to set");
@@ -92,28 +120,10 @@ async fn emails_naming_a_hundred_unknown_ids_each_are_placed_within_the_lock_tab
             .collect();
         publish_to_partition(&env, &kafka, p, &records).await;
     }
-    let capacity = env
-        .count("SELECT current_setting('max_locks_per_transaction')::bigint * (current_setting('max_connections')::bigint + current_setting('max_prepared_transactions')::bigint)")
-        .await;
-    let pool = (capacity / 2 / (3 * 200)).max(16);
-    let run = env
-        .worker_command(&["--json-logs", "run", "--stop-at-end"])
-        .env("SWITCHBOARD__DATABASE__MAX_CONNECTIONS", pool.to_string())
-        .env("SWITCHBOARD__WORKER__BATCH_MAX_RECORDS", "500")
-        .stderr(std::process::Stdio::piped())
-        .output();
-    tokio::pin!(run);
-    let mut most = 0;
-    let out = loop {
-        tokio::select! {
-            out = &mut run => break out.expect("run the worker"),
-            _ = tokio::time::sleep(Duration::from_millis(100)) => {
-                let held = env.count("SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database WHERE l.locktype = 'advisory' AND d.datname = current_database()").await;
-                most = most.max(held);
-            }
-        }
-    };
-    assert!(out.status.success(), "exit status {}", out.status);
+    let capacity = lock_table(&env).await;
+    let pool = pool_for(capacity);
+    let vars = [("SWITCHBOARD__WORKER__BATCH_MAX_RECORDS", "500")];
+    let (out, most) = run_sampling(&env, pool, &vars, HELD, Duration::from_millis(100)).await;
     eprintln!("lock table {capacity}, pool {pool}, most advisory locks seen {most}");
     assert!(most <= capacity / 2, "at most half the lock table: {most} of {capacity}");
     let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -146,29 +156,10 @@ async fn a_record_carrying_a_thousand_messages_is_placed_in_transactions_within_
         );
         publish_to_partition(&env, &kafka, p, &[record]).await;
     }
-    let capacity = env
-        .count("SELECT current_setting('max_locks_per_transaction')::bigint * (current_setting('max_connections')::bigint + current_setting('max_prepared_transactions')::bigint)")
-        .await;
-    let pool = (capacity / 2 / (3 * 200)).max(16);
+    let capacity = lock_table(&env).await;
+    let pool = pool_for(capacity);
     let budget = capacity / 2 / pool;
-    let run = env
-        .worker_command(&["--json-logs", "run", "--stop-at-end"])
-        .env("SWITCHBOARD__DATABASE__MAX_CONNECTIONS", pool.to_string())
-        .stderr(std::process::Stdio::piped())
-        .output();
-    tokio::pin!(run);
-    // The most advisory locks one transaction (one backend) held at once.
-    let mut most = 0;
-    let out = loop {
-        tokio::select! {
-            out = &mut run => break out.expect("run the worker"),
-            _ = tokio::time::sleep(Duration::from_millis(20)) => {
-                let held = env.count("SELECT COALESCE(max(n), 0) FROM (SELECT count(*) AS n FROM pg_locks l JOIN pg_database d ON d.oid = l.database WHERE l.locktype = 'advisory' AND d.datname = current_database() GROUP BY l.pid) per_backend").await;
-                most = most.max(held);
-            }
-        }
-    };
-    assert!(out.status.success(), "exit status {}", out.status);
+    let (out, most) = run_sampling(&env, pool, &[], HELD_BY_ONE, Duration::from_millis(20)).await;
     eprintln!("budget {budget} locks a transaction, most seen in one {most}");
     assert!(most <= budget, "one transaction held {most} advisory locks, over its budget of {budget}");
     let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -7,6 +7,21 @@ use crate::flow::{json_logs, logged, producer, publish_to_partition, signal, wai
 use crate::harness::TestEnv;
 use std::time::{Duration, Instant};
 
+/// Runs the worker to the end in batches of 10 with `worker.test_panic_at`
+/// set to `at`; returns its JSON log lines and its counters' output.
+pub async fn run_panicking_at(env: &TestEnv, at: &str) -> (Vec<serde_json::Value>, Vec<u8>) {
+    let out = env
+        .worker_command(&["--json-logs", "run", "--stop-at-end"])
+        .env("SWITCHBOARD__WORKER__BATCH_MAX_RECORDS", "10")
+        .env("SWITCHBOARD__WORKER__TEST_PANIC_AT", at)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .await
+        .expect("run the worker");
+    assert!(out.status.success(), "exit status {}", out.status);
+    (json_logs(&out.stderr), out.stdout)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_partition_task_is_restarted_from_its_last_stored_offset() {
     let env = TestEnv::new(2).await;
@@ -17,16 +32,7 @@ async fn a_panicking_partition_task_is_restarted_from_its_last_stored_offset() {
             (0..100).map(|n| sms(&format!("sup-{p}-{n}"), &format!("9{p}{}", n % 7), "800", "hi")).collect();
         publish_to_partition(&env, &kafka, p, &records).await;
     }
-    let out = env
-        .worker_command(&["--json-logs", "run", "--stop-at-end"])
-        .env("SWITCHBOARD__WORKER__BATCH_MAX_RECORDS", "10")
-        .env("SWITCHBOARD__WORKER__TEST_PANIC_AT", format!("{topic}/0/55"))
-        .stderr(std::process::Stdio::piped())
-        .output()
-        .await
-        .expect("run the worker");
-    assert!(out.status.success(), "exit status {}", out.status);
-    let logs = json_logs(&out.stderr);
+    let (logs, stdout) = run_panicking_at(&env, &format!("{topic}/0/55")).await;
     let failed = logged(&logs, "Partition task failed");
     assert_eq!(failed.len(), 1, "one failure, logged once: {failed:?}");
     assert_eq!(failed[0]["topic"], topic.as_str());
@@ -34,7 +40,7 @@ async fn a_panicking_partition_task_is_restarted_from_its_last_stored_offset() {
     let from = failed[0]["from_offset"].as_i64().unwrap();
     assert!(from <= 55, "restarted from the start of the failed batch, not past it: {from}");
 
-    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).expect("counters");
+    let stats: serde_json::Value = serde_json::from_slice(&stdout).expect("counters");
     assert_eq!(stats["records"], 200, "each record counted once: {stats}");
     assert_eq!(env.count("SELECT count(*) FROM messages").await, 200);
     assert_eq!(env.count("SELECT count(DISTINCT external_id) FROM messages").await, 200, "nothing skipped or doubled");
