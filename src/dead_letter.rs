@@ -93,6 +93,10 @@ pub mod headers {
 /// words beside it.
 pub const MAX_DETAIL_BYTES: usize = 12 * 1024;
 
+// The build fails if the decoder's longest detail of a record stops fitting
+// whole, with 2 KiB left for the store's words beside it.
+const _: () = assert!(crate::decode::bounds::MAX_RECORD_DETAIL_BYTES + 2 * 1024 <= MAX_DETAIL_BYTES);
+
 /// The steps by which a dead letter the broker refuses is made smaller:
 /// how many bytes of the value it keeps, and whether it keeps the original
 /// headers (the sender's, up to the record's size). The last step is the

@@ -90,11 +90,39 @@ impl Pipeline {
         // else may pass, and truncating would lose the only whole copy once
         // the input topic's retention removes the original. A dead letter
         // has nowhere further to go, so that is waited out.
-        let verdict = match failure::of_kafka(&e.source) {
-            PublishVerdict::Is(Verdict::Wait(cause)) => Verdict::Wait(cause),
-            PublishVerdict::TooLarge if !last => Verdict::Isolate,
-            _ => Verdict::Wait(Infra::DeadLetterTopic),
-        };
-        Err(Failed { verdict, detail: e.to_string(), panicked: false })
+        Err(Failed { verdict: on_refusal(failure::of_kafka(&e.source), last), detail: e.to_string(), panicked: false })
+    }
+}
+
+/// What a refused dead letter calls for: an outage is waited out; a refusal
+/// for size moves on to a smaller letter (`Isolate` ends the tries of this
+/// one) unless this is the smallest; anything else waits for the operator.
+fn on_refusal(refusal: PublishVerdict, last: bool) -> Verdict {
+    match refusal {
+        PublishVerdict::Is(Verdict::Wait(cause)) => Verdict::Wait(cause),
+        PublishVerdict::TooLarge if !last => Verdict::Isolate,
+        _ => Verdict::Wait(Infra::DeadLetterTopic),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_refusal_for_size_makes_a_dead_letter_smaller() {
+        assert_eq!(on_refusal(PublishVerdict::TooLarge, false), Verdict::Isolate);
+        let outage = PublishVerdict::Is(Verdict::Wait(Infra::Unreachable));
+        assert_eq!(on_refusal(outage, false), Verdict::Wait(Infra::Unreachable));
+        // An unknown refusal might pass; truncating would lose the only
+        // whole copy once the input topic's retention removes the original.
+        for refusal in [PublishVerdict::Is(Verdict::Retry), PublishVerdict::Is(Verdict::Isolate)] {
+            assert_eq!(on_refusal(refusal, false), Verdict::Wait(Infra::DeadLetterTopic));
+        }
+        assert_eq!(
+            on_refusal(PublishVerdict::TooLarge, true),
+            Verdict::Wait(Infra::DeadLetterTopic),
+            "nothing smaller"
+        );
     }
 }
