@@ -101,8 +101,9 @@ impl Pipeline {
         // that needs more locks than its records would on average (emails
         // naming many ids) is not shared: it may need several transactions.
         let hooked = self.panic_placing.as_ref().is_some_and(|hook| hook.holds(items.iter()));
-        let locks: u64 = items.iter().map(|i| store::locks_needed(&i.message)).sum();
-        let heavy = locks > LOCKS_PER_RECORD * records.len() as u64;
+        // Each message's advisory locks, counted once for the batch.
+        let locks: Vec<u64> = items.iter().map(|i| store::locks_needed(&i.message)).collect();
+        let heavy = locks.iter().sum::<u64>() > LOCKS_PER_RECORD * records.len() as u64;
         let shared = match &self.coalescer {
             Some(coalescer) if !items.is_empty() && !hooked && !heavy => {
                 coalescer.place(items.clone(), records.len(), bytes).await
@@ -114,7 +115,7 @@ impl Pipeline {
                 let mut outcomes = outcomes.into_iter();
                 decodable.iter().map(|d| Ok(outcomes.by_ref().take(d.range.len()).collect())).collect()
             }
-            None => self.settle(&decodable, &items, stop).await?,
+            None => self.settle(&decodable, &items, &locks, stop).await?,
         };
         let mut record_ends = Vec::new();
         for (d, end) in decodable.iter().zip(ends) {
@@ -169,10 +170,12 @@ impl Pipeline {
 
     /// Places the decodable records' items alone (not shared), isolating
     /// any record that makes placing fail: one entry per decodable record.
+    /// `locks[i]` is what placing `items[i]` takes of the lock budget.
     async fn settle(
         &self,
         decodable: &[Decodable<'_>],
         items: &[Item],
+        locks: &[u64],
         stop: &watch::Receiver<bool>,
     ) -> Result<Vec<Result<Vec<Outcome>, Failed>>, Interrupted> {
         let Some(first) = items.first() else {
@@ -189,14 +192,13 @@ impl Pipeline {
         let mut splits = 0;
         // Transactions within the lock budget, in offset order; each is
         // isolated on its own if it fails.
-        let needs: Vec<u64> = decodable
-            .iter()
-            .map(|d| items[d.range.clone()].iter().map(|i| store::locks_needed(&i.message)).sum())
-            .collect();
+        let needs: Vec<u64> = decodable.iter().map(|d| locks[d.range.clone()].iter().sum()).collect();
         for group in lock_budget::transactions(&needs, self.locks_per_transaction) {
             let units = &decodable[group];
             let sizes: Vec<usize> = units.iter().map(|d| d.range.len()).collect();
             let settled = isolate::settle(&sizes, self.failure_attempts, |part, limit| {
+                let needs: Vec<u64> =
+                    units[part.clone()].iter().flat_map(|d| &locks[d.range.clone()]).copied().collect();
                 let part: Vec<&Item> = units[part].iter().flat_map(|d| &items[d.range.clone()]).collect();
                 let reporter = &reporter;
                 async move {
@@ -205,7 +207,6 @@ impl Pipeline {
                     // message by message group, in order; the contract lets
                     // a record carrying several messages be placed in part,
                     // and a redrive finds the placed ones as duplicates.
-                    let needs: Vec<u64> = part.iter().map(|i| store::locks_needed(&i.message)).collect();
                     let mut outcomes = Vec::with_capacity(part.len());
                     for chunk in lock_budget::transactions(&needs, self.locks_per_transaction) {
                         let chunk = &part[chunk];
