@@ -155,6 +155,16 @@ pub struct ThreadingSettings {
     /// `reply_senders` there.
     #[serde(default)]
     pub reply_senders_by_endpoint: BTreeMap<String, String>,
+    /// R8: how long after Switchboard started a conversation for replies
+    /// that came before their parent it may still merge it into the
+    /// parent's; "0s" never merges (only links). Env
+    /// `SWITCHBOARD__THREADING__LATE_PARENT_WINDOW`.
+    #[serde(with = "duration_text", default = "default_late_parent_window")]
+    pub late_parent_window: Duration,
+}
+
+fn default_late_parent_window() -> Duration {
+    Duration::from_secs(3600)
 }
 
 /// Whether a librdkafka property holds a secret (`sasl.password`,
@@ -377,6 +387,7 @@ impl Settings {
             messenger_follow_up_window: window(self.placement.messenger_follow_up_window),
             reply_senders: senders("threading.reply_senders", &t.reply_senders)?,
             reply_senders_by_endpoint: by_endpoint,
+            late_parent_window: window(t.late_parent_window),
         })
     }
 }

@@ -125,10 +125,20 @@ impl fmt::Display for Infra {
     }
 }
 
+/// CHECK constraints a migration widened. Only the worker's own values can
+/// break them (no record chooses an event kind), so a violation means the
+/// schema is older than the worker, not that a record is bad.
+const WIDENED_CHECKS: [&str; 1] = ["conversation_events_kind_check"];
+
 /// Classifies an error from sqlx: Postgres's SQLSTATE where there is one,
 /// else the kind of client error.
 pub fn of_postgres(err: &sqlx::Error) -> Verdict {
     match err {
+        // A check that an older schema has and a newer one widened: the
+        // worker writes what the newest migration allows (an event kind).
+        sqlx::Error::Database(db) if db.constraint().is_some_and(|c| WIDENED_CHECKS.contains(&c)) => {
+            Verdict::Wait(Infra::Schema)
+        }
         sqlx::Error::Database(db) => db.code().map_or(Verdict::Retry, |code| of_sqlstate(&code)),
         sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => Verdict::Wait(Infra::Unreachable),
         // The stream, not a record: a connection cut while it is being

@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
 pub mod batch;
+pub mod late_parent;
 pub mod senders;
 
 #[cfg(test)]
@@ -25,6 +26,8 @@ mod tests;
 mod tests_edges;
 #[cfg(test)]
 mod tests_senders;
+#[cfg(test)]
+mod thread_properties;
 
 /// A conversation's status (contract section 2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -120,6 +123,10 @@ pub struct Policy {
     pub reply_senders: SenderPolicy,
     /// The same per endpoint (normalized address), overriding the above.
     pub reply_senders_by_endpoint: BTreeMap<String, SenderPolicy>,
+    /// R8: how recently a conversation started for replies that came first
+    /// must have been created to be merged into their parent's. `None`
+    /// never merges (only links).
+    pub late_parent_window: Option<Duration>,
 }
 
 impl Default for Policy {
@@ -130,6 +137,7 @@ impl Default for Policy {
             messenger_follow_up_window: Some(Duration::days(7)),
             reply_senders: SenderPolicy::Participants,
             reply_senders_by_endpoint: BTreeMap::new(),
+            late_parent_window: Some(Duration::hours(1)),
         }
     }
 }
@@ -250,9 +258,6 @@ pub struct Placement {
     /// R2/R4: link the conversation the message lands in `follow_up` to this
     /// closed one.
     pub follow_up_of: Option<Uuid>,
-    /// R1r: other conversations holding replies to this message, each to be
-    /// linked `related` to the one it lands in. Sorted, without duplicates.
-    pub related_from: Vec<Uuid>,
     /// Sender policy: conversations the message referenced but may not
     /// join; the one it lands in is linked `related` to each (the agent
     /// sees the context). Sorted, without duplicates.
@@ -285,8 +290,10 @@ pub fn place(msg: &InboundMessage, facts: &Facts, policy: &Policy, now: DateTime
             }
             None => new_conversation(Rule::ReplyClosedFollowUp, msg, facts, Some(closed.id)),
         },
+        // R1r. The other conversations holding replies are R8's to merge or
+        // link once the message has landed (`late_parent`).
         (None, _) if facts.replies_first.first().is_some_and(Conversation::is_ongoing) => {
-            replies_first(&facts.replies_first, automatic, policy)
+            append(Rule::RepliesFirst, facts.replies_first[0], automatic, policy)
         }
         (None, Some(ongoing)) => append(Rule::SamePair, ongoing, automatic, policy),
         (None, None) => {
@@ -313,26 +320,7 @@ pub fn place(msg: &InboundMessage, facts: &Facts, policy: &Policy, now: DateTime
 /// R5 and R6 for a message appended to an existing conversation.
 fn append(rule: Rule, target: Conversation, automatic: bool, policy: &Policy) -> Placement {
     let reopen = !automatic && target.status != Status::Closed && policy.reopen.contains(&target.status);
-    Placement {
-        rule,
-        target: Target::Existing(target),
-        reopen,
-        follow_up_of: None,
-        related_from: Vec::new(),
-        related_to: Vec::new(),
-    }
-}
-
-/// R1r: the message joins the conversation of the earliest stored reply to
-/// it (the caller checked that one is ongoing); every other conversation
-/// holding a reply is linked `related` to it. A `related` link is not a
-/// follow-up, so R6 does not suppress it: automatic mail only never reopens.
-fn replies_first(replies: &[Conversation], automatic: bool, policy: &Policy) -> Placement {
-    let target = replies[0];
-    let mut related_from: Vec<Uuid> = replies.iter().map(|c| c.id).filter(|id| *id != target.id).collect();
-    related_from.sort_unstable();
-    related_from.dedup();
-    Placement { related_from, ..append(Rule::RepliesFirst, target, automatic, policy) }
+    Placement { rule, target: Target::Existing(target), reopen, follow_up_of: None, related_to: Vec::new() }
 }
 
 fn new_conversation(rule: Rule, msg: &InboundMessage, facts: &Facts, follow_up_of: Option<Uuid>) -> Placement {
@@ -352,7 +340,6 @@ fn new_conversation(rule: Rule, msg: &InboundMessage, facts: &Facts, follow_up_o
         }),
         reopen: false,
         follow_up_of,
-        related_from: Vec::new(),
         related_to: Vec::new(),
     }
 }

@@ -25,6 +25,7 @@ pub struct Stats {
     skipped_entries: Mutex<BTreeMap<&'static str, u64>>,
     reopens: AtomicU64,
     sender_refusals: AtomicU64,
+    late_parent_merges: AtomicU64,
     links: Mutex<BTreeMap<String, u64>>,
     shared_committed: AtomicU64,
     shared_fell_back: AtomicU64,
@@ -71,7 +72,10 @@ pub struct Snapshot {
     /// Email replies whose sender the policy refused to join the
     /// conversation they referenced (placed by the next rules, linked).
     pub sender_refusals: u64,
-    /// Links inserted, by kind: `sibling` (R7), `related` (R1r), `follow_up`.
+    /// Conversations Switchboard started for replies that came before their
+    /// parent, merged into the parent's conversation when it landed (R8).
+    pub late_parent_merges: u64,
+    /// Links inserted, by kind: `sibling` (R7), `related` (R8 and the sender policy), `follow_up`.
     pub links_made: BTreeMap<String, u64>,
     /// Shared transactions (several partitions' batches in one), by
     /// outcome: `committed`, or `fell_back` (each batch then placed alone).
@@ -132,6 +136,7 @@ impl Stats {
     pub fn batch_effects(&self, effects: &crate::store::BatchEffects) {
         self.reopens.fetch_add(effects.reopens, Ordering::Relaxed);
         self.sender_refusals.fetch_add(effects.sender_refusals, Ordering::Relaxed);
+        self.late_parent_merges.fetch_add(effects.late_parent_merges, Ordering::Relaxed);
         if let Ok(mut links) = self.links.lock() {
             for (kind, n) in &effects.links {
                 *links.entry(kind.clone()).or_default() += n;
@@ -209,6 +214,7 @@ impl Stats {
             skipped_entries: read(&self.skipped_entries),
             reopens: self.reopens.load(Ordering::Relaxed),
             sender_refusals: self.sender_refusals.load(Ordering::Relaxed),
+            late_parent_merges: self.late_parent_merges.load(Ordering::Relaxed),
             links_made: self.links.lock().map(|m| m.clone()).unwrap_or_default(),
             // Both outcomes always, so a dashboard sees zeros.
             shared_transactions: [

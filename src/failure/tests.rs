@@ -122,3 +122,48 @@ fn every_cause_has_its_own_label_and_a_sentence() {
     assert_eq!(Verdict::Retry.label(), "retry");
     assert_eq!(Verdict::Wait(Infra::Schema).label(), "schema");
 }
+
+/// A Postgres error as sqlx reports it, for the cases that depend on more
+/// than the SQLSTATE.
+#[derive(Debug)]
+struct CheckViolation(&'static str);
+
+impl std::fmt::Display for CheckViolation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "new row violates check constraint \"{}\"", self.0)
+    }
+}
+
+impl std::error::Error for CheckViolation {}
+
+impl sqlx::error::DatabaseError for CheckViolation {
+    fn message(&self) -> &str {
+        "new row violates check constraint"
+    }
+    fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+        Some("23514".into())
+    }
+    fn constraint(&self) -> Option<&str> {
+        Some(self.0)
+    }
+    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self
+    }
+    fn kind(&self) -> sqlx::error::ErrorKind {
+        sqlx::error::ErrorKind::CheckViolation
+    }
+}
+
+#[test]
+fn an_event_kind_the_schema_does_not_know_yet_waits_for_migrate_and_other_checks_are_retried() {
+    let older_schema = sqlx::Error::Database(Box::new(CheckViolation("conversation_events_kind_check")));
+    assert_eq!(of_postgres(&older_schema), Verdict::Wait(Infra::Schema));
+    let data = sqlx::Error::Database(Box::new(CheckViolation("messages_body_check")));
+    assert_eq!(of_postgres(&data), Verdict::Retry, "an integrity violation: a race a retry re-reads");
+}

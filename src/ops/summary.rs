@@ -34,13 +34,18 @@ pub fn table(s: &Snapshot) -> String {
     for (reason, n) in &s.dead_letters_by_reason {
         let _ = writeln!(out, "dead letters {reason:<20} {n:>8}");
     }
-    if s.sender_refusals > 0 {
-        let _ = writeln!(
-            out,
-            "{:<28} {:>8}  replies whose sender may not join the conversation they name, placed apart and linked",
-            "sender policy refusals", s.sender_refusals
-        );
-    }
+    // Always shown, zeros included: an operator reading the table learns
+    // these exist before the day they matter.
+    let _ = writeln!(
+        out,
+        "{:<28} {:>8}  replies whose sender may not join the conversation they name, placed apart and linked",
+        "sender policy refusals", s.sender_refusals
+    );
+    let _ = writeln!(
+        out,
+        "{:<28} {:>8}  conversations of replies that came first, merged into their late parent's",
+        "r8 late parent merges", s.late_parent_merges
+    );
     out
 }
 
@@ -57,8 +62,11 @@ mod tests {
         assert!(t.contains("r4_new                              2  R4 new conversation"), "{t}");
         assert!(t.contains("records: 3 (2 applied, 0 duplicates, 0 skipped, 1 dead-lettered)"), "{t}");
         assert!(t.contains("dead letters bad_payload"), "{t}");
-        assert!(!t.contains("sender policy"), "no refusals, no line: {t}");
+        assert!(t.contains("sender policy refusals              0  replies whose sender"), "{t}");
+        assert!(t.contains("r8 late parent merges               0  conversations of replies"), "{t}");
         s.sender_refusals = 2;
         assert!(table(&s).contains("sender policy refusals              2  replies whose sender"), "{}", table(&s));
+        s.late_parent_merges = 3;
+        assert!(table(&s).contains("r8 late parent merges               3  conversations of replies"), "{}", table(&s));
     }
 }

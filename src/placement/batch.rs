@@ -10,6 +10,7 @@
 //! reads from changing under it, and the overlay below carries the batch's own
 //! writes forward.
 
+use super::late_parent::{self, Action, Shape, ThreadMessage};
 use super::senders;
 use super::{place, sibling_links, Conversation, CopyHolder, Customer, Facts, Plan, Policy, Rule, Status, Target};
 use crate::domain::{Channel, InboundMessage};
@@ -67,6 +68,11 @@ pub struct Snapshot {
     pub participants: HashSet<(Uuid, String)>,
     /// The same by domain: (conversation, domain).
     pub participant_domains: HashSet<(Uuid, String)>,
+    /// R8: the shape of conversations that may hold replies to the batch's
+    /// messages (those in `replies`, and when the batch holds replies to
+    /// its own messages every conversation above), read only where R8
+    /// could merge them (see [`Shape`]); the others are linked.
+    pub threads: HashMap<Uuid, Shape>,
 }
 
 /// A conversation to insert.
@@ -123,6 +129,13 @@ pub struct LinkRow {
     pub sibling: bool,
 }
 
+/// R8: a conversation to merge into another, as an agent's merge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MergeRow {
+    pub from: Uuid,
+    pub into: Uuid,
+}
+
 /// What happened to each item, in order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ItemResult {
@@ -147,6 +160,8 @@ pub struct BatchPlan {
     /// Messages whose sender the policy refused to join a conversation
     /// they referenced (counted in metrics).
     pub sender_refusals: u64,
+    /// R8: conversations merged into their late parent's, in order.
+    pub merges: Vec<MergeRow>,
 }
 
 /// Places `messages` in order against `snapshot`. `new_id` makes ids (the
@@ -162,6 +177,9 @@ pub fn plan_batch(
     let mut follow_ups: BTreeSet<(Uuid, Uuid)> = BTreeSet::new();
     let mut related: BTreeSet<(Uuid, Uuid)> = BTreeSet::new();
     let mut emails: BTreeMap<String, Uuid> = BTreeMap::new();
+    // Shapes need carrying forward only when a later message of the batch
+    // may be the parent of an earlier one, or when the store read some.
+    let track_threads = !snapshot.threads.is_empty() || replies_within(messages);
     for (item, msg) in messages.iter().enumerate() {
         let facts = facts(&snapshot, msg, policy);
         let placement = match place(msg, &facts, policy, snapshot.now) {
@@ -238,21 +256,6 @@ pub fn plan_batch(
                 });
             }
         }
-        for from in &placement.related_from {
-            // A to B and B to A are one link (I5): two parents in one batch
-            // whose replies sit in each other's conversations link them once.
-            if related.insert(unordered(*from, conversation_id)) {
-                let status = snapshot.conversations.get(from).map_or(Status::Open, |r| r.conversation.status);
-                plan.links.push(LinkRow {
-                    from: *from,
-                    to: conversation_id,
-                    kind: "related",
-                    cause: message_id,
-                    event: Some(status),
-                    sibling: false,
-                });
-            }
-        }
         if !facts.refused.is_empty() {
             plan.sender_refusals += 1;
         }
@@ -282,10 +285,35 @@ pub fn plan_batch(
         let mut named: Vec<&str> = msg.reference_candidates().collect();
         named.sort_unstable();
         named.dedup();
-        for parent in named {
-            let key = (msg.channel, msg.endpoint.to_string(), parent.to_owned());
+        for parent in &named {
+            let key = (msg.channel, msg.endpoint.to_string(), (*parent).to_owned());
             snapshot.replies.entry(key).or_default().push(conversation_id);
         }
+        // R8 for messages later in the batch: what this conversation holds.
+        if track_threads {
+            if created {
+                let created_at =
+                    snapshot.conversations.get(&conversation_id).map_or(snapshot.now, |r| r.conversation.created_at);
+                let shape = Shape { untouched: placement.follow_up_of.is_none(), created_at, messages: Vec::new() };
+                snapshot.threads.insert(conversation_id, shape);
+            }
+            let named_in: Vec<Uuid> = named
+                .iter()
+                .filter_map(|n| snapshot.messages.get(&(msg.channel, msg.endpoint.to_string(), (*n).to_owned())))
+                .copied()
+                .collect();
+            if let Some(shape) = snapshot.threads.get_mut(&conversation_id) {
+                // A customer who reopened it was answered by an agent before.
+                shape.untouched &= !placement.reopen;
+                shape.messages.push(ThreadMessage {
+                    id: msg.external_id.to_string(),
+                    names: named.iter().map(|n| (*n).to_owned()).collect(),
+                    sender: msg.contact.to_string(),
+                    named_in,
+                });
+            }
+        }
+        late_parent(&mut snapshot, msg, conversation_id, message_id, policy, &mut related, &mut plan);
         snapshot.messages.insert((msg.channel, msg.endpoint.to_string(), msg.external_id.to_string()), conversation_id);
         if msg.channel == Channel::Email {
             let status = snapshot.conversations.get(&conversation_id).map_or(Status::Open, |r| r.conversation.status);
@@ -306,6 +334,113 @@ pub fn plan_batch(
         link_siblings(&snapshot, &external_id, cause, &mut plan);
     }
     plan
+}
+
+/// Whether a message of the batch names another message of the batch.
+pub fn replies_within(messages: &[&InboundMessage]) -> bool {
+    let own: HashSet<(Channel, &str, &str)> =
+        messages.iter().map(|m| (m.channel, m.endpoint.as_str(), m.external_id.as_str())).collect();
+    messages.iter().any(|m| m.reference_candidates().any(|r| own.contains(&(m.channel, m.endpoint.as_str(), r))))
+}
+
+/// R8 for `msg`, which landed in `landed` as `message_id`: the
+/// conversations holding its replies that came first are merged into
+/// `landed` or linked `related` to it (see [`late_parent`]), and the
+/// snapshot is carried forward as the store will leave it.
+fn late_parent(
+    snapshot: &mut Snapshot,
+    msg: &InboundMessage,
+    landed: Uuid,
+    message_id: Uuid,
+    policy: &Policy,
+    related: &mut BTreeSet<(Uuid, Uuid)>,
+    plan: &mut BatchPlan,
+) {
+    let key = (msg.channel, msg.endpoint.to_string(), msg.external_id.to_string());
+    let Some(ids) = snapshot.replies.get(&key) else { return };
+    let Some(target) = snapshot.conversations.get(&landed).map(|r| r.conversation) else { return };
+    let actions = {
+        let snap = &*snapshot;
+        let holders: Vec<late_parent::Holder<'_>> = ids
+            .iter()
+            .filter_map(|id| {
+                let end = end(snap, *id)?;
+                let shape = snap.threads.get(&end.id);
+                let admitted = shape.is_some_and(|s| {
+                    s.messages
+                        .iter()
+                        .all(|m| senders::may_join(snap, msg.channel, &msg.endpoint, &m.sender, landed, policy))
+                });
+                Some(late_parent::Holder { end, shape, admitted })
+            })
+            .collect();
+        // A message names one already in the target: held there (after
+        // merges) as the snapshot knew it, or as the batch placed it.
+        let ends_in_target = |c: &Uuid| *c == landed || end(snap, *c).is_some_and(|e| e.id == landed);
+        let joins_target = |m: &ThreadMessage| {
+            m.named_in.iter().any(ends_in_target)
+                || m.names.iter().any(|n| {
+                    snap.messages.get(&(msg.channel, msg.endpoint.to_string(), n.clone())).is_some_and(ends_in_target)
+                })
+        };
+        late_parent::decide(
+            msg.external_id.as_str(),
+            &target,
+            &holders,
+            &joins_target,
+            policy.late_parent_window,
+            snapshot.now,
+        )
+    };
+    for action in actions {
+        match action {
+            Action::Merge(from) => {
+                if let Some(row) = snapshot.conversations.get_mut(&from) {
+                    row.merged_into = Some(landed);
+                    row.conversation.status = Status::Closed;
+                    row.conversation.closed_at = Some(snapshot.now);
+                }
+                // What was merged now counts as the target's: its messages
+                // for R8, its participants for the sender policy.
+                if let Some(merged) = snapshot.threads.remove(&from) {
+                    if let Some(shape) = snapshot.threads.get_mut(&landed) {
+                        shape.messages.extend(merged.messages);
+                    }
+                }
+                let moved: Vec<String> =
+                    snapshot.participants.iter().filter(|(c, _)| *c == from).map(|(_, a)| a.clone()).collect();
+                snapshot.participants.extend(moved.into_iter().map(|a| (landed, a)));
+                let moved: Vec<String> =
+                    snapshot.participant_domains.iter().filter(|(c, _)| *c == from).map(|(_, d)| d.clone()).collect();
+                snapshot.participant_domains.extend(moved.into_iter().map(|d| (landed, d)));
+                plan.merges.push(MergeRow { from, into: landed });
+                plan.events.push(EventRow {
+                    conversation_id: from,
+                    kind: "merged",
+                    from_status: Some(Status::Open),
+                    to_status: Status::Closed,
+                    message_id,
+                    related: Some(landed),
+                });
+            }
+            Action::Link(from) => {
+                // A to B and B to A are one link (I5): two parents in one
+                // batch whose replies sit in each other's conversations link
+                // them once.
+                if related.insert(unordered(from, landed)) {
+                    let status = snapshot.conversations.get(&from).map_or(Status::Open, |r| r.conversation.status);
+                    plan.links.push(LinkRow {
+                        from,
+                        to: landed,
+                        kind: "related",
+                        cause: message_id,
+                        event: Some(status),
+                        sibling: false,
+                    });
+                }
+            }
+        }
+    }
 }
 
 /// R7 for one Message-ID: the links its holders must have, and the existing

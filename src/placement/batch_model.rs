@@ -29,6 +29,18 @@ pub(super) struct Db {
     /// (conversation, address) of every stored message's sender and
     /// recipients, for the sender policy.
     pub took_part: BTreeSet<(Uuid, String)>,
+    /// Each stored message's sender.
+    pub senders: BTreeMap<MessageKey, String>,
+    /// Conversations started as follow-ups (not R8's to merge).
+    pub follow_ups: BTreeSet<Uuid>,
+    /// Conversations a customer reopened (R5).
+    pub reopened: BTreeSet<Uuid>,
+    /// Conversations an agent assigned (or gave a queue or form).
+    pub assigned: BTreeSet<Uuid>,
+    /// R8's merges, (from, into), in order.
+    pub merges: Vec<(Uuid, Uuid)>,
+    /// The rule that placed each stored message.
+    pub rules: BTreeMap<MessageKey, Rule>,
     pub clock: i64,
     pub next_id: u128,
 }
@@ -85,6 +97,7 @@ impl Db {
         }
         let participant_domains =
             participants.iter().map(|(id, address)| (*id, super::senders::domain(address).to_owned())).collect();
+        let threads = self.convs.keys().filter_map(|id| Some((*id, self.shape(*id)?))).collect();
         Snapshot {
             now: self.now(),
             messages: self.messages.iter().map(|(k, v)| (k.clone(), *v)).collect(),
@@ -96,7 +109,76 @@ impl Db {
             replies,
             participants,
             participant_domains,
+            threads,
         }
+    }
+
+    /// R8's shape of a conversation, as `THREADS_SQL` reads it: `None`
+    /// unless nobody touched it.
+    fn shape(&self, id: Uuid) -> Option<late_parent::Shape> {
+        let row = self.convs[&id];
+        let agent_merged_in = |member: &Uuid| !self.r8_merged().contains(member);
+        let members = self.members(id);
+        if row.conversation.status != Status::Open
+            || row.merged_into.is_some()
+            || self.follow_ups.contains(&id)
+            || self.reopened.contains(&id)
+            || self.assigned.contains(&id)
+            || members.iter().filter(|m| **m != id).any(agent_merged_in)
+        {
+            return None;
+        }
+        let messages: Vec<late_parent::ThreadMessage> = self
+            .stored
+            .iter()
+            .filter(|(key, _)| members.contains(&self.messages[key]))
+            .map(|(key, names)| late_parent::ThreadMessage {
+                id: key.2.clone(),
+                names: names.clone(),
+                sender: self.senders[key].clone(),
+                named_in: names
+                    .iter()
+                    .filter_map(|n| self.messages.get(&(key.0, key.1.clone(), n.clone())))
+                    .flat_map(|c| self.chain(*c))
+                    .collect(),
+            })
+            .collect();
+        (messages.len() <= late_parent::MAX_MESSAGES).then_some(late_parent::Shape {
+            untouched: true,
+            created_at: row.conversation.created_at,
+            messages,
+        })
+    }
+
+    /// `id` and every conversation merged into it, directly or not.
+    pub fn members(&self, id: Uuid) -> BTreeSet<Uuid> {
+        let mut out = BTreeSet::from([id]);
+        loop {
+            let more: Vec<Uuid> = self
+                .convs
+                .values()
+                .filter(|r| r.merged_into.is_some_and(|m| out.contains(&m)) && !out.contains(&r.conversation.id))
+                .map(|r| r.conversation.id)
+                .collect();
+            if more.is_empty() {
+                return out;
+            }
+            out.extend(more);
+        }
+    }
+
+    /// `id` and the conversations it was merged into, in order.
+    fn chain(&self, mut id: Uuid) -> Vec<Uuid> {
+        let mut out = vec![id];
+        while let Some(next) = self.convs[&id].merged_into.filter(|n| !out.contains(n)) {
+            out.push(next);
+            id = next;
+        }
+        out
+    }
+
+    fn r8_merged(&self) -> BTreeSet<Uuid> {
+        self.merges.iter().map(|(from, _)| *from).collect()
     }
 
     pub fn place(&mut self, batch: &[InboundMessage], policy: &Policy) {
@@ -115,12 +197,19 @@ impl Db {
                 Conversation { id: c.id, status: Status::Open, created_at: c.created_at, closed_at: None };
             self.convs.insert(c.id, ConversationRow { conversation, merged_into: None });
             self.bindings.push((c.pair.clone(), c.id));
+            if c.copy_from.is_some() {
+                self.follow_ups.insert(c.id);
+            }
         }
         for m in &plan.messages {
             let msg = &batch[m.item];
             let key = (msg.channel, msg.endpoint.to_string(), msg.external_id.to_string());
             self.creator.entry(m.conversation_id).or_insert_with(|| key.clone());
             self.messages.insert(key.clone(), m.conversation_id);
+            self.senders.insert(key.clone(), msg.contact.to_string());
+            if let ItemResult::Placed { rule, .. } = plan.results[m.item] {
+                self.rules.insert(key.clone(), rule);
+            }
             self.stored.push((key, msg.reference_candidates().map(str::to_owned).collect()));
             for address in super::senders::participants_of(msg) {
                 self.took_part.insert((m.conversation_id, address.to_owned()));
@@ -128,6 +217,15 @@ impl Db {
         }
         for u in plan.updates.iter().filter(|u| u.reopen) {
             self.convs.get_mut(&u.id).unwrap().conversation.status = Status::Open;
+            self.reopened.insert(u.id);
+        }
+        // As the agent's merge statement (R8).
+        for m in &plan.merges {
+            let now = self.now();
+            let row = self.convs.get_mut(&m.from).unwrap();
+            row.merged_into = Some(m.into);
+            (row.conversation.status, row.conversation.closed_at) = (Status::Closed, Some(now));
+            self.merges.push((m.from, m.into));
         }
         // As the store's DELETE: only R7's own links, only when no
         // Message-ID (after this batch's messages) calls for them.

@@ -6,7 +6,7 @@
 
 use super::batch::Snapshot;
 use super::{Policy, SenderPolicy};
-use crate::domain::{Channel, InboundMessage};
+use crate::domain::{Address, Channel, InboundMessage};
 use uuid::Uuid;
 
 /// The addresses a message makes participants of its conversation: its
@@ -38,16 +38,29 @@ fn chain(snapshot: &Snapshot, mut id: Uuid) -> Vec<Uuid> {
 /// Whether the sender of `msg` may join the conversation that holds a
 /// message it references (stored in `holder`), under `policy`.
 pub(super) fn admitted(snapshot: &Snapshot, msg: &InboundMessage, holder: Uuid, policy: &Policy) -> bool {
-    if msg.channel != Channel::Email {
+    may_join(snapshot, msg.channel, &msg.endpoint, msg.contact.as_str(), holder, policy)
+}
+
+/// Whether `sender`, writing to `endpoint`, may join the conversation `conv`
+/// (or the end of its merge chain) under `policy`: references by anyone
+/// but email are not policed.
+pub(super) fn may_join(
+    snapshot: &Snapshot,
+    channel: Channel,
+    endpoint: &Address,
+    sender: &str,
+    conv: Uuid,
+    policy: &Policy,
+) -> bool {
+    if channel != Channel::Email {
         return true;
     }
-    let sender = msg.contact.as_str();
-    match policy.reply_senders_by_endpoint.get(msg.endpoint.as_str()).copied().unwrap_or(policy.reply_senders) {
+    match policy.reply_senders_by_endpoint.get(endpoint.as_str()).copied().unwrap_or(policy.reply_senders) {
         SenderPolicy::Any => true,
         SenderPolicy::Participants => {
-            chain(snapshot, holder).into_iter().any(|c| snapshot.participants.contains(&(c, sender.to_owned())))
+            chain(snapshot, conv).into_iter().any(|c| snapshot.participants.contains(&(c, sender.to_owned())))
         }
-        SenderPolicy::Domain => chain(snapshot, holder)
+        SenderPolicy::Domain => chain(snapshot, conv)
             .into_iter()
             .any(|c| snapshot.participant_domains.contains(&(c, domain(sender).to_owned()))),
     }

@@ -147,7 +147,9 @@ pub struct BatchEffects {
     pub sender_refusals: u64,
     /// Conversations set back to `open` (R5).
     pub reopens: u64,
-    /// Links inserted, by kind: `sibling` (R7), `related` (R1r), `follow_up`.
+    /// Conversations of replies merged into their late parent's (R8).
+    pub late_parent_merges: u64,
+    /// Links inserted, by kind: `sibling` (R7), `related` (R8 and the sender policy), `follow_up`.
     pub links: BTreeMap<String, u64>,
 }
 
@@ -281,6 +283,7 @@ async fn place_on(
     locks::acquire(&mut tx, &keys).await?;
     let locked = started.elapsed();
     let mut snapshot = snapshot::fetch(&mut tx, &messages).await?;
+    snapshot::threads(&mut tx, &messages, &mut snapshot).await?;
     snapshot::participation(&mut tx, &messages, policy, &mut snapshot).await?;
     let fetched = started.elapsed();
     let plan = batch::plan_batch(&messages, snapshot, policy, Uuid::now_v7);
@@ -303,6 +306,7 @@ async fn place_on(
     let effects = BatchEffects {
         sender_refusals: plan.sender_refusals,
         reopens: plan.updates.iter().filter(|u| u.reopen).count() as u64,
+        late_parent_merges: plan.merges.len() as u64,
         links: links.into_iter().map(|(kind, n)| (kind, n as u64)).collect(),
     };
     Ok(Placed { outcomes: plan.results.into_iter().map(Outcome::from).collect(), effects })

@@ -6,9 +6,10 @@
 //! merge of one of them either committed before (and is seen here) or waits
 //! for the batch to commit.
 
-use super::snapshot_sql::{PARTICIPATION_SQL, SNAPSHOT_SQL};
+use super::snapshot_sql::{PARTICIPATION_SQL, SNAPSHOT_SQL, THREADS_SQL};
 use crate::domain::{Channel, InboundMessage};
-use crate::placement::batch::{ConversationRow, Holder, Snapshot};
+use crate::placement::batch::{replies_within, ConversationRow, Holder, Snapshot};
+use crate::placement::late_parent::{self, Shape, ThreadMessage};
 use crate::placement::senders::domain;
 use crate::placement::{Conversation, Customer, Policy, SenderPolicy, Status};
 use sqlx::postgres::PgRow;
@@ -72,6 +73,43 @@ pub(super) async fn fetch(
     Ok(snapshot)
 }
 
+/// R8's facts: the shapes of the conversations that may hold replies to
+/// the batch's messages: those holding stored replies, and when the batch
+/// holds replies to its own messages, every conversation of the snapshot
+/// (one of those may land there before its parent is placed). Most batches
+/// have neither and cost nothing here. The conversations are locked by the
+/// snapshot, so their shapes hold until the batch commits.
+pub(super) async fn threads(
+    tx: &mut Transaction<'_, Postgres>,
+    messages: &[&InboundMessage],
+    snapshot: &mut Snapshot,
+) -> Result<(), sqlx::Error> {
+    let mut asked: BTreeSet<Uuid> = snapshot.replies.values().flatten().copied().collect();
+    if replies_within(messages) {
+        asked.extend(snapshot.conversations.keys().copied());
+    }
+    if asked.is_empty() {
+        return Ok(());
+    }
+    let asked: Vec<Uuid> = asked.into_iter().collect();
+    let rows =
+        sqlx::query(THREADS_SQL).bind(&asked).bind(late_parent::MAX_MESSAGES as i64).fetch_all(&mut **tx).await?;
+    for row in &rows {
+        let shape = snapshot.threads.entry(row.get("conv")).or_insert_with(|| Shape {
+            untouched: true,
+            created_at: row.get("created_at"),
+            messages: Vec::new(),
+        });
+        shape.messages.push(ThreadMessage {
+            id: row.get("external_id"),
+            names: row.get("names"),
+            sender: row.get("contact"),
+            named_in: row.get("named_in"),
+        });
+    }
+    Ok(())
+}
+
 /// The sender policy's facts: for each email of the batch whose endpoint's
 /// policy is not `any`, and each conversation a reference of it can lead
 /// to, whether the sender, or the sender's domain, took part in that
@@ -92,6 +130,8 @@ pub(super) async fn participation(
     snapshot: &mut Snapshot,
 ) -> Result<(), sqlx::Error> {
     let own: HashSet<&str> = messages.iter().map(|m| m.external_id.as_str()).collect();
+    let thread_senders: BTreeSet<String> =
+        snapshot.threads.values().flat_map(|s| s.messages.iter().map(|m| m.sender.clone())).collect();
     let mut asked: BTreeSet<(Uuid, &str)> = BTreeSet::new();
     for m in messages.iter().filter(|m| m.channel == Channel::Email) {
         let rule = policy.reply_senders_by_endpoint.get(m.endpoint.as_str()).copied().unwrap_or(policy.reply_senders);
@@ -101,7 +141,16 @@ pub(super) async fn participation(
             continue;
         }
         let sender = m.contact.as_str();
-        if m.reference_candidates().any(|r| own.contains(r)) {
+        // R8 may merge the conversation this message joins into wherever
+        // a parent of the batch lands: a reply to the batch, or to a reply
+        // already held in a conversation R8 may merge.
+        let extends_a_thread = m.reference_candidates().any(|r| {
+            snapshot
+                .messages
+                .get(&(m.channel, m.endpoint.to_string(), r.to_owned()))
+                .is_some_and(|conv| snapshot.threads.contains_key(conv))
+        });
+        if extends_a_thread || m.reference_candidates().any(|r| own.contains(r)) {
             asked.extend(snapshot.conversations.keys().map(|id| (*id, sender)));
         }
         for r in m.reference_candidates() {
@@ -117,6 +166,18 @@ pub(super) async fn participation(
                     None => break,
                 }
             }
+        }
+    }
+    // R8 merges only replies whose senders may join where their parent
+    // landed, which may be any conversation of the snapshot.
+    let policed = messages.iter().any(|m| {
+        m.channel == Channel::Email
+            && policy.reply_senders_by_endpoint.get(m.endpoint.as_str()).copied().unwrap_or(policy.reply_senders)
+                != SenderPolicy::Any
+    });
+    if policed {
+        for sender in &thread_senders {
+            asked.extend(snapshot.conversations.keys().map(|id| (*id, sender.as_str())));
         }
     }
     if asked.is_empty() {

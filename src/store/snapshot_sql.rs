@@ -141,3 +141,46 @@ pub const PARTICIPATION_SQL: &str = r#"WITH RECURSIVE asked AS (
                                              WHERE split_part(a, '@', 2) = u.domain)))
                     AS by_domain
          FROM asked u JOIN grouped g ON g.conv = u.conv"#;
+
+/// R8's facts (`snapshot::threads`): for each conversation asked about
+/// that nobody has touched (see [`crate::placement::late_parent::Shape`]),
+/// its messages and those of the conversations R8 merged into it, with the
+/// ids each names and the conversations (with their merge chains) holding
+/// the messages those ids name; nothing for the others. "Untouched" in SQL: `open`, no
+/// assignee, queue or form, not merged, a `created` event and no
+/// `reopened` one, only inbound messages, every conversation merged into
+/// it merged by R8 (a `merged` event), and at most `$2` messages. The
+/// window is the planner's to apply, from `created_at`.
+pub const THREADS_SQL: &str = r#"WITH RECURSIVE
+  asked AS (
+    SELECT c.id, c.created_at FROM conversations c
+    WHERE c.id = ANY($1::uuid[]) AND c.status = 'open' AND c.merged_into IS NULL
+      AND c.assignee IS NULL AND c.queue IS NULL AND c.form IS NULL
+      AND EXISTS (SELECT 1 FROM conversation_events e WHERE e.conversation_id = c.id AND e.kind = 'created')
+      AND NOT EXISTS (SELECT 1 FROM conversation_events e WHERE e.conversation_id = c.id AND e.kind = 'reopened')),
+  members (conv, member, hops) AS (
+    SELECT id, id, 0 FROM asked
+  UNION
+    SELECT m.conv, c.id, m.hops + 1 FROM members m JOIN conversations c ON c.merged_into = m.member
+    WHERE m.hops < 64),
+  grouped AS (SELECT conv, array_agg(member) AS ids FROM members GROUP BY conv),
+  fit AS (
+    SELECT a.id, a.created_at, g.ids FROM asked a JOIN grouped g ON g.conv = a.id
+    WHERE NOT EXISTS (SELECT 1 FROM unnest(g.ids) AS x(member)
+                      WHERE x.member <> a.id
+                        AND NOT EXISTS (SELECT 1 FROM conversation_events e
+                                        WHERE e.conversation_id = x.member AND e.kind = 'merged'))
+      AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = ANY (g.ids) AND m.direction <> 'inbound')
+      AND (SELECT count(*) FROM (SELECT 1 FROM messages m WHERE m.conversation_id = ANY (g.ids) LIMIT $2 + 1) n) <= $2)
+SELECT f.id AS conv, f.created_at, m.external_id, m.contact, x.names,
+       ARRAY(WITH RECURSIVE up (id, next, hops) AS (
+                 SELECT c.id, c.merged_into, 0 FROM messages n JOIN conversations c ON c.id = n.conversation_id
+                 WHERE n.channel = m.channel AND n.endpoint = m.endpoint AND n.external_id = ANY (x.names)
+               UNION
+                 SELECT c.id, c.merged_into, up.hops + 1 FROM up JOIN conversations c ON c.id = up.next
+                 WHERE up.hops < 64)
+             SELECT DISTINCT id FROM up) AS named_in
+FROM fit f JOIN messages m ON m.conversation_id = ANY (f.ids)
+CROSS JOIN LATERAL (SELECT CASE WHEN m.in_reply_to IS NULL THEN m."references"
+                                ELSE m.in_reply_to || m."references" END AS names) x
+ORDER BY f.id, m.stored_at, m.id"#;

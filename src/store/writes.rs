@@ -20,8 +20,31 @@ pub(super) async fn write(
     insert_conversations(tx, plan).await?;
     insert_messages(tx, items, plan).await?;
     update_conversations(tx, plan).await?;
+    merge_late_threads(tx, plan).await?;
     insert_events(tx, plan).await?;
     relink(tx, plan).await
+}
+
+/// R8: merges each conversation of replies that came first into its
+/// parent's, with the very statement of an agent's merge (contract section
+/// 4). The rows are locked by the snapshot or were created by this batch.
+async fn merge_late_threads(tx: &mut Transaction<'_, Postgres>, plan: &BatchPlan) -> Result<(), sqlx::Error> {
+    if plan.merges.is_empty() {
+        return Ok(());
+    }
+    let from: Vec<Uuid> = plan.merges.iter().map(|m| m.from).collect();
+    let into: Vec<Uuid> = plan.merges.iter().map(|m| m.into).collect();
+    sqlx::query(
+        "UPDATE conversations c
+         SET merged_into = u.target, status = 'closed', closed_at = now(), updated_at = now()
+         FROM unnest($1::uuid[], $2::uuid[]) AS u(id, target)
+         WHERE c.id = u.id",
+    )
+    .bind(&from)
+    .bind(&into)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 async fn insert_conversations(tx: &mut Transaction<'_, Postgres>, plan: &BatchPlan) -> Result<(), sqlx::Error> {

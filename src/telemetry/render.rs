@@ -105,6 +105,13 @@ pub(super) fn render(t: &Telemetry) -> String {
         "Email replies whose sender the policy (threading.reply_senders) refused to join the conversation they referenced.",
         s.sender_refusals,
     );
+    single(
+        &mut out,
+        "switchboard_late_parent_merges_total",
+        "counter",
+        "Conversations started for replies that came before their parent, merged into the parent's conversation (R8).",
+        s.late_parent_merges,
+    );
 
     family(
         &mut out,

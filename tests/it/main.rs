@@ -19,6 +19,7 @@ mod harness;
 mod head_of_line;
 mod hostile;
 mod isolation;
+mod late_parent;
 mod lifecycle;
 mod load;
 mod lock_budget;

@@ -60,10 +60,21 @@ async fn two_hundred_emails_of_5_mib_stay_within_the_byte_caps() {
 
     let mut worker = env
         .worker_command(&["run", "--stop-at-end"])
-        .env("RUST_LOG", std::env::var("SWITCHBOARD_TEST_WORKER_LOG").unwrap_or_else(|_| "warn".into()))
+        .env("RUST_LOG", std::env::var("SWITCHBOARD_TEST_WORKER_LOG").unwrap_or_else(|_| "info".into()))
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start the worker");
     let pid = worker.id().expect("running");
+    // The worker's log, kept whole so that a failure shows why it exited.
+    let log = tokio::spawn({
+        use tokio::io::AsyncReadExt as _;
+        let mut stderr = worker.stderr.take().expect("piped");
+        async move {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text).await;
+            text
+        }
+    });
     let mut peak_kib = 0;
     let started = std::time::Instant::now();
     let status = loop {
@@ -77,7 +88,8 @@ async fn two_hundred_emails_of_5_mib_stay_within_the_byte_caps() {
         assert!(started.elapsed() < Duration::from_secs(900), "the worker did not finish");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert!(status.success(), "exit status {status}");
+    let log = log.await.expect("log reader");
+    assert!(status.success(), "exit status {status}; the worker's log:\n{log}");
     assert_eq!(env.count("SELECT count(*) FROM messages WHERE octet_length(raw) > 5000000").await, emails as i64);
 
     let w = &env.settings.worker;

@@ -1,0 +1,241 @@
+//! R8, the late parent (contract section 3): once a message has landed,
+//! the conversations that hold replies to it which came first are either
+//! merged into where it landed or linked `related` to it.
+//!
+//! A reply that arrives before its parent cannot know where the thread will
+//! live, so Switchboard starts a conversation for it (R4) or appends it to
+//! its sender's ongoing one (R3). When the parent arrives later, or lands by
+//! a reference of its own somewhere else, the thread is cut. The conversations
+//! Switchboard started for such replies alone, and that nobody has looked at
+//! since, are merged into the parent's conversation, exactly as an agent
+//! would; everything else (an R3 append into a customer's other business, a
+//! conversation an agent assigned) is only linked, so nothing an agent saw
+//! moves under them.
+
+use super::Conversation;
+use chrono::{DateTime, Duration, Utc};
+use std::collections::HashSet;
+use uuid::Uuid;
+
+/// The most messages a conversation may hold and still be merged by R8. A
+/// thread that grew this long before its parent arrived has been read by
+/// somebody; and the store reads no more than this per conversation.
+pub const MAX_MESSAGES: usize = 100;
+
+/// A conversation that holds replies which came before their parent, as far
+/// as R8 needs to know it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shape {
+    /// Switchboard created it for an inbound message (a `created` event, not
+    /// a follow-up), it is still `open`, has no assignee, queue or form,
+    /// holds only inbound messages, is not merged into another, and nothing
+    /// was merged into it except by R8.
+    pub untouched: bool,
+    pub created_at: DateTime<Utc>,
+    /// Its messages, and those of the conversations R8 merged into it.
+    pub messages: Vec<ThreadMessage>,
+}
+
+/// One message of a [`Shape`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ThreadMessage {
+    /// Its own id (email: the Message-ID).
+    pub id: String,
+    /// The ids it names (`In-Reply-To` and `References`).
+    pub names: Vec<String>,
+    /// The sender's normalized address.
+    pub sender: String,
+    /// Conversations holding messages it names, and every conversation on
+    /// their merge chains, as far as known when it was read.
+    pub named_in: Vec<Uuid>,
+}
+
+/// A conversation holding stored replies to the message being placed: the
+/// end of the merge chain of the conversation a reply is stored in.
+#[derive(Clone, Copy, Debug)]
+pub struct Holder<'a> {
+    pub end: Conversation,
+    /// Its shape, when the store read one (it reads none for conversations
+    /// that cannot qualify, such as one an agent merged another into).
+    pub shape: Option<&'a Shape>,
+    /// Every sender of its messages may join the parent's conversation
+    /// under the sender policy.
+    pub admitted: bool,
+}
+
+/// What R8 does with one conversation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Merge this conversation into the parent's, as an agent's merge.
+    Merge(Uuid),
+    /// Link this conversation `related` to the parent's.
+    Link(Uuid),
+}
+
+/// R8 for the message `parent` (its id), landed in `target`, given the
+/// conversations that hold its replies (earliest stored first; repeats are
+/// fine). `joins_target` tells whether a message names one that is in
+/// `target` (after `merged_into`). `now` is the database clock; `window` is
+/// `late_parent_window` (`None`: never merge, only link).
+pub fn decide(
+    parent: &str,
+    target: &Conversation,
+    holders: &[Holder<'_>],
+    joins_target: &dyn Fn(&ThreadMessage) -> bool,
+    window: Option<Duration>,
+    now: DateTime<Utc>,
+) -> Vec<Action> {
+    let mut seen: HashSet<Uuid> = HashSet::new();
+    let mut actions = Vec::new();
+    for h in holders {
+        if h.end.id == target.id || !seen.insert(h.end.id) {
+            continue;
+        }
+        let mergeable = target.is_ongoing()
+            && h.admitted
+            && h.shape.is_some_and(|s| {
+                s.untouched
+                    && window.is_some_and(|w| now - s.created_at < w)
+                    && s.messages.len() <= MAX_MESSAGES
+                    && only_replies_of(s, parent, joins_target)
+            });
+        actions.push(if mergeable { Action::Merge(h.end.id) } else { Action::Link(h.end.id) });
+    }
+    actions
+}
+
+/// The conversation holds nothing but replies of this thread: each of its
+/// messages names `parent`, another message of the same conversation, or a
+/// message already in the parent's conversation (a reply to a reply that
+/// arrived before the message it answers, which R1 would have put there).
+fn only_replies_of(shape: &Shape, parent: &str, joins_target: &dyn Fn(&ThreadMessage) -> bool) -> bool {
+    let ids: HashSet<&str> = shape.messages.iter().map(|m| m.id.as_str()).collect();
+    shape
+        .messages
+        .iter()
+        .all(|m| m.names.iter().any(|n| n == parent || (n != &m.id && ids.contains(n.as_str()))) || joins_target(m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::placement::Status;
+    use chrono::TimeZone;
+
+    fn at(minutes: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_700_000_000 + minutes * 60, 0).unwrap()
+    }
+
+    fn conv(n: u128, status: Status) -> Conversation {
+        Conversation { id: Uuid::from_u128(n), status, created_at: at(0), closed_at: None }
+    }
+
+    fn reply(id: &str, names: &[&str]) -> ThreadMessage {
+        ThreadMessage {
+            id: id.into(),
+            names: names.iter().map(|n| (*n).to_owned()).collect(),
+            sender: "c@example.com".into(),
+            named_in: Vec::new(),
+        }
+    }
+
+    fn nothing_in_target(_: &ThreadMessage) -> bool {
+        false
+    }
+
+    fn decide(
+        parent: &str,
+        target: &Conversation,
+        holders: &[Holder<'_>],
+        window: Option<Duration>,
+        now: DateTime<Utc>,
+    ) -> Vec<Action> {
+        super::decide(parent, target, holders, &nothing_in_target, window, now)
+    }
+
+    fn shape(messages: Vec<ThreadMessage>) -> Shape {
+        Shape { untouched: true, created_at: at(0), messages }
+    }
+
+    fn holder(n: u128, shape: &Shape) -> Holder<'_> {
+        Holder { end: conv(n, Status::Open), shape: Some(shape), admitted: true }
+    }
+
+    const HOUR: Option<Duration> = Some(Duration::hours(1));
+
+    #[test]
+    fn an_untouched_conversation_of_replies_is_merged_into_the_parents() {
+        let s = shape(vec![reply("b", &["a"]), reply("c", &["b"])]);
+        let actions = decide("a", &conv(1, Status::Open), &[holder(2, &s)], HOUR, at(30));
+        assert_eq!(actions, vec![Action::Merge(Uuid::from_u128(2))]);
+    }
+
+    #[test]
+    fn the_parents_own_conversation_and_repeats_are_skipped() {
+        let s = shape(vec![reply("b", &["a"])]);
+        let actions = decide("a", &conv(1, Status::Open), &[holder(1, &s), holder(2, &s), holder(2, &s)], HOUR, at(1));
+        assert_eq!(actions, vec![Action::Merge(Uuid::from_u128(2))]);
+    }
+
+    #[test]
+    fn a_conversation_with_other_business_is_only_linked() {
+        // An R3 append: the customer's unrelated mail sits beside the reply.
+        let s = shape(vec![reply("x", &[]), reply("b", &["a"])]);
+        assert_eq!(
+            decide("a", &conv(1, Status::Open), &[holder(2, &s)], HOUR, at(1)),
+            vec![Action::Link(Uuid::from_u128(2))]
+        );
+        // A message that names only itself is not part of the thread either.
+        let s = shape(vec![reply("b", &["a"]), reply("y", &["y"])]);
+        assert_eq!(
+            decide("a", &conv(1, Status::Open), &[holder(2, &s)], HOUR, at(1)),
+            vec![Action::Link(Uuid::from_u128(2))]
+        );
+    }
+
+    #[test]
+    fn touched_late_refused_or_merged_conversations_are_only_linked() {
+        let target = conv(1, Status::Open);
+        let link = vec![Action::Link(Uuid::from_u128(2))];
+        let touched = Shape { untouched: false, ..shape(vec![reply("b", &["a"])]) };
+        assert_eq!(decide("a", &target, &[holder(2, &touched)], HOUR, at(1)), link);
+        let fine = shape(vec![reply("b", &["a"])]);
+        assert_eq!(decide("a", &target, &[holder(2, &fine)], HOUR, at(60)), link, "the window is over at one hour");
+        assert_eq!(decide("a", &target, &[holder(2, &fine)], HOUR, at(59)), vec![Action::Merge(Uuid::from_u128(2))]);
+        assert_eq!(decide("a", &target, &[holder(2, &fine)], None, at(1)), link, "no window: never merge");
+        let refused = Holder { admitted: false, ..holder(2, &fine) };
+        assert_eq!(decide("a", &target, &[refused], HOUR, at(1)), link, "a sender the policy refuses");
+        // No shape read: not known to be untouched (an agent merged the
+        // reply's conversation into this one, say).
+        let unknown = Holder { shape: None, ..holder(2, &fine) };
+        assert_eq!(decide("a", &target, &[unknown], HOUR, at(1)), link);
+    }
+
+    #[test]
+    fn a_reply_to_a_message_already_in_the_parents_conversation_counts_as_the_threads() {
+        // c answers b, which is with the parent already; c came before b and
+        // waits in a conversation of its own with another reply to a.
+        let s = shape(vec![reply("d", &["a"]), reply("c", &["b"])]);
+        let target = conv(1, Status::Open);
+        let in_target = |m: &ThreadMessage| m.names.iter().any(|n| n == "b");
+        let merged = super::decide("a", &target, &[holder(2, &s)], &in_target, HOUR, at(1));
+        assert_eq!(merged, vec![Action::Merge(Uuid::from_u128(2))]);
+        assert_eq!(decide("a", &target, &[holder(2, &s)], HOUR, at(1)), vec![Action::Link(Uuid::from_u128(2))]);
+    }
+
+    #[test]
+    fn nothing_is_merged_into_a_closed_conversation() {
+        let s = shape(vec![reply("b", &["a"])]);
+        let actions = decide("a", &conv(1, Status::Closed), &[holder(2, &s)], HOUR, at(1));
+        assert_eq!(actions, vec![Action::Link(Uuid::from_u128(2))]);
+    }
+
+    #[test]
+    fn a_conversation_at_the_message_bound_merges_and_one_past_it_links() {
+        let at_bound = shape((0..MAX_MESSAGES).map(|n| reply(&format!("r{n}"), &["a"])).collect());
+        let target = conv(1, Status::Open);
+        assert_eq!(decide("a", &target, &[holder(2, &at_bound)], HOUR, at(1)), vec![Action::Merge(Uuid::from_u128(2))]);
+        let past = shape((0..=MAX_MESSAGES).map(|n| reply(&format!("r{n}"), &["a"])).collect());
+        assert_eq!(decide("a", &target, &[holder(2, &past)], HOUR, at(1)), vec![Action::Link(Uuid::from_u128(2))]);
+    }
+}
