@@ -22,7 +22,27 @@ pub struct Settings {
     pub worker: WorkerSettings,
     pub placement: PlacementSettings,
     pub threading: ThreadingSettings,
+    pub events: EventSettings,
     pub http: HttpSettings,
+}
+
+/// Conversation events out (contract section 6): the outbox and its
+/// publisher.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventSettings {
+    /// Write events to the outbox and publish them. Off: neither.
+    pub enabled: bool,
+    /// The cluster to publish to; empty: `kafka.bootstrap_servers`.
+    #[serde(default)]
+    pub bootstrap_servers: String,
+    /// Outbox rows read and published per round.
+    pub publish_batch: usize,
+    /// `/readyz` fails and says why when the outbox holds more rows than
+    /// this, or its oldest row is older than `outbox_alarm_age`.
+    pub outbox_alarm_rows: u64,
+    #[serde(with = "duration_text")]
+    pub outbox_alarm_age: Duration,
 }
 
 #[derive(Clone, Deserialize)]
@@ -60,6 +80,8 @@ pub struct TopicSettings {
     pub sms: String,
     pub messenger: String,
     pub dlq: String,
+    /// Conversation events (contract section 6).
+    pub events: String,
 }
 
 impl TopicSettings {
@@ -234,6 +256,7 @@ pub struct Overrides {
     pub topic_sms: Option<String>,
     pub topic_messenger: Option<String>,
     pub topic_dlq: Option<String>,
+    pub topic_events: Option<String>,
     /// `http.addr`: `host:port` or `off`.
     pub http_addr: Option<String>,
     /// `name=value` librdkafka properties.
@@ -252,6 +275,7 @@ impl fmt::Debug for Overrides {
             .field("topic_sms", &self.topic_sms)
             .field("topic_messenger", &self.topic_messenger)
             .field("topic_dlq", &self.topic_dlq)
+            .field("topic_events", &self.topic_events)
             .field("http_addr", &self.http_addr)
             .field("kafka_properties", &redacted(&properties))
             .finish()
@@ -311,6 +335,7 @@ impl Settings {
         set(&mut self.kafka.topics.sms, &o.topic_sms);
         set(&mut self.kafka.topics.messenger, &o.topic_messenger);
         set(&mut self.kafka.topics.dlq, &o.topic_dlq);
+        set(&mut self.kafka.topics.events, &o.topic_events);
         set(&mut self.http.addr, &o.http_addr);
         for (k, v) in &o.kafka_properties {
             self.kafka.properties.insert(k.clone(), v.clone());
@@ -331,6 +356,9 @@ impl Settings {
             return invalid(
                 "a batch must fit in its partition's buffer: worker.batch_max_* <= worker.partition_queue_*".into(),
             );
+        }
+        if self.events.publish_batch == 0 {
+            return invalid("events.publish_batch must be positive".into());
         }
         if self.database.max_connections == 0 {
             return invalid("database.max_connections must be positive".into());
@@ -353,6 +381,16 @@ impl Settings {
         self.policy()?;
         self.http.listen_addr()?;
         Ok(())
+    }
+
+    /// The Kafka settings events are published with: `events.bootstrap_servers`
+    /// when set, else the input cluster's; the same properties either way.
+    pub fn events_kafka(&self) -> KafkaSettings {
+        let mut kafka = self.kafka.clone();
+        if !self.events.bootstrap_servers.trim().is_empty() {
+            kafka.bootstrap_servers = self.events.bootstrap_servers.trim().to_owned();
+        }
+        kafka
     }
 
     /// The decision table's policy.

@@ -31,6 +31,7 @@ pub mod dead_letter;
 pub mod decode;
 pub mod diagnose;
 pub mod domain;
+pub mod events;
 pub mod failure;
 pub mod http;
 pub mod kafka;

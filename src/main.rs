@@ -35,6 +35,8 @@ struct Cli {
     topic_messenger: Option<String>,
     #[arg(long, global = true, env = "SWITCHBOARD_TOPIC_DLQ")]
     topic_dlq: Option<String>,
+    #[arg(long, global = true, env = "SWITCHBOARD_TOPIC_EVENTS")]
+    topic_events: Option<String>,
     /// A librdkafka property, `name=value`; repeatable.
     #[arg(long = "kafka-property", global = true, value_parser = parse_property)]
     kafka_properties: Vec<(String, String)>,
@@ -71,6 +73,19 @@ enum Command {
     },
     /// Publish realistic sample traffic of every type to the input topics.
     PublishSample,
+    /// Print the conversation events (docs/events.md), one line each: those
+    /// on the topic now, or with --follow the new ones as they come.
+    Events {
+        /// Wait for new events and print them as they come (Ctrl-C ends).
+        #[arg(long)]
+        follow: bool,
+        /// The CloudEvents JSON, one per line, instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Stop after this many.
+        #[arg(long, default_value_t = 100_000)]
+        max: usize,
+    },
     /// Print every conversation and the totals.
     Report,
     /// Print the records on the dead-letter topic: where each came from and why.
@@ -256,6 +271,7 @@ async fn main() -> anyhow::Result<()> {
         topic_sms: cli.topic_sms.clone(),
         topic_messenger: cli.topic_messenger.clone(),
         topic_dlq: cli.topic_dlq.clone(),
+        topic_events: cli.topic_events.clone(),
         http_addr: cli.http_addr.clone(),
         kafka_properties: cli.kafka_properties.clone(),
     };
@@ -283,7 +299,39 @@ async fn main() -> anyhow::Result<()> {
             ensure_topics(&settings.kafka, &[&t.email, &t.sms, &t.messenger, &t.dlq], partitions).await.with_context(
                 || format!("creating topics on the Kafka broker at {}", settings.kafka.bootstrap_servers),
             )?;
+            let events = settings.events_kafka();
+            ensure_topics(&events, &[&t.events], partitions).await.with_context(|| {
+                format!("creating the events topic on the Kafka broker at {}", events.bootstrap_servers)
+            })?;
             tracing::info!(partitions, "Topics exist.");
+        }
+        Command::Events { follow, json, max } => {
+            let events = settings.events_kafka();
+            let topic = settings.kafka.topics.events.clone();
+            let print = move |record: &switchboard::record::SourceRecord| {
+                let text = String::from_utf8_lossy(record.value.as_deref().unwrap_or_default()).into_owned();
+                match serde_json::from_str::<switchboard::events::CloudEvent>(&text) {
+                    Ok(e) if !json => println!("{}", switchboard::events::follow::line(&e)),
+                    _ => println!("{text}"),
+                }
+            };
+            if follow {
+                let mut left = max;
+                tokio::task::spawn_blocking(move || {
+                    switchboard::kafka::follow_topic(&events, &topic, |r| {
+                        print(r);
+                        left -= 1;
+                        left > 0
+                    })
+                })
+                .await??;
+            } else {
+                let records = tokio::task::spawn_blocking(move || {
+                    switchboard::kafka::read_topic(&events, &topic, max, std::time::Duration::from_secs(3))
+                })
+                .await??;
+                records.iter().for_each(print);
+            }
         }
         Command::PublishSample => {
             let publisher = Publisher::new(&settings.kafka)?;

@@ -258,9 +258,10 @@ pub struct Placement {
     /// R2/R4: link the conversation the message lands in `follow_up` to this
     /// closed one.
     pub follow_up_of: Option<Uuid>,
-    /// Sender policy: conversations the message referenced but may not
-    /// join; the one it lands in is linked `related` to each (the agent
-    /// sees the context). Sorted, without duplicates.
+    /// Conversations the one the message lands in is linked `related` to:
+    /// those it referenced but may not join (sender policy), and the closed
+    /// one an automatic reply answers when it lands with the pair's ongoing
+    /// conversation (I6). Sorted, without duplicates.
     pub related_to: Vec<Uuid>,
 }
 
@@ -283,7 +284,11 @@ pub fn place(msg: &InboundMessage, facts: &Facts, policy: &Policy, now: DateTime
             // R6: a robot's reply never creates follow-up work; it lands with
             // the pair's ongoing conversation, else beside the closed one it
             // answers, which stays closed.
-            Some(ongoing) if automatic => append(Rule::ReplyClosedAutomatic, ongoing, true, policy),
+            // I6: where it lands is linked `related` to the thread it
+            // answers (R6 forbids a follow-up link, not this one).
+            Some(ongoing) if automatic => {
+                Placement { related_to: vec![closed.id], ..append(Rule::ReplyClosedAutomatic, ongoing, true, policy) }
+            }
             None if automatic => append(Rule::ReplyClosedAutomatic, *closed, true, policy),
             Some(ongoing) => {
                 Placement { follow_up_of: Some(closed.id), ..append(Rule::ReplyClosedAppended, ongoing, false, policy) }
@@ -313,7 +318,15 @@ pub fn place(msg: &InboundMessage, facts: &Facts, policy: &Policy, now: DateTime
         Target::Existing(conv) => Some(conv.id),
         Target::New(_) => None,
     };
-    let related_to = facts.refused.iter().map(|c| c.id).filter(|id| Some(*id) != landed).collect();
+    let mut related_to: Vec<Uuid> = facts
+        .refused
+        .iter()
+        .map(|c| c.id)
+        .chain(placement.related_to.iter().copied())
+        .filter(|id| Some(*id) != landed)
+        .collect();
+    related_to.sort_unstable();
+    related_to.dedup();
     Plan::Place(Placement { related_to, ..placement })
 }
 

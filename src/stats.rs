@@ -27,6 +27,7 @@ pub struct Stats {
     sender_refusals: AtomicU64,
     late_parent_merges: AtomicU64,
     links: Mutex<BTreeMap<String, u64>>,
+    events_published: Mutex<BTreeMap<&'static str, u64>>,
     shared_committed: AtomicU64,
     shared_fell_back: AtomicU64,
     shared_batches: AtomicU64,
@@ -77,6 +78,8 @@ pub struct Snapshot {
     pub late_parent_merges: u64,
     /// Links inserted, by kind: `sibling` (R7), `related` (R8 and the sender policy), `follow_up`.
     pub links_made: BTreeMap<String, u64>,
+    /// Conversation events the broker acknowledged, by type.
+    pub events_published: BTreeMap<&'static str, u64>,
     /// Shared transactions (several partitions' batches in one), by
     /// outcome: `committed`, or `fell_back` (each batch then placed alone).
     pub shared_transactions: BTreeMap<&'static str, u64>,
@@ -130,6 +133,11 @@ impl Stats {
     pub fn retried(&self, cause: &'static str) {
         self.retries.fetch_add(1, Ordering::Relaxed);
         bump(&self.retries_by_cause, cause, 1);
+    }
+
+    /// Events of this type the broker acknowledged.
+    pub fn events_published(&self, kind: crate::events::EventType, n: u64) {
+        bump(&self.events_published, kind.as_str(), n);
     }
 
     /// What a committed batch did besides placing messages.
@@ -216,6 +224,7 @@ impl Stats {
             sender_refusals: self.sender_refusals.load(Ordering::Relaxed),
             late_parent_merges: self.late_parent_merges.load(Ordering::Relaxed),
             links_made: self.links.lock().map(|m| m.clone()).unwrap_or_default(),
+            events_published: read(&self.events_published),
             // Both outcomes always, so a dashboard sees zeros.
             shared_transactions: [
                 ("committed", self.shared_committed.load(Ordering::Relaxed)),

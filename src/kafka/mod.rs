@@ -5,6 +5,7 @@
 
 mod admin;
 mod consumer;
+mod events;
 mod offsets;
 mod polling;
 mod producer;
@@ -13,11 +14,12 @@ mod source;
 
 pub use admin::ensure_topics;
 pub use consumer::{Consumer, PartitionKey};
+pub use events::EventProducer;
 pub use offsets::{GroupOffsets, OffsetsError};
 pub use producer::{PublishError, Publisher};
 /// Errors of the Kafka client, as the consumer's methods return them.
 pub use rdkafka::error::KafkaError;
-pub use reader::{consume_to_end, read_topic, ConsumeRate};
+pub use reader::{consume_to_end, follow_topic, read_topic, ConsumeRate};
 pub use source::{Polled, Revoking, Source};
 
 use crate::config::KafkaSettings;

@@ -44,6 +44,32 @@ pub fn read_topic(
     Ok(out)
 }
 
+/// Reads `topic` from the end it has now (every partition), handing each
+/// new record to `on`, until `on` returns false.
+pub fn follow_topic(
+    settings: &KafkaSettings,
+    topic: &str,
+    mut on: impl FnMut(&SourceRecord) -> bool,
+) -> anyhow::Result<()> {
+    let consumer: BaseConsumer =
+        client_config(settings, &[("group.id", "switchboard-reader")], &[("enable.auto.commit", "false")]).create()?;
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let mut tpl = TopicPartitionList::new();
+    for t in metadata.topics() {
+        for p in t.partitions() {
+            tpl.add_partition_offset(topic, p.id(), Offset::End)?;
+        }
+    }
+    consumer.assign(&tpl)?;
+    loop {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) if !on(&owned(&message)) => return Ok(()),
+            Some(Err(e)) => tracing::debug!(error = %e, "Reading failed; trying again."),
+            _ => {}
+        }
+    }
+}
+
 /// What a consume-only pass over some topics read.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ConsumeRate {

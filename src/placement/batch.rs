@@ -313,7 +313,7 @@ pub fn plan_batch(
                 });
             }
         }
-        late_parent(&mut snapshot, msg, conversation_id, message_id, policy, &mut related, &mut plan);
+        late_parent(&mut snapshot, msg, conversation_id, message_id, placement.rule, policy, &mut related, &mut plan);
         snapshot.messages.insert((msg.channel, msg.endpoint.to_string(), msg.external_id.to_string()), conversation_id);
         if msg.channel == Channel::Email {
             let status = snapshot.conversations.get(&conversation_id).map_or(Status::Open, |r| r.conversation.status);
@@ -347,18 +347,29 @@ pub fn replies_within(messages: &[&InboundMessage]) -> bool {
 /// conversations holding its replies that came first are merged into
 /// `landed` or linked `related` to it (see [`late_parent`]), and the
 /// snapshot is carried forward as the store will leave it.
+#[allow(clippy::too_many_arguments)]
 fn late_parent(
     snapshot: &mut Snapshot,
     msg: &InboundMessage,
     landed: Uuid,
     message_id: Uuid,
+    rule: Rule,
     policy: &Policy,
     related: &mut BTreeSet<(Uuid, Uuid)>,
     plan: &mut BatchPlan,
 ) {
     let key = (msg.channel, msg.endpoint.to_string(), msg.external_id.to_string());
     let Some(ids) = snapshot.replies.get(&key) else { return };
-    let Some(target) = snapshot.conversations.get(&landed).map(|r| r.conversation) else { return };
+    let Some(conversation) = snapshot.conversations.get(&landed).map(|r| r.conversation) else { return };
+    let of_the_thread = match rule {
+        Rule::ReplyOngoing | Rule::New | Rule::NewFollowUp | Rule::ReplyClosedFollowUp => true,
+        Rule::RepliesFirst => snapshot
+            .threads
+            .get(&landed)
+            .is_some_and(|s| late_parent::holds_only_the_thread(s, msg.external_id.as_str())),
+        Rule::SamePair | Rule::ReplyClosedAppended | Rule::ReplyClosedAutomatic | Rule::Duplicate => false,
+    };
+    let target = late_parent::Target { conversation, of_the_thread };
     let actions = {
         let snap = &*snapshot;
         let holders: Vec<late_parent::Holder<'_>> = ids

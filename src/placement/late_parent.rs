@@ -14,7 +14,8 @@
 
 use super::Conversation;
 use chrono::{DateTime, Duration, Utc};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+
 use uuid::Uuid;
 
 /// The most messages a conversation may hold and still be merged by R8. A
@@ -72,6 +73,17 @@ pub enum Action {
     Link(Uuid),
 }
 
+/// Where the late parent landed, as R8 needs to know it.
+#[derive(Clone, Copy, Debug)]
+pub struct Target {
+    pub conversation: Conversation,
+    /// The conversation is the thread's own: the parent's parent's (R1), a
+    /// new one (R4, R2's follow-up), or the replies' own holding nothing
+    /// else (R1r). Not a customer's other business (R3, an R2 or R6 append
+    /// to the pair's ongoing conversation): nothing is merged into that.
+    pub of_the_thread: bool,
+}
+
 /// R8 for the message `parent` (its id), landed in `target`, given the
 /// conversations that hold its replies (earliest stored first; repeats are
 /// fine). `joins_target` tells whether a message names one that is in
@@ -79,7 +91,7 @@ pub enum Action {
 /// `late_parent_window` (`None`: never merge, only link).
 pub fn decide(
     parent: &str,
-    target: &Conversation,
+    target: &Target,
     holders: &[Holder<'_>],
     joins_target: &dyn Fn(&ThreadMessage) -> bool,
     window: Option<Duration>,
@@ -88,10 +100,11 @@ pub fn decide(
     let mut seen: HashSet<Uuid> = HashSet::new();
     let mut actions = Vec::new();
     for h in holders {
-        if h.end.id == target.id || !seen.insert(h.end.id) {
+        if h.end.id == target.conversation.id || !seen.insert(h.end.id) {
             continue;
         }
-        let mergeable = target.is_ongoing()
+        let mergeable = target.conversation.is_ongoing()
+            && target.of_the_thread
             && h.admitted
             && h.shape.is_some_and(|s| {
                 s.untouched
@@ -104,16 +117,55 @@ pub fn decide(
     actions
 }
 
-/// The conversation holds nothing but replies of this thread: each of its
-/// messages names `parent`, another message of the same conversation, or a
-/// message already in the parent's conversation (a reply to a reply that
-/// arrived before the message it answers, which R1 would have put there).
+/// The replies' conversation R1r put the parent in holds nothing but the
+/// thread: with the parent in it, its messages are all tied together by
+/// the ids they name. A customer's other mail (an R3 append) names nothing
+/// there and nothing there names it.
+pub fn holds_only_the_thread(shape: &Shape, parent: &str) -> bool {
+    tied(shape, |m| m.id == parent)
+}
+
+/// The conversation holds nothing but replies of this thread: every message
+/// is tied to the parent by the ids the messages name: it names the parent,
+/// or a message already in the parent's conversation (which R1 would have
+/// put there had it come later), or another message of the conversation
+/// that is tied, or is named by one. The last case is a reply whose own
+/// parent has not arrived yet, held there because a reply to it came first.
 fn only_replies_of(shape: &Shape, parent: &str, joins_target: &dyn Fn(&ThreadMessage) -> bool) -> bool {
-    let ids: HashSet<&str> = shape.messages.iter().map(|m| m.id.as_str()).collect();
-    shape
-        .messages
-        .iter()
-        .all(|m| m.names.iter().any(|n| n == parent || (n != &m.id && ids.contains(n.as_str()))) || joins_target(m))
+    tied(shape, |m| m.names.iter().any(|n| n == parent) || joins_target(m))
+}
+
+/// Whether every message of `shape` is connected, through the ids the
+/// messages name, to one for which `anchored` holds.
+fn tied(shape: &Shape, anchored: impl Fn(&ThreadMessage) -> bool) -> bool {
+    let messages = &shape.messages;
+    let index: HashMap<&str, usize> = messages.iter().enumerate().map(|(i, m)| (m.id.as_str(), i)).collect();
+    // Union-find; the extra last slot is the anchor.
+    let anchor = messages.len();
+    let mut group: Vec<usize> = (0..=anchor).collect();
+    fn root(group: &mut [usize], mut i: usize) -> usize {
+        while group[i] != i {
+            group[i] = group[group[i]];
+            i = group[i];
+        }
+        i
+    }
+    let join = |group: &mut Vec<usize>, a: usize, b: usize| {
+        let (a, b) = (root(group, a), root(group, b));
+        group[a] = b;
+    };
+    for (i, m) in messages.iter().enumerate() {
+        if anchored(m) {
+            join(&mut group, i, anchor);
+        }
+        for n in &m.names {
+            if let Some(&j) = index.get(n.as_str()) {
+                join(&mut group, i, j);
+            }
+        }
+    }
+    let a = root(&mut group, anchor);
+    (0..messages.len()).all(|i| root(&mut group, i) == a)
 }
 
 #[cfg(test)]
@@ -150,7 +202,8 @@ mod tests {
         window: Option<Duration>,
         now: DateTime<Utc>,
     ) -> Vec<Action> {
-        super::decide(parent, target, holders, &nothing_in_target, window, now)
+        let target = Target { conversation: *target, of_the_thread: true };
+        super::decide(parent, &target, holders, &nothing_in_target, window, now)
     }
 
     fn shape(messages: Vec<ThreadMessage>) -> Shape {
@@ -218,9 +271,26 @@ mod tests {
         let s = shape(vec![reply("d", &["a"]), reply("c", &["b"])]);
         let target = conv(1, Status::Open);
         let in_target = |m: &ThreadMessage| m.names.iter().any(|n| n == "b");
-        let merged = super::decide("a", &target, &[holder(2, &s)], &in_target, HOUR, at(1));
+        let t = Target { conversation: target, of_the_thread: true };
+        let merged = super::decide("a", &t, &[holder(2, &s)], &in_target, HOUR, at(1));
         assert_eq!(merged, vec![Action::Merge(Uuid::from_u128(2))]);
         assert_eq!(decide("a", &target, &[holder(2, &s)], HOUR, at(1)), vec![Action::Link(Uuid::from_u128(2))]);
+    }
+
+    #[test]
+    fn nothing_is_merged_into_a_customers_other_business() {
+        let s = shape(vec![reply("b", &["a"])]);
+        let other = Target { conversation: conv(1, Status::Open), of_the_thread: false };
+        let actions = super::decide("a", &other, &[holder(2, &s)], &nothing_in_target, HOUR, at(1));
+        assert_eq!(actions, vec![Action::Link(Uuid::from_u128(2))]);
+        // R1r's target: the replies' conversation, with the parent in it.
+        let own = shape(vec![reply("b", &["a"]), reply("a", &[]), reply("c", &["b"])]);
+        assert!(holds_only_the_thread(&own, "a"));
+        // c answers b, whose own parent (x) has not come: c still ties b to a.
+        let gap = shape(vec![reply("c", &["b", "a"]), reply("b", &["x"]), reply("a", &[])]);
+        assert!(holds_only_the_thread(&gap, "a"));
+        let mixed = shape(vec![reply("invoice", &[]), reply("b", &["a"]), reply("a", &[])]);
+        assert!(!holds_only_the_thread(&mixed, "a"));
     }
 
     #[test]

@@ -219,18 +219,22 @@ fn r6_automatic_mail_never_reopens() {
 }
 
 #[test]
-fn r6_automatic_reply_to_a_closed_conversation_starts_and_links_nothing() {
+fn r6_automatic_reply_to_a_closed_conversation_starts_no_follow_up_and_is_linked_related_when_apart() {
     let closed = conv(1, Status::Closed);
     let mut m = reply_to(msg(Channel::Email), "m-1");
     m.auto_generated = true;
     let alone = Facts { references: refs(&[("m-1", closed)]), ..Facts::default() };
     let p = placed(place(&m, &alone, &Policy::default(), now()));
     assert_eq!((p.rule, existing(&p), p.follow_up_of, p.reopen), (Rule::ReplyClosedAutomatic, closed.id, None, false));
+    assert!(p.related_to.is_empty(), "it is with the thread it answers");
 
+    // With the pair's ongoing conversation: no follow-up (R6), but I6 wants
+    // it linked to the thread it answers.
     let ongoing = conv(2, Status::Waiting);
     let with_pair = Facts { pair_ongoing: Some(ongoing), ..alone };
     let p = placed(place(&m, &with_pair, &Policy::default(), now()));
     assert_eq!((existing(&p), p.follow_up_of, p.reopen), (ongoing.id, None, false));
+    assert_eq!(p.related_to, vec![closed.id]);
 }
 
 #[test]

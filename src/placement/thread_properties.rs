@@ -1,7 +1,7 @@
 //! Property tests of R8 and I6 (contract section 3): a generated email
 //! thread (roots, replies, replies to replies, messages that never arrive,
 //! references in full or only `In-Reply-To`, several senders, copies to a
-//! second inbox) and a customer's unrelated mail, placed in many orders and
+//! second inbox, automatic replies) and a customer's unrelated mail, placed in many orders and
 //! batchings through [`plan_batch`] against the in-memory database of
 //! [`super::batch_model`], with agents acting between batches.
 //!
@@ -32,6 +32,8 @@ struct Node {
     missing: bool,
     /// A copy also reaches the second inbox.
     copied: bool,
+    /// An automatic reply (R6: never reopens, never starts a follow-up).
+    automatic: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -60,20 +62,28 @@ struct Scenario {
 
 const INBOXES: [&str; 2] = ["support@acme.test", "sales@acme.test"];
 
-fn node() -> impl Strategy<Value = (prop::sample::Index, u8, bool, bool, bool)> {
-    (any::<prop::sample::Index>(), 0..4u8, any::<bool>(), proptest::bool::weighted(0.15), proptest::bool::weighted(0.2))
+fn node() -> impl Strategy<Value = (prop::sample::Index, u8, bool, bool, bool, bool)> {
+    (
+        any::<prop::sample::Index>(),
+        0..4u8,
+        any::<bool>(),
+        proptest::bool::weighted(0.15),
+        proptest::bool::weighted(0.2),
+        proptest::bool::weighted(0.1),
+    )
 }
 
 fn scenario() -> impl Strategy<Value = Scenario> {
     let nodes = proptest::collection::vec(node(), 2..10).prop_map(|raw| {
         raw.into_iter()
             .enumerate()
-            .map(|(i, (parent, sender, full_references, missing, copied))| Node {
+            .map(|(i, (parent, sender, full_references, missing, copied, automatic))| Node {
                 parent: (i > 0).then(|| parent.index(i)),
                 sender,
                 full_references,
                 missing,
                 copied,
+                automatic,
             })
             .collect::<Vec<_>>()
     });
@@ -132,6 +142,7 @@ fn records_of(nodes: &[Node], unrelated: &[u8]) -> Vec<(Option<usize>, InboundMe
         let inboxes = if n.copied { &INBOXES[..] } else { &INBOXES[..1] };
         for inbox in inboxes {
             let mut m = mail(inbox, n.sender, &id_of(i), n.parent.map(id_of), references.clone());
+            m.auto_generated = n.automatic;
             // Everyone on the list receives every message.
             m.details.to = (0..4).map(sender_of).collect();
             out.push((Some(i), m));
@@ -347,4 +358,35 @@ proptest! {
             check(&s, &r)?;
         }
     }
+}
+
+/// A review's case: Bob's invoice conversation took his reply to a list
+/// post by R3 before the post arrived; Carol's reply started its own. The
+/// post joins Bob's conversation by R1r (the earliest reply is there), and
+/// Carol's conversation is linked to it, not merged into Bob's invoice.
+#[test]
+fn nothing_is_merged_into_a_conversation_holding_a_customers_other_business() {
+    let policy = Policy { reply_senders: SenderPolicy::Any, ..Policy::default() };
+    let mut db = Db::default();
+    let invoice = mail(INBOXES[0], 1, "invoice@example.com", None, vec![]);
+    let bob = mail(INBOXES[0], 1, "r1@lists.test", Some("p@lists.test".into()), vec![]);
+    let carol = mail(INBOXES[0], 2, "r2@lists.test", Some("p@lists.test".into()), vec![]);
+    let post = mail(INBOXES[0], 3, "p@lists.test", None, vec![]);
+    for m in [&invoice, &bob, &carol, &post] {
+        db.place(std::slice::from_ref(m), &policy);
+    }
+    let conv = |id: &str| db.messages[&(Channel::Email, INBOXES[0].to_owned(), id.to_owned())];
+    assert_eq!(conv("r1@lists.test"), conv("invoice@example.com"), "R3");
+    assert_eq!(conv("p@lists.test"), conv("invoice@example.com"), "R1r");
+    assert!(db.merges.is_empty(), "merged: {:?}", db.merges);
+    let (carols, bobs) = (conv("r2@lists.test"), conv("invoice@example.com"));
+    assert!(db.links.contains(&(carols, bobs, "related")), "linked instead: {:?}", db.links);
+
+    // Without the invoice, Bob's and Carol's conversations hold only the
+    // thread, and the post gathers them.
+    let mut db = Db::default();
+    for m in [&bob, &carol, &post] {
+        db.place(std::slice::from_ref(m), &policy);
+    }
+    assert_eq!(db.merges.len(), 1, "{:?}", db.links);
 }

@@ -44,6 +44,7 @@ pub use limits::LockTable;
 #[doc(hidden)]
 pub use snapshot_sql::{PARTICIPATION_SQL, SNAPSHOT_SQL};
 mod locks;
+pub mod outbox;
 pub use locks::locks_needed;
 mod report;
 mod snapshot;
@@ -164,6 +165,8 @@ pub struct Placed {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: PgPool,
+    /// Write each batch's events to the outbox (`events.enabled`).
+    events: bool,
 }
 
 impl Store {
@@ -198,12 +201,17 @@ impl Store {
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
             .connect_lazy_with(options);
-        Ok(Store { pool })
+        Ok(Store { pool, events: true })
     }
 
     /// Wraps an existing pool (tests).
     pub fn from_pool(pool: PgPool) -> Store {
-        Store { pool }
+        Store { pool, events: true }
+    }
+
+    /// The same store, writing events to the outbox or not.
+    pub fn with_events(self, events: bool) -> Store {
+        Store { events, ..self }
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -247,14 +255,14 @@ impl Store {
         lock_timeout: Option<Duration>,
     ) -> Result<Placed, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        match place_on(&mut conn, items, policy, lock_timeout).await {
+        match place_on(&mut conn, items, policy, lock_timeout, self.events).await {
             Err(err) if err.is_outdated_prepared_statement() => {
                 // Nothing was written (the transaction rolled back). The
                 // connection's prepared statements are what failed: it
                 // forgets them, and the batch goes again at once.
                 tracing::info!(error = %err, "A migration changed what a prepared statement returns; preparing the statements again.");
                 conn.clear_cached_statements().await?;
-                place_on(&mut conn, items, policy, lock_timeout).await
+                place_on(&mut conn, items, policy, lock_timeout, self.events).await
             }
             placed => placed,
         }
@@ -267,6 +275,7 @@ async fn place_on(
     items: &[&Item],
     policy: &Policy,
     lock_timeout: Option<Duration>,
+    events: bool,
 ) -> Result<Placed, StoreError> {
     let messages: Vec<&InboundMessage> = items.iter().map(|i| &i.message).collect();
     let started = std::time::Instant::now();
@@ -283,11 +292,16 @@ async fn place_on(
     locks::acquire(&mut tx, &keys).await?;
     let locked = started.elapsed();
     let mut snapshot = snapshot::fetch(&mut tx, &messages).await?;
-    snapshot::threads(&mut tx, &messages, &mut snapshot).await?;
+    snapshot::threads(&mut tx, &messages, policy, &mut snapshot).await?;
     snapshot::participation(&mut tx, &messages, policy, &mut snapshot).await?;
     let fetched = started.elapsed();
     let plan = batch::plan_batch(&messages, snapshot, policy, Uuid::now_v7);
-    let links = writes::write(&mut tx, items, &plan).await?;
+    let inserted = writes::write(&mut tx, items, &plan).await?;
+    if events {
+        let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let links: Vec<outbox::InsertedLink> = inserted.iter().map(|i| i.link.clone()).collect();
+        outbox::insert(&mut tx, &outbox::events(items, &plan, &links, &time)).await?;
+    }
     let written = started.elapsed();
     tx.commit().await?;
     // Messages are written in chunks, but one larger than a chunk still
@@ -307,7 +321,11 @@ async fn place_on(
         sender_refusals: plan.sender_refusals,
         reopens: plan.updates.iter().filter(|u| u.reopen).count() as u64,
         late_parent_merges: plan.merges.len() as u64,
-        links: links.into_iter().map(|(kind, n)| (kind, n as u64)).collect(),
+        links: inserted.iter().fold(BTreeMap::new(), |mut by_kind, i| {
+            let kind = if i.sibling { "sibling".to_owned() } else { i.link.kind.clone() };
+            *by_kind.entry(kind).or_insert(0) += 1;
+            by_kind
+        }),
     };
     Ok(Placed { outcomes: plan.results.into_iter().map(Outcome::from).collect(), effects })
 }

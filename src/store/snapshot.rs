@@ -82,9 +82,25 @@ pub(super) async fn fetch(
 pub(super) async fn threads(
     tx: &mut Transaction<'_, Postgres>,
     messages: &[&InboundMessage],
+    policy: &Policy,
     snapshot: &mut Snapshot,
 ) -> Result<(), sqlx::Error> {
-    let mut asked: BTreeSet<Uuid> = snapshot.replies.values().flatten().copied().collect();
+    // No window: R8 only links, and links need no shapes.
+    let Some(window) = policy.late_parent_window else { return Ok(()) };
+    let mut asked: BTreeSet<Uuid> = BTreeSet::new();
+    // The replies' conversations and the ends of their merge chains.
+    for id in snapshot.replies.values().flatten() {
+        let mut id = *id;
+        for _ in 0..64 {
+            if !asked.insert(id) {
+                break;
+            }
+            match snapshot.conversations.get(&id).and_then(|r| r.merged_into) {
+                Some(next) => id = next,
+                None => break,
+            }
+        }
+    }
     if replies_within(messages) {
         asked.extend(snapshot.conversations.keys().copied());
     }
@@ -92,8 +108,20 @@ pub(super) async fn threads(
         return Ok(());
     }
     let asked: Vec<Uuid> = asked.into_iter().collect();
-    let rows =
-        sqlx::query(THREADS_SQL).bind(&asked).bind(late_parent::MAX_MESSAGES as i64).fetch_all(&mut **tx).await?;
+    // The snapshot holds them `FOR NO KEY UPDATE`, which lets an agent's
+    // outbound message or merge into one of them (a foreign key's `KEY
+    // SHARE`) through. `FOR UPDATE` waits for those, and the statement after
+    // it sees what they committed.
+    sqlx::query("SELECT 1 FROM conversations WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+        .bind(&asked)
+        .execute(&mut **tx)
+        .await?;
+    let rows = sqlx::query(THREADS_SQL)
+        .bind(&asked)
+        .bind(late_parent::MAX_MESSAGES as i64)
+        .bind(window.as_seconds_f64())
+        .fetch_all(&mut **tx)
+        .await?;
     for row in &rows {
         let shape = snapshot.threads.entry(row.get("conv")).or_insert_with(|| Shape {
             untouched: true,
@@ -176,9 +204,23 @@ pub(super) async fn participation(
                 != SenderPolicy::Any
     });
     if policed {
+        // A parent lands at the end of a merge chain that is ongoing (or in
+        // a conversation of its own batch, which the planner knows).
+        let targets: Vec<Uuid> = snapshot
+            .conversations
+            .values()
+            .filter(|r| r.merged_into.is_none() && r.conversation.is_ongoing())
+            .map(|r| r.conversation.id)
+            .collect();
         for sender in &thread_senders {
-            asked.extend(snapshot.conversations.keys().map(|id| (*id, sender.as_str())));
+            asked.extend(targets.iter().map(|id| (*id, sender.as_str())));
         }
+    }
+    // R8 may merge a thread's conversation into one a sender is asked
+    // about; its participants then count there, so they are asked too.
+    let senders: BTreeSet<&str> = asked.iter().map(|(_, s)| *s).collect();
+    for id in snapshot.threads.keys() {
+        asked.extend(senders.iter().map(|s| (*id, *s)));
     }
     if asked.is_empty() {
         return Ok(());

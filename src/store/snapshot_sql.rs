@@ -149,12 +149,14 @@ pub const PARTICIPATION_SQL: &str = r#"WITH RECURSIVE asked AS (
 /// the messages those ids name; nothing for the others. "Untouched" in SQL: `open`, no
 /// assignee, queue or form, not merged, a `created` event and no
 /// `reopened` one, only inbound messages, every conversation merged into
-/// it merged by R8 (a `merged` event), and at most `$2` messages. The
-/// window is the planner's to apply, from `created_at`.
+/// it merged by R8 (a `merged` event), at most `$2` messages, and created
+/// less than `$3` seconds ago (the window; the planner applies it again
+/// against the snapshot's clock).
 pub const THREADS_SQL: &str = r#"WITH RECURSIVE
   asked AS (
     SELECT c.id, c.created_at FROM conversations c
     WHERE c.id = ANY($1::uuid[]) AND c.status = 'open' AND c.merged_into IS NULL
+      AND c.created_at > clock_timestamp() - make_interval(secs => $3)
       AND c.assignee IS NULL AND c.queue IS NULL AND c.form IS NULL
       AND EXISTS (SELECT 1 FROM conversation_events e WHERE e.conversation_id = c.id AND e.kind = 'created')
       AND NOT EXISTS (SELECT 1 FROM conversation_events e WHERE e.conversation_id = c.id AND e.kind = 'reopened')),

@@ -4,6 +4,7 @@
 //! by bytes ([`MESSAGE_CHUNK_BYTES`]), so that a batch of emails does not
 //! leave every pooled connection with a buffer of its size.
 
+use super::outbox::InsertedLink;
 use super::Item;
 use crate::domain::InboundMessage;
 use crate::placement::batch::{BatchPlan, MessageRow};
@@ -16,7 +17,7 @@ pub(super) async fn write(
     tx: &mut Transaction<'_, Postgres>,
     items: &[&Item],
     plan: &BatchPlan,
-) -> Result<Vec<(String, i64)>, sqlx::Error> {
+) -> Result<Vec<Inserted>, sqlx::Error> {
     insert_conversations(tx, plan).await?;
     insert_messages(tx, items, plan).await?;
     update_conversations(tx, plan).await?;
@@ -36,7 +37,7 @@ async fn merge_late_threads(tx: &mut Transaction<'_, Postgres>, plan: &BatchPlan
     let into: Vec<Uuid> = plan.merges.iter().map(|m| m.into).collect();
     sqlx::query(
         "UPDATE conversations c
-         SET merged_into = u.target, status = 'closed', closed_at = now(), updated_at = now()
+         SET merged_into = u.target, status = 'closed', closed_at = clock_timestamp(), updated_at = clock_timestamp()
          FROM unnest($1::uuid[], $2::uuid[]) AS u(id, target)
          WHERE c.id = u.id",
     )
@@ -308,8 +309,8 @@ async fn insert_events(tx: &mut Transaction<'_, Postgres>, plan: &BatchPlan) -> 
 /// may delete is therefore locked first (ascending keys, after every other
 /// lock of the batch), and the "still needed" check runs in SQL after those
 /// locks, where it sees what the batch that held them committed.
-/// Returns how many links it inserted, by kind (`sibling` for R7's own).
-async fn relink(tx: &mut Transaction<'_, Postgres>, plan: &BatchPlan) -> Result<Vec<(String, i64)>, sqlx::Error> {
+/// Returns the links it inserted.
+async fn relink(tx: &mut Transaction<'_, Postgres>, plan: &BatchPlan) -> Result<Vec<Inserted>, sqlx::Error> {
     let mut keys: Vec<i64> = plan
         .links
         .iter()
@@ -364,7 +365,7 @@ async fn relink(tx: &mut Transaction<'_, Postgres>, plan: &BatchPlan) -> Result<
     // locks above make that check exact; migration 20261206000000 makes
     // the store refuse it too). Written without naming a conflict target,
     // so a worker runs on the schema before that migration as well.
-    sqlx::query_as::<_, (String, i64)>(
+    let inserted = sqlx::query_as::<_, (Uuid, Uuid, String, Uuid, Option<String>, bool)>(
         "WITH wanted AS (
              SELECT DISTINCT ON (LEAST(from_id, to_id), GREATEST(from_id, to_id), kind) *
              FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::text[], $6::bool[])
@@ -393,9 +394,9 @@ async fn relink(tx: &mut Transaction<'_, Postgres>, plan: &BatchPlan) -> Result<
              WHERE w.status IS NOT NULL
              ORDER BY w.n
          )
-         SELECT CASE WHEN w.sibling THEN 'sibling' ELSE w.kind END, count(*)
+         SELECT w.from_id, w.to_id, w.kind, w.cause, w.status, w.sibling
          FROM upserted i JOIN wanted w ON w.from_id = i.conversation_id AND w.to_id = i.related_conversation_id AND w.kind = i.kind
-         GROUP BY 1",
+         ORDER BY w.n",
     )
     .bind(&from)
     .bind(&to)
@@ -404,7 +405,20 @@ async fn relink(tx: &mut Transaction<'_, Postgres>, plan: &BatchPlan) -> Result<
     .bind(&statuses)
     .bind(&sibling)
     .fetch_all(&mut **tx)
-    .await
+    .await?;
+    Ok(inserted
+        .into_iter()
+        .map(|(from, to, kind, cause, status, sibling)| Inserted {
+            link: InsertedLink { from, to, kind, cause, status },
+            sibling,
+        })
+        .collect())
+}
+
+/// A link the batch inserted; `sibling` when R7 alone made it.
+pub(super) struct Inserted {
+    pub link: InsertedLink,
+    pub sibling: bool,
 }
 
 #[cfg(test)]

@@ -69,9 +69,20 @@ pub struct Telemetry {
     in_flight_records: AtomicI64,
     in_flight_bytes: AtomicI64,
     paused_partitions: AtomicI64,
+    /// The events outbox as last counted, and its alarm bounds.
+    outbox: Mutex<OutboxView>,
+    event_publish_seconds: Histogram,
     /// How long a partition with work may go without progress before
     /// `/readyz` calls it stuck.
     stuck_after: Duration,
+}
+
+/// The outbox's size as last counted; `alarm` is set when events are on.
+#[derive(Debug, Default)]
+struct OutboxView {
+    rows: u64,
+    oldest_secs: f64,
+    alarm: Option<(u64, Duration)>,
 }
 
 impl Telemetry {
@@ -87,6 +98,8 @@ impl Telemetry {
             in_flight_records: AtomicI64::new(0),
             in_flight_bytes: AtomicI64::new(0),
             paused_partitions: AtomicI64::new(0),
+            outbox: Mutex::default(),
+            event_publish_seconds: Histogram::new(LATENCY_SECONDS),
             stuck_after,
         })
     }
@@ -161,6 +174,25 @@ impl Telemetry {
     /// Records queued for a partition whose task is gone were never applied.
     pub fn dropped(&self, record: &SourceRecord) {
         self.leave_flight(&(record.topic.clone(), record.partition), std::slice::from_ref(record));
+    }
+
+    /// Events are on: `/readyz` fails past these bounds of the outbox.
+    pub fn outbox_alarm(&self, rows: u64, age: Duration) {
+        if let Ok(mut o) = self.outbox.lock() {
+            o.alarm = Some((rows, age));
+        }
+    }
+
+    /// The outbox holds `rows`, the oldest for `oldest_secs`.
+    pub fn outbox(&self, rows: i64, oldest_secs: f64) {
+        if let Ok(mut o) = self.outbox.lock() {
+            (o.rows, o.oldest_secs) = (rows.max(0) as u64, oldest_secs.max(0.0));
+        }
+    }
+
+    /// The broker acknowledged events that waited this long in the outbox.
+    pub fn events_acknowledged(&self, waited_secs: impl Iterator<Item = f64>) {
+        self.event_publish_seconds.observe_all(waited_secs);
     }
 
     /// The number of partitions flow control has paused right now.

@@ -187,6 +187,38 @@ pub(super) fn render(t: &Telemetry) -> String {
         "From the worker taking a record from librdkafka to its batch being durable: the worker's share of the end-to-end latency.",
     );
 
+    t.event_publish_seconds.render(
+        &mut out,
+        "switchboard_event_publish_seconds",
+        "From an event's batch commit (its outbox row) to the broker's acknowledgement.",
+    );
+    family(
+        &mut out,
+        "switchboard_events_published_total",
+        "counter",
+        "Conversation events the broker acknowledged, by type.",
+    );
+    let mut types: BTreeMap<&'static str, u64> =
+        crate::events::EventType::ALL.iter().map(|t| (t.as_str(), 0)).collect();
+    types.extend(s.events_published.iter().map(|(k, v)| (*k, *v)));
+    labelled(&mut out, "switchboard_events_published_total", "type", &types);
+    if let Ok(o) = t.outbox.lock() {
+        single(
+            &mut out,
+            "switchboard_outbox_rows",
+            "gauge",
+            "Events written and not yet acknowledged by the broker.",
+            o.rows,
+        );
+        family(
+            &mut out,
+            "switchboard_outbox_oldest_seconds",
+            "gauge",
+            "How long the oldest unpublished event has waited.",
+        );
+        let _ = writeln!(out, "switchboard_outbox_oldest_seconds {:.3}", o.oldest_secs);
+    }
+
     for (name, kind, help, value) in [
         ("switchboard_in_flight_records", "gauge", "Records consumed and not yet durable.", &t.in_flight_records),
         ("switchboard_in_flight_bytes", "gauge", "Value bytes of the records in flight.", &t.in_flight_bytes),

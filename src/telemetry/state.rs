@@ -144,6 +144,19 @@ impl Telemetry {
                 }
             }
         }
+        if let Ok(o) = self.outbox.lock() {
+            if let Some((rows, age)) = o.alarm {
+                if o.rows > rows || o.oldest_secs > age.as_secs_f64() {
+                    reasons.push(format!(
+                        "events outbox holds {} rows, the oldest unpublished for {:.0} s (bounds {rows} rows, {} s): \
+                         the events broker is down or refuses the topic",
+                        o.rows,
+                        o.oldest_secs,
+                        age.as_secs()
+                    ));
+                }
+            }
+        }
         // A wait shorter than this is a passing fault (a deadlock retried),
         // not a reason to take the worker out of rotation.
         for (who, cause, since) in self.stats.waits() {

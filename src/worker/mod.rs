@@ -140,7 +140,8 @@ pub async fn run_observed(
     let w = &settings.worker;
     allocator::return_large_blocks_to_the_system();
     let stats = Arc::new(Stats::default());
-    let store = Store::connect_lazy(&settings.database.url, settings.database.max_connections)?;
+    let store = Store::connect_lazy(&settings.database.url, settings.database.max_connections)?
+        .with_events(settings.events.enabled);
     let budget = lock_budget(settings, &store).await;
     let limits = Limits {
         batch_records: budget.batch_records,
@@ -194,6 +195,16 @@ pub async fn run_observed(
     // The metrics and health endpoint and the lag poller (crate::telemetry).
     let sidecar = Sidecar::start(settings, stats.clone(), pipeline.store.clone(), consumer.clone()).await?;
     let telemetry = sidecar.telemetry.clone();
+    // Conversation events: published beside placement, never in its way.
+    let (events_stop, events_stop_rx) = tokio::sync::watch::channel(false);
+    let events = match settings.events.enabled {
+        true => {
+            let publisher =
+                crate::events::publisher::Publisher::new(settings, pipeline.store.clone(), telemetry.clone())?;
+            Some(tokio::spawn(publisher.run(events_stop_rx, w.shutdown_timeout)))
+        }
+        false => None,
+    };
     // Flow control's own view (buffers, pauses) feeds the in-flight gauges.
     let flow_gauges = tokio::spawn({
         let (partitions, telemetry) = (partitions.clone(), telemetry.clone());
@@ -252,6 +263,12 @@ pub async fn run_observed(
     let commit_consumer = consumer.clone();
     tokio::task::spawn_blocking(move || commit_consumer.commit()).await?;
     consumer.leave().await;
+    // What this run committed goes out before it exits, within the
+    // shutdown timeout; the rest at the next start.
+    let _ = events_stop.send(true);
+    if let Some(events) = events {
+        let _ = tokio::time::timeout(w.shutdown_timeout + std::time::Duration::from_secs(5), events).await;
+    }
     flow_gauges.abort();
     sidecar.stop().await;
     tracing::info!("Offsets committed; left the group.");

@@ -12,19 +12,29 @@ use std::time::Duration;
 /// An Apache Kafka broker of the test's own, started and stopped with
 /// `scripts/services.sh`, so stopping it leaves the shared broker (and the
 /// tests running beside this one) alone. Its records live on disk.
-struct OwnBroker {
+pub(crate) struct OwnBroker {
     port: u16,
 }
 
 impl OwnBroker {
-    fn start(port: u16) -> OwnBroker {
+    pub(crate) fn start(port: u16) -> OwnBroker {
         let broker = OwnBroker { port };
         broker.services("broker-start");
         broker
     }
 
-    fn address(&self) -> String {
+    pub(crate) fn address(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Stops it; its records stay on disk.
+    pub(crate) fn stop(&self) {
+        self.services("broker-stop");
+    }
+
+    /// Starts it again after `stop`.
+    pub(crate) fn restart(&self) {
+        self.services("broker-start");
     }
 
     fn services(&self, command: &str) {

@@ -105,6 +105,10 @@ async fn sigkills_under_load_lose_nothing_and_double_nothing() {
     assert_eq!(kills, scale.kills);
     assert!(env.dead_letters().is_empty(), "nothing dead-lettered");
     check_invariants(&env, &ids).await;
+    // Events: none lost, none for a batch that rolled back, resends dropped
+    // by id (contract section 6).
+    let events = crate::events::check_events(&env, &env.settings.kafka).await;
+    eprintln!("crashes: {} events, each decision once", events.len());
 }
 
 /// A Postgres server of the test's own, so stopping it leaves the shared

@@ -79,6 +79,7 @@ impl TestEnv {
             topic_sms: Some(format!("{prefix}.sms")),
             topic_messenger: Some(format!("{prefix}.messenger")),
             topic_dlq: Some(format!("{prefix}.dlq")),
+            topic_events: Some(format!("{prefix}.events")),
             // Tests run workers side by side; the one that scrapes picks a port.
             http_addr: Some("off".into()),
             kafka_properties: vec![],
@@ -94,7 +95,7 @@ impl TestEnv {
             Store::from_pool(pool.clone()).migrate().await.expect("migrate");
         }
         let t = &settings.kafka.topics;
-        ensure_topics(&settings.kafka, &[&t.email, &t.sms, &t.messenger, &t.dlq], partitions)
+        ensure_topics(&settings.kafka, &[&t.email, &t.sms, &t.messenger, &t.dlq, &t.events], partitions)
             .await
             .expect("create topics");
         let publisher = Publisher::new(&settings.kafka).expect("publisher");
@@ -154,6 +155,7 @@ impl TestEnv {
             "sms" => t.sms.clone(),
             "messenger" => t.messenger.clone(),
             "dlq" => t.dlq.clone(),
+            "events" => t.events.clone(),
             other => panic!("no such channel {other}"),
         }
     }
@@ -218,6 +220,7 @@ impl TestEnv {
             .env("SWITCHBOARD_TOPIC_SMS", &s.kafka.topics.sms)
             .env("SWITCHBOARD_TOPIC_MESSENGER", &s.kafka.topics.messenger)
             .env("SWITCHBOARD_TOPIC_DLQ", &s.kafka.topics.dlq)
+            .env("SWITCHBOARD_TOPIC_EVENTS", &s.kafka.topics.events)
             .env("RUST_LOG", "warn")
             .env("SWITCHBOARD_HTTP_ADDR", "off")
             // A killed member's partitions move on after its session times out.
@@ -306,7 +309,11 @@ pub fn services(command: &str, port: u16) {
 /// already stopped) only leaves them behind.
 async fn delete_topics(kafka: &switchboard::config::KafkaSettings) {
     let t = &kafka.topics;
-    delete_topic_names(kafka, &[t.email.as_str(), t.sms.as_str(), t.messenger.as_str(), t.dlq.as_str()]).await;
+    delete_topic_names(
+        kafka,
+        &[t.email.as_str(), t.sms.as_str(), t.messenger.as_str(), t.dlq.as_str(), t.events.as_str()],
+    )
+    .await;
 }
 
 async fn delete_topic_names(kafka: &switchboard::config::KafkaSettings, topics: &[&str]) {

@@ -256,9 +256,10 @@ async fn list_traffic_shuffled_over_four_partitions_by_two_workers_keeps_every_r
         if r == p {
             together += 1;
         } else if links.contains(&(*r, *p)) {
-            // R3 put the reply with its sender's ongoing conversation about
-            // other threads; R8 never moves that, it links.
-            if threads_in[&conversation[reply]].len() > 1 {
+            // R3 put the reply, or its parent, with a sender's ongoing
+            // conversation about other threads: R8 never moves such a
+            // conversation, nor merges a thread into it; it links.
+            if threads_in[&conversation[reply]].len() > 1 || threads_in[&conversation[parent]].len() > 1 {
                 linked_by_r3 += 1;
             } else {
                 linked.push(reply.clone());
@@ -269,8 +270,9 @@ async fn list_traffic_shuffled_over_four_partitions_by_two_workers_keeps_every_r
     }
     let replies = together + linked_by_r3 + linked.len() + apart.len();
     eprintln!(
-        "list traffic: {replies} replies, {together} in their parent's conversation, {linked_by_r3} linked from a \
-         sender's conversation about other threads (R3), {} linked otherwise, {} apart; {} merges by R8",
+        "list traffic: {replies} replies, {together} in their parent's conversation, {linked_by_r3} linked where \
+         the reply or its parent sits in a sender's conversation about other threads (R3), {} linked otherwise, \
+         {} apart; {} merges by R8",
         linked.len(),
         apart.len(),
         env.count("SELECT count(*) FROM conversation_events WHERE kind = 'merged'").await

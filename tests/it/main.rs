@@ -12,6 +12,7 @@ mod concurrency;
 mod dead_letters;
 mod email_ids;
 mod end_to_end;
+mod events;
 mod faults;
 mod flow;
 mod handover;

@@ -81,7 +81,9 @@ async fn place(store: &Store, items: &[Item]) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_newest_migration_keeps_a_filled_store_and_replays_stay_duplicates() {
     let env = TestEnv::unmigrated(1).await;
-    let store = Store::from_pool(env.pool.clone());
+    // The fill stands for what the release before wrote; it wrote no events
+    // (the outbox is the newest migration's table, or younger than it).
+    let store = Store::from_pool(env.pool.clone()).with_events(false);
     let (older, newest) = all_but_the_newest_migration();
     sqlx::migrate::Migrator::new(older.as_path()).await.expect("older migrations").run(&env.pool).await.expect("run");
     std::fs::remove_dir_all(&older).expect("clean up");

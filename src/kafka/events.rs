@@ -1,0 +1,65 @@
+//! The producer of conversation events (`crate::events::publisher` drives
+//! it): idempotent, every record acknowledged by all in-sync replicas, and
+//! no delivery timeout, so that during a broker outage the records wait in
+//! the producer, in order, and go out when the broker is back.
+
+use super::client_config;
+use crate::config::KafkaSettings;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use uuid::Uuid;
+
+pub struct EventProducer {
+    producer: FutureProducer,
+}
+
+impl EventProducer {
+    /// A producer for the cluster of `kafka` (`Settings::events_kafka`).
+    pub fn new(kafka: &KafkaSettings) -> anyhow::Result<EventProducer> {
+        let producer = client_config(
+            kafka,
+            &[("compression.type", "lz4"), ("linger.ms", "5")],
+            &[
+                ("enable.idempotence", "true"),
+                ("acks", "all"),
+                // 0: no timeout. An event is never given up on; the outbox
+                // row stays until the broker has it.
+                ("message.timeout.ms", "0"),
+            ],
+        )
+        .create()?;
+        Ok(EventProducer { producer })
+    }
+
+    /// Sends the records in order (keyed by conversation) and waits for every
+    /// acknowledgement; one result per record.
+    pub async fn send_in_order(&self, topic: &str, records: &[(Uuid, &str)]) -> Vec<Result<(), KafkaError>> {
+        let mut deliveries = Vec::with_capacity(records.len());
+        for (key, payload) in records {
+            let key = key.to_string();
+            let record = FutureRecord::to(topic).key(key.as_bytes()).payload(payload.as_bytes());
+            // Enqueued in order; the idempotent producer keeps that order
+            // per partition through retries.
+            deliveries.push(self.producer.send_result(record).map_err(|(e, _)| e));
+        }
+        let mut results = Vec::with_capacity(records.len());
+        for d in deliveries {
+            results.push(match d {
+                Err(e) => Err(e),
+                Ok(future) => match future.await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err((e, _))) => Err(e),
+                    Err(_canceled) => Err(KafkaError::Canceled),
+                },
+            });
+        }
+        results
+    }
+
+    /// Waits up to `timeout` for queued records to be delivered (at a stop).
+    pub fn flush(&self, timeout: std::time::Duration) {
+        use rdkafka::producer::Producer as _;
+        let _ = self.producer.flush(Timeout::After(timeout));
+    }
+}

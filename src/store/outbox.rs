@@ -1,0 +1,211 @@
+//! The outbox (contract section 6): the events of a batch, built from its
+//! plan and written in its own transaction, so an event exists exactly when
+//! its decision committed. [`crate::events::publisher`] sends and deletes
+//! them.
+
+use super::Item;
+use crate::events::{CloudEvent, EventData, EventType, SourceRecord};
+use crate::placement::batch::{BatchPlan, ItemResult};
+use crate::placement::Status;
+use sqlx::{Postgres, Transaction};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// A link the batch inserted (not one that existed), with its audit status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct InsertedLink {
+    pub from: Uuid,
+    pub to: Uuid,
+    pub kind: String,
+    pub cause: Uuid,
+    /// Set for the links audited with a `linked` event.
+    pub status: Option<String>,
+}
+
+/// One outbox row.
+#[derive(Clone, Debug)]
+pub(super) struct Row {
+    pub key: Uuid,
+    pub event: CloudEvent,
+}
+
+/// The batch's events in the order its decisions were taken: for each
+/// placed message, the conversation it started, the message itself, the
+/// reopen, the merges it caused, and the links it caused.
+pub(super) fn events(items: &[&Item], plan: &BatchPlan, links: &[InsertedLink], time: &str) -> Vec<Row> {
+    // Events are keyed by the conversation after the merges of this batch.
+    let merged: HashMap<Uuid, Uuid> = plan.merges.iter().map(|m| (m.from, m.into)).collect();
+    let key = |mut id: Uuid| {
+        for _ in 0..64 {
+            match merged.get(&id) {
+                Some(next) => id = *next,
+                None => break,
+            }
+        }
+        id
+    };
+    let mut rows = Vec::new();
+    for m in &plan.messages {
+        let item = items[m.item];
+        let msg = &item.message;
+        let ItemResult::Placed { rule, .. } = plan.results[m.item] else { continue };
+        let data = |conversation_id: Uuid| EventData {
+            conversation_id,
+            message_id: m.id,
+            channel: msg.channel.as_str().to_owned(),
+            endpoint: msg.endpoint.to_string(),
+            contact: msg.contact.to_string(),
+            status_before: None,
+            status_after: None,
+            rule: None,
+            related_conversation_id: None,
+            link_kind: None,
+            source: SourceRecord {
+                topic: item.source.topic.clone(),
+                partition: item.source.partition,
+                offset: item.source.offset,
+            },
+        };
+        let mut push = |kind: EventType, data: EventData| {
+            let k = key(data.conversation_id);
+            rows.push(Row { key: k, event: CloudEvent::new(kind, k, time, data) });
+        };
+        let caused = |kind: &'static str| plan.events.iter().filter(move |e| e.message_id == m.id && e.kind == kind);
+        let status = |s: Option<Status>| s.map(|s| s.as_str().to_owned());
+        for (kind, label) in
+            [(EventType::ConversationCreated, "created"), (EventType::ConversationFollowUpStarted, "follow_up_started")]
+        {
+            for e in caused(label) {
+                let related_conversation_id = e.related;
+                push(
+                    kind,
+                    EventData {
+                        status_after: status(Some(e.to_status)),
+                        related_conversation_id,
+                        ..data(e.conversation_id)
+                    },
+                );
+            }
+        }
+        push(EventType::MessagePlaced, EventData { rule: Some(rule.as_str().to_owned()), ..data(m.conversation_id) });
+        for (kind, label) in [(EventType::ConversationReopened, "reopened"), (EventType::ConversationMerged, "merged")]
+        {
+            for e in caused(label) {
+                push(
+                    kind,
+                    EventData {
+                        status_before: status(e.from_status),
+                        status_after: status(Some(e.to_status)),
+                        related_conversation_id: e.related,
+                        ..data(e.conversation_id)
+                    },
+                );
+            }
+        }
+        for l in links.iter().filter(|l| l.cause == m.id && l.status.is_some()) {
+            push(
+                EventType::ConversationLinked,
+                EventData {
+                    status_before: l.status.clone(),
+                    status_after: l.status.clone(),
+                    related_conversation_id: Some(l.to),
+                    link_kind: Some(l.kind.clone()),
+                    ..data(l.from)
+                },
+            );
+        }
+    }
+    rows
+}
+
+/// Writes the rows, in order (`seq` follows it).
+pub(super) async fn insert(tx: &mut Transaction<'_, Postgres>, rows: &[Row]) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.event.id).collect();
+    let keys: Vec<Uuid> = rows.iter().map(|r| r.key).collect();
+    let kinds: Vec<&str> = rows.iter().map(|r| r.event.kind.as_str()).collect();
+    let payloads: Vec<serde_json::Value> =
+        rows.iter().map(|r| serde_json::to_value(&r.event).unwrap_or(serde_json::Value::Null)).collect();
+    sqlx::query(
+        "INSERT INTO event_outbox (id, key, type, payload)
+         SELECT id, key, type, payload FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[])
+              WITH ORDINALITY AS e(id, key, type, payload, n)
+         ORDER BY n",
+    )
+    .bind(&ids)
+    .bind(&keys)
+    .bind(&kinds)
+    .bind(&payloads)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The session advisory lock the publishing worker holds (two-int form: a
+/// key space apart from the batches' bigint locks).
+const LEADER_LOCK: (i32, i32) = (0x5357, 0x4556);
+
+/// An outbox row as the publisher reads it.
+#[derive(Clone, Debug)]
+pub struct Pending {
+    pub seq: i64,
+    pub key: Uuid,
+    pub kind: String,
+    /// The CloudEvent, as JSON text.
+    pub payload: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The one worker that publishes: it holds [`LEADER_LOCK`] on a connection
+/// of its own (taken out of the pool), so two workers never publish the
+/// same rows in two orders. Dropping it closes the connection, which
+/// releases the lock for another worker.
+pub struct OutboxLeader {
+    conn: sqlx::PgConnection,
+}
+
+impl super::Store {
+    /// Becomes the publishing worker if no other one is; `None` if another is.
+    pub async fn outbox_leader(&self) -> Result<Option<OutboxLeader>, sqlx::Error> {
+        let mut conn = self.pool.acquire().await?.detach();
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
+            .bind(LEADER_LOCK.0)
+            .bind(LEADER_LOCK.1)
+            .fetch_one(&mut conn)
+            .await?;
+        Ok(got.then_some(OutboxLeader { conn }))
+    }
+
+    /// How many rows wait in the outbox, and how long the oldest has.
+    pub async fn outbox_size(&self) -> Result<(i64, f64), sqlx::Error> {
+        sqlx::query_as(
+            "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - min(created_at))::float8, 0)
+             FROM event_outbox",
+        )
+        .fetch_one(&self.pool)
+        .await
+    }
+}
+
+impl OutboxLeader {
+    /// The oldest `n` rows, in `seq` order.
+    pub async fn take(&mut self, n: usize) -> Result<Vec<Pending>, sqlx::Error> {
+        let rows: Vec<(i64, Uuid, String, String, chrono::DateTime<chrono::Utc>)> =
+            sqlx::query_as("SELECT seq, key, type, payload::text, created_at FROM event_outbox ORDER BY seq LIMIT $1")
+                .bind(n as i64)
+                .fetch_all(&mut self.conn)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(seq, key, kind, payload, created_at)| Pending { seq, key, kind, payload, created_at })
+            .collect())
+    }
+
+    /// Deletes rows the broker has acknowledged.
+    pub async fn delete(&mut self, seqs: &[i64]) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM event_outbox WHERE seq = ANY($1)").bind(seqs).execute(&mut self.conn).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,213 @@
+//! Conversation events out (contract section 6) on the real broker and
+//! Postgres: a consumer reads the events topic and compares it with the
+//! store, decision by decision. Every decision is published once (after
+//! dropping repeated ids), keyed by its conversation, in commit order per
+//! conversation; a replay publishes nothing new; a broker outage delays
+//! events without stopping placement, and `/readyz` says so past the
+//! outbox's bounds. The crash test (`faults.rs`) checks the same after
+//! SIGKILLs.
+
+use crate::agent::*;
+use crate::harness::{free_port, TestEnv};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+use switchboard::config::KafkaSettings;
+use switchboard::events::{CloudEvent, EventType};
+use switchboard::http::fetch;
+use switchboard::kafka::read_topic;
+use uuid::Uuid;
+
+const LIST: &str = "list@acme.example";
+
+/// (type, conversation, message, other conversation): one decision.
+type Decision = (String, Uuid, Uuid, Option<Uuid>);
+
+/// The events on the topic, in topic order per partition, with their
+/// record keys; repeats (a resend after a crash) included.
+pub fn events_on(kafka: &KafkaSettings, topic: &str) -> Vec<(String, CloudEvent, i32, i64)> {
+    read_topic(kafka, topic, usize::MAX, Duration::from_secs(3))
+        .expect("read the events topic")
+        .into_iter()
+        .map(|r| {
+            let value = r.value.as_deref().expect("an event has a value");
+            let event: CloudEvent = serde_json::from_slice(value)
+                .unwrap_or_else(|e| panic!("not an event ({e}): {}", String::from_utf8_lossy(value)));
+            let key = String::from_utf8(r.key.clone().expect("an event has a key")).expect("a text key");
+            (key, event, r.partition, r.offset)
+        })
+        .collect()
+}
+
+/// Every decision the store holds: one per audit row and one per message.
+async fn decisions_in_store(env: &TestEnv) -> BTreeSet<Decision> {
+    let audit: Vec<(String, Uuid, Uuid, Option<Uuid>)> =
+        sqlx::query_as("SELECT kind, conversation_id, message_id, related_conversation_id FROM conversation_events")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    let messages: Vec<(Uuid, Uuid)> =
+        sqlx::query_as("SELECT conversation_id, id FROM messages").fetch_all(&env.pool).await.unwrap();
+    audit
+        .into_iter()
+        .map(|(kind, c, m, r)| (format!("conversation.{kind}"), c, m, r))
+        .chain(messages.into_iter().map(|(c, m)| ("message.placed".to_owned(), c, m, None)))
+        .collect()
+}
+
+/// Waits for the outbox to empty, then checks the topic against the store:
+/// the same decisions, each once after dropping repeated ids, each record
+/// keyed by its event's subject, and per key a conversation's creation
+/// before its messages. Returns the events, first copies only.
+pub async fn check_events(env: &TestEnv, kafka: &KafkaSettings) -> Vec<CloudEvent> {
+    crate::flow::wait_until("the events outbox is empty", Duration::from_secs(120), || async {
+        env.count("SELECT count(*) FROM event_outbox").await == 0
+    })
+    .await;
+    let on_topic = events_on(kafka, &env.settings.kafka.topics.events);
+    let mut seen = BTreeSet::new();
+    let mut first = Vec::new();
+    let mut by_key: BTreeMap<String, Vec<&CloudEvent>> = BTreeMap::new();
+    for (key, event, _, _) in &on_topic {
+        assert_eq!(key, &event.subject.to_string(), "the record key is the event's subject");
+        assert_eq!((event.specversion.as_str(), event.source.as_str()), ("1.0", "switchboard"));
+        assert!(EventType::parse(&event.kind).is_some(), "a known type: {}", event.kind);
+        if seen.insert(event.id) {
+            first.push(event.clone());
+            by_key.entry(key.clone()).or_default().push(event);
+        }
+    }
+    let published: BTreeSet<Decision> = first
+        .iter()
+        .map(|e| (e.kind.clone(), e.data.conversation_id, e.data.message_id, e.data.related_conversation_id))
+        .collect();
+    assert_eq!(published.len(), first.len(), "one event per decision");
+    let stored = decisions_in_store(env).await;
+    let missing: Vec<_> = stored.difference(&published).take(10).collect();
+    let extra: Vec<_> = published.difference(&stored).take(10).collect();
+    assert!(missing.is_empty(), "decisions never published: {missing:?}");
+    assert!(extra.is_empty(), "events for decisions the store does not hold (rolled back?): {extra:?}");
+    for (key, events) in &by_key {
+        let created =
+            events.iter().position(|e| e.kind == "conversation.created" && e.data.conversation_id.to_string() == *key);
+        let placed =
+            events.iter().position(|e| e.kind == "message.placed" && e.data.conversation_id.to_string() == *key);
+        if let (Some(c), Some(p)) = (created, placed) {
+            assert!(c < p, "conversation {key}: a message placed before the conversation was created");
+        }
+    }
+    first
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_decision_is_published_once_keyed_by_its_conversation_and_a_replay_publishes_nothing() {
+    let env = TestEnv::with(3, |s| s.threading.reply_senders = "any".into()).await;
+    for r in switchboard::sample::demo_traffic() {
+        env.publish(&r).await;
+    }
+    // A reply that came before its parent, who answers a thread of its own (R8).
+    env.publish_to(&mail(LIST, "b1@x", "bob@example.com", Some("p@x"), &["p@x"], ""), Some("k")).await;
+    env.publish_to(&mail(LIST, "z@x", "ana@example.com", None, &[], ""), Some("k")).await;
+    env.publish_to(&mail(LIST, "p@x", "ana@example.com", Some("z@x"), &["z@x"], ""), Some("k")).await;
+    let first = env.run_to_end().await;
+    // A customer writes to a solved conversation (R5), and replies to a
+    // closed one (R2, a follow-up).
+    let ana = conversation_of(&env.pool, "z@x", LIST).await;
+    sqlx::query("UPDATE conversations SET status = 'solved' WHERE id = $1").bind(ana).execute(&env.pool).await.unwrap();
+    env.publish_to(&mail(LIST, "z2@x", "ana@example.com", None, &[], ""), Some("k")).await;
+    let order = conversation_of(&env.pool, "order-1182-a@mail.example.com", "support@acme.example").await;
+    sqlx::query("UPDATE conversations SET status = 'closed', closed_at = now() WHERE id = $1")
+        .bind(order)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    env.publish(&mail(
+        "support@acme.example",
+        "order-1182-c@mail.example.com",
+        "ana.horvat@example.com",
+        Some("order-1182-b@mail.example.com"),
+        &[],
+        "",
+    ))
+    .await;
+    let second = env.run_to_end().await;
+
+    let events = check_events(&env, &env.settings.kafka).await;
+    let count = |t: &str| events.iter().filter(|e| e.kind == t).count();
+    for t in EventType::ALL {
+        assert!(count(t.as_str()) > 0, "the traffic makes a {} event: {events:#?}", t.as_str());
+    }
+    // message.placed carries the rule, as the run counted them.
+    let mut rules: BTreeMap<String, u64> = BTreeMap::new();
+    for e in events.iter().filter(|e| e.kind == "message.placed") {
+        *rules.entry(e.data.rule.clone().expect("a placed message's rule")).or_default() += 1;
+    }
+    let mut counted: BTreeMap<String, u64> = BTreeMap::new();
+    for (rule, n) in first.messages_by_rule.iter().chain(second.messages_by_rule.iter()) {
+        if *rule != "r0_duplicate" {
+            *counted.entry((*rule).to_owned()).or_default() += n;
+        }
+    }
+    assert_eq!(rules, counted, "one message.placed per placed message, with its rule");
+    let merged = events.iter().find(|e| e.kind == "conversation.merged").expect("R8 merged");
+    assert_eq!(merged.subject, ana, "keyed by the conversation it went into");
+    let reopened = events.iter().find(|e| e.kind == "conversation.reopened").expect("R5");
+    assert_eq!(
+        (reopened.data.status_before.as_deref(), reopened.data.status_after.as_deref()),
+        (Some("solved"), Some("open"))
+    );
+    assert_eq!(reopened.data.source.topic, env.topic("email"));
+
+    // A replay with a new group is all duplicates: nothing new is published.
+    let before = events_on(&env.settings.kafka, &env.topic("events")).len();
+    env.run_to_end_with(&env.with_new_group()).await;
+    assert_eq!(env.count("SELECT count(*) FROM event_outbox").await, 0);
+    assert_eq!(events_on(&env.settings.kafka, &env.topic("events")).len(), before, "a replay publishes nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_off_writes_no_outbox_rows() {
+    let env = TestEnv::with(1, |s| s.events.enabled = false).await;
+    env.publish(&sms("s-1", "385911111111", "800", "hi")).await;
+    env.run_to_end().await;
+    assert_eq!(env.count("SELECT count(*) FROM messages").await, 1);
+    assert_eq!(env.count("SELECT count(*) FROM event_outbox").await, 0);
+    assert!(events_on(&env.settings.kafka, &env.topic("events")).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_outage_delays_events_without_stopping_placement_and_the_outbox_drains_after() {
+    // The events go to a broker of the test's own, down while placing runs.
+    let broker = crate::broker::OwnBroker::start(9394);
+    let port = free_port();
+    let env = TestEnv::with(2, |s| {
+        s.events.bootstrap_servers = broker.address();
+        s.events.outbox_alarm_rows = 10;
+        s.http.addr = format!("127.0.0.1:{port}");
+        s.http.poll_interval = Duration::from_millis(200);
+    })
+    .await;
+    let events_kafka = env.settings.events_kafka();
+    switchboard::kafka::ensure_topics(&events_kafka, &[&env.settings.kafka.topics.events], 2).await.expect("topic");
+    broker.stop();
+
+    for n in 0..40 {
+        env.publish(&sms(&format!("o-{n}"), &format!("3859100000{n:02}"), "800", "hello")).await;
+    }
+    let running = env.start_worker(&env.settings);
+    env.wait_for_messages(40, Duration::from_secs(120)).await;
+    let addr = format!("127.0.0.1:{port}");
+    crate::flow::wait_until("/readyz names the outbox", Duration::from_secs(60), || async {
+        matches!(fetch(&addr, "/readyz").await, Ok((503, body)) if body.contains("events outbox holds"))
+    })
+    .await;
+    assert!(env.count("SELECT count(*) FROM event_outbox").await >= 40, "two events per message wait");
+
+    broker.restart();
+    let events = check_events(&env, &events_kafka).await;
+    assert_eq!(events.iter().filter(|e| e.kind == "message.placed").count(), 40);
+    crate::flow::wait_until("/readyz is ready again", Duration::from_secs(60), || async {
+        matches!(fetch(&addr, "/readyz").await, Ok((200, _)))
+    })
+    .await;
+    running.stop().await;
+}
