@@ -58,6 +58,7 @@ class Bench:
             "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092",
             "SWITCHBOARD_TOPIC_EMAIL": f"{prefix}.email", "SWITCHBOARD_TOPIC_SMS": f"{prefix}.sms",
             "SWITCHBOARD_TOPIC_MESSENGER": f"{prefix}.messenger", "SWITCHBOARD_TOPIC_DLQ": f"{prefix}.dlq",
+            "SWITCHBOARD_TOPIC_EVENTS": f"{prefix}.events",
             "SWITCHBOARD_GROUP_ID": group or f"{prefix}-group",
             "SWITCHBOARD__WORKER__BATCH_MAX_RECORDS": str(self.args.batch),
             "SWITCHBOARD_HTTP_ADDR": "off",
@@ -198,16 +199,48 @@ class Bench:
         worker = self.latencies(metrics, "switchboard_worker_latency_seconds")
         return dict(self.latencies(metrics), rate_per_s=rate, worker={k: v for k, v in worker.items() if k != "records"})
 
-    def place_only(self, name, records, extra=None, partitions=None, email_kib=None):
+    def place_only(self, name, records, extra=None, partitions=None, email_kib=None, wall=False):
         """Publishes `records` and places them with `run --stop-at-end`;
-        returns (messages/s, peak RSS MiB)."""
+        returns (messages/s, peak RSS MiB), and the run's wall seconds
+        (start to exit, events drained) when `wall`."""
         prefix, db = f"{self.run_id}{name.replace('_', '')}", self.database(f"{self.run_id}_{name}")
         self.topics(prefix, db, partitions)
         self.load(db, prefix, records, seed=1, extra=extra, email_kib=email_kib).wait()
-        _, rss, _ = self.run_worker(db, prefix, f"{prefix}-g", extra)
+        seconds, rss, _ = self.run_worker(db, prefix, f"{prefix}-g", extra)
         _, rate = self.placed_rate(db)
+        left = int(psql(db, "SELECT count(*) FROM event_outbox"))
         self.drop(db)
+        if wall:
+            return rate, rss, seconds, left
         return rate, rss
+
+    def events(self):
+        """The cost of conversation events: the same records placed with
+        events off and on (twice each, alternating), and latency at half of
+        the events-off rate with each, in one run of this script."""
+        a = self.args
+        self.prepare()
+        runs = {}
+        for name in ("off", "on", "off_again", "on_again"):
+            enabled = "true" if name.startswith("on") else "false"
+            rate, rss, wall, left = self.place_only(f"ev_{name}", a.records, extra={"SWITCHBOARD__EVENTS__ENABLED": enabled},
+                                                    wall=True)
+            runs[name] = {"messages_per_s": round(rate), "wall_s": round(wall, 2), "peak_rss_mib": round(rss),
+                          "outbox_left": left}
+            print(f"events {enabled:<5}: {rate:,.0f} messages/s placed, run {wall:.1f} s with its events drained "
+                  f"({left} left), peak RSS {rss:.0f} MiB")
+        off = (runs["off"]["messages_per_s"] + runs["off_again"]["messages_per_s"]) / 2
+        on = (runs["on"]["messages_per_s"] + runs["on_again"]["messages_per_s"]) / 2
+        rate = max(int(off * 0.5), 100)
+        latency = {}
+        for enabled in ("false", "true"):
+            lat = self.latency(f"evlat{enabled}", rate, a.latency_seconds, extra={"SWITCHBOARD__EVENTS__ENABLED": enabled})
+            latency[enabled] = lat
+            print(f"events {enabled:<5}: at {rate}/s p50 {lat['p50_ms']} ms, p95 {lat['p95_ms']} ms, p99 {lat['p99_ms']} ms")
+        print(f"ratio events on / off: {on / off:.2f} of the throughput")
+        Path(a.json).write_text(json.dumps({"events": runs, "latency": latency, "ratio_on_to_off": on / off,
+                                            "records": a.records, "mix": a.mix}, indent=2))
+        print(f"bench: figures written to {a.json}")
 
     def prepare(self):
         """The services, and the binary unless one is given."""
@@ -391,6 +424,8 @@ def parse():
                         "email size (issue 11, item 4)")
     p.add_argument("--latency-at", type=lambda text: [int(r) for r in text.split(",")], metavar="RATES",
                    help="only the latency phase, at each of these steady rates (records/s, comma-separated)")
+    p.add_argument("--events", action="store_true",
+                   help="the cost of conversation events: throughput and latency with events off and on")
     p.add_argument("--poison", action="store_true",
                    help="only: how long one record that makes placing panic on every attempt holds its partition")
     p.add_argument("--debug-build", action="store_true",
@@ -407,6 +442,8 @@ if __name__ == "__main__":
             bench.growth()
         elif bench.args.poison:
             bench.poison()
+        elif bench.args.events:
+            bench.events()
         else:
             bench.main()
     finally:

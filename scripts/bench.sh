@@ -6,6 +6,7 @@
 #   scripts/bench.sh                       200,000 records, the default mix
 #   scripts/bench.sh --records 20000 --mix email=100
 #   scripts/bench.sh --latency-at 1000,2000,5000   latency only, at steady rates
+#   scripts/bench.sh --events --records 50000       the cost of conversation events, off and on
 #   scripts/bench.sh --help
 set -euo pipefail
 cd "$(dirname "$0")/.."

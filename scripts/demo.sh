@@ -10,8 +10,11 @@ scripts/services.sh
 DB=${SWITCHBOARD_DEMO_DB:-switchboard_demo}
 export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/$DB}
 export KAFKA_BOOTSTRAP_SERVERS=${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092}
-# A fresh group per demo run reads the topics from the start.
-export SWITCHBOARD_GROUP_ID=${SWITCHBOARD_GROUP_ID:-switchboard-demo-$(date +%s)}
+# A fresh group per demo run reads the topics from the start; the run's
+# conversation events go to a topic of its own, so the demo shows its own.
+run=$(date +%s)
+export SWITCHBOARD_GROUP_ID=${SWITCHBOARD_GROUP_ID:-switchboard-demo-$run}
+export SWITCHBOARD_TOPIC_EVENTS=${SWITCHBOARD_TOPIC_EVENTS:-demo.events.$run}
 
 cargo build --locked --bin switchboard
 bin=${CARGO_TARGET_DIR:-target}/debug/switchboard
@@ -40,6 +43,9 @@ head -n 12 "$report"
 echo "..."
 tail -n 1 "$report"
 rm -f "$report"
+echo
+echo "demo: the first conversation events this run published (docs/events.md; 'switchboard events --follow' streams them):"
+$bin events --max 8
 echo
 echo "demo: dead letters, by reason:"
 $bin dead-letters --counts

@@ -3,11 +3,16 @@
 # broker and Postgres (started, and installed where missing, by
 # scripts/services.sh), and a small run of the benchmark on the debug build
 # so that it cannot rot (its figures mean nothing). One build serves all.
+# Formatting and clippy's lints are gates too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/services.sh
 export KAFKA_BOOTSTRAP_SERVERS=${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092}
 export SWITCHBOARD_TEST_DATABASE_URL=${SWITCHBOARD_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+# The gates first: formatting and lints fail the run before the long part.
+echo "test: cargo fmt --check, and cargo clippy with warnings as errors."
+cargo fmt --all --check
+cargo clippy --all-targets --locked -- -D warnings
 cargo build --all-targets --locked
 if [ "${SWITCHBOARD_SKIP_BENCH_SMOKE:-}" != 1 ]; then
   echo "test: a small benchmark run on the debug build (checks that it works, not how fast)."

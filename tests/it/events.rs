@@ -22,15 +22,30 @@ const LIST: &str = "list@acme.example";
 /// (type, conversation, message, other conversation): one decision.
 type Decision = (String, Uuid, Uuid, Option<Uuid>);
 
+/// The published description of an event (docs/schemas), which every event
+/// the tests see must match.
+fn schema() -> jsonschema::Validator {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schemas/conversation-event.schema.json");
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("the event schema")).expect("JSON");
+    jsonschema::options().should_validate_formats(true).build(&schema).expect("a valid JSON Schema")
+}
+
 /// The events on the topic, in topic order per partition, with their
-/// record keys; repeats (a resend after a crash) included.
+/// record keys; repeats (a resend after a crash) included. Each matches the
+/// published schema.
 pub fn events_on(kafka: &KafkaSettings, topic: &str) -> Vec<(String, CloudEvent, i32, i64)> {
+    let schema = schema();
     read_topic(kafka, topic, usize::MAX, Duration::from_secs(3))
         .expect("read the events topic")
         .into_iter()
         .map(|r| {
             let value = r.value.as_deref().expect("an event has a value");
-            let event: CloudEvent = serde_json::from_slice(value)
+            let json: serde_json::Value = serde_json::from_slice(value).expect("JSON");
+            let errors: Vec<String> =
+                schema.iter_errors(&json).map(|e| format!("{e} at {}", e.instance_path())).collect();
+            assert!(errors.is_empty(), "an event the schema refuses: {errors:?}\n{json:#}");
+            let event: CloudEvent = serde_json::from_value(json)
                 .unwrap_or_else(|e| panic!("not an event ({e}): {}", String::from_utf8_lossy(value)));
             let key = String::from_utf8(r.key.clone().expect("an event has a key")).expect("a text key");
             (key, event, r.partition, r.offset)
@@ -210,4 +225,50 @@ async fn a_broker_outage_delays_events_without_stopping_placement_and_the_outbox
     })
     .await;
     running.stop().await;
+}
+
+/// The schema is a real check: an event it would let through unchanged is
+/// refused once a field the contract needs is gone or wrong.
+#[test]
+fn the_schema_refuses_events_that_break_the_contract() {
+    let schema = schema();
+    let good = serde_json::json!({
+        "specversion": "1.0", "id": Uuid::nil(), "source": "switchboard", "type": "message.placed",
+        "time": "2026-12-07T00:00:00Z", "subject": Uuid::nil(), "datacontenttype": "application/json",
+        "data": {
+            "conversation_id": Uuid::nil(), "message_id": Uuid::nil(), "channel": "sms", "endpoint": "800",
+            "contact": "385911111111", "status_before": null, "status_after": null, "rule": "r4_new",
+            "related_conversation_id": null, "link_kind": null,
+            "source": { "topic": "inbound.sms", "partition": 0, "offset": 3 }
+        }
+    });
+    assert!(schema.is_valid(&good), "{:?}", schema.iter_errors(&good).map(|e| e.to_string()).collect::<Vec<_>>());
+    let mut no_rule = good.clone();
+    no_rule["data"]["rule"] = serde_json::Value::Null;
+    assert!(!schema.is_valid(&no_rule), "message.placed without its rule");
+    let mut unknown = good.clone();
+    unknown["type"] = "conversation.deleted".into();
+    assert!(!schema.is_valid(&unknown), "an unknown type");
+    let mut linked_without_kind = good.clone();
+    linked_without_kind["type"] = "conversation.linked".into();
+    linked_without_kind["data"]["rule"] = serde_json::Value::Null;
+    assert!(!schema.is_valid(&linked_without_kind), "a link without its kind");
+}
+
+/// docs/asyncapi.yaml describes every topic Switchboard reads and writes,
+/// and points at the event schema the tests check events against.
+#[test]
+fn the_asyncapi_description_names_every_topic_and_event() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("docs/asyncapi.yaml")).expect("docs/asyncapi.yaml");
+    assert!(text.starts_with("asyncapi: 3."), "an AsyncAPI 3 document");
+    let settings = switchboard::config::Settings::load(&Default::default(), &[]).expect("defaults");
+    let t = &settings.kafka.topics;
+    for topic in [&t.email, &t.sms, &t.messenger, &t.dlq, &t.events] {
+        assert!(text.contains(&format!("address: {topic}")), "the topic {topic}");
+    }
+    assert!(text.contains("schemas/conversation-event.schema.json"), "the event schema");
+    for kind in EventType::ALL {
+        assert!(text.contains(kind.as_str()), "the event {}", kind.as_str());
+    }
 }
