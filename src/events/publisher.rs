@@ -56,7 +56,8 @@ impl Publisher {
         let mut stopping_since: Option<Instant> = None;
         let mut last_log: Option<Instant> = None;
         loop {
-            if stopping_since.is_none() && *stop.borrow() {
+            // A sender gone without a word (the run failed early) is a stop too.
+            if stopping_since.is_none() && (*stop.borrow() || stop.has_changed().is_err()) {
                 stopping_since = Some(Instant::now());
             }
             if stopping_since.is_some_and(|t| t.elapsed() > drain) {
@@ -100,26 +101,38 @@ impl Publisher {
         counter.abort();
     }
 
-    /// Publishes the oldest rows; how many it published.
+    /// Publishes the oldest rows; how many events it published.
     async fn round(&self, leader: &mut OutboxLeader) -> Result<usize, String> {
         let rows = leader.take(self.batch).await.map_err(|e| format!("reading the events outbox: {e}"))?;
         if rows.is_empty() {
             return Ok(0);
         }
-        let records: Vec<(uuid::Uuid, &str)> = rows.iter().map(|r| (r.key, r.payload.as_str())).collect();
+        let records: Vec<(uuid::Uuid, &str)> =
+            rows.iter().flat_map(|r| r.events.iter().map(|e| (e.key, e.json.as_str()))).collect();
         let results = self.producer.send_in_order(&self.topic, &records).await;
-        // Only the acknowledged prefix is deleted: what follows a failure is
-        // sent again, in order, with the same ids.
-        let done = results.iter().take_while(|r| r.is_ok()).count();
-        let now = chrono::Utc::now();
-        let acked = &rows[..done];
-        if !acked.is_empty() {
-            let seqs: Vec<i64> = acked.iter().map(|r| r.seq).collect();
+        // Only rows whose every event the broker acknowledged, in order, are
+        // deleted: what follows a failure goes again, with the same ids.
+        let mut acked = results.iter().take_while(|r| r.is_ok()).count();
+        let mut done = Vec::new();
+        for row in &rows {
+            if row.events.len() > acked {
+                break;
+            }
+            acked -= row.events.len();
+            done.push(row);
+        }
+        if !done.is_empty() {
+            let seqs: Vec<i64> = done.iter().map(|r| r.seq).collect();
             leader.delete(&seqs).await.map_err(|e| format!("deleting published events from the outbox: {e}"))?;
-            self.telemetry.events_acknowledged(acked.iter().map(|r| (now - r.created_at).as_seconds_f64()));
+            let now = chrono::Utc::now();
+            let waited = done.iter().flat_map(|r| {
+                let secs = (now - r.created_at).as_seconds_f64();
+                r.events.iter().map(move |_| secs)
+            });
+            self.telemetry.events_acknowledged(waited);
             let stats = &self.telemetry.stats;
             for kind in EventType::ALL {
-                let n = acked.iter().filter(|r| r.kind == kind.as_str()).count() as u64;
+                let n = done.iter().flat_map(|r| &r.events).filter(|e| e.kind == kind.as_str()).count() as u64;
                 if n > 0 {
                     stats.events_published(kind, n);
                 }
@@ -127,7 +140,7 @@ impl Publisher {
         }
         match results.into_iter().find_map(Result::err) {
             Some(e) => Err(format!("publishing events to {}: {e}", self.topic)),
-            None => Ok(done),
+            None => Ok(records.len()),
         }
     }
 }

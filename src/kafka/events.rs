@@ -7,7 +7,6 @@ use super::client_config;
 use crate::config::KafkaSettings;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::util::Timeout;
 use uuid::Uuid;
 
 pub struct EventProducer {
@@ -23,9 +22,10 @@ impl EventProducer {
             &[
                 ("enable.idempotence", "true"),
                 ("acks", "all"),
-                // 0: no timeout. An event is never given up on; the outbox
-                // row stays until the broker has it.
-                ("message.timeout.ms", "0"),
+                // A round that cannot be delivered fails after this and is
+                // tried again: the rows stay in the outbox meanwhile, and
+                // the publisher can say why and stop when asked.
+                ("message.timeout.ms", "30000"),
             ],
         )
         .create()?;
@@ -33,17 +33,24 @@ impl EventProducer {
     }
 
     /// Sends the records in order (keyed by conversation) and waits for every
-    /// acknowledgement; one result per record.
+    /// acknowledgement; one result per record sent (fewer than the records
+    /// when one was refused at once: those after it were not sent).
     pub async fn send_in_order(&self, topic: &str, records: &[(Uuid, &str)]) -> Vec<Result<(), KafkaError>> {
         let mut deliveries = Vec::with_capacity(records.len());
         for (key, payload) in records {
             let key = key.to_string();
             let record = FutureRecord::to(topic).key(key.as_bytes()).payload(payload.as_bytes());
             // Enqueued in order; the idempotent producer keeps that order
-            // per partition through retries.
-            deliveries.push(self.producer.send_result(record).map_err(|(e, _)| e));
+            // per partition through retries. Nothing is enqueued after a
+            // refusal (a full queue): it would overtake the refused one.
+            let sent = self.producer.send_result(record).map_err(|(e, _)| e);
+            let refused = sent.is_err();
+            deliveries.push(sent);
+            if refused {
+                break;
+            }
         }
-        let mut results = Vec::with_capacity(records.len());
+        let mut results = Vec::with_capacity(deliveries.len());
         for d in deliveries {
             results.push(match d {
                 Err(e) => Err(e),
@@ -55,11 +62,5 @@ impl EventProducer {
             });
         }
         results
-    }
-
-    /// Waits up to `timeout` for queued records to be delivered (at a stop).
-    pub fn flush(&self, timeout: std::time::Duration) {
-        use rdkafka::producer::Producer as _;
-        let _ = self.producer.flush(Timeout::After(timeout));
     }
 }

@@ -118,28 +118,24 @@ pub(super) fn events(items: &[&Item], plan: &BatchPlan, links: &[InsertedLink], 
     rows
 }
 
-/// Writes the rows, in order (`seq` follows it).
+/// Writes the batch's events as one row: one line each, `key TAB type TAB
+/// CloudEvent JSON`, in order. One row per batch, not per event: a batch's
+/// events cost one index entry, one delete, and compress together.
 pub(super) async fn insert(tx: &mut Transaction<'_, Postgres>, rows: &[Row]) -> Result<(), sqlx::Error> {
     if rows.is_empty() {
         return Ok(());
     }
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.event.id).collect();
-    let keys: Vec<Uuid> = rows.iter().map(|r| r.key).collect();
-    let kinds: Vec<&str> = rows.iter().map(|r| r.event.kind.as_str()).collect();
-    let payloads: Vec<serde_json::Value> =
-        rows.iter().map(|r| serde_json::to_value(&r.event).unwrap_or(serde_json::Value::Null)).collect();
-    sqlx::query(
-        "INSERT INTO event_outbox (id, key, type, payload)
-         SELECT id, key, type, payload FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[])
-              WITH ORDINALITY AS e(id, key, type, payload, n)
-         ORDER BY n",
-    )
-    .bind(&ids)
-    .bind(&keys)
-    .bind(&kinds)
-    .bind(&payloads)
-    .execute(&mut **tx)
-    .await?;
+    let mut payload = String::with_capacity(rows.len() * 700);
+    for r in rows {
+        // Serializing plain structs of strings and ids cannot fail.
+        let json = serde_json::to_string(&r.event).unwrap_or_default();
+        payload.push_str(&format!("{}\t{}\t{json}\n", r.key, r.event.kind));
+    }
+    sqlx::query("INSERT INTO event_outbox (events, payload) VALUES ($1, $2)")
+        .bind(rows.len() as i32)
+        .bind(&payload)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
@@ -147,15 +143,37 @@ pub(super) async fn insert(tx: &mut Transaction<'_, Postgres>, rows: &[Row]) -> 
 /// key space apart from the batches' bigint locks).
 const LEADER_LOCK: (i32, i32) = (0x5357, 0x4556);
 
-/// An outbox row as the publisher reads it.
+/// An outbox row (one batch's events) as the publisher reads it.
 #[derive(Clone, Debug)]
 pub struct Pending {
     pub seq: i64,
+    /// The events, in order.
+    pub events: Vec<PendingEvent>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// One event of a [`Pending`] row.
+#[derive(Clone, Debug)]
+pub struct PendingEvent {
     pub key: Uuid,
     pub kind: String,
     /// The CloudEvent, as JSON text.
-    pub payload: String,
-    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub json: String,
+}
+
+impl Pending {
+    fn parse(seq: i64, payload: &str, created_at: chrono::DateTime<chrono::Utc>) -> Pending {
+        let events = payload
+            .lines()
+            .filter_map(|line| {
+                let mut parts = line.splitn(3, '\t');
+                let key = parts.next()?.parse().ok()?;
+                let kind = parts.next()?.to_owned();
+                Some(PendingEvent { key, kind, json: parts.next()?.to_owned() })
+            })
+            .collect();
+        Pending { seq, events, created_at }
+    }
 }
 
 /// The one worker that publishes: it holds [`LEADER_LOCK`] on a connection
@@ -169,19 +187,22 @@ pub struct OutboxLeader {
 impl super::Store {
     /// Becomes the publishing worker if no other one is; `None` if another is.
     pub async fn outbox_leader(&self) -> Result<Option<OutboxLeader>, sqlx::Error> {
-        let mut conn = self.pool.acquire().await?.detach();
+        let mut conn = self.pool.acquire().await?;
         let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
             .bind(LEADER_LOCK.0)
             .bind(LEADER_LOCK.1)
-            .fetch_one(&mut conn)
+            .fetch_one(&mut *conn)
             .await?;
-        Ok(got.then_some(OutboxLeader { conn }))
+        // Only a connection holding the lock leaves the pool (which then
+        // opens another for batches): a pooled one must never carry it.
+        Ok(got.then(|| OutboxLeader { conn: conn.detach() }))
     }
 
-    /// How many rows wait in the outbox, and how long the oldest has.
+    /// How many events wait in the outbox, and how long the oldest has.
     pub async fn outbox_size(&self) -> Result<(i64, f64), sqlx::Error> {
         sqlx::query_as(
-            "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - min(created_at))::float8, 0)
+            "SELECT COALESCE(sum(events), 0)::bigint,
+                    COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - min(created_at))::float8, 0)
              FROM event_outbox",
         )
         .fetch_one(&self.pool)
@@ -190,17 +211,20 @@ impl super::Store {
 }
 
 impl OutboxLeader {
-    /// The oldest `n` rows, in `seq` order.
+    /// The oldest rows, in `seq` order, up to about `n` events (at least
+    /// one row).
     pub async fn take(&mut self, n: usize) -> Result<Vec<Pending>, sqlx::Error> {
-        let rows: Vec<(i64, Uuid, String, String, chrono::DateTime<chrono::Utc>)> =
-            sqlx::query_as("SELECT seq, key, type, payload::text, created_at FROM event_outbox ORDER BY seq LIMIT $1")
-                .bind(n as i64)
-                .fetch_all(&mut self.conn)
-                .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(seq, key, kind, payload, created_at)| Pending { seq, key, kind, payload, created_at })
-            .collect())
+        let rows: Vec<(i64, String, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+            "SELECT seq, payload, created_at FROM (
+                 SELECT seq, payload, created_at, sum(events) OVER (ORDER BY seq) - events AS before
+                 FROM (SELECT * FROM event_outbox ORDER BY seq LIMIT 1000) oldest
+             ) w
+             WHERE before < $1 ORDER BY seq",
+        )
+        .bind(n as i64)
+        .fetch_all(&mut self.conn)
+        .await?;
+        Ok(rows.into_iter().map(|(seq, payload, created_at)| Pending::parse(seq, &payload, created_at)).collect())
     }
 
     /// Deletes rows the broker has acknowledged.

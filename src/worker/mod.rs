@@ -267,7 +267,12 @@ pub async fn run_observed(
     // shutdown timeout; the rest at the next start.
     let _ = events_stop.send(true);
     if let Some(events) = events {
-        let _ = tokio::time::timeout(w.shutdown_timeout + std::time::Duration::from_secs(5), events).await;
+        let abort = events.abort_handle();
+        if tokio::time::timeout(w.shutdown_timeout + std::time::Duration::from_secs(5), events).await.is_err() {
+            // Stuck on a broker that does not answer: its rows stay in the
+            // outbox for the next start.
+            abort.abort();
+        }
     }
     flow_gauges.abort();
     sidecar.stop().await;
