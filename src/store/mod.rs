@@ -300,7 +300,8 @@ async fn place_on(
     if events {
         let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         let links: Vec<outbox::InsertedLink> = inserted.iter().map(|i| i.link.clone()).collect();
-        outbox::insert(&mut tx, &outbox::events(items, &plan, &links, &time)).await?;
+        let ends = outbox::chain_ends(&mut tx, &links).await?;
+        outbox::insert(&mut tx, &outbox::events(items, &plan, &links, &ends, &time)).await?;
     }
     let written = started.elapsed();
     tx.commit().await?;

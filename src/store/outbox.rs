@@ -32,10 +32,23 @@ pub(super) struct Row {
 /// The batch's events in the order its decisions were taken: for each
 /// placed message, the conversation it started, the message itself, the
 /// reopen, the merges it caused, and the links it caused.
-pub(super) fn events(items: &[&Item], plan: &BatchPlan, links: &[InsertedLink], time: &str) -> Vec<Row> {
-    // Events are keyed by the conversation after the merges of this batch.
+/// `ends` maps conversations a link names to the end of their merge chain
+/// ([`chain_ends`]): a sibling link (R7) names the holders of an email's
+/// copies as stored, and an agent may have merged one.
+pub(super) fn events(
+    items: &[&Item],
+    plan: &BatchPlan,
+    links: &[InsertedLink],
+    ends: &HashMap<Uuid, Uuid>,
+    time: &str,
+) -> Vec<Row> {
+    // Events are keyed by the conversation after merges: those of this
+    // batch, and for links those already stored.
     let merged: HashMap<Uuid, Uuid> = plan.merges.iter().map(|m| (m.from, m.into)).collect();
     let key = |mut id: Uuid| {
+        if let Some(end) = ends.get(&id) {
+            return *end;
+        }
         for _ in 0..64 {
             match merged.get(&id) {
                 Some(next) => id = *next,
@@ -116,6 +129,33 @@ pub(super) fn events(items: &[&Item], plan: &BatchPlan, links: &[InsertedLink], 
         }
     }
     rows
+}
+
+/// The end of the merge chain of each conversation an audited link starts
+/// from, read in the batch's transaction (so this batch's R8 merges count).
+/// Costs nothing for a batch that links nothing.
+pub(super) async fn chain_ends(
+    tx: &mut Transaction<'_, Postgres>,
+    links: &[InsertedLink],
+) -> Result<HashMap<Uuid, Uuid>, sqlx::Error> {
+    let mut starts: Vec<Uuid> = links.iter().filter(|l| l.status.is_some()).map(|l| l.from).collect();
+    starts.sort_unstable();
+    starts.dedup();
+    if starts.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "WITH RECURSIVE up (start, id, next, hops) AS (
+             SELECT c.id, c.id, c.merged_into, 0 FROM conversations c WHERE c.id = ANY($1)
+           UNION ALL
+             SELECT up.start, c.id, c.merged_into, up.hops + 1 FROM up JOIN conversations c ON c.id = up.next
+             WHERE up.hops < 64)
+         SELECT start, id FROM up WHERE next IS NULL",
+    )
+    .bind(&starts)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows.into_iter().collect())
 }
 
 /// Writes the batch's events as one row: one line each, `key TAB type TAB

@@ -104,6 +104,30 @@ pub async fn check_events(env: &TestEnv, kafka: &KafkaSettings) -> Vec<CloudEven
     let extra: Vec<_> = published.difference(&stored).take(10).collect();
     assert!(missing.is_empty(), "decisions never published: {missing:?}");
     assert!(extra.is_empty(), "events for decisions the store does not hold (rolled back?): {extra:?}");
+    // Keyed by the conversation after merges: the subject is on the merge
+    // chain from the conversation the event is about (a later merge moves
+    // the chain's end on, not the events already published).
+    let chains: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "WITH RECURSIVE up (start, id, hops) AS (
+             SELECT id, id, 0 FROM conversations
+           UNION ALL
+             SELECT up.start, c.merged_into, up.hops + 1 FROM up JOIN conversations c ON c.id = up.id
+             WHERE c.merged_into IS NOT NULL AND up.hops < 64)
+         SELECT start, id FROM up",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    let chains: BTreeSet<(Uuid, Uuid)> = chains.into_iter().collect();
+    for e in &first {
+        assert!(
+            chains.contains(&(e.data.conversation_id, e.subject)),
+            "{} about {} keyed by {}, which is not on its merge chain",
+            e.kind,
+            e.data.conversation_id,
+            e.subject
+        );
+    }
     for (key, events) in &by_key {
         let created =
             events.iter().position(|e| e.kind == "conversation.created" && e.data.conversation_id.to_string() == *key);
