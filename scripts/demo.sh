@@ -36,6 +36,15 @@ $bin load --records 2000 --rate 2000 --mix sms=50,messenger=25,email=25 \
 echo "demo: running the worker until every partition is consumed."
 $bin run --stop-at-end --summary table
 echo
+echo "demo: agents at work while a second burst of 1,500 records flows: they set conversations"
+echo "      waiting and solved, close and merge them, add channels (load --agents, the contract's SQL)."
+$bin load --records 1500 --rate 1500 --mix sms=50,messenger=25,email=25 \
+  --duplicates 0.05 --siblings 0.03 --replies 0.10 --automatic 0.03 \
+  --customers 300 --seed "$(($(date +%s) + 1))" --metrics-addr off --agents 40
+echo "demo: the worker places the second burst: customers writing to waiting and solved"
+echo "      conversations reopen them (R5), and to closed ones start follow-ups (R2, R4)."
+$bin run --stop-at-end --summary table
+echo
 echo "demo: the first conversations created:"
 report=$(mktemp)
 $bin report >"$report"

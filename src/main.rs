@@ -206,6 +206,12 @@ enum Command {
         /// messages then spread over every partition.
         #[arg(long)]
         unkeyed: bool,
+        /// Act as the agent desktop meanwhile, this many actions a second,
+        /// with the contract's SQL on DATABASE_URL: set conversations
+        /// waiting and solved, close and merge them, add channels (the seed
+        /// makes the same choices).
+        #[arg(long)]
+        agents: Option<f64>,
         /// Draw the publish rate (and a running worker's lag and placed/s) into this SVG file.
         #[arg(long)]
         plot: Option<PathBuf>,
@@ -360,6 +366,7 @@ async fn main() -> anyhow::Result<()> {
             customers,
             seed,
             unkeyed,
+            agents,
             plot,
             metrics_addr,
             follow,
@@ -386,9 +393,27 @@ async fn main() -> anyhow::Result<()> {
                 metrics_addr: Some(metrics_addr).filter(|a| a != "off"),
                 follow,
             };
+            anyhow::ensure!(agents.is_none_or(|r| r > 0.0), "--agents must be above zero");
             let publisher = Publisher::new(&settings.kafka)?;
+            let (stop_agents, stopped) = tokio::sync::watch::channel(false);
+            let desk = match agents {
+                Some(rate) => {
+                    let pool = sqlx::postgres::PgPoolOptions::new()
+                        .max_connections(2)
+                        .connect(&settings.database.url)
+                        .await
+                        .with_context(|| "the agents connect to Postgres (DATABASE_URL)".to_owned())?;
+                    let store = switchboard::store::Store::from_pool(pool);
+                    Some(tokio::spawn(loadgen::agents::run(store, rate, seed, stopped)))
+                }
+                None => None,
+            };
             let summary = publish::run(&publisher, &settings.kafka.topics, loadgen::Generator::new(mix), plan).await;
             print!("{}", summary.render());
+            let _ = stop_agents.send(true);
+            if let Some(desk) = desk {
+                print!("{}", desk.await?.render());
+            }
             if let Some(path) = plot {
                 loadgen::plot::draw(&path, &summary.samples)?;
                 println!("plot written to {}", path.display());

@@ -8,6 +8,7 @@
 //! or the clock, so the same command publishes the same records.
 //! [`publish`] sends it at a rate; [`plot`] draws what happened.
 
+pub mod agents;
 mod kinds;
 pub mod plot;
 pub mod publish;

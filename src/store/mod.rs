@@ -39,6 +39,7 @@
 //!   `FOR NO KEY UPDATE`, so an agent's concurrent close or merge either
 //!   happens before (and is seen) or waits until the batch commits.
 
+pub mod agent;
 mod limits;
 pub use limits::LockTable;
 #[doc(hidden)]

@@ -55,3 +55,55 @@ async fn a_rate_holds_the_publisher_back() {
     let (_, secs) = load(&env, &["--records", "200", "--rate", "100"]).await;
     assert!(secs >= 1.9, "{secs} s");
 }
+
+/// Issue 21, item 1: `load --agents` acts as the desk while the traffic
+/// flows and a worker places it: replies then meet waiting, solved, closed
+/// and merged conversations, so reopens (R5), follow-ups (R2) and merges
+/// happen under load, and the invariants hold after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_acting_while_traffic_flows_make_reopens_follow_ups_and_merges_and_keep_the_invariants() {
+    let env = TestEnv::new(2).await;
+    let running = env.start_worker(&env.settings);
+    let mut args = vec!["load", "--metrics-addr", "off", "--records", "1500", "--rate", "500", "--agents", "60"];
+    args.extend(["--customers", "40", "--replies", "0.4", "--mix", "sms=50,messenger=20,email=30", "--seed", "21"]);
+    let out = env.worker_command(&args).stderr(std::process::Stdio::piped()).output().await.expect("load runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let agents =
+        stdout.lines().find(|l| l.starts_with("agents: ")).unwrap_or_else(|| panic!("no agents line: {stdout}"));
+    for action in ["waiting", "solved", "closed", "merged", "channel_added"] {
+        assert!(agents.contains(&format!("{action} ")), "the agents did {action}: {agents}");
+    }
+    running.stop().await;
+    env.run_to_end().await;
+    eprintln!("{agents}");
+
+    assert_eq!(env.count("SELECT count(*) FROM messages").await, 1500, "every record placed once");
+    let kinds = |k: &str| format!("SELECT count(*) FROM conversation_events WHERE kind = '{k}'");
+    assert!(env.count(&kinds("reopened")).await > 0, "R5 under load");
+    assert!(env.count(&kinds("follow_up_started")).await > 0, "R2 or R4 follow-ups under load");
+    assert!(env.count("SELECT count(*) FROM conversations WHERE merged_into IS NOT NULL").await > 0, "merges");
+    // I1: at most one ongoing conversation per pair, agents' pairs included.
+    let i1 = env
+        .count(
+            "SELECT count(*) FROM (SELECT cc.channel, cc.endpoint, cc.contact FROM conversation_channels cc
+               JOIN conversations c ON c.id = cc.conversation_id
+              WHERE c.status <> 'closed' AND c.merged_into IS NULL
+              GROUP BY 1, 2, 3 HAVING count(DISTINCT c.id) > 1) broken",
+        )
+        .await;
+    assert_eq!(i1, 0, "I1");
+    // I3: a follow-up only ever follows a closed conversation, once.
+    let i3 = env
+        .count(
+            "SELECT count(*) FROM conversation_events e WHERE e.kind = 'follow_up_started'
+               AND (SELECT count(*) FROM conversation_links l WHERE l.conversation_id = e.conversation_id
+                      AND l.related_conversation_id = e.related_conversation_id AND l.kind = 'follow_up') <> 1",
+        )
+        .await;
+    assert_eq!(i3, 0, "I3");
+    assert_eq!(crate::agent::sibling_link_errors(&env).await, (0, 0), "I5");
+    let before = env.snapshot().await;
+    env.run_to_end_with(&env.with_new_group()).await;
+    assert_eq!(env.snapshot().await, before, "I4: a replay changes nothing");
+}
