@@ -80,14 +80,17 @@ class Bench:
     def drop(self, db):
         psql("postgres", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
 
-    def load(self, db, prefix, records, seed, rate=None, extra=None, email_kib=None):
+    def load(self, db, prefix, records, seed, rate=None, extra=None, email_kib=None, agents=None, mix=None):
         # Realistic traffic: gateway retries, one email to two inboxes,
         # replies, out-of-office mail; keyed by customer.
-        cmd = [self.bin, "load", "--records", str(records), "--seed", str(seed), "--mix", self.args.mix,
+        cmd = [self.bin, "load", "--records", str(records), "--seed", str(seed), "--mix", mix or self.args.mix,
                "--email-bytes", str((email_kib or self.args.email_kib) * 1024), "--duplicates", "0.05", "--siblings", "0.03",
                "--replies", "0.10", "--automatic", "0.02"]
         if rate:
             cmd += ["--rate", str(rate)]
+        if agents:
+            # The agent desktop acting while the records flow (load --agents).
+            cmd += ["--agents", str(agents)]
         return subprocess.Popen(cmd, env=self.env(db, prefix, extra=extra), cwd=ROOT, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
 
@@ -159,7 +162,7 @@ class Bench:
         n = int(psql(target, "SELECT count(*) FROM messages"))
         return n / max(seconds, 1e-3)
 
-    def latency(self, name, rate, seconds, extra=None, partitions=None, email_kib=None):
+    def latency(self, name, rate, seconds, extra=None, partitions=None, email_kib=None, agents=None):
         """p50/p95/p99 from record timestamp to commit while `load --rate`
         publishes `rate` records/s for `seconds` to a worker that runs."""
         prefix, db = f"{self.run_id}{name.replace('_', '')}", self.database(f"{self.run_id}_{name}")
@@ -180,7 +183,7 @@ class Bench:
                     sys.exit("bench: the worker did not become ready")
                 time.sleep(0.1)
         count = max(int(rate * seconds), 200)
-        self.load(db, prefix, count, seed=3, rate=rate, extra=extra, email_kib=email_kib).wait()
+        self.load(db, prefix, count, seed=3, rate=rate, extra=extra, email_kib=email_kib, agents=agents).wait()
         metrics = ""
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -213,6 +216,34 @@ class Bench:
         if wall:
             return rate, rss, seconds, left
         return rate, rss
+
+    def wal(self):
+        """Issue 21, item 4: Postgres's WAL bytes per placed message, per
+        channel, with events off and on: `pg_current_wal_lsn()` before and
+        after one worker places the same records (the only writer on the
+        server while it runs)."""
+        a = self.args
+        self.prepare()
+        rows = []
+        for channel in ("sms", "messenger", "email"):
+            for events in ("false", "true"):
+                name = f"wal_{channel}_{events}"
+                prefix, db = f"{self.run_id}{name.replace('_', '')}", self.database(f"{self.run_id}_{name}")
+                self.topics(prefix, db)
+                extra = {"SWITCHBOARD__EVENTS__ENABLED": events}
+                self.load(db, prefix, a.records, seed=1, extra=extra, mix=f"{channel}=100").wait()
+                before = psql(db, "SELECT pg_current_wal_lsn()")
+                self.run_worker(db, prefix, f"{prefix}-g", extra)
+                wal = int(float(psql(db, f"SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '{before}')")))
+                messages = int(psql(db, "SELECT count(*) FROM messages"))
+                row = {"channel": channel, "events": events == "true", "messages": messages,
+                       "wal_bytes": wal, "wal_bytes_per_message": round(wal / max(messages, 1))}
+                rows.append(row)
+                print(f"{channel:<9} events {events:<5}: {messages:,} messages, {wal / 2**20:,.1f} MiB of WAL, "
+                      f"{row['wal_bytes_per_message']:,} bytes per message", flush=True)
+                self.drop(db)
+        Path(a.json).write_text(json.dumps({"wal": rows, "records": a.records}, indent=2))
+        print(f"bench: figures written to {a.json}")
 
     def events(self):
         """The cost of conversation events: the same records placed with
@@ -371,6 +402,10 @@ class Bench:
         for name, share in (("peak", 1.0), ("half_peak", 0.5)):
             rate = max(int(f["place_messages_per_s"] * share), 100)
             f[f"latency_{name}"] = self.latency(name, rate, a.latency_seconds)
+        # The same at half of peak with the agent desktop acting meanwhile
+        # (load --agents): reopens, follow-ups, merges and added channels.
+        rate = max(int(f["place_messages_per_s"] * 0.5), 100)
+        f["latency_half_peak_agents"] = self.latency("agents", rate, a.latency_seconds, agents=a.agents)
 
         f["ratio_place_to_copy_ceiling"] = f["place_messages_per_s"] / f["ceiling_copy_messages_per_s"]
         f["ratio_place_to_consume_ceiling"] = f["place_messages_per_s"] / f["ceiling_consume_records_per_s"]
@@ -388,9 +423,10 @@ class Bench:
             ("one transaction per message", f"{f['per_message_messages_per_s']:,.0f} messages/s"),
             ("worker peak RSS", f"{f['place_peak_rss_mib']:.0f} MiB"),
         ]
-        for name in ("peak", "half_peak"):
+        for name in ("peak", "half_peak", "half_peak_agents"):
             lat = f[f"latency_{name}"]
-            rows.append((f"latency at {name.replace('_', ' ')} ({lat['rate_per_s']}/s)",
+            label = name.replace("_agents", f", {self.args.agents} agent actions/s").replace("_", " ")
+            rows.append((f"latency at {label} ({lat['rate_per_s']}/s)",
                          f"p50 {lat['p50_ms']} ms, p95 {lat['p95_ms']} ms, p99 {lat['p99_ms']} ms "
                          f"(in the worker: p99 {lat['worker'].get('p99_ms')} ms)"))
         rows += [
@@ -424,6 +460,9 @@ def parse():
                         "email size (issue 11, item 4)")
     p.add_argument("--latency-at", type=lambda text: [int(r) for r in text.split(",")], metavar="RATES",
                    help="only the latency phase, at each of these steady rates (records/s, comma-separated)")
+    p.add_argument("--agents", type=float, default=50.0,
+                   help="agent actions per second in the latency phase with the desk at work (load --agents)")
+    p.add_argument("--wal", action="store_true", help="Postgres WAL bytes per placed message, per channel, events off and on")
     p.add_argument("--events", action="store_true",
                    help="the cost of conversation events: throughput and latency with events off and on")
     p.add_argument("--poison", action="store_true",
@@ -444,6 +483,8 @@ if __name__ == "__main__":
             bench.poison()
         elif bench.args.events:
             bench.events()
+        elif bench.args.wal:
+            bench.wal()
         else:
             bench.main()
     finally:

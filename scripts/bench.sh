@@ -7,6 +7,7 @@
 #   scripts/bench.sh --records 20000 --mix email=100
 #   scripts/bench.sh --latency-at 1000,2000,5000   latency only, at steady rates
 #   scripts/bench.sh --events --records 50000       the cost of conversation events, off and on
+#   scripts/bench.sh --wal --records 20000          Postgres WAL bytes per message, per channel
 #   scripts/bench.sh --help
 set -euo pipefail
 cd "$(dirname "$0")/.."
