@@ -5,13 +5,11 @@
 use crate::harness::{free_port, TestEnv};
 use std::time::Duration;
 use switchboard::http::{family_sum, fetch, sample};
-use switchboard::sample::{binary, SampleRecord};
+use switchboard::sample::SampleRecord;
 
+/// One SMS to the same number (the shared helper, `agent::sms`).
 fn sms(id: &str, from: &str) -> SampleRecord {
-    let body = format!(
-        r#"{{"results":[{{"messageId":"{id}","from":"{from}","to":"800","text":"hi","receivedAt":"2026-11-25T07:00:00.000+0000","smsCount":1}}],"messageCount":1,"pendingMessageCount":0}}"#
-    );
-    binary("sms", "sms.received", &format!("e-{id}"), "application/json", &[], body.as_bytes())
+    crate::agent::sms(id, from, "800", "hi")
 }
 
 /// Scrapes until `done` holds for the body, or fails after a minute.

@@ -5,13 +5,11 @@
 use crate::harness::TestEnv;
 use std::time::Duration;
 use switchboard::kafka::GroupOffsets;
-use switchboard::sample::{binary, SampleRecord};
+use switchboard::sample::SampleRecord;
 
+/// One SMS from the same customer (the shared helper, `agent::sms`).
 fn sms(id: &str) -> SampleRecord {
-    let body = format!(
-        r#"{{"results":[{{"messageId":"{id}","from":"111","to":"800","text":"hi","receivedAt":"2026-11-25T07:00:00.000+0000","smsCount":1}}],"messageCount":1,"pendingMessageCount":0}}"#
-    );
-    binary("sms", "sms.received", &format!("e-{id}"), "application/json", &[], body.as_bytes())
+    crate::agent::sms(id, "111", "800", "hi")
 }
 
 async fn replay(env: &TestEnv, args: &[&str]) -> (bool, String, String) {

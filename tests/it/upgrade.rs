@@ -40,7 +40,7 @@ fn migrations_before(name: Option<&str>) -> (PathBuf, String) {
 
 /// The demo's records and 3,000 of the benchmark's mix (duplicates, copies
 /// to a second inbox, replies, automatic mail), decoded into batch items.
-fn traffic(env: &TestEnv) -> Vec<Item> {
+fn mixed_items(env: &TestEnv) -> Vec<Item> {
     let mix = Mix {
         customers: 300,
         channels: (70, 20, 10),
@@ -90,7 +90,7 @@ async fn the_newest_migration_keeps_a_filled_store_and_replays_stay_duplicates()
     let applied = "SELECT count(*) FROM _sqlx_migrations";
     let before_upgrade = env.count(applied).await;
 
-    let items = traffic(&env);
+    let items = mixed_items(&env);
     let first_duplicates = place(&store, &items).await;
     assert!(first_duplicates < items.len() / 5, "mostly new traffic: {first_duplicates} of {}", items.len());
     let filled = env.snapshot().await;
@@ -116,7 +116,7 @@ async fn a_connection_whose_prepared_statements_a_migration_outdated_places_the_
         .await
         .expect("pool");
     let store = Store::from_pool(pool);
-    let items = traffic(&env);
+    let items = mixed_items(&env);
     let (first, second) = items.split_at(items.len() / 2);
     place(&store, first).await;
     let stored = env.count("SELECT count(*) FROM messages").await;
