@@ -18,17 +18,7 @@ pub fn read_topic(
     max: usize,
     quiet: Duration,
 ) -> anyhow::Result<Vec<SourceRecord>> {
-    // group.id is required by librdkafka even for assign(); nothing is committed.
-    let consumer: BaseConsumer =
-        client_config(settings, &[("group.id", "switchboard-reader")], &[("enable.auto.commit", "false")]).create()?;
-    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-    let mut tpl = TopicPartitionList::new();
-    for t in metadata.topics() {
-        for p in t.partitions() {
-            tpl.add_partition_offset(topic, p.id(), Offset::Beginning)?;
-        }
-    }
-    consumer.assign(&tpl)?;
+    let consumer = reader_at(settings, topic, Offset::Beginning)?;
     let mut out = Vec::new();
     let mut last_record = Instant::now();
     while out.len() < max && last_record.elapsed() < quiet {
@@ -51,16 +41,7 @@ pub fn follow_topic(
     topic: &str,
     mut on: impl FnMut(&SourceRecord) -> bool,
 ) -> anyhow::Result<()> {
-    let consumer: BaseConsumer =
-        client_config(settings, &[("group.id", "switchboard-reader")], &[("enable.auto.commit", "false")]).create()?;
-    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-    let mut tpl = TopicPartitionList::new();
-    for t in metadata.topics() {
-        for p in t.partitions() {
-            tpl.add_partition_offset(topic, p.id(), Offset::End)?;
-        }
-    }
-    consumer.assign(&tpl)?;
+    let consumer = reader_at(settings, topic, Offset::End)?;
     loop {
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(message)) if !on(&owned(&message)) => return Ok(()),
@@ -68,6 +49,22 @@ pub fn follow_topic(
             _ => {}
         }
     }
+}
+
+/// A consumer outside any group, assigned every partition of `topic` at `at`.
+fn reader_at(settings: &KafkaSettings, topic: &str, at: Offset) -> anyhow::Result<BaseConsumer> {
+    // group.id is required by librdkafka even for assign(); nothing is committed.
+    let consumer: BaseConsumer =
+        client_config(settings, &[("group.id", "switchboard-reader")], &[("enable.auto.commit", "false")]).create()?;
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let mut tpl = TopicPartitionList::new();
+    for t in metadata.topics() {
+        for p in t.partitions() {
+            tpl.add_partition_offset(topic, p.id(), at)?;
+        }
+    }
+    consumer.assign(&tpl)?;
+    Ok(consumer)
 }
 
 /// What a consume-only pass over some topics read.

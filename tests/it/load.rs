@@ -83,26 +83,8 @@ async fn agents_acting_while_traffic_flows_make_reopens_follow_ups_and_merges_an
     assert!(env.count(&kinds("reopened")).await > 0, "R5 under load");
     assert!(env.count(&kinds("follow_up_started")).await > 0, "R2 or R4 follow-ups under load");
     assert!(env.count("SELECT count(*) FROM conversations WHERE merged_into IS NOT NULL").await > 0, "merges");
-    // I1: at most one ongoing conversation per pair, agents' pairs included.
-    let i1 = env
-        .count(
-            "SELECT count(*) FROM (SELECT cc.channel, cc.endpoint, cc.contact FROM conversation_channels cc
-               JOIN conversations c ON c.id = cc.conversation_id
-              WHERE c.status <> 'closed' AND c.merged_into IS NULL
-              GROUP BY 1, 2, 3 HAVING count(DISTINCT c.id) > 1) broken",
-        )
-        .await;
-    assert_eq!(i1, 0, "I1");
-    // I3: a follow-up only ever follows a closed conversation, once.
-    let i3 = env
-        .count(
-            "SELECT count(*) FROM conversation_events e WHERE e.kind = 'follow_up_started'
-               AND (SELECT count(*) FROM conversation_links l WHERE l.conversation_id = e.conversation_id
-                      AND l.related_conversation_id = e.related_conversation_id AND l.kind = 'follow_up') <> 1",
-        )
-        .await;
-    assert_eq!(i3, 0, "I3");
-    assert_eq!(crate::agent::sibling_link_errors(&env).await, (0, 0), "I5");
+    // I1, I3 and I5, agents' pairs and merges included.
+    crate::concurrency::check_pairs_and_links(&env).await;
     let before = env.snapshot().await;
     env.run_to_end_with(&env.with_new_group()).await;
     assert_eq!(env.snapshot().await, before, "I4: a replay changes nothing");
