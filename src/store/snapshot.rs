@@ -88,8 +88,11 @@ pub(super) async fn threads(
     // No window: R8 only links, and links need no shapes.
     let Some(window) = policy.late_parent_window else { return Ok(()) };
     let mut asked: BTreeSet<Uuid> = BTreeSet::new();
-    // The replies' conversations and the ends of their merge chains.
-    for id in snapshot.replies.values().flatten() {
+    // The replies' conversations and the ends of their merge chains, for
+    // the messages that will be placed: a duplicate (R0, all of a replay)
+    // is placed nowhere and has no R8 to apply.
+    let placed = |key: &(Channel, String, String)| !snapshot.messages.contains_key(key);
+    for id in snapshot.replies.iter().filter(|(k, _)| placed(k)).flat_map(|(_, ids)| ids) {
         let mut id = *id;
         for _ in 0..64 {
             if !asked.insert(id) {
@@ -101,7 +104,12 @@ pub(super) async fn threads(
             }
         }
     }
-    if replies_within(messages) {
+    let new: Vec<&InboundMessage> = messages
+        .iter()
+        .filter(|m| placed(&(m.channel, m.endpoint.to_string(), m.external_id.to_string())))
+        .copied()
+        .collect();
+    if replies_within(&new) {
         asked.extend(snapshot.conversations.keys().copied());
     }
     if asked.is_empty() {
