@@ -57,6 +57,16 @@ pub(super) fn events(
         }
         id
     };
+    // The audit rows and links each message caused, found once per batch
+    // instead of by a scan per message.
+    let mut caused_by: HashMap<Uuid, Vec<&crate::placement::batch::EventRow>> = HashMap::new();
+    for e in &plan.events {
+        caused_by.entry(e.message_id).or_default().push(e);
+    }
+    let mut links_by: HashMap<Uuid, Vec<&InsertedLink>> = HashMap::new();
+    for l in links.iter().filter(|l| l.status.is_some()) {
+        links_by.entry(l.cause).or_default().push(l);
+    }
     let mut rows = Vec::new();
     for m in &plan.messages {
         let item = items[m.item];
@@ -83,7 +93,8 @@ pub(super) fn events(
             let k = key(data.conversation_id);
             rows.push(Row { key: k, event: CloudEvent::new(kind, k, time, data) });
         };
-        let caused = |kind: &'static str| plan.events.iter().filter(move |e| e.message_id == m.id && e.kind == kind);
+        let audit = caused_by.get(&m.id).map(Vec::as_slice).unwrap_or_default();
+        let caused = |kind: &'static str| audit.iter().filter(move |e| e.kind == kind);
         let status = |s: Option<Status>| s.map(|s| s.as_str().to_owned());
         for (kind, label) in
             [(EventType::ConversationCreated, "created"), (EventType::ConversationFollowUpStarted, "follow_up_started")]
@@ -115,7 +126,7 @@ pub(super) fn events(
                 );
             }
         }
-        for l in links.iter().filter(|l| l.cause == m.id && l.status.is_some()) {
+        for l in links_by.get(&m.id).map(Vec::as_slice).unwrap_or_default() {
             push(
                 EventType::ConversationLinked,
                 EventData {
