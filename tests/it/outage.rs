@@ -48,6 +48,10 @@ async fn a_postgres_outage_makes_the_worker_wait_and_lose_nothing() {
     let proxy = Proxy::start("127.0.0.1:5432").await;
     let mut settings = env.settings.clone();
     settings.database.url = settings.database.url.replace("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port));
+    // Only the batches go through the proxy: the events publisher's own
+    // attempts (its lock, its count of the outbox) would make the refused
+    // connections counted below without a batch having tried yet.
+    settings.events.enabled = false;
     assert!(settings.database.url.contains(&proxy.port.to_string()), "the worker goes through the proxy");
 
     for n in 0..20 {
