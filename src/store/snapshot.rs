@@ -168,6 +168,7 @@ pub(super) async fn participation(
     let own: HashSet<&str> = messages.iter().map(|m| m.external_id.as_str()).collect();
     let thread_senders: BTreeSet<String> =
         snapshot.threads.values().flat_map(|s| s.messages.iter().map(|m| m.sender.clone())).collect();
+    let targets = late_parent_targets(messages, snapshot);
     let mut asked: BTreeSet<(Uuid, &str)> = BTreeSet::new();
     for m in messages.iter().filter(|m| m.channel == Channel::Email) {
         let rule = policy.reply_senders_by_endpoint.get(m.endpoint.as_str()).copied().unwrap_or(policy.reply_senders);
@@ -186,8 +187,10 @@ pub(super) async fn participation(
                 .get(&(m.channel, m.endpoint.to_string(), r.to_owned()))
                 .is_some_and(|conv| snapshot.threads.contains_key(conv))
         });
-        if extends_a_thread || m.reference_candidates().any(|r| own.contains(r)) {
+        if m.reference_candidates().any(|r| own.contains(r)) {
             asked.extend(snapshot.conversations.keys().map(|id| (*id, sender)));
+        } else if extends_a_thread {
+            asked.extend(targets.iter().map(|id| (*id, sender)));
         }
         for r in m.reference_candidates() {
             let key = (m.channel, m.endpoint.to_string(), r.to_owned());
@@ -212,21 +215,14 @@ pub(super) async fn participation(
                 != SenderPolicy::Any
     });
     if policed {
-        // A parent lands at the end of a merge chain that is ongoing (or in
-        // a conversation of its own batch, which the planner knows).
-        let targets: Vec<Uuid> = snapshot
-            .conversations
-            .values()
-            .filter(|r| r.merged_into.is_none() && r.conversation.is_ongoing())
-            .map(|r| r.conversation.id)
-            .collect();
         for sender in &thread_senders {
             asked.extend(targets.iter().map(|id| (*id, sender.as_str())));
         }
     }
-    // R8 may merge a thread's conversation into one a sender is asked
-    // about; its participants then count there, so they are asked too.
-    let senders: BTreeSet<&str> = asked.iter().map(|(_, s)| *s).collect();
+    // R8 may merge a thread's conversation into one where a parent lands;
+    // its participants then count there, so a sender asked about such a
+    // conversation is asked about the threads' conversations too.
+    let senders: BTreeSet<&str> = asked.iter().filter(|(c, _)| targets.contains(c)).map(|(_, s)| *s).collect();
     for id in snapshot.threads.keys() {
         asked.extend(senders.iter().map(|s| (*id, *s)));
     }
@@ -246,6 +242,45 @@ pub(super) async fn participation(
         }
     }
     Ok(())
+}
+
+/// Where R8 may merge a conversation into: the ongoing ends of the merge
+/// chains a batch message with replies waiting can land on (its
+/// references', its pair's and its replies' conversations); every ongoing
+/// conversation of the snapshot when the batch holds replies to its own
+/// messages (one of those may land anywhere first). Empty when no shapes
+/// were read: R8 then only links.
+fn late_parent_targets(messages: &[&InboundMessage], snapshot: &Snapshot) -> BTreeSet<Uuid> {
+    let mut targets = BTreeSet::new();
+    if snapshot.threads.is_empty() {
+        return targets;
+    }
+    let ongoing_end = |mut id: Uuid| {
+        for _ in 0..64 {
+            let row = snapshot.conversations.get(&id)?;
+            match row.merged_into {
+                Some(next) => id = next,
+                None => return row.conversation.is_ongoing().then_some(id),
+            }
+        }
+        None
+    };
+    let key = |m: &InboundMessage, id: &str| (m.channel, m.endpoint.to_string(), id.to_owned());
+    let new: Vec<&InboundMessage> =
+        messages.iter().filter(|m| !snapshot.messages.contains_key(&key(m, m.external_id.as_str()))).copied().collect();
+    if replies_within(&new) {
+        targets.extend(snapshot.conversations.keys().filter_map(|id| ongoing_end(*id)));
+        return targets;
+    }
+    for m in new {
+        let Some(replies) = snapshot.replies.get(&key(m, m.external_id.as_str())) else { continue };
+        let referenced = m.reference_candidates().filter_map(|r| snapshot.messages.get(&key(m, r)).copied());
+        let pair = snapshot.pairs.get(&key(m, m.contact.as_str())).into_iter().flatten().copied();
+        for id in replies.iter().copied().chain(referenced).chain(pair) {
+            targets.extend(ongoing_end(id));
+        }
+    }
+    targets
 }
 
 /// Adds one row of [`SNAPSHOT_SQL`] to the snapshot, by its `kind`.
