@@ -75,6 +75,24 @@ pub struct Snapshot {
     pub threads: HashMap<Uuid, Shape>,
 }
 
+impl Snapshot {
+    /// The conversations from `id` along its merge chain to its end, as far
+    /// as the snapshot knows it (64 hops at most; an agent's cycle is cut).
+    pub fn chain(&self, mut id: Uuid) -> Vec<Uuid> {
+        let mut out = vec![id];
+        for _ in 0..64 {
+            match self.conversations.get(&id).and_then(|r| r.merged_into) {
+                Some(next) if !out.contains(&next) => {
+                    out.push(next);
+                    id = next;
+                }
+                _ => break,
+            }
+        }
+        out
+    }
+}
+
 /// A conversation to insert.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewConversationRow {

@@ -20,21 +20,6 @@ pub fn domain(address: &str) -> &str {
     address.rsplit_once('@').map_or(address, |(_, domain)| domain)
 }
 
-/// The conversations from `id` along its merge chain to its end.
-fn chain(snapshot: &Snapshot, mut id: Uuid) -> Vec<Uuid> {
-    let mut out = vec![id];
-    for _ in 0..64 {
-        match snapshot.conversations.get(&id).and_then(|r| r.merged_into) {
-            Some(next) if !out.contains(&next) => {
-                out.push(next);
-                id = next;
-            }
-            _ => break,
-        }
-    }
-    out
-}
-
 /// Whether the sender of `msg` may join the conversation that holds a
 /// message it references (stored in `holder`), under `policy`.
 pub(super) fn admitted(snapshot: &Snapshot, msg: &InboundMessage, holder: Uuid, policy: &Policy) -> bool {
@@ -58,9 +43,10 @@ pub(super) fn may_join(
     match policy.reply_senders_by_endpoint.get(endpoint.as_str()).copied().unwrap_or(policy.reply_senders) {
         SenderPolicy::Any => true,
         SenderPolicy::Participants => {
-            chain(snapshot, conv).into_iter().any(|c| snapshot.participants.contains(&(c, sender.to_owned())))
+            snapshot.chain(conv).into_iter().any(|c| snapshot.participants.contains(&(c, sender.to_owned())))
         }
-        SenderPolicy::Domain => chain(snapshot, conv)
+        SenderPolicy::Domain => snapshot
+            .chain(conv)
             .into_iter()
             .any(|c| snapshot.participant_domains.contains(&(c, domain(sender).to_owned()))),
     }

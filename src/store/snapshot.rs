@@ -93,16 +93,7 @@ pub(super) async fn threads(
     // is placed nowhere and has no R8 to apply.
     let placed = |key: &(Channel, String, String)| !snapshot.messages.contains_key(key);
     for id in snapshot.replies.iter().filter(|(k, _)| placed(k)).flat_map(|(_, ids)| ids) {
-        let mut id = *id;
-        for _ in 0..64 {
-            if !asked.insert(id) {
-                break;
-            }
-            match snapshot.conversations.get(&id).and_then(|r| r.merged_into) {
-                Some(next) => id = next,
-                None => break,
-            }
-        }
+        asked.extend(snapshot.chain(*id));
     }
     let new: Vec<&InboundMessage> = messages
         .iter()
@@ -194,17 +185,9 @@ pub(super) async fn participation(
         }
         for r in m.reference_candidates() {
             let key = (m.channel, m.endpoint.to_string(), r.to_owned());
-            let Some(mut id) = snapshot.messages.get(&key).copied() else { continue };
-            // The chain, as the planner follows it (an agent's cycle is cut).
-            for _ in 0..64 {
-                if !asked.insert((id, sender)) {
-                    break;
-                }
-                match snapshot.conversations.get(&id).and_then(|r| r.merged_into) {
-                    Some(next) => id = next,
-                    None => break,
-                }
-            }
+            let Some(id) = snapshot.messages.get(&key).copied() else { continue };
+            // The chain, as the planner follows it.
+            asked.extend(snapshot.chain(id).into_iter().map(|c| (c, sender)));
         }
     }
     // R8 merges only replies whose senders may join where their parent
