@@ -9,6 +9,16 @@
 #   scripts/services.sh broker-status [PORT]  says whether it answers
 #   scripts/services.sh pg-instance-start PORT  a separate Postgres on PORT (own data directory)
 #   scripts/services.sh pg-instance-stop PORT   stops it (its data stays)
+#   scripts/services.sh secure-broker-start [PORT]  a broker with only a SASL_SSL listener
+#                                     (SCRAM-SHA-512, private CA, ACLs on) on PORT (default 9192)
+#   scripts/services.sh secure-broker-stop [PORT]
+#   scripts/services.sh secure-acls PORT ARGS...  Kafka's AclCommand as the broker's admin
+#   scripts/services.sh secure-pg-start [PORT]  a Postgres that takes only TLS and scram-sha-256
+#                                     passwords on PORT (default 5433), with the roles
+#                                     switchboard_owner and switchboard_worker
+#   scripts/services.sh secure-pg-stop [PORT]
+#   scripts/services.sh secure-env    prints the secure services' CA paths, users and
+#                                     passwords (test-only secrets, made on first use)
 #
 # The broker is Apache Kafka (pinned below), single node, KRaft, broker and
 # controller in one JVM, records on disk under $SWITCHBOARD_TOOLS, so a stop
@@ -154,7 +164,8 @@ pg_instance_stop() {
 KAFKA_HOME=$TOOLS/kafka-$KAFKA_VERSION
 
 kafka_install() {
-  [ -f "$KAFKA_HOME/.complete" ] && return
+  # The admin tools came later; an older cache lacks them.
+  [ -f "$KAFKA_HOME/.complete" ] && compgen -G "$KAFKA_HOME/libs/kafka-tools-[0-9]*.jar" >/dev/null && return
   command -v mvn >/dev/null || die "Maven (mvn) is needed to fetch Apache Kafka's jars; apt-get install -y maven."
   command -v java >/dev/null || die "Java 17 or newer is needed to run Apache Kafka; apt-get install -y openjdk-17-jre-headless."
   say "fetching Apache Kafka $KAFKA_VERSION's jars from Maven Central into $KAFKA_HOME (one time)."
@@ -220,17 +231,27 @@ message.max.bytes=16777216
 replica.fetch.max.bytes=16777216
 log.retention.hours=168
 EOF
+  broker_launch "$dir" "$port"
+}
+
+# Formats the storage of the broker in DIR on its first start (with any
+# further arguments to the formatter, such as SCRAM users), starts it and
+# waits until it has registered with its controller.
+broker_launch() {
+  local dir=$1 port=$2
+  shift 2
   if [ ! -f "$dir/data/meta.properties" ]; then
     say "formatting the broker's storage in $dir/data (first start)."
     kafka_java "$dir" kafka.tools.StorageTool format --cluster-id "$(kafka_java "$dir" kafka.tools.StorageTool random-uuid)" \
-      --config "$dir/server.properties" >"$dir/format.log" 2>&1 ||
+      --config "$dir/server.properties" "$@" >"$dir/format.log" 2>&1 ||
       die "formatting failed; see $dir/format.log."
   fi
   local started_before
   started_before=$(grep -c "Kafka Server started" "$dir/server.log" 2>/dev/null || true)
   say "starting Apache Kafka $KAFKA_VERSION on 127.0.0.1:$port (KRaft, data in $dir/data, log: $dir/server.log)."
   # A subshell that becomes the JVM (exec), so $! is the broker's pid.
-  (trap '' HUP; KAFKA_EXEC=1 kafka_java "$dir" kafka.Kafka "$dir/server.properties") >"$dir/stdout.log" 2>&1 </dev/null &
+  # Without the start lock (fd 9): the broker would hold it for its life.
+  (trap '' HUP; KAFKA_EXEC=1 kafka_java "$dir" kafka.Kafka "$dir/server.properties") >"$dir/stdout.log" 2>&1 </dev/null 9>&- &
   echo $! >"$dir/pid"
   # A broker with many partitions on disk takes a while to load them.
   if ! wait_port "$port" 240; then
@@ -249,8 +270,7 @@ EOF
 
 broker_stop() {
   local port=${1:-9092}
-  local dir pid
-  dir=$(broker_dir "$port")
+  local dir=${2:-$(broker_dir "$port")} pid
   pid=$(cat "$dir/pid" 2>/dev/null || true)
   if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
     say "no broker of ours runs on port $port."
@@ -267,6 +287,195 @@ broker_stop() {
   rm -f "$dir/pid"
   for ((i = 0; i < 40; i++)); do port_open "$port" || break; sleep 0.25; done
   say "the broker on port $port is stopped."
+}
+
+# -------------------------------------------------------- the secure path
+#
+# A broker and a Postgres as production runs them: TLS with a private CA,
+# passwords (SCRAM), ACLs and a role that is not a superuser. The CA, the
+# certificate for 127.0.0.1 and the passwords are made once under
+# $TOOLS/secure; they are test secrets and guard nothing but loopback.
+
+SECURE=$TOOLS/secure
+
+secret() { openssl rand -hex 16; }
+
+secure_material() {
+  [ -f "$SECURE/.complete" ] && return
+  command -v openssl >/dev/null || die "openssl is needed to make the test CA; apt-get install -y openssl."
+  say "making a private CA, a certificate for 127.0.0.1 signed by it, and test passwords in $SECURE (one time)."
+  rm -rf "$SECURE"
+  mkdir -p "$SECURE"
+  chmod 755 "$SECURE" # Postgres (user postgres) reads the certificate from here
+  local d=$SECURE
+  {
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=Switchboard test CA" \
+      -keyout "$d/ca.key" -out "$d/ca.crt"
+    # A CA that signs nothing the services use: a client that trusts only
+    # it must refuse them (the wrong-certificate tests).
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=Switchboard untrusted CA" \
+      -keyout "$d/other-ca.key" -out "$d/other-ca.crt"
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$d/server.key" -out "$d/server.csr"
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >"$d/server.ext"
+    openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -days 3650 \
+      -extfile "$d/server.ext" -out "$d/server.crt"
+  } >"$d/openssl.log" 2>&1 || die "openssl failed; see $d/openssl.log."
+  local keystore
+  keystore=$(secret)
+  openssl pkcs12 -export -in "$d/server.crt" -inkey "$d/server.key" -certfile "$d/ca.crt" -name broker \
+    -passout "pass:$keystore" -out "$d/server.p12" 2>>"$d/openssl.log" || die "openssl failed; see $d/openssl.log."
+  chmod 600 "$d"/*.key
+  cat >"$d/env" <<EOF
+SWITCHBOARD_SECURE_CA=$d/ca.crt
+SWITCHBOARD_SECURE_OTHER_CA=$d/other-ca.crt
+SWITCHBOARD_SECURE_KEYSTORE_PASSWORD=$keystore
+SWITCHBOARD_SECURE_KAFKA_ADMIN_USER=admin
+SWITCHBOARD_SECURE_KAFKA_ADMIN_PASSWORD=$(secret)
+SWITCHBOARD_SECURE_KAFKA_WORKER_USER=switchboard
+SWITCHBOARD_SECURE_KAFKA_WORKER_PASSWORD=$(secret)
+SWITCHBOARD_SECURE_KAFKA_OPERATOR_USER=switchboard-operator
+SWITCHBOARD_SECURE_KAFKA_OPERATOR_PASSWORD=$(secret)
+SWITCHBOARD_SECURE_PG_ADMIN_PASSWORD=$(secret)
+SWITCHBOARD_SECURE_PG_OWNER=switchboard_owner
+SWITCHBOARD_SECURE_PG_OWNER_PASSWORD=$(secret)
+SWITCHBOARD_SECURE_PG_WORKER=switchboard_worker
+SWITCHBOARD_SECURE_PG_WORKER_PASSWORD=$(secret)
+EOF
+  chmod 600 "$d/env"
+  touch "$d/.complete"
+}
+
+# Serialises concurrent starts of the same service (tests start them on
+# demand, several at once).
+lock() { exec 9>"$TOOLS/.lock-$1"; flock 9; }
+
+secure_broker_start() {
+  local port=${1:-9192} dir controller
+  lock "secure-broker-$port"
+  secure_material
+  # shellcheck disable=SC1091
+  . "$SECURE/env"
+  dir=$TOOLS/kafka-secure-$port
+  controller=$((port + 1))
+  if port_open "$port"; then
+    say "a broker answers on 127.0.0.1:$port (left as it is)."
+    return
+  fi
+  kafka_install
+  mkdir -p "$dir/data" "$dir/tools"
+  local jaas="org.apache.kafka.common.security.scram.ScramLoginModule required"
+  # Clients reach only the SASL_SSL listener. The controller listener is
+  # plaintext on loopback, for the broker half of this one JVM only; its
+  # principal (ANONYMOUS) is therefore a super user, as is the admin that
+  # creates topics and ACLs. Everyone else gets exactly what an ACL allows.
+  cat >"$dir/server.properties" <<EOF
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$controller
+listeners=SASL_SSL://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller
+advertised.listeners=SASL_SSL://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=SASL_SSL
+listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT
+sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=$jaas username="$SWITCHBOARD_SECURE_KAFKA_ADMIN_USER" password="$SWITCHBOARD_SECURE_KAFKA_ADMIN_PASSWORD";
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$SECURE/server.p12
+ssl.keystore.password=$SWITCHBOARD_SECURE_KEYSTORE_PASSWORD
+ssl.truststore.type=PEM
+ssl.truststore.location=$SECURE/ca.crt
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:$SWITCHBOARD_SECURE_KAFKA_ADMIN_USER;User:ANONYMOUS
+allow.everyone.if.no.acl.found=false
+log.dirs=$dir/data
+num.partitions=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=10
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+auto.create.topics.enable=false
+group.initial.rebalance.delay.ms=0
+message.max.bytes=16777216
+replica.fetch.max.bytes=16777216
+EOF
+  chmod 600 "$dir/server.properties"
+  cat >"$dir/admin.properties" <<EOF
+security.protocol=SASL_SSL
+sasl.mechanism=SCRAM-SHA-512
+sasl.jaas.config=$jaas username="$SWITCHBOARD_SECURE_KAFKA_ADMIN_USER" password="$SWITCHBOARD_SECURE_KAFKA_ADMIN_PASSWORD";
+ssl.truststore.type=PEM
+ssl.truststore.location=$SECURE/ca.crt
+EOF
+  chmod 600 "$dir/admin.properties"
+  local scram=()
+  for who in ADMIN WORKER OPERATOR; do
+    local user="SWITCHBOARD_SECURE_KAFKA_${who}_USER" password="SWITCHBOARD_SECURE_KAFKA_${who}_PASSWORD"
+    scram+=(--add-scram "SCRAM-SHA-512=[name=${!user},password=${!password}]")
+  done
+  say "the secure broker: SASL_SSL only, SCRAM-SHA-512 users ${SWITCHBOARD_SECURE_KAFKA_ADMIN_USER} (super user), ${SWITCHBOARD_SECURE_KAFKA_WORKER_USER}, ${SWITCHBOARD_SECURE_KAFKA_OPERATOR_USER}; ACLs on (StandardAuthorizer); CA $SECURE/ca.crt."
+  broker_launch "$dir" "$port" "${scram[@]}"
+}
+
+secure_acls() {
+  local port=${1:?a port}
+  shift
+  local dir=$TOOLS/kafka-secure-$port
+  [ -f "$dir/admin.properties" ] || die "no secure broker of ours on port $port; run secure-broker-start $port first."
+  kafka_install
+  kafka_java "$dir/tools" org.apache.kafka.tools.AclCommand --bootstrap-server "127.0.0.1:$port" \
+    --command-config "$dir/admin.properties" "$@"
+}
+
+secure_pg_start() {
+  local port=${1:-5433} dir bin
+  lock "secure-pg-$port"
+  secure_material
+  # shellcheck disable=SC1091
+  . "$SECURE/env"
+  dir=$(pg_instance_dir "secure-$port")
+  if port_open "$port"; then
+    say "Postgres answers on 127.0.0.1:$port (left as it is)."
+    return
+  fi
+  postgres_up >/dev/null # the server binaries
+  bin=$(pg_bin)
+  mkdir -p "$dir"
+  [ "$(id -u)" = 0 ] && chown postgres "$dir"
+  if [ ! -f "$dir/data/PG_VERSION" ]; then
+    say "creating a Postgres instance in $dir/data for port $port: TLS and scram-sha-256 passwords only."
+    local pwfile=$dir/pw
+    echo "$SWITCHBOARD_SECURE_PG_ADMIN_PASSWORD" >"$pwfile"
+    [ "$(id -u)" = 0 ] && chown postgres "$pwfile"
+    as_postgres "$bin/initdb" -D "$dir/data" -U postgres --pwfile="$pwfile" --auth-local=trust \
+      --auth-host=scram-sha-256 >"$dir/initdb.log" 2>&1 || die "initdb failed; see $dir/initdb.log."
+    rm -f "$pwfile"
+    cp "$SECURE/server.crt" "$SECURE/server.key" "$dir/data/"
+    chmod 600 "$dir/data/server.key"
+    [ "$(id -u)" = 0 ] && chown postgres "$dir/data/server.crt" "$dir/data/server.key"
+    # Over TCP: TLS and a scram-sha-256 password, or nothing. The socket
+    # (in /tmp, owner only) is how this script sets the roles up.
+    cat >"$dir/data/pg_hba.conf" <<EOF
+local     all all                trust
+hostssl   all all 127.0.0.1/32   scram-sha-256
+hostnossl all all 0.0.0.0/0      reject
+EOF
+    [ "$(id -u)" = 0 ] && chown postgres "$dir/data/pg_hba.conf"
+  fi
+  as_postgres "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+    -o "-p $port -k /tmp -c listen_addresses=127.0.0.1 -c max_connections=100 -c max_locks_per_transaction=256 -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key -c password_encryption=scram-sha-256" \
+    start >/dev/null 9>&- || die "Postgres on port $port did not start; see $dir/server.log."
+  # The deployment's two roles: the schema's owner (runs migrate and
+  # grants) and the worker (runs placement with the grants only).
+  as_postgres "$bin/psql" -q -h /tmp -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 >/dev/null <<EOF
+SELECT 'CREATE ROLE $SWITCHBOARD_SECURE_PG_OWNER' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$SWITCHBOARD_SECURE_PG_OWNER') \gexec
+SELECT 'CREATE ROLE $SWITCHBOARD_SECURE_PG_WORKER' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$SWITCHBOARD_SECURE_PG_WORKER') \gexec
+ALTER ROLE $SWITCHBOARD_SECURE_PG_OWNER LOGIN CREATEDB NOSUPERUSER PASSWORD '$SWITCHBOARD_SECURE_PG_OWNER_PASSWORD';
+ALTER ROLE $SWITCHBOARD_SECURE_PG_WORKER LOGIN NOCREATEDB NOSUPERUSER PASSWORD '$SWITCHBOARD_SECURE_PG_WORKER_PASSWORD';
+EOF
+  say "Postgres answers on 127.0.0.1:$port over TLS only (CA $SECURE/ca.crt; roles $SWITCHBOARD_SECURE_PG_OWNER, $SWITCHBOARD_SECURE_PG_WORKER)."
 }
 
 tansu_up() {
@@ -306,5 +515,11 @@ case "${1:-all}" in
   pg-instance-start) pg_instance_start "${2:?a port}" ;;
   pg-instance-stop) pg_instance_stop "${2:?a port}" ;;
   kafka-install) kafka_install ;;
-  *) die "unknown command '$1' (all, postgres, broker-start, broker-stop, broker-status, pg-instance-start, pg-instance-stop, kafka-install)." ;;
+  secure-broker-start) secure_broker_start "${2:-9192}" ;;
+  secure-broker-stop) broker_stop "${2:-9192}" "$TOOLS/kafka-secure-${2:-9192}" ;;
+  secure-acls) shift; secure_acls "$@" ;;
+  secure-pg-start) secure_pg_start "${2:-5433}" ;;
+  secure-pg-stop) pg_instance_stop "secure-${2:-5433}" ;;
+  secure-env) secure_material; cat "$SECURE/env" ;;
+  *) die "unknown command '$1' (all, postgres, broker-start, broker-stop, broker-status, pg-instance-start, pg-instance-stop, kafka-install, secure-broker-start, secure-broker-stop, secure-acls, secure-pg-start, secure-pg-stop, secure-env)." ;;
 esac

@@ -7,6 +7,7 @@
 //! to find the cause of a failure the pool reported; the store stays the
 //! only module that runs SQL.
 
+use crate::failure::{Infra, Verdict};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::Connection as _;
 use std::str::FromStr as _;
@@ -19,6 +20,9 @@ pub struct PostgresUnreachable {
     /// `host:port` (or the socket path); no user, no password.
     pub at: String,
     pub cause: String,
+    /// Postgres answered and refused: the login, the certificate, the
+    /// database name. The operator's to fix; waiting cannot help.
+    pub refused: bool,
 }
 
 /// Where `url` points, as `host:port`, without credentials.
@@ -32,15 +36,23 @@ pub fn postgres_location(url: &str) -> String {
 /// Tries one connection to `url` within `timeout`.
 pub async fn check_postgres(url: &str, timeout: Duration) -> Result<(), PostgresUnreachable> {
     let at = postgres_location(url);
-    let options = PgConnectOptions::from_str(url)
-        .map_err(|e| PostgresUnreachable { at: at.clone(), cause: format!("invalid URL ({})", kind_of(&e)) })?;
+    let options = PgConnectOptions::from_str(url).map_err(|e| PostgresUnreachable {
+        at: at.clone(),
+        cause: format!("invalid URL ({})", kind_of(&e)),
+        refused: true,
+    })?;
     match tokio::time::timeout(timeout, PgConnection::connect_with(&options)).await {
         Ok(Ok(conn)) => {
             let _ = conn.close().await;
             Ok(())
         }
-        Ok(Err(e)) => Err(PostgresUnreachable { at, cause: cause_of(&e) }),
-        Err(_) => Err(PostgresUnreachable { at, cause: format!("no answer within {} s", timeout.as_secs()) }),
+        Ok(Err(e)) => {
+            let refused = crate::failure::of_postgres(&e) == Verdict::Wait(Infra::Refused);
+            Err(PostgresUnreachable { at, cause: cause_of(&e), refused })
+        }
+        Err(_) => {
+            Err(PostgresUnreachable { at, cause: format!("no answer within {} s", timeout.as_secs()), refused: false })
+        }
     }
 }
 

@@ -140,6 +140,10 @@ pub fn of_postgres(err: &sqlx::Error) -> Verdict {
             Verdict::Wait(Infra::Schema)
         }
         sqlx::Error::Database(db) => db.code().map_or(Verdict::Retry, |code| of_sqlstate(&code)),
+        // rustls's refusal of the server's certificate comes as an I/O
+        // error ("invalid peer certificate: UnknownIssuer"): a CA the
+        // operator must fix, not a network that may come back.
+        sqlx::Error::Io(io) if io.to_string().contains("invalid peer certificate") => Verdict::Wait(Infra::Refused),
         sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => Verdict::Wait(Infra::Unreachable),
         // The stream, not a record: a connection cut while it is being
         // opened reads as a protocol error (sqlx takes the EOF that answers

@@ -3,6 +3,7 @@
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
+use std::str::FromStr as _;
 use switchboard::config::{Overrides, Settings};
 use switchboard::kafka::{ensure_topics, Publisher};
 use switchboard::store::Store;
@@ -55,8 +56,18 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Apply the database migrations.
+    /// Apply the database migrations (as the schema's owner).
     Migrate,
+    /// Give a Postgres role what `run` needs and nothing more (as the
+    /// schema's owner, after `migrate`): docs/operations.md, "Database roles".
+    Grant {
+        /// The role `run` connects as.
+        #[arg(long)]
+        role: String,
+        /// Print the statements instead of running them.
+        #[arg(long)]
+        print: bool,
+    },
     /// Consume the input topics and place every message.
     Run {
         /// Exit once every assigned partition is consumed to the end it had at start.
@@ -290,6 +301,27 @@ async fn main() -> anyhow::Result<()> {
             let store = Store::connect_lazy(&settings.database.url, 2)?;
             store.migrate().await.context("applying migrations")?;
             tracing::info!("Migrations applied.");
+        }
+        Command::Grant { role, print } => {
+            use switchboard::store::privileges;
+            anyhow::ensure!(
+                privileges::valid_role(&role),
+                "--role must be a plain Postgres identifier (lower case letters, digits, _), not {role:?}"
+            );
+            if print {
+                let database = sqlx::postgres::PgConnectOptions::from_str(&settings.database.url)
+                    .ok()
+                    .and_then(|o| o.get_database().map(str::to_owned))
+                    .unwrap_or_else(|| "switchboard".to_owned());
+                for statement in privileges::grant_statements(&role, &database) {
+                    println!("{statement};");
+                }
+            } else {
+                reachable(&settings.database.url).await?;
+                let store = Store::connect_lazy(&settings.database.url, 1)?;
+                let statements = store.grant(&role).await.context("granting (run this as the schema's owner)")?;
+                tracing::info!(role, statements = statements.len(), "Granted what the worker needs.");
+            }
         }
         Command::Run { stop_at_end, summary } => {
             let mode = if stop_at_end { Mode::StopAtEnd } else { Mode::Forever };

@@ -64,6 +64,9 @@ fn client_side_postgres_errors_are_classified_by_kind() {
     assert_eq!(of_postgres(&sqlx::Error::PoolTimedOut), Verdict::Wait(Infra::Exhausted));
     assert_eq!(of_postgres(&sqlx::Error::PoolClosed), Verdict::Wait(Infra::Unreachable));
     assert_eq!(of_postgres(&sqlx::Error::Tls("unknown issuer".into())), Verdict::Wait(Infra::Refused));
+    // rustls refusing the server's certificate, as sqlx hands it on.
+    let untrusted = std::io::Error::new(std::io::ErrorKind::InvalidData, "invalid peer certificate: UnknownIssuer");
+    assert_eq!(of_postgres(&sqlx::Error::Io(untrusted)), Verdict::Wait(Infra::Refused));
     assert_eq!(of_postgres(&sqlx::Error::ColumnNotFound("topic".into())), Verdict::Wait(Infra::Schema));
     // What sqlx says when a proxy drops the connection during its handshake.
     let cut = sqlx::Error::Protocol("unexpected response from SSLRequest: 0x00".into());

@@ -3,9 +3,9 @@
 
 use super::client_config;
 use super::producer::MAX_MESSAGE_BYTES;
+use super::quiet::Quiet;
 use crate::config::KafkaSettings;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::error::RDKafkaErrorCode;
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use std::time::Duration;
 /// default (1 MB on a stock Kafka), so a record the input topic took can
 /// always be dead-lettered whole.
 pub async fn ensure_topics(settings: &KafkaSettings, topics: &[&str], partitions: i32) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> = client_config(settings, &[], &[]).create()?;
+    let admin: AdminClient<Quiet> = client_config(settings, &[], &[]).create_with_context(Quiet)?;
     let new: Vec<NewTopic<'_>> = topics
         .iter()
         .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)).set("max.message.bytes", MAX_MESSAGE_BYTES))

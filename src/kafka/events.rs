@@ -4,13 +4,14 @@
 //! the producer, in order, and go out when the broker is back.
 
 use super::client_config;
+use super::quiet::Quiet;
 use crate::config::KafkaSettings;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use uuid::Uuid;
 
 pub struct EventProducer {
-    producer: FutureProducer,
+    producer: FutureProducer<Quiet>,
 }
 
 impl EventProducer {
@@ -28,7 +29,7 @@ impl EventProducer {
                 ("message.timeout.ms", "30000"),
             ],
         )
-        .create()?;
+        .create_with_context(Quiet)?;
         Ok(EventProducer { producer })
     }
 

@@ -8,7 +8,9 @@ mod consumer;
 mod events;
 mod offsets;
 mod polling;
+mod preflight;
 mod producer;
+mod quiet;
 mod reader;
 mod source;
 
@@ -16,7 +18,9 @@ pub use admin::ensure_topics;
 pub use consumer::{Consumer, PartitionKey};
 pub use events::EventProducer;
 pub use offsets::{GroupOffsets, OffsetsError};
+pub use preflight::{preflight, Access, Probed, Refusal};
 pub use producer::{PublishError, Publisher};
+pub use quiet::Quiet;
 /// Errors of the Kafka client, as the consumer's methods return them.
 pub use rdkafka::error::KafkaError;
 pub use reader::{consume_to_end, follow_topic, read_topic, ConsumeRate};

@@ -5,6 +5,7 @@
 //! subscribes), so it takes no partitions away from the workers.
 
 use super::client_config;
+use super::quiet::Quiet;
 use super::PartitionKey;
 use crate::config::KafkaSettings;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _};
@@ -38,7 +39,7 @@ pub enum OffsetsError {
 
 /// Reads and moves one group's offsets.
 pub struct GroupOffsets {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<Quiet>,
     group: String,
     servers: String,
 }
@@ -47,7 +48,7 @@ impl GroupOffsets {
     pub fn new(settings: &KafkaSettings, group: &str) -> Result<GroupOffsets, OffsetsError> {
         let servers = settings.bootstrap_servers.clone();
         let consumer = client_config(settings, &[], &[("group.id", group), ("enable.auto.commit", "false")])
-            .create()
+            .create_with_context(Quiet)
             .map_err(|source| OffsetsError::Broker { servers: servers.clone(), source })?;
         Ok(GroupOffsets { consumer, group: group.to_owned(), servers })
     }

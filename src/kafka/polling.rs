@@ -79,7 +79,15 @@ impl Context {
     }
 }
 
-impl ClientContext for Context {}
+impl ClientContext for Context {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        super::quiet::log(level, fac, log_message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        super::quiet::error(&error, reason);
+    }
+}
 
 fn keys(tpl: &TopicPartitionList) -> Vec<PartitionKey> {
     tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect()

@@ -2,6 +2,7 @@
 //! `publish` returns knows the record is on the broker.
 
 use super::client_config;
+use super::quiet::Quiet;
 use crate::config::KafkaSettings;
 use crate::record::Header;
 use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};
@@ -25,7 +26,7 @@ pub struct PublishError {
 /// An idempotent producer that waits for every delivery.
 #[derive(Clone)]
 pub struct Publisher {
-    producer: FutureProducer,
+    producer: FutureProducer<Quiet>,
 }
 
 impl Publisher {
@@ -44,7 +45,7 @@ impl Publisher {
             // A dead letter acknowledged by one broker only could be lost.
             &[("enable.idempotence", "true"), ("acks", "all")],
         )
-        .create()?;
+        .create_with_context(Quiet)?;
         Ok(Publisher { producer })
     }
 

@@ -3,6 +3,7 @@
 
 use super::client_config;
 use super::consumer::owned;
+use super::quiet::Quiet;
 use crate::config::KafkaSettings;
 use crate::record::SourceRecord;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
@@ -52,10 +53,11 @@ pub fn follow_topic(
 }
 
 /// A consumer outside any group, assigned every partition of `topic` at `at`.
-fn reader_at(settings: &KafkaSettings, topic: &str, at: Offset) -> anyhow::Result<BaseConsumer> {
+fn reader_at(settings: &KafkaSettings, topic: &str, at: Offset) -> anyhow::Result<BaseConsumer<Quiet>> {
     // group.id is required by librdkafka even for assign(); nothing is committed.
-    let consumer: BaseConsumer =
-        client_config(settings, &[("group.id", "switchboard-reader")], &[("enable.auto.commit", "false")]).create()?;
+    let consumer: BaseConsumer<Quiet> =
+        client_config(settings, &[("group.id", "switchboard-reader")], &[("enable.auto.commit", "false")])
+            .create_with_context(Quiet)?;
     let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
     let mut tpl = TopicPartitionList::new();
     for t in metadata.topics() {
@@ -81,8 +83,9 @@ pub struct ConsumeRate {
 /// copying each record out as the worker does, and does nothing else: the
 /// ceiling librdkafka and the broker set for the worker on this machine.
 pub fn consume_to_end(settings: &KafkaSettings, topics: &[&str]) -> anyhow::Result<ConsumeRate> {
-    let consumer: BaseConsumer =
-        client_config(settings, &[("group.id", "switchboard-ceiling")], &[("enable.auto.commit", "false")]).create()?;
+    let consumer: BaseConsumer<Quiet> =
+        client_config(settings, &[("group.id", "switchboard-ceiling")], &[("enable.auto.commit", "false")])
+            .create_with_context(Quiet)?;
     let mut tpl = TopicPartitionList::new();
     let mut remaining = 0u64;
     for topic in topics {

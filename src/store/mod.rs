@@ -46,6 +46,7 @@ pub use limits::LockTable;
 pub use snapshot_sql::{PARTICIPATION_SQL, SNAPSHOT_SQL};
 mod locks;
 pub mod outbox;
+pub mod privileges;
 pub use locks::locks_needed;
 mod report;
 mod snapshot;

@@ -39,6 +39,7 @@ mod lifecycle;
 mod lock_budget;
 mod partition;
 mod partitions;
+pub mod preflight;
 mod reader;
 mod reporter;
 mod retry;
@@ -138,6 +139,7 @@ pub async fn run_observed(
     partitions: Partitions,
 ) -> anyhow::Result<RunReport> {
     let w = &settings.worker;
+    preflight::check(settings).await?;
     allocator::return_large_blocks_to_the_system();
     let stats = Arc::new(Stats::default());
     let store = Store::connect_lazy(&settings.database.url, settings.database.max_connections)?

@@ -19,15 +19,20 @@ pub(super) struct Reporter<'a> {
 impl Watcher for Reporter<'_> {
     fn waiting(&self, cause: Option<Infra>) {
         self.stats.waiting(&format!("partition {}", self.partition), cause);
-        if let Some(cause) = cause {
+        if cause.is_some() {
             self.stats.retried(self.cause);
-            tracing::warn!(
-                infrastructure = cause.label(),
-                "{}: {}; the partition waits.",
-                self.what(),
-                cause.sentence()
-            );
         }
+    }
+
+    fn tell(&self, cause: Infra, detail: &str) {
+        tracing::warn!(
+            partition = %self.partition,
+            infrastructure = cause.label(),
+            error = detail,
+            "{}: {}; the partition waits (told again at most once a minute while it lasts).",
+            self.what(),
+            cause.sentence()
+        );
     }
 
     fn failed(&self, failed: &Failed, attempt: u32, limit: u32) {

@@ -42,9 +42,16 @@ pub(super) trait Watcher {
     /// The infrastructure failed (`Some`) and the work waits, or the wait
     /// is over (`None`).
     fn waiting(&self, cause: Option<Infra>);
+    /// Tells the operator about a wait: when it begins, when its cause
+    /// changes, and at most every [`WAIT_LOG_EVERY`] while it lasts, never
+    /// per attempt (a revoked grant would otherwise log on every backoff).
+    fn tell(&self, _cause: Infra, _detail: &str) {}
     /// A failure that was not the infrastructure's; `attempt` of `limit`.
     fn failed(&self, failed: &Failed, attempt: u32, limit: u32);
 }
+
+/// How often a wait that goes on is told again.
+pub(super) const WAIT_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// Runs `attempt` until it succeeds, waiting out the infrastructure's
 /// failures for as long as they last, and returning any other failure
@@ -70,7 +77,7 @@ where
     // Whatever ends the wait reports it over: success, a failure handed
     // back, a stop, and the future being dropped (a partition abandoned at
     // a drain deadline, or lost), which is why this is a guard.
-    let mut wait = WaitGuard { watcher, waiting: false };
+    let mut wait = WaitGuard { watcher, waiting: false, told: None };
     loop {
         let failed = match attempt().await {
             Ok(done) => {
@@ -80,7 +87,7 @@ where
             Err(failed) => failed,
         };
         match failed.verdict {
-            Verdict::Wait(cause) => wait.waiting_on(cause),
+            Verdict::Wait(cause) => wait.waiting_on(cause, &failed.detail),
             Verdict::Isolate => {
                 wait.over();
                 return Ok(Err(failed));
@@ -112,15 +119,24 @@ where
 struct WaitGuard<'a, W: Watcher> {
     watcher: &'a W,
     waiting: bool,
+    /// The cause last told, and when.
+    told: Option<(Infra, tokio::time::Instant)>,
 }
 
 impl<W: Watcher> WaitGuard<'_, W> {
-    fn waiting_on(&mut self, cause: Infra) {
+    fn waiting_on(&mut self, cause: Infra, detail: &str) {
         self.waiting = true;
         self.watcher.waiting(Some(cause));
+        let now = tokio::time::Instant::now();
+        let due = self.told.is_none_or(|(told, at)| told != cause || now.duration_since(at) >= WAIT_LOG_EVERY);
+        if due {
+            self.told = Some((cause, now));
+            self.watcher.tell(cause, detail);
+        }
     }
 
     fn over(&mut self) {
+        self.told = None;
         if std::mem::take(&mut self.waiting) {
             self.watcher.waiting(None);
         }

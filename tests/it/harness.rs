@@ -316,7 +316,7 @@ async fn delete_topics(kafka: &switchboard::config::KafkaSettings) {
     .await;
 }
 
-async fn delete_topic_names(kafka: &switchboard::config::KafkaSettings, topics: &[&str]) {
+pub async fn delete_topic_names(kafka: &switchboard::config::KafkaSettings, topics: &[&str]) {
     use rdkafka::admin::{AdminClient, AdminOptions};
     use rdkafka::client::DefaultClientContext;
     let Ok(admin) = rdkafka::ClientConfig::new()

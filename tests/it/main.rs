@@ -39,6 +39,7 @@ mod replies_first;
 mod report;
 mod rules;
 mod sdk_records;
+mod secure;
 mod security;
 mod sender_policy;
 mod shared;

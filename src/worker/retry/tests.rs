@@ -6,12 +6,16 @@ use std::sync::Mutex;
 #[derive(Default)]
 struct Seen {
     waits: Mutex<Vec<Option<Infra>>>,
+    told: Mutex<Vec<Infra>>,
     failures: Mutex<Vec<(u32, u32)>>,
 }
 
 impl Watcher for Seen {
     fn waiting(&self, cause: Option<Infra>) {
         self.waits.lock().unwrap().push(cause);
+    }
+    fn tell(&self, cause: Infra, _: &str) {
+        self.told.lock().unwrap().push(cause);
     }
     fn failed(&self, _: &Failed, attempt: u32, limit: u32) {
         self.failures.lock().unwrap().push((attempt, limit));
@@ -138,4 +142,31 @@ async fn a_wait_is_reported_over_when_the_work_is_abandoned_mid_wait() {
     let waits = seen.waits.lock().unwrap();
     assert!(waits.len() > 3, "it waited: {waits:?}");
     assert_eq!(waits.last(), Some(&None), "dropping the wait reports it over");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wait_is_told_when_it_begins_when_its_cause_changes_and_at_most_once_a_minute() {
+    let (_tx, rx) = watch::channel(false);
+    let calls = AtomicU32::new(0);
+    let seen = Seen::default();
+    let started = tokio::time::Instant::now();
+    let result = attempts(policy(), &rx, 2, &seen, || {
+        let n = calls.fetch_add(1, Ordering::Relaxed);
+        async move {
+            match n {
+                0..200 => Err(failed(Verdict::Wait(Infra::Refused))),
+                200..210 => Err(failed(Verdict::Wait(Infra::Unreachable))),
+                _ => Ok(n),
+            }
+        }
+    })
+    .await;
+    assert_eq!(result, Ok(Ok(210)));
+    let minutes = started.elapsed().as_secs() / 60;
+    let told = seen.told.lock().unwrap().clone();
+    let refused = told.iter().filter(|c| **c == Infra::Refused).count() as u64;
+    assert!(minutes >= 2, "200 attempts at up to 1 s apart span minutes: {minutes}");
+    assert!((1..=minutes + 1).contains(&refused), "told {refused} times in {minutes} minutes, not per attempt");
+    assert_eq!(told.last(), Some(&Infra::Unreachable), "a new cause is told at once");
+    assert_eq!(told.iter().filter(|c| **c == Infra::Unreachable).count(), 1);
 }
