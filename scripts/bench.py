@@ -13,7 +13,9 @@ Phases, each on the same traffic:
   latency      publish at a steady rate while the worker runs, at the peak
                rate and at half of it; record time to commit, p50/p95/p99
 
-Prints a table and writes every figure to a JSON file. `--growth` sweeps
+Prints a table and writes every figure to a JSON file. `--secure` places
+and measures latency on plaintext and on the secure services (SASL_SSL with
+ACLs, TLS Postgres as the worker's role), alternating. `--growth` sweeps
 partitions, batch size and email size instead; `--latency-at` measures only
 the latency phase, at the steady rates given; `--poison` measures how long
 one record that makes placing fail on every attempt holds its partition.
@@ -21,6 +23,7 @@ one record that makes placing fail on every attempt holds its partition.
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -50,8 +53,39 @@ class Bench:
         self.figures = {"profile": "debug" if args.debug_build else "release", "records": args.records, "mix": args.mix, "email_kib": args.email_kib,
                         "partitions": args.partitions, "batch_max_records": args.batch}
         self.databases = []
+        # The secure services' secrets (`services.sh secure-env`) while a
+        # phase runs on them (--secure), else None.
+        self.secure = None
+        self.secrets = {}
 
-    def env(self, db, prefix, group=None, extra=None):
+    def psql(self, db, sql):
+        if not self.secure:
+            return psql(db, sql)
+        s = self.secrets
+        url = (f"postgresql://{s['SWITCHBOARD_SECURE_PG_OWNER']}:{s['SWITCHBOARD_SECURE_PG_OWNER_PASSWORD']}"
+               f"@127.0.0.1:5433/{db}?sslmode=verify-full&sslrootcert={s['SWITCHBOARD_SECURE_CA']}")
+        return sh("psql", "-qAtX", url, "-c", sql).strip()
+
+    def secure_env(self, db, role):
+        """DATABASE_URL and the Kafka client's settings on the secure
+        services: the worker's role and principal, or (`owner`) the schema's
+        owner and the broker's admin, which creates topics and publishes as
+        the gateways do."""
+        s = self.secrets
+        user, password = {"worker": ("PG_WORKER", "PG_WORKER_PASSWORD"), "owner": ("PG_OWNER", "PG_OWNER_PASSWORD")}[role]
+        kafka = "WORKER" if role == "worker" else "ADMIN"
+        return {
+            "DATABASE_URL": f"postgres://{s['SWITCHBOARD_SECURE_' + user]}:{s['SWITCHBOARD_SECURE_' + password]}"
+                            f"@127.0.0.1:5433/{db}?sslmode=verify-full&sslrootcert={s['SWITCHBOARD_SECURE_CA']}",
+            "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9192",
+            "SWITCHBOARD_RDKAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "SWITCHBOARD_RDKAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+            "SWITCHBOARD_RDKAFKA_SASL_USERNAME": s[f"SWITCHBOARD_SECURE_KAFKA_{kafka}_USER"],
+            "SWITCHBOARD_RDKAFKA_SASL_PASSWORD": s[f"SWITCHBOARD_SECURE_KAFKA_{kafka}_PASSWORD"],
+            "SWITCHBOARD_RDKAFKA_SSL_CA_LOCATION": s["SWITCHBOARD_SECURE_CA"],
+        }
+
+    def env(self, db, prefix, group=None, extra=None, role="worker"):
         e = dict(os.environ)
         e.update({
             "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{db}",
@@ -64,10 +98,19 @@ class Bench:
             "SWITCHBOARD_HTTP_ADDR": "off",
             "RUST_LOG": os.environ.get("RUST_LOG", "warn"),
         })
+        if self.secure:
+            e.update(self.secure_env(db, role))
         e.update(extra or {})
         return e
 
     def database(self, name):
+        if self.secure:
+            # The owner creates, migrates and grants; the worker's role runs.
+            self.psql("postgres", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            self.psql("postgres", f"CREATE DATABASE {name}")
+            sh(self.bin, "migrate", env=self.env(name, "unused", role="owner"))
+            sh(self.bin, "grant", "--role", self.secrets["SWITCHBOARD_SECURE_PG_WORKER"], env=self.env(name, "unused", role="owner"))
+            return name
         psql("postgres", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         psql("postgres", f"CREATE DATABASE {name}")
         self.databases.append(name)
@@ -75,9 +118,22 @@ class Bench:
         return name
 
     def topics(self, prefix, db, partitions=None):
-        sh(self.bin, "create-topics", "--partitions", str(partitions or self.args.partitions), env=self.env(db, prefix))
+        sh(self.bin, "create-topics", "--partitions", str(partitions or self.args.partitions),
+           env=self.env(db, prefix, role="owner"))
+        if self.secure:
+            # The worker principal's ACLs of docs/operations.md, for the
+            # groups the phases use.
+            user = "User:" + self.secrets["SWITCHBOARD_SECURE_KAFKA_WORKER_USER"]
+            acl = ["scripts/services.sh", "secure-acls", "9192", "--add", "--allow-principal", user]
+            inputs = [x for t in ("email", "sms", "messenger") for x in ("--topic", f"{prefix}.{t}")]
+            groups = [x for g in (f"{prefix}-group", f"{prefix}-g") for x in ("--group", g)]
+            sh(*acl, "--operation", "Read", "--operation", "Describe", *inputs, *groups)
+            sh(*acl, "--operation", "Write", "--topic", f"{prefix}.dlq", "--topic", f"{prefix}.events")
 
     def drop(self, db):
+        if self.secure:
+            self.psql("postgres", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+            return
         psql("postgres", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
 
     def load(self, db, prefix, records, seed, rate=None, extra=None, email_kib=None, agents=None, mix=None):
@@ -91,7 +147,7 @@ class Bench:
         if agents:
             # The agent desktop acting while the records flow (load --agents).
             cmd += ["--agents", str(agents)]
-        return subprocess.Popen(cmd, env=self.env(db, prefix, extra=extra), cwd=ROOT, stdout=subprocess.DEVNULL,
+        return subprocess.Popen(cmd, env=self.env(db, prefix, extra=extra, role="owner"), cwd=ROOT, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
 
     def run_worker(self, db, prefix, group, extra=None, log=None):
@@ -119,7 +175,7 @@ class Bench:
     def placed_rate(self, db):
         """Messages per second from the first commit to the last: process
         start and group join are not counted."""
-        n, span = psql(db, "SELECT count(*), extract(epoch FROM max(stored_at) - min(stored_at)) FROM messages").split("|")
+        n, span = self.psql(db, "SELECT count(*), extract(epoch FROM max(stored_at) - min(stored_at)) FROM messages").split("|")
         return int(n), int(n) / max(float(span), 1e-3)
 
     @staticmethod
@@ -162,45 +218,64 @@ class Bench:
         n = int(psql(target, "SELECT count(*) FROM messages"))
         return n / max(seconds, 1e-3)
 
-    def latency(self, name, rate, seconds, extra=None, partitions=None, email_kib=None, agents=None):
+    def latency(self, name, rate, seconds, extra=None, partitions=None, email_kib=None, agents=None, workers=1):
         """p50/p95/p99 from record timestamp to commit while `load --rate`
-        publishes `rate` records/s for `seconds` to a worker that runs."""
+        publishes `rate` records/s for `seconds` to `workers` processes of
+        one group that run (their histograms summed)."""
         prefix, db = f"{self.run_id}{name.replace('_', '')}", self.database(f"{self.run_id}_{name}")
         self.topics(prefix, db, partitions)
-        addr = "127.0.0.1:19464"
-        env = self.env(db, prefix, extra=dict(extra or {}, SWITCHBOARD_HTTP_ADDR=addr))
-        worker = subprocess.Popen([self.bin, "run"], cwd=ROOT, stdout=subprocess.DEVNULL, env=env)
-        # Publishing starts once the worker is ready (connected, partitions
-        # assigned): the records then measure the running worker, not its
+        addrs = [f"127.0.0.1:{19464 + i}" for i in range(workers)]
+        procs = [subprocess.Popen([self.bin, "run"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                  env=self.env(db, prefix, extra=dict(extra or {}, SWITCHBOARD_HTTP_ADDR=addr)))
+                 for addr in addrs]
+        # Publishing starts once the workers are ready (connected, partitions
+        # assigned): the records then measure running workers, not their
         # start and group join, which had put seconds into the percentiles.
         deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://{addr}/readyz", timeout=2).read()
-                break
-            except OSError:
-                if worker.poll() is not None or time.monotonic() > deadline:
-                    sys.exit("bench: the worker did not become ready")
-                time.sleep(0.1)
+        for addr, proc in zip(addrs, procs):
+            while True:
+                try:
+                    urllib.request.urlopen(f"http://{addr}/readyz", timeout=2).read()
+                    break
+                except OSError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        sys.exit("bench: a worker did not become ready")
+                    time.sleep(0.1)
         count = max(int(rate * seconds), 200)
         self.load(db, prefix, count, seed=3, rate=rate, extra=extra, email_kib=email_kib, agents=agents).wait()
-        metrics = ""
+        texts = []
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:
-                metrics = urllib.request.urlopen(f"http://{addr}/metrics", timeout=5).read().decode()
+                texts = [urllib.request.urlopen(f"http://{addr}/metrics", timeout=5).read().decode() for addr in addrs]
             except OSError:
                 time.sleep(0.2)
                 continue
-            if self.latencies(metrics)["records"] >= count:
+            if self.latencies(self.summed(texts))["records"] >= count:
                 break
             time.sleep(0.2)
-        worker.terminate()
-        worker.wait()
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait()
         self.drop(db)
+        metrics = self.summed(texts)
         # The worker's share: from taking a record from librdkafka to commit.
         worker = self.latencies(metrics, "switchboard_worker_latency_seconds")
         return dict(self.latencies(metrics), rate_per_s=rate, worker={k: v for k, v in worker.items() if k != "records"})
+
+    @staticmethod
+    def summed(texts):
+        """Several processes' histograms as one: bucket counts added up."""
+        if len(texts) == 1:
+            return texts[0]
+        totals = {}
+        for text in texts:
+            for line in text.splitlines():
+                if "_bucket{" in line:
+                    head, value = line.rsplit(" ", 1)
+                    totals[head] = totals.get(head, 0.0) + float(value)
+        return "\n".join(f"{head} {value}" for head, value in totals.items())
 
     def place_only(self, name, records, extra=None, partitions=None, email_kib=None, wall=False):
         """Publishes `records` and places them with `run --stop-at-end`;
@@ -211,7 +286,7 @@ class Bench:
         self.load(db, prefix, records, seed=1, extra=extra, email_kib=email_kib).wait()
         seconds, rss, _ = self.run_worker(db, prefix, f"{prefix}-g", extra)
         _, rate = self.placed_rate(db)
-        left = int(psql(db, "SELECT count(*) FROM event_outbox"))
+        left = int(self.psql(db, "SELECT count(*) FROM event_outbox"))
         self.drop(db)
         if wall:
             return rate, rss, seconds, left
@@ -273,6 +348,37 @@ class Bench:
                                             "records": a.records, "mix": a.mix}, indent=2))
         print(f"bench: figures written to {a.json}")
 
+    def secure_cost(self):
+        """Issue 23, item 5: the same records placed on the plaintext and on
+        the secure services (twice each, alternating), and latency at half
+        of the plaintext rate on each, in one run of this script."""
+        a = self.args
+        self.prepare()
+        sh("scripts/services.sh", "secure-broker-start", capture=False)
+        sh("scripts/services.sh", "secure-pg-start", capture=False)
+        self.secrets = dict(line.split("=", 1) for line in sh("scripts/services.sh", "secure-env").splitlines() if "=" in line)
+        runs = {}
+        for name in ("plain", "secure", "plain_again", "secure_again"):
+            self.secure = name.startswith("secure")
+            rate, rss = self.place_only(f"sec_{name}", a.records)
+            runs[name] = {"messages_per_s": round(rate), "peak_rss_mib": round(rss)}
+            print(f"{name:<12}: {rate:,.0f} messages/s placed, peak RSS {rss:.0f} MiB", flush=True)
+        plain = (runs["plain"]["messages_per_s"] + runs["plain_again"]["messages_per_s"]) / 2
+        secure = (runs["secure"]["messages_per_s"] + runs["secure_again"]["messages_per_s"]) / 2
+        rate = max(int(plain * 0.5), 100)
+        latency = {}
+        for name in ("plain", "secure"):
+            self.secure = name == "secure"
+            lat = self.latency(f"seclat{name}", rate, a.latency_seconds)
+            latency[name] = lat
+            print(f"{name:<12}: at {rate}/s p50 {lat['p50_ms']} ms, p95 {lat['p95_ms']} ms, p99 {lat['p99_ms']} ms "
+                  f"(in the worker: p99 {lat['worker'].get('p99_ms')} ms)", flush=True)
+        self.secure = None
+        print(f"ratio secure / plaintext: {secure / plain:.2f} of the throughput")
+        Path(a.json).write_text(json.dumps({"runs": runs, "latency": latency, "ratio_secure_to_plain": secure / plain,
+                                            "records": a.records, "mix": a.mix}, indent=2))
+        print(f"bench: figures written to {a.json}")
+
     def prepare(self):
         """The services, and the binary unless one is given."""
         sh("scripts/services.sh", capture=False)
@@ -311,6 +417,78 @@ class Bench:
             print(f"| {r['variable']} | {r['partitions']} | {r['batch']} | {r['email_kib']} | {r['records']:,} | "
                   f"{r['place_messages_per_s']:,} | {r['p99_ms']} (at {r['half_peak_rate']:,}/s) | {r['peak_rss_mib']} |")
         Path(a.json).write_text(json.dumps({"growth": rows, "mix": a.mix}, indent=2))
+        print(f"bench: figures written to {a.json}")
+
+    @staticmethod
+    def cpu_seconds():
+        """CPU seconds used so far by Postgres (its processes, and the
+        backends it has reaped), the broker, and this script's reaped
+        children (the workers), and the machine's busy and total seconds."""
+        tick = os.sysconf("SC_CLK_TCK")
+        out = {"postgres": 0.0, "broker": 0.0}
+        broker_pid = (Path.home() / ".cache/switchboard/kafka-broker-9092/pid")
+        broker_pid = broker_pid.read_text().strip() if broker_pid.exists() else ""
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                text = stat.read_text()
+            except OSError:
+                continue
+            comm = text.split("(", 1)[1].rsplit(")", 1)[0]
+            fields = text.rsplit(")", 1)[1].split()
+            used = sum(int(f) for f in fields[11:15]) / tick  # utime, stime, cutime, cstime
+            if comm == "postgres":
+                out["postgres"] += used
+            elif stat.parent.name == broker_pid:
+                out["broker"] += used
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        out["workers"] = children.ru_utime + children.ru_stime
+        cpu = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        out["machine_total"] = sum(cpu) / tick
+        out["machine_busy"] = (sum(cpu) - cpu[3] - cpu[4]) / tick  # less idle and iowait
+        return out
+
+    def processes(self):
+        """Issue 21, item 3: 1, 2 and 3 worker processes in one group on
+        the same traffic and partitions: throughput, where the CPU goes
+        (workers, Postgres, broker, per 1,000 messages) and how busy the
+        machine is, then p99 at one steady rate (half of one process's
+        peak) with that many processes running."""
+        a = self.args
+        self.prepare()
+        rows, steady = [], None
+        for k in (1, 2, 3):
+            name = f"proc{k}"
+            prefix, db = f"{self.run_id}{name}", self.database(f"{self.run_id}_{name}")
+            self.topics(prefix, db)
+            self.load(db, prefix, a.records, seed=1).wait()
+            before = self.cpu_seconds()
+            procs = [subprocess.Popen([self.bin, "run", "--stop-at-end"], env=self.env(db, prefix, f"{prefix}-g"),
+                                      cwd=ROOT, stdout=subprocess.DEVNULL) for _ in range(k)]
+            if any(proc.wait() != 0 for proc in procs):
+                sys.exit("bench: a worker failed")
+            after = self.cpu_seconds()
+            messages, rate = self.placed_rate(db)
+            self.drop(db)
+            used = {key: after[key] - before[key] for key in after}
+            per_k = {key: round(used[key] / max(messages, 1) * 1000, 3) for key in ("workers", "postgres", "broker")}
+            busy = used["machine_busy"] / max(used["machine_total"], 1e-9)
+            steady = steady or max(int(rate * 0.5), 100)
+            lat = self.latency(f"proc{k}l", steady, a.latency_seconds, workers=k)
+            row = {"processes": k, "messages": messages, "place_messages_per_s": round(rate),
+                   "cpu_s_per_1000_messages": per_k, "machine_busy": round(busy, 2), "steady_rate": steady,
+                   "p99_ms": lat.get("p99_ms"), "worker_p99_ms": lat["worker"].get("p99_ms")}
+            rows.append(row)
+            print(f"{k} process(es): {rate:,.0f} messages/s; CPU s per 1,000 messages: workers {per_k['workers']}, "
+                  f"Postgres {per_k['postgres']}, broker {per_k['broker']}; machine {busy:.0%} busy; "
+                  f"p99 at {steady}/s {lat.get('p99_ms')} ms (worker {lat['worker'].get('p99_ms')} ms)", flush=True)
+        print("\n| processes | place msg/s | CPU s / 1,000 msg: workers | Postgres | broker | machine busy | p99 ms (worker) at steady rate |")
+        print("|---|---|---|---|---|---|---|")
+        for r in rows:
+            c = r["cpu_s_per_1000_messages"]
+            print(f"| {r['processes']} | {r['place_messages_per_s']:,} | {c['workers']} | {c['postgres']} | {c['broker']} | "
+                  f"{r['machine_busy']:.0%} | {r['p99_ms']} ({r['worker_p99_ms']}) at {r['steady_rate']:,}/s |")
+        Path(a.json).write_text(json.dumps({"processes": rows, "records": a.records, "mix": a.mix,
+                                            "partitions": a.partitions}, indent=2))
         print(f"bench: figures written to {a.json}")
 
     def latency_sweep(self):
@@ -465,6 +643,10 @@ def parse():
     p.add_argument("--wal", action="store_true", help="Postgres WAL bytes per placed message, per channel, events off and on")
     p.add_argument("--events", action="store_true",
                    help="the cost of conversation events: throughput and latency with events off and on")
+    p.add_argument("--processes", action="store_true",
+                   help="1, 2 and 3 worker processes in one group: throughput, CPU per component, p99")
+    p.add_argument("--secure", action="store_true",
+                   help="throughput and latency on the plaintext and on the secure services (SASL_SSL, ACLs, TLS Postgres)")
     p.add_argument("--poison", action="store_true",
                    help="only: how long one record that makes placing panic on every attempt holds its partition")
     p.add_argument("--debug-build", action="store_true",
@@ -481,6 +663,10 @@ if __name__ == "__main__":
             bench.growth()
         elif bench.args.poison:
             bench.poison()
+        elif bench.args.processes:
+            bench.processes()
+        elif bench.args.secure:
+            bench.secure_cost()
         elif bench.args.events:
             bench.events()
         elif bench.args.wal:

@@ -67,10 +67,18 @@ async fn a_postgres_outage_makes_the_worker_wait_and_lose_nothing() {
             switchboard::worker::run(&settings, switchboard::worker::Mode::StopAtEnd, std::future::pending()).await
         })
     };
-    // The worker has really started and keeps trying: several connection
-    // attempts were refused, and it is still waiting.
-    crate::flow::wait_until("the worker retries Postgres", Duration::from_secs(60), || async {
-        proxy.refused.load(Ordering::SeqCst) >= 3
+    // The worker has really started (its checks and its lock budget, each
+    // refused too, come before it joins the group) and its batches keep
+    // trying: several more connection attempts were refused after it
+    // joined, and it is still waiting.
+    let group = switchboard::kafka::GroupOffsets::new(&settings.kafka, &settings.kafka.group_id).expect("group client");
+    crate::flow::wait_until("the worker joins its group", Duration::from_secs(60), || async {
+        group.members().is_ok_and(|m| !m.is_empty())
+    })
+    .await;
+    let joined = proxy.refused.load(Ordering::SeqCst);
+    crate::flow::wait_until("the worker's batches retry Postgres", Duration::from_secs(60), || async {
+        proxy.refused.load(Ordering::SeqCst) >= joined + 3
     })
     .await;
     assert!(!worker.is_finished(), "the worker waits for Postgres instead of finishing");
