@@ -17,10 +17,12 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
-# Only what the binary is built from: the manifest and lock, the code, and the
+# Only what the binary is built from: the manifests and lock, the code (the
+# worker's and the pure core's under crates/), and the
 # two directories compiled into it (config/default.toml, migrations/).
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+COPY crates ./crates
 COPY config ./config
 COPY migrations ./migrations
 

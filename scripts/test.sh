@@ -3,7 +3,8 @@
 # broker and Postgres (started, and installed where missing, by
 # scripts/services.sh), and a small run of the benchmark on the debug build
 # so that it cannot rot (its figures mean nothing). One build serves all.
-# Formatting and clippy's lints are gates too.
+# Formatting, clippy's lints and the pure core's dependency tree are gates
+# too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/services.sh
@@ -12,8 +13,13 @@ export SWITCHBOARD_TEST_DATABASE_URL=${SWITCHBOARD_TEST_DATABASE_URL:-postgres:/
 # The gates first: formatting and lints fail the run before the long part.
 echo "test: cargo fmt --check, and cargo clippy with warnings as errors."
 cargo fmt --all --check
-cargo clippy --all-targets --locked -- -D warnings
-cargo build --all-targets --locked
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "test: the pure core (crates/switchboard-core) depends on no async runtime, database driver or Kafka client."
+if cargo tree -p switchboard-core -e normal --prefix none --locked | grep -E '^(tokio|sqlx|rdkafka)[a-z-]* '; then
+  echo "test: switchboard-core must not depend on the crates above (ARCHITECTURE.md)." >&2
+  exit 1
+fi
+cargo build --workspace --all-targets --locked
 if [ "${SWITCHBOARD_SKIP_BENCH_SMOKE:-}" != 1 ]; then
   echo "test: a small benchmark run on the debug build (checks that it works, not how fast)."
   scripts/bench.sh --records 2000 --latency-seconds 2 --debug-build --json "${CARGO_TARGET_DIR:-target}/bench-smoke.json" |
@@ -23,4 +29,4 @@ if [ "${SWITCHBOARD_SKIP_BENCH_SMOKE:-}" != 1 ]; then
   python3 -c 'import json, sys; r = json.load(open(sys.argv[1]))["latency_at"][0]; assert r["records"] >= 300 and r["p99_ms"] is not None and r["worker"]["p99_ms"] is not None, r' \
     "${CARGO_TARGET_DIR:-target}/latency-smoke.json"
 fi
-cargo test --all-targets --locked -- --test-threads "${SWITCHBOARD_TEST_THREADS:-3}"
+cargo test --workspace --all-targets --locked -- --test-threads "${SWITCHBOARD_TEST_THREADS:-3}"

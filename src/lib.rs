@@ -27,21 +27,20 @@
 //!   realistic sample traffic for the demo, synthetic traffic for load tests.
 
 pub mod config;
-pub mod dead_letter;
-pub mod decode;
+// The pure core, re-exported at the paths the rest of the worker uses.
+pub use switchboard_core::{dead_letter, decode, domain, placement, record};
 pub mod diagnose;
-pub mod domain;
 pub mod events;
 pub mod failure;
 pub mod http;
 pub mod kafka;
 pub mod loadgen;
 pub mod ops;
-pub mod placement;
-pub mod record;
 pub mod sample;
 pub mod sidecar;
 pub mod stats;
 pub mod store;
 pub mod telemetry;
+#[cfg(test)]
+mod test_records;
 pub mod worker;

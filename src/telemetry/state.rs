@@ -179,7 +179,7 @@ mod tests {
     use crate::stats::Stats;
 
     fn record(offset: i64) -> SourceRecord {
-        SourceRecord::zeros(offset, 10)
+        crate::test_records::zeros(offset, 10)
     }
 
     fn key() -> PartitionKey {

@@ -168,7 +168,7 @@ mod tests {
     use super::*;
 
     fn record(offset: i64, bytes: usize) -> SourceRecord {
-        SourceRecord::zeros(offset, bytes)
+        crate::test_records::zeros(offset, bytes)
     }
 
     fn limits() -> Limits {

@@ -235,7 +235,9 @@ impl Rig {
     /// Delivers records `offsets` of partition `p`.
     pub fn records(&self, p: i32, offsets: std::ops::Range<i64>) {
         for offset in offsets {
-            self.feed.send(Polled::Record(SourceRecord { partition: p, ..SourceRecord::zeros(offset, 10) })).unwrap();
+            self.feed
+                .send(Polled::Record(SourceRecord { partition: p, ..crate::test_records::zeros(offset, 10) }))
+                .unwrap();
         }
     }
 

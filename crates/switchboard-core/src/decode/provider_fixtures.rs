@@ -13,7 +13,7 @@ use crate::decode::test_support::MAX_RECORD_BYTES;
 use std::path::{Path, PathBuf};
 
 fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/webhooks")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/webhooks")
 }
 
 /// Wraps a payload file as the gateway would publish it.

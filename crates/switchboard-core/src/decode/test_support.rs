@@ -15,7 +15,7 @@ pub(crate) const RECORD_TIMESTAMP_MS: i64 = 1_764_064_800_000;
 /// The bytes of a file under `tests/fixtures/`.
 macro_rules! fixture {
     ($path:literal) => {
-        include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/", $path)).as_slice()
+        include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/", $path)).as_slice()
     };
 }
 pub(crate) use fixture;
@@ -102,7 +102,7 @@ pub(crate) fn decode_err(record: &SourceRecord) -> DecodeError {
 /// `tests/fixtures/cloudevents/` by its `generate.py`: `NAME.value` is the
 /// value byte for byte, `NAME.json` the headers and key.
 pub(crate) fn sdk_record(name: &str) -> SourceRecord {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cloudevents");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/cloudevents");
     let read = |ext: &str| {
         let path = dir.join(format!("{name}.{ext}"));
         std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))

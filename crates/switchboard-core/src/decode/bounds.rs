@@ -98,7 +98,7 @@ pub(crate) fn truncate(text: &mut String, max: usize) -> bool {
 }
 
 /// `text` cut to `max` bytes, with `…` when it was cut.
-pub(crate) fn capped(mut text: String, max: usize) -> String {
+pub fn capped(mut text: String, max: usize) -> String {
     if truncate(&mut text, max.saturating_sub('…'.len_utf8())) {
         text.push('…');
     }

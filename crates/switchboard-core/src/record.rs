@@ -46,20 +46,3 @@ impl SourceRecord {
         self.value.as_ref().map_or(0, Vec::len)
     }
 }
-
-#[cfg(test)]
-impl SourceRecord {
-    /// A record of topic `t`, partition 0, whose value is `bytes` zero bytes:
-    /// what the worker's unit tests of buffers and telemetry count with.
-    pub(crate) fn zeros(offset: i64, bytes: usize) -> SourceRecord {
-        SourceRecord {
-            topic: "t".into(),
-            partition: 0,
-            offset,
-            timestamp_ms: None,
-            key: None,
-            value: Some(vec![0; bytes]),
-            headers: vec![],
-        }
-    }
-}
