@@ -136,12 +136,16 @@ class Bench:
             return
         psql("postgres", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
 
-    def load(self, db, prefix, records, seed, rate=None, extra=None, email_kib=None, agents=None, mix=None):
+    def load(self, db, prefix, records, seed, rate=None, extra=None, email_kib=None, agents=None, mix=None,
+             email_extras=True):
         # Realistic traffic: gateway retries, one email to two inboxes,
-        # replies, out-of-office mail; keyed by customer.
+        # replies, out-of-office mail; keyed by customer. Copies to a second
+        # inbox and automatic replies are emails whatever the mix, so a
+        # measure of one other channel turns them off (email_extras=False).
+        extras = ("0.03", "0.02") if email_extras else ("0", "0")
         cmd = [self.bin, "load", "--records", str(records), "--seed", str(seed), "--mix", mix or self.args.mix,
-               "--email-bytes", str((email_kib or self.args.email_kib) * 1024), "--duplicates", "0.05", "--siblings", "0.03",
-               "--replies", "0.10", "--automatic", "0.02"]
+               "--email-bytes", str((email_kib or self.args.email_kib) * 1024), "--duplicates", "0.05", "--siblings", extras[0],
+               "--replies", "0.10", "--automatic", extras[1]]
         if rate:
             cmd += ["--rate", str(rate)]
         if agents:
@@ -306,19 +310,51 @@ class Bench:
                 prefix, db = f"{self.run_id}{name.replace('_', '')}", self.database(f"{self.run_id}_{name}")
                 self.topics(prefix, db)
                 extra = {"SWITCHBOARD__EVENTS__ENABLED": events}
-                self.load(db, prefix, a.records, seed=1, extra=extra, mix=f"{channel}=100").wait()
+                self.load(db, prefix, a.records, seed=1, extra=extra, mix=f"{channel}=100",
+                          email_extras=channel == "email").wait()
+                psql(db, "CREATE EXTENSION IF NOT EXISTS pg_walinspect")
                 before = psql(db, "SELECT pg_current_wal_lsn()")
                 self.run_worker(db, prefix, f"{prefix}-g", extra)
-                wal = int(float(psql(db, f"SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '{before}')")))
+                after = psql(db, "SELECT pg_current_wal_lsn()")
+                wal = int(float(psql(db, f"SELECT pg_wal_lsn_diff('{after}', '{before}')")))
                 messages = int(psql(db, "SELECT count(*) FROM messages"))
                 row = {"channel": channel, "events": events == "true", "messages": messages,
-                       "wal_bytes": wal, "wal_bytes_per_message": round(wal / max(messages, 1))}
+                       "wal_bytes": wal, "wal_bytes_per_message": round(wal / max(messages, 1)),
+                       "by_relation": self.wal_by_relation(db, before, after, messages)}
                 rows.append(row)
                 print(f"{channel:<9} events {events:<5}: {messages:,} messages, {wal / 2**20:,.1f} MiB of WAL, "
                       f"{row['wal_bytes_per_message']:,} bytes per message", flush=True)
+                for name, per_message, share in row["by_relation"][:12]:
+                    print(f"    {name:<48} {per_message:>8,} B/message  {share:>5.1%}")
                 self.drop(db)
         Path(a.json).write_text(json.dumps({"wal": rows, "records": a.records}, indent=2))
         print(f"bench: figures written to {a.json}")
+
+    @staticmethod
+    def wal_by_relation(db, before, after, messages):
+        """Each table's and index's share of the WAL between two LSNs
+        (pg_walinspect): a record counts for the relation of its first
+        block, full-page images included; records without a block (commits,
+        running transactions) count for their resource manager."""
+        rows = psql(db, f"""
+            WITH r AS (
+                SELECT resource_manager, record_length,
+                       substring(block_ref from 'rel [0-9]+/([0-9]+)/')::oid AS dboid,
+                       substring(block_ref from 'rel [0-9]+/[0-9]+/([0-9]+)')::oid AS filenode
+                FROM pg_get_wal_records_info('{before}', '{after}'))
+            SELECT CASE WHEN c.relname ~ '^pg_toast_[0-9]+'
+                        THEN ((regexp_match(c.relname, '^pg_toast_([0-9]+)'))[1]::oid::regclass::text)
+                             || CASE WHEN c.relname LIKE '%_index' THEN ' (TOAST index)' ELSE ' (TOAST)' END
+                        WHEN r.dboid NOT IN (0, (SELECT oid FROM pg_database WHERE datname = current_database()))
+                        THEN '(other databases)'
+                        ELSE COALESCE(c.relname, '(' || lower(r.resource_manager) || ')') END,
+                   sum(r.record_length)::bigint
+            FROM r LEFT JOIN pg_class c ON c.relfilenode = r.filenode AND r.filenode <> 0
+                 AND r.dboid = (SELECT oid FROM pg_database WHERE datname = current_database())
+            GROUP BY 1 ORDER BY 2 DESC""")
+        parsed = [(name, int(n)) for name, n in (line.split("|") for line in rows.splitlines() if "|" in line)]
+        total = sum(n for _, n in parsed) or 1
+        return [(name, round(n / max(messages, 1)), n / total) for name, n in parsed]
 
     def events(self):
         """The cost of conversation events: the same records placed with
