@@ -1,7 +1,10 @@
 //! Integration tests: every test goes through the real broker and the real
 //! Postgres, with its own topics and database (see `harness`).
 
-mod agent;
+mod support;
+// The shared helpers, at the paths the tests name them by.
+use support::{agent, flow, harness};
+
 mod agent_race;
 mod automatic_mail;
 mod bounds;
@@ -14,9 +17,7 @@ mod email_ids;
 mod end_to_end;
 mod events;
 mod faults;
-mod flow;
 mod handover;
-mod harness;
 mod head_of_line;
 mod hostile;
 mod isolation;

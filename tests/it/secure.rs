@@ -36,21 +36,13 @@ fn secrets() -> &'static HashMap<String, String> {
     SECRETS.get_or_init(|| {
         crate::harness::services("secure-broker-start", BROKER_PORT);
         crate::harness::services("secure-pg-start", POSTGRES_PORT);
-        let out = script(&["secure-env"]);
+        let out = crate::harness::services_script(&["secure-env"]);
         out.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
     })
 }
 
 fn secret(name: &str) -> String {
     secrets().get(&format!("SWITCHBOARD_SECURE_{name}")).unwrap_or_else(|| panic!("secure-env names {name}")).clone()
-}
-
-/// Runs `scripts/services.sh ARGS`; its standard output.
-fn script(args: &[&str]) -> String {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/services.sh");
-    let out = std::process::Command::new("bash").arg(path).args(args).output().expect("run scripts/services.sh");
-    assert!(out.status.success(), "services.sh {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn postgres_url(user: &str, password: &str, db: &str, ca: &str) -> String {
@@ -249,7 +241,7 @@ fn settings(prefix: &str, url: &str, kafka: Vec<(String, String)>) -> Settings {
 
 fn acls(args: &[&str]) {
     let port = BROKER_PORT.to_string();
-    script(&[&["secure-acls", &port][..], args].concat());
+    crate::harness::services_script(&[&["secure-acls", &port][..], args].concat());
 }
 
 /// Runs a command to its end (at most two minutes); status, stdout, stderr.

@@ -300,9 +300,15 @@ pub fn dlq_headers(record: &SourceRecord) -> HashMap<String, String> {
 /// Runs `scripts/services.sh COMMAND PORT` (a broker or Postgres instance
 /// of a test's own, which it may stop without disturbing the others).
 pub fn services(command: &str, port: u16) {
+    services_script(&[command, &port.to_string()]);
+}
+
+/// Runs `scripts/services.sh ARGS`; its standard output.
+pub fn services_script(args: &[&str]) -> String {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/services.sh");
-    let status = std::process::Command::new("bash").arg(script).args([command, &port.to_string()]).status();
-    assert!(status.expect("run scripts/services.sh").success(), "scripts/services.sh {command} {port} failed");
+    let out = std::process::Command::new("bash").arg(script).args(args).output().expect("run scripts/services.sh");
+    assert!(out.status.success(), "scripts/services.sh {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Deletes a test's four topics; a failure (the broker is a test's own and
