@@ -197,26 +197,16 @@ kafka_java() { # dir, main class and its arguments
 
 broker_dir() { echo "$TOOLS/kafka-broker-$1"; }
 
-broker_start() {
-  local port=${1:-9092}
-  local dir controller
-  dir=$(broker_dir "$port")
-  controller=$((port + 1))
-  if port_open "$port"; then
-    say "a broker answers on 127.0.0.1:$port (left as it is)."
-    return
-  fi
-  kafka_install
-  mkdir -p "$dir/data"
-  cat >"$dir/server.properties" <<EOF
+# What every broker of ours shares: one KRaft node (broker and controller
+# in one JVM), records on disk, topics made only on purpose, records up to
+# 16 MiB. Arguments: its directory and its controller's port.
+broker_base_properties() {
+  local dir=$1
+  cat <<EOF
 process.roles=broker,controller
 node.id=1
-controller.quorum.voters=1@127.0.0.1:$controller
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.quorum.voters=1@127.0.0.1:$2
 controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 log.dirs=$dir/data
 num.partitions=1
 offsets.topic.replication.factor=1
@@ -231,6 +221,28 @@ message.max.bytes=16777216
 replica.fetch.max.bytes=16777216
 log.retention.hours=168
 EOF
+}
+
+broker_start() {
+  local port=${1:-9092}
+  local dir controller
+  dir=$(broker_dir "$port")
+  controller=$((port + 1))
+  if port_open "$port"; then
+    say "a broker answers on 127.0.0.1:$port (left as it is)."
+    return
+  fi
+  kafka_install
+  mkdir -p "$dir/data"
+  {
+    broker_base_properties "$dir" "$controller"
+    cat <<EOF
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+EOF
+  } >"$dir/server.properties"
   broker_launch "$dir" "$port"
 }
 
@@ -368,13 +380,11 @@ secure_broker_start() {
   # plaintext on loopback, for the broker half of this one JVM only; its
   # principal (ANONYMOUS) is therefore a super user, as is the admin that
   # creates topics and ACLs. Everyone else gets exactly what an ACL allows.
-  cat >"$dir/server.properties" <<EOF
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$controller
+  {
+    broker_base_properties "$dir" "$controller"
+    cat <<EOF
 listeners=SASL_SSL://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller
 advertised.listeners=SASL_SSL://127.0.0.1:$port
-controller.listener.names=CONTROLLER
 inter.broker.listener.name=SASL_SSL
 listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT
 sasl.enabled.mechanisms=SCRAM-SHA-512
@@ -388,19 +398,8 @@ ssl.truststore.location=$SECURE/ca.crt
 authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
 super.users=User:$SWITCHBOARD_SECURE_KAFKA_ADMIN_USER;User:ANONYMOUS
 allow.everyone.if.no.acl.found=false
-log.dirs=$dir/data
-num.partitions=1
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=10
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-auto.create.topics.enable=false
-group.initial.rebalance.delay.ms=0
-message.max.bytes=16777216
-replica.fetch.max.bytes=16777216
 EOF
+  } >"$dir/server.properties"
   chmod 600 "$dir/server.properties"
   cat >"$dir/admin.properties" <<EOF
 security.protocol=SASL_SSL

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::process::Stdio;
 use std::sync::OnceLock;
 use std::time::Duration;
-use switchboard::config::{Overrides, Settings};
+use switchboard::config::Settings;
 use switchboard::kafka::{ensure_topics, read_topic, Publisher};
 use switchboard::record::SourceRecord;
 use switchboard::sample::{binary, SampleRecord};
@@ -223,19 +223,7 @@ impl Drop for SecureEnv {
 }
 
 fn settings(prefix: &str, url: &str, kafka: Vec<(String, String)>) -> Settings {
-    let overrides = Overrides {
-        database_url: Some(url.to_owned()),
-        bootstrap_servers: Some(format!("127.0.0.1:{BROKER_PORT}")),
-        group_id: Some(format!("{prefix}-group")),
-        topic_email: Some(format!("{prefix}.email")),
-        topic_sms: Some(format!("{prefix}.sms")),
-        topic_messenger: Some(format!("{prefix}.messenger")),
-        topic_dlq: Some(format!("{prefix}.dlq")),
-        topic_events: Some(format!("{prefix}.events")),
-        http_addr: Some("off".into()),
-        kafka_properties: vec![],
-        config_file: None,
-    };
+    let overrides = crate::harness::overrides(prefix, url, &format!("127.0.0.1:{BROKER_PORT}"));
     Settings::load(&overrides, &kafka).expect("settings")
 }
 

@@ -30,6 +30,25 @@ fn url_for(admin: &str, db: &str) -> String {
     format!("{base}/{db}")
 }
 
+/// A test's settings: its database, its topics and group named by
+/// `prefix`, no HTTP endpoint (tests run workers side by side; the one that
+/// scrapes picks a port).
+pub fn overrides(prefix: &str, database_url: &str, bootstrap_servers: &str) -> Overrides {
+    Overrides {
+        database_url: Some(database_url.to_owned()),
+        bootstrap_servers: Some(bootstrap_servers.to_owned()),
+        group_id: Some(format!("{prefix}-group")),
+        topic_email: Some(format!("{prefix}.email")),
+        topic_sms: Some(format!("{prefix}.sms")),
+        topic_messenger: Some(format!("{prefix}.messenger")),
+        topic_dlq: Some(format!("{prefix}.dlq")),
+        topic_events: Some(format!("{prefix}.events")),
+        http_addr: Some("off".into()),
+        kafka_properties: vec![],
+        config_file: None,
+    }
+}
+
 /// A test's own database and topics.
 pub struct TestEnv {
     pub settings: Settings,
@@ -71,20 +90,7 @@ impl TestEnv {
         admin.close().await;
 
         let prefix = format!("t{}", &id[..12]);
-        let overrides = Overrides {
-            database_url: Some(url_for(&admin_url, &db_name)),
-            bootstrap_servers: Some(bootstrap()),
-            group_id: Some(format!("{prefix}-group")),
-            topic_email: Some(format!("{prefix}.email")),
-            topic_sms: Some(format!("{prefix}.sms")),
-            topic_messenger: Some(format!("{prefix}.messenger")),
-            topic_dlq: Some(format!("{prefix}.dlq")),
-            topic_events: Some(format!("{prefix}.events")),
-            // Tests run workers side by side; the one that scrapes picks a port.
-            http_addr: Some("off".into()),
-            kafka_properties: vec![],
-            config_file: None,
-        };
+        let overrides = overrides(&prefix, &url_for(&admin_url, &db_name), &bootstrap());
         let mut settings = Settings::load(&overrides, &[]).expect("settings");
         settings.worker.retry_initial = Duration::from_millis(50);
         settings.worker.retry_max = Duration::from_millis(500);
