@@ -203,22 +203,8 @@ impl SecureEnv {
 
 impl Drop for SecureEnv {
     fn drop(&mut self) {
-        let (db, pool, kafka) = (self.db.clone(), self.pool.clone(), self.admin.kafka.clone());
         let admin_url = postgres_url("postgres", &secret("PG_ADMIN_PASSWORD"), "postgres", &secret("CA"));
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            rt.block_on(async move {
-                pool.close().await;
-                if let Ok(admin) = PgPoolOptions::new().max_connections(1).connect(&admin_url).await {
-                    let _ = admin.execute(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)").as_str()).await;
-                }
-                let t = &kafka.topics;
-                let topics =
-                    [t.email.as_str(), t.sms.as_str(), t.messenger.as_str(), t.dlq.as_str(), t.events.as_str()];
-                crate::harness::delete_topic_names(&kafka, &topics).await;
-            });
-        })
-        .join();
+        crate::harness::remove(self.pool.clone(), &admin_url, &self.db, &self.admin.kafka);
     }
 }
 

@@ -272,25 +272,27 @@ impl TestEnv {
 
 impl Drop for TestEnv {
     fn drop(&mut self) {
-        let db = self.db_name.clone();
-        let pool = self.pool.clone();
-        let admin_url = self.admin_url.clone();
-        let kafka = self.settings.kafka.clone();
-        // Drop runs outside async context; a thread with its own runtime
-        // removes the database and the topics (a broker that keeps every
-        // test's topics grows by thousands of partitions a run).
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            rt.block_on(async move {
-                pool.close().await;
-                if let Ok(admin) = PgPoolOptions::new().max_connections(1).connect(&admin_url).await {
-                    let _ = admin.execute(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)").as_str()).await;
-                }
-                delete_topics(&kafka).await;
-            });
-        })
-        .join();
+        remove(self.pool.clone(), &self.admin_url, &self.db_name, &self.settings.kafka);
     }
+}
+
+/// Removes a test's database (through `admin_url`, a server URL that may
+/// drop it) and its topics, from a `Drop`: outside async context, so on a
+/// thread with its own runtime. A broker that kept every test's topics
+/// would grow by thousands of partitions a run.
+pub fn remove(pool: PgPool, admin_url: &str, db: &str, kafka: &switchboard::config::KafkaSettings) {
+    let (admin_url, db, kafka) = (admin_url.to_owned(), db.to_owned(), kafka.clone());
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async move {
+            pool.close().await;
+            if let Ok(admin) = PgPoolOptions::new().max_connections(1).connect(&admin_url).await {
+                let _ = admin.execute(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)").as_str()).await;
+            }
+            delete_topics(&kafka).await;
+        });
+    })
+    .join();
 }
 
 /// The `dlq_*` headers of a dead letter, by name.
@@ -331,10 +333,14 @@ async fn delete_topics(kafka: &switchboard::config::KafkaSettings) {
 pub async fn delete_topic_names(kafka: &switchboard::config::KafkaSettings, topics: &[&str]) {
     use rdkafka::admin::{AdminClient, AdminOptions};
     use rdkafka::client::DefaultClientContext;
-    let Ok(admin) = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &kafka.bootstrap_servers)
-        .create::<AdminClient<DefaultClientContext>>()
-    else {
+    // The test's client settings too: on the secure broker, its admin's
+    // SASL and TLS properties.
+    let mut config = rdkafka::ClientConfig::new();
+    config.set("bootstrap.servers", &kafka.bootstrap_servers);
+    for (name, value) in &kafka.properties {
+        config.set(name, value);
+    }
+    let Ok(admin) = config.create::<AdminClient<DefaultClientContext>>() else {
         return;
     };
     let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(5)));
