@@ -113,7 +113,10 @@ impl ClientContext for Probe {
 /// Whether a connection failure librdkafka reports is a refusal: the
 /// broker (or its certificate) said no, rather than did not answer.
 fn refusal_in(text: &str) -> Option<RDKafkaErrorCode> {
-    if text.contains("SSL handshake failed") || text.contains("certificate verify failed") {
+    // Only a failed verification: "SSL handshake failed: Disconnected" is a
+    // connection closed mid-handshake (a broker restarting, a proxy with
+    // nothing behind it), which is waited for like any unreachable broker.
+    if text.contains("certificate verify failed") {
         Some(RDKafkaErrorCode::SSL)
     } else if text.contains("SASL authentication error") || text.contains("Authentication failed") {
         Some(RDKafkaErrorCode::Authentication)
@@ -134,7 +137,7 @@ pub fn preflight(settings: &KafkaSettings, access: &Access<'_>, within: Duration
         &[("group.id", access.group), ("enable.auto.commit", "false"), ("enable.partition.eof", "false")],
     )
     .create_with_context(Probe::default())
-    .map_err(|e| Refusal::Client(e.to_string()))?;
+    .map_err(|e| Refusal::Client(without_values(&e)))?;
     let refused = |probe: &BaseConsumer<Probe>| -> Option<Refusal> {
         let (code, reason) = probe.context().refused.lock().ok()?.clone()?;
         let reason = reason_of(&reason);
@@ -162,9 +165,17 @@ pub fn preflight(settings: &KafkaSettings, access: &Access<'_>, within: Duration
     }
     let asks = access.read.iter().map(|t| ("read", *t)).chain(access.write.iter().map(|t| ("write", *t)));
     for (what, topic) in asks {
-        let metadata = probe.fetch_metadata(Some(topic), Duration::from_secs(10)).map_err(|e| {
-            refused(&probe).unwrap_or(Refusal::Client(format!("asking for topic {topic}'s metadata failed: {e}")))
-        })?;
+        let metadata = match probe.fetch_metadata(Some(topic), Duration::from_secs(10)) {
+            Ok(metadata) => metadata,
+            Err(e) => {
+                while probe.poll(Duration::ZERO).is_some() {}
+                return match refused(&probe) {
+                    Some(refusal) => Err(refusal),
+                    // Slow or gone: waited for like a broker that never answered.
+                    None => Ok(Probed::Unreachable(format!("asking for topic {topic}'s metadata: {e}"))),
+                };
+            }
+        };
         let denied = metadata.topics().iter().find_map(|t| t.error().map(RDKafkaErrorCode::from));
         if let Some(code @ RDKafkaErrorCode::TopicAuthorizationFailed) = denied {
             return Err(Refusal::Topic { user: user.clone(), what, topic: topic.to_owned(), code: code_name(code) });
@@ -189,6 +200,15 @@ pub fn preflight(settings: &KafkaSettings, access: &Access<'_>, within: Duration
         return Err(Refusal::Group { user, group: access.group.to_owned(), code: code_name(denied) });
     }
     Ok(Probed::Allowed)
+}
+
+/// A client creation error without the property's value, which rdkafka
+/// prints and which may be a password under a misspelt name.
+fn without_values(e: &KafkaError) -> String {
+    match e {
+        KafkaError::ClientConfig(_, description, key, _) => format!("property {key}: {description}"),
+        other => other.to_string(),
+    }
 }
 
 /// `TOPIC_AUTHORIZATION_FAILED`, as Kafka's documentation names it.
@@ -217,6 +237,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_misspelt_property_is_named_without_its_value() {
+        let mut settings = crate::config::Settings::load(&Default::default(), &[]).expect("defaults").kafka;
+        settings.properties.insert("sasl.paswordd".to_owned(), "s3cret-value".to_owned());
+        let access = Access { read: &["in"], write: &[], group: "g" };
+        let err = preflight(&settings, &access, Duration::from_secs(1)).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("sasl.paswordd"), "{text}");
+        assert!(!text.contains("s3cret-value"), "{text}");
+    }
+
+    #[test]
     fn kafka_error_codes_read_as_the_protocol_names_them() {
         assert_eq!(code_name(RDKafkaErrorCode::TopicAuthorizationFailed), "TOPIC_AUTHORIZATION_FAILED");
         assert_eq!(code_name(RDKafkaErrorCode::GroupAuthorizationFailed), "GROUP_AUTHORIZATION_FAILED");
@@ -227,9 +258,11 @@ mod tests {
         let sasl = "sasl_ssl://127.0.0.1:9192/bootstrap: SASL authentication error: Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512 (after 330ms in state AUTH_REQ)";
         let tls = "sasl_ssl://127.0.0.1:9192/bootstrap: SSL handshake failed: error:0A000086:SSL routines::certificate verify failed: broker certificate could not be verified (after 16ms in state SSL_HANDSHAKE)";
         let down = "sasl_ssl://127.0.0.1:9192/bootstrap: Connect to ipv4#127.0.0.1:9192 failed: Connection refused (after 0ms in state CONNECT)";
+        let cut = "sasl_ssl://127.0.0.1:9192/bootstrap: SSL handshake failed: Disconnected: connecting to a PLAINTEXT broker listener? (after 2ms in state SSL_HANDSHAKE)";
         assert_eq!(refusal_in(sasl), Some(RDKafkaErrorCode::Authentication));
         assert_eq!(refusal_in(tls), Some(RDKafkaErrorCode::SSL));
         assert_eq!(refusal_in(down), None);
+        assert_eq!(refusal_in(cut), None, "a handshake cut short is a broker that went away, not a refusal");
     }
 
     #[test]
