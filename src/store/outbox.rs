@@ -5,7 +5,7 @@
 
 use super::Item;
 use crate::events::{CloudEvent, EventData, EventType, SourceRecord};
-use crate::placement::batch::{BatchPlan, ItemResult};
+use crate::placement::batch::{AuditKind, BatchPlan, ItemResult};
 use crate::placement::Status;
 use sqlx::{Postgres, Transaction};
 use std::collections::HashMap;
@@ -94,11 +94,12 @@ pub(super) fn events(
             rows.push(Row { key: k, event: CloudEvent::new(kind, k, time, data) });
         };
         let audit = caused_by.get(&m.id).map(Vec::as_slice).unwrap_or_default();
-        let caused = |kind: &'static str| audit.iter().filter(move |e| e.kind == kind);
+        let caused = |kind: AuditKind| audit.iter().filter(move |e| e.kind == kind);
         let status = |s: Option<Status>| s.map(|s| s.as_str().to_owned());
-        for (kind, label) in
-            [(EventType::ConversationCreated, "created"), (EventType::ConversationFollowUpStarted, "follow_up_started")]
-        {
+        for (kind, label) in [
+            (EventType::ConversationCreated, AuditKind::Created),
+            (EventType::ConversationFollowUpStarted, AuditKind::FollowUpStarted),
+        ] {
             for e in caused(label) {
                 let related_conversation_id = e.related;
                 push(
@@ -112,7 +113,8 @@ pub(super) fn events(
             }
         }
         push(EventType::MessagePlaced, EventData { rule: Some(rule.as_str().to_owned()), ..data(m.conversation_id) });
-        for (kind, label) in [(EventType::ConversationReopened, "reopened"), (EventType::ConversationMerged, "merged")]
+        for (kind, label) in
+            [(EventType::ConversationReopened, AuditKind::Reopened), (EventType::ConversationMerged, AuditKind::Merged)]
         {
             for e in caused(label) {
                 push(

@@ -7,7 +7,7 @@
 use super::outbox::InsertedLink;
 use super::Item;
 use crate::domain::InboundMessage;
-use crate::placement::batch::{BatchPlan, MessageRow};
+use crate::placement::batch::{BatchPlan, LinkKind, MessageRow};
 use crate::placement::Status;
 use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Transaction};
@@ -275,7 +275,7 @@ async fn insert_events(tx: &mut Transaction<'_, Postgres>, plan: &BatchPlan) -> 
     }
     let e = &plan.events;
     let convs: Vec<Uuid> = e.iter().map(|e| e.conversation_id).collect();
-    let kinds: Vec<&str> = e.iter().map(|e| e.kind).collect();
+    let kinds: Vec<&str> = e.iter().map(|e| e.kind.as_str()).collect();
     let from: Vec<Option<&str>> = e.iter().map(|e| e.from_status.map(Status::as_str)).collect();
     let to: Vec<&str> = e.iter().map(|e| e.to_status.as_str()).collect();
     let messages: Vec<Uuid> = e.iter().map(|e| e.message_id).collect();
@@ -314,7 +314,7 @@ async fn relink(tx: &mut Transaction<'_, Postgres>, plan: &BatchPlan) -> Result<
     let mut keys: Vec<i64> = plan
         .links
         .iter()
-        .filter(|l| l.kind == "related")
+        .filter(|l| l.kind == LinkKind::Related)
         .map(|l| (l.from, l.to))
         .chain(plan.stale_siblings.iter().copied())
         .map(|(from, to)| super::locks::link_key(from, to))
@@ -355,7 +355,7 @@ async fn relink(tx: &mut Transaction<'_, Postgres>, plan: &BatchPlan) -> Result<
     let l = &plan.links;
     let from: Vec<Uuid> = l.iter().map(|l| l.from).collect();
     let to: Vec<Uuid> = l.iter().map(|l| l.to).collect();
-    let kinds: Vec<&str> = l.iter().map(|l| l.kind).collect();
+    let kinds: Vec<&str> = l.iter().map(|l| l.kind.as_str()).collect();
     let causes: Vec<Uuid> = l.iter().map(|l| l.cause).collect();
     let statuses: Vec<Option<&str>> = l.iter().map(|l| l.event.map(Status::as_str)).collect();
     let sibling: Vec<bool> = l.iter().map(|l| l.sibling).collect();

@@ -121,11 +121,52 @@ pub struct ConversationUpdate {
     pub last_message_at: DateTime<Utc>,
 }
 
+/// What an audit row the plan writes records (`conversation_events.kind`;
+/// `linked` rows are written by the store for the links it inserts).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AuditKind {
+    Created,
+    FollowUpStarted,
+    Reopened,
+    Merged,
+}
+
+impl AuditKind {
+    /// The value in `conversation_events.kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditKind::Created => "created",
+            AuditKind::FollowUpStarted => "follow_up_started",
+            AuditKind::Reopened => "reopened",
+            AuditKind::Merged => "merged",
+        }
+    }
+}
+
+/// A link's kind (`conversation_links.kind`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LinkKind {
+    /// R2: a follow-up of a closed conversation (I3: one per conversation).
+    FollowUp,
+    /// R7 siblings, R1r and R8's links, automatic replies (I6).
+    Related,
+}
+
+impl LinkKind {
+    /// The value in `conversation_links.kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkKind::FollowUp => "follow_up",
+            LinkKind::Related => "related",
+        }
+    }
+}
+
 /// An audit row.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EventRow {
     pub conversation_id: Uuid,
-    pub kind: &'static str,
+    pub kind: AuditKind,
     pub from_status: Option<Status>,
     pub to_status: Status,
     pub message_id: Uuid,
@@ -138,7 +179,7 @@ pub struct EventRow {
 pub struct LinkRow {
     pub from: Uuid,
     pub to: Uuid,
-    pub kind: &'static str,
+    pub kind: LinkKind,
     pub cause: Uuid,
     pub event: Option<Status>,
     /// R7 (copies of one email) is the reason for this link. Only such links
@@ -227,7 +268,8 @@ pub fn plan_batch(
                     pair: pair.clone(),
                     created_at,
                 });
-                let kind = if placement.follow_up_of.is_some() { "follow_up_started" } else { "created" };
+                let kind =
+                    if placement.follow_up_of.is_some() { AuditKind::FollowUpStarted } else { AuditKind::Created };
                 plan.events.push(EventRow {
                     conversation_id: id,
                     kind,
@@ -247,7 +289,7 @@ pub fn plan_batch(
             }
             plan.events.push(EventRow {
                 conversation_id,
-                kind: "reopened",
+                kind: AuditKind::Reopened,
                 from_status: Some(before),
                 to_status: Status::Open,
                 message_id,
@@ -267,7 +309,7 @@ pub fn plan_batch(
                 plan.links.push(LinkRow {
                     from: conversation_id,
                     to: closed,
-                    kind: "follow_up",
+                    kind: LinkKind::FollowUp,
                     cause: message_id,
                     event: (!created).then_some(status),
                     sibling: false,
@@ -284,7 +326,7 @@ pub fn plan_batch(
                 plan.links.push(LinkRow {
                     from: conversation_id,
                     to: *to,
-                    kind: "related",
+                    kind: LinkKind::Related,
                     cause: message_id,
                     event: Some(status),
                     sibling: false,
@@ -445,7 +487,7 @@ fn late_parent(
                 plan.merges.push(MergeRow { from, into: landed });
                 plan.events.push(EventRow {
                     conversation_id: from,
-                    kind: "merged",
+                    kind: AuditKind::Merged,
                     from_status: Some(Status::Open),
                     to_status: Status::Closed,
                     message_id,
@@ -461,7 +503,7 @@ fn late_parent(
                     plan.links.push(LinkRow {
                         from,
                         to: landed,
-                        kind: "related",
+                        kind: LinkKind::Related,
                         cause: message_id,
                         event: Some(status),
                         sibling: false,
@@ -490,7 +532,7 @@ fn link_siblings(snapshot: &Snapshot, external_id: &str, cause: Uuid, plan: &mut
     }
     for (from, to) in wanted {
         let status = holders.iter().find(|h| h.conversation_id == from).map_or(Status::Open, |h| h.status);
-        plan.links.push(LinkRow { from, to, kind: "related", cause, event: Some(status), sibling: true });
+        plan.links.push(LinkRow { from, to, kind: LinkKind::Related, cause, event: Some(status), sibling: true });
     }
 }
 

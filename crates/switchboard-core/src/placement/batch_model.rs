@@ -241,8 +241,8 @@ impl Db {
         let mut links: Vec<&LinkRow> = plan.links.iter().collect();
         links.sort_by_key(|l| l.sibling);
         for l in links {
-            if l.kind != "related" {
-                self.links.insert((l.from, l.to, l.kind));
+            if l.kind != LinkKind::Related {
+                self.links.insert((l.from, l.to, l.kind.as_str()));
                 continue;
             }
             let stored =

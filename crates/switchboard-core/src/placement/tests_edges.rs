@@ -128,7 +128,7 @@ fn i5_two_parents_in_one_batch_whose_replies_sit_in_each_others_conversations_li
         Uuid::from_u128(n)
     });
     let related: Vec<(Uuid, Uuid)> =
-        plan.links.iter().filter(|l| l.kind == "related").map(|l| (l.from, l.to)).collect();
+        plan.links.iter().filter(|l| l.kind == batch::LinkKind::Related).map(|l| (l.from, l.to)).collect();
     assert_eq!(related, [(b.id, a.id)], "the first parent's link only; the reverse is the same pair");
     let landed: Vec<Uuid> = plan.messages.iter().map(|m| m.conversation_id).collect();
     assert_eq!(landed, [a.id, b.id], "each parent still joins its earliest reply's conversation");

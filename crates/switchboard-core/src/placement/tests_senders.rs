@@ -1,7 +1,7 @@
 //! The sender policy (contract section 3, version 2): who may join a
 //! conversation by replying to one of its emails.
 
-use super::batch::{plan_batch, BatchPlan, ConversationRow, ItemResult, Snapshot};
+use super::batch::{plan_batch, BatchPlan, ConversationRow, ItemResult, LinkKind, Snapshot};
 use super::tests::{conv, msg, now, reply_to};
 use super::*;
 use crate::domain::{Address, ExternalId};
@@ -46,7 +46,7 @@ fn landed(plan: &BatchPlan) -> (Rule, Uuid, bool) {
 }
 
 fn related(plan: &BatchPlan) -> Vec<(Uuid, Uuid)> {
-    plan.links.iter().filter(|l| l.kind == "related").map(|l| (l.from, l.to)).collect()
+    plan.links.iter().filter(|l| l.kind == LinkKind::Related).map(|l| (l.from, l.to)).collect()
 }
 
 #[test]
