@@ -129,25 +129,36 @@ pg_instance_dir() {
   if [ "$(id -u)" = 0 ]; then echo "/var/lib/postgresql/switchboard-$1"; else echo "$TOOLS/pg-$1"; fi
 }
 
-pg_instance_start() {
-  local port=$1 dir bin
-  dir=$(pg_instance_dir "$port")
+# Starts the Postgres instance in DIR on PORT unless something answers
+# there (then returns 1): its data directory is made by INIT (a function
+# given DIR and the server binaries) the first time; OPTIONS are added to
+# the server's. The start locks (fds 8 and 9) stay with this script.
+pg_instance_up() {
+  local port=$1 dir=$2 init=$3 options=$4 bin
   if port_open "$port"; then
     say "Postgres answers on 127.0.0.1:$port (left as it is)."
-    return
+    return 1
   fi
   postgres_up >/dev/null # the server binaries
   bin=$(pg_bin)
   mkdir -p "$dir"
   [ "$(id -u)" = 0 ] && chown postgres "$dir"
-  if [ ! -f "$dir/data/PG_VERSION" ]; then
-    say "creating a Postgres instance in $dir/data for port $port."
-    as_postgres "$bin/initdb" -D "$dir/data" -U postgres -A trust >"$dir/initdb.log" 2>&1 ||
-      die "initdb failed; see $dir/initdb.log."
-  fi
+  [ -f "$dir/data/PG_VERSION" ] || "$init" "$dir" "$bin"
   as_postgres "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-    -o "-p $port -k /tmp -c listen_addresses=127.0.0.1 -c max_connections=100" start >/dev/null ||
+    -o "-p $port -k /tmp -c listen_addresses=127.0.0.1 -c max_connections=100 $options" start >/dev/null 8>&- 9>&- ||
     die "Postgres on port $port did not start; see $dir/server.log."
+}
+
+plain_init() {
+  say "creating a Postgres instance in $1/data."
+  as_postgres "$2/initdb" -D "$1/data" -U postgres -A trust >"$1/initdb.log" 2>&1 ||
+    die "initdb failed; see $1/initdb.log."
+}
+
+pg_instance_start() {
+  local port=$1 dir
+  dir=$(pg_instance_dir "$port")
+  pg_instance_up "$port" "$dir" plain_init "" || return 0
   say "Postgres answers on 127.0.0.1:$port (data in $dir/data)."
 }
 
@@ -263,7 +274,7 @@ broker_launch() {
   say "starting Apache Kafka $KAFKA_VERSION on 127.0.0.1:$port (KRaft, data in $dir/data, log: $dir/server.log)."
   # A subshell that becomes the JVM (exec), so $! is the broker's pid.
   # Without the start lock (fd 9): the broker would hold it for its life.
-  (trap '' HUP; KAFKA_EXEC=1 kafka_java "$dir" kafka.Kafka "$dir/server.properties") >"$dir/stdout.log" 2>&1 </dev/null 9>&- &
+  (trap '' HUP; KAFKA_EXEC=1 kafka_java "$dir" kafka.Kafka "$dir/server.properties") >"$dir/stdout.log" 2>&1 </dev/null 8>&- 9>&- &
   echo $! >"$dir/pid"
   # A broker with many partitions on disk takes a while to load them.
   if ! wait_port "$port" 240; then
@@ -313,7 +324,14 @@ SECURE=$TOOLS/secure
 secret() { openssl rand -hex 16; }
 
 secure_material() {
-  [ -f "$SECURE/.complete" ] && return
+  # One lock for the material, whichever service asks first (fd 8; the
+  # services' own start locks use fd 9).
+  exec 8>"$TOOLS/.lock-secure-material"
+  flock 8
+  if [ -f "$SECURE/.complete" ]; then
+    exec 8>&-
+    return
+  fi
   command -v openssl >/dev/null || die "openssl is needed to make the test CA; apt-get install -y openssl."
   say "making a private CA, a certificate for 127.0.0.1 signed by it, and test passwords in $SECURE (one time)."
   rm -rf "$SECURE"
@@ -355,6 +373,7 @@ SWITCHBOARD_SECURE_PG_WORKER_PASSWORD=$(secret)
 EOF
   chmod 600 "$d/env"
   touch "$d/.complete"
+  exec 8>&-
 }
 
 # Serialises concurrent starts of the same service (tests start them on
@@ -428,47 +447,43 @@ secure_acls() {
     --command-config "$dir/admin.properties" "$@"
 }
 
+# The secure instance's data directory: scram passwords, TLS with the
+# certificate the CA signed, and a pg_hba that refuses anything else.
+secure_init() {
+  local dir=$1 bin=$2
+  say "creating a Postgres instance in $dir/data: TLS and scram-sha-256 passwords only."
+  local pwfile=$dir/pw
+  echo "$SWITCHBOARD_SECURE_PG_ADMIN_PASSWORD" >"$pwfile"
+  [ "$(id -u)" = 0 ] && chown postgres "$pwfile"
+  as_postgres "$bin/initdb" -D "$dir/data" -U postgres --pwfile="$pwfile" --auth-local=trust \
+    --auth-host=scram-sha-256 >"$dir/initdb.log" 2>&1 || die "initdb failed; see $dir/initdb.log."
+  rm -f "$pwfile"
+  cp "$SECURE/server.crt" "$SECURE/server.key" "$dir/data/"
+  chmod 600 "$dir/data/server.key"
+  [ "$(id -u)" = 0 ] && chown postgres "$dir/data/server.crt" "$dir/data/server.key"
+  # Over TCP: TLS and a scram-sha-256 password, or nothing. The socket
+  # (in /tmp, owner only) is how this script sets the roles up.
+  cat >"$dir/data/pg_hba.conf" <<EOF
+local     all all                trust
+hostssl   all all 127.0.0.1/32   scram-sha-256
+hostnossl all all 0.0.0.0/0      reject
+EOF
+  [ "$(id -u)" = 0 ] && chown postgres "$dir/data/pg_hba.conf"
+}
+
 secure_pg_start() {
-  local port=${1:-5433} dir bin
+  local port=${1:-5433} dir
   lock "secure-pg-$port"
   secure_material
   # shellcheck disable=SC1091
   . "$SECURE/env"
   dir=$(pg_instance_dir "secure-$port")
-  if port_open "$port"; then
-    say "Postgres answers on 127.0.0.1:$port (left as it is)."
-    return
-  fi
-  postgres_up >/dev/null # the server binaries
-  bin=$(pg_bin)
-  mkdir -p "$dir"
-  [ "$(id -u)" = 0 ] && chown postgres "$dir"
-  if [ ! -f "$dir/data/PG_VERSION" ]; then
-    say "creating a Postgres instance in $dir/data for port $port: TLS and scram-sha-256 passwords only."
-    local pwfile=$dir/pw
-    echo "$SWITCHBOARD_SECURE_PG_ADMIN_PASSWORD" >"$pwfile"
-    [ "$(id -u)" = 0 ] && chown postgres "$pwfile"
-    as_postgres "$bin/initdb" -D "$dir/data" -U postgres --pwfile="$pwfile" --auth-local=trust \
-      --auth-host=scram-sha-256 >"$dir/initdb.log" 2>&1 || die "initdb failed; see $dir/initdb.log."
-    rm -f "$pwfile"
-    cp "$SECURE/server.crt" "$SECURE/server.key" "$dir/data/"
-    chmod 600 "$dir/data/server.key"
-    [ "$(id -u)" = 0 ] && chown postgres "$dir/data/server.crt" "$dir/data/server.key"
-    # Over TCP: TLS and a scram-sha-256 password, or nothing. The socket
-    # (in /tmp, owner only) is how this script sets the roles up.
-    cat >"$dir/data/pg_hba.conf" <<EOF
-local     all all                trust
-hostssl   all all 127.0.0.1/32   scram-sha-256
-hostnossl all all 0.0.0.0/0      reject
-EOF
-    [ "$(id -u)" = 0 ] && chown postgres "$dir/data/pg_hba.conf"
-  fi
-  as_postgres "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-    -o "-p $port -k /tmp -c listen_addresses=127.0.0.1 -c max_connections=100 -c max_locks_per_transaction=256 -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key -c password_encryption=scram-sha-256" \
-    start >/dev/null 9>&- || die "Postgres on port $port did not start; see $dir/server.log."
+  pg_instance_up "$port" "$dir" secure_init \
+    "-c max_locks_per_transaction=256 -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key -c password_encryption=scram-sha-256" ||
+    return 0
   # The deployment's two roles: the schema's owner (runs migrate and
   # grants) and the worker (runs placement with the grants only).
-  as_postgres "$bin/psql" -q -h /tmp -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 >/dev/null <<EOF
+  as_postgres "$(pg_bin)/psql" -q -h /tmp -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 >/dev/null <<EOF
 SELECT 'CREATE ROLE $SWITCHBOARD_SECURE_PG_OWNER' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$SWITCHBOARD_SECURE_PG_OWNER') \gexec
 SELECT 'CREATE ROLE $SWITCHBOARD_SECURE_PG_WORKER' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$SWITCHBOARD_SECURE_PG_WORKER') \gexec
 ALTER ROLE $SWITCHBOARD_SECURE_PG_OWNER LOGIN CREATEDB NOSUPERUSER PASSWORD '$SWITCHBOARD_SECURE_PG_OWNER_PASSWORD';

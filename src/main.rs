@@ -309,10 +309,10 @@ async fn main() -> anyhow::Result<()> {
                 "--role must be a plain Postgres identifier (lower case letters, digits, _), not {role:?}"
             );
             if print {
+                // Postgres's own default: the database named like the user.
                 let database = sqlx::postgres::PgConnectOptions::from_str(&settings.database.url)
-                    .ok()
-                    .and_then(|o| o.get_database().map(str::to_owned))
-                    .unwrap_or_else(|| "switchboard".to_owned());
+                    .map(|o| o.get_database().unwrap_or(o.get_username()).to_owned())
+                    .unwrap_or_else(|_| "switchboard".to_owned());
                 for statement in privileges::grant_statements(&role, &database) {
                     println!("{statement};");
                 }

@@ -349,6 +349,16 @@ async fn a_grant_revoked_while_running_makes_the_partition_wait_with_readyz_sayi
     let mut command = env.worker(&["run"]);
     command.env("SWITCHBOARD_HTTP_ADDR", format!("127.0.0.1:{port}"));
     let mut child = command.spawn().expect("start the worker");
+    // Read its log as it comes, so a full pipe never blocks the worker.
+    let log = {
+        use tokio::io::AsyncReadExt as _;
+        let mut stderr = child.stderr.take().expect("stderr");
+        tokio::spawn(async move {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text).await;
+            text
+        })
+    };
     let addr = format!("127.0.0.1:{port}");
     let messages = |n: i64| {
         let env = &env;
@@ -375,12 +385,7 @@ async fn a_grant_revoked_while_running_makes_the_partition_wait_with_readyz_sayi
     crate::flow::signal(&child, "TERM");
     let out = tokio::time::timeout(Duration::from_secs(60), async {
         let _ = child.wait().await;
-        let mut err = String::new();
-        if let Some(mut stderr) = child.stderr.take() {
-            use tokio::io::AsyncReadExt as _;
-            let _ = stderr.read_to_string(&mut err).await;
-        }
-        err
+        log.await.unwrap_or_default()
     })
     .await
     .expect("the worker stops");
