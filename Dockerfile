@@ -1,6 +1,9 @@
 # syntax=docker/dockerfile:1
 #
-# Switchboard in two stages: a Rust build, then a slim Debian runtime.
+# Switchboard in two stages: a Rust build, then a slim Debian runtime. The
+# default target is the worker's image; `--target load` adds the load tool
+# (switchboard-load: demo and synthetic traffic), which the worker's image
+# does not carry.
 #
 # The Rust version follows Cargo.lock, not Cargo.toml's rust-version: some
 # locked dependencies (uuid 1.29) need Rust 1.89 or newer. 1.95 is the
@@ -30,10 +33,10 @@ COPY migrations ./migrations
 # the binary is copied out because the target directory is a cache mount.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bin switchboard \
- && install -m 0755 target/release/switchboard /usr/local/bin/switchboard
+    cargo build --release --locked --workspace --bins \
+ && install -m 0755 target/release/switchboard target/release/switchboard-load /usr/local/bin/
 
-FROM debian:bookworm-slim
+FROM debian:bookworm-slim AS runtime
 
 # ca-certificates: librdkafka (with its statically linked OpenSSL) probes the
 # system CA bundle when a broker uses TLS.
@@ -45,5 +48,14 @@ RUN apt-get update \
 COPY --from=build /usr/local/bin/switchboard /usr/local/bin/switchboard
 
 USER switchboard
+
+# The load tool's image: the worker's plus switchboard-load.
+FROM runtime AS load
+COPY --from=build /usr/local/bin/switchboard-load /usr/local/bin/switchboard-load
+ENTRYPOINT ["switchboard-load"]
+CMD ["sample"]
+
+# The worker's image (the default target, last).
+FROM runtime AS worker
 ENTRYPOINT ["switchboard"]
 CMD ["run"]

@@ -16,8 +16,9 @@ run=$(date +%s)
 export SWITCHBOARD_GROUP_ID=${SWITCHBOARD_GROUP_ID:-switchboard-demo-$run}
 export SWITCHBOARD_TOPIC_EVENTS=${SWITCHBOARD_TOPIC_EVENTS:-demo.events.$run}
 
-cargo build --locked --bin switchboard
+cargo build --locked --workspace --bins
 bin=${CARGO_TARGET_DIR:-target}/debug/switchboard
+load=${CARGO_TARGET_DIR:-target}/debug/switchboard-load
 
 echo "demo: recreating database $DB."
 psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
@@ -27,18 +28,18 @@ psql -q -h 127.0.0.1 -U postgres -d "$DB" \
   -c "INSERT INTO people (id, name, city, country) VALUES ('7d3c1a4e-0000-4000-8000-000000000001', 'Ana Horvat', 'Zagreb', 'HR')" \
   -c "INSERT INTO person_contacts (person_id, channel, address) VALUES ('7d3c1a4e-0000-4000-8000-000000000001', 'email', 'ana.horvat@example.com')"
 $bin create-topics --partitions 3
-$bin publish-sample
+$load sample
 echo "demo: publishing a burst of 2,000 synthetic records (duplicates, email copies, replies, automatic mail, a few malformed)."
 # A new seed per run: new messages, not a replay of the last demo's.
-$bin load --records 2000 --rate 2000 --mix sms=50,messenger=25,email=25 \
+$load traffic --records 2000 --rate 2000 --mix sms=50,messenger=25,email=25 \
   --duplicates 0.05 --siblings 0.03 --replies 0.10 --automatic 0.03 --malformed 0.01 \
   --customers 300 --seed "$(date +%s)" --metrics-addr off
 echo "demo: running the worker until every partition is consumed."
 $bin run --stop-at-end --summary table
 echo
 echo "demo: agents at work while a second burst of 1,500 records flows: they set conversations"
-echo "      waiting and solved, close and merge them, add channels (load --agents, the contract's SQL)."
-$bin load --records 1500 --rate 1500 --mix sms=50,messenger=25,email=25 \
+echo "      waiting and solved, close and merge them, add channels (traffic --agents, the contract's SQL)."
+$load traffic --records 1500 --rate 1500 --mix sms=50,messenger=25,email=25 \
   --duplicates 0.05 --siblings 0.03 --replies 0.10 --automatic 0.03 \
   --customers 300 --seed "$(($(date +%s) + 1))" --metrics-addr off --agents 40
 echo "demo: the worker places the second burst: customers writing to waiting and solved"

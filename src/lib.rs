@@ -23,9 +23,14 @@
 //! - [`failure`]: the failure policy: which failures are waited out, which
 //!   retried a bounded number of times, which isolated.
 //! - [`ops`]: the operators' commands (`replay`, `dead-letters`, `redrive`).
-//! - [`config`], [`stats`], [`sample`], [`loadgen`]: settings, counters,
-//!   realistic sample traffic for the demo, synthetic traffic for load tests.
+//! - [`config`], [`cli`], [`stats`]: settings, the options both commands
+//!   share, counters.
+//!
+//! The load generator, the demo traffic and the benchmark's ceiling reader
+//! are the `switchboard-load` crate (`crates/switchboard-load`): the worker's
+//! binary ships without them.
 
+pub mod cli;
 pub mod config;
 // The pure core, re-exported at the paths the rest of the worker uses.
 pub use switchboard_core::{dead_letter, decode, domain, placement, record};
@@ -34,9 +39,7 @@ pub mod events;
 pub mod failure;
 pub mod http;
 pub mod kafka;
-pub mod loadgen;
 pub mod ops;
-pub mod sample;
 pub mod sidecar;
 pub mod stats;
 pub mod store;

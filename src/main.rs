@@ -2,10 +2,9 @@
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
 use std::str::FromStr as _;
-use switchboard::config::{Overrides, Settings};
-use switchboard::kafka::{ensure_topics, Publisher};
+use switchboard::cli::{parse_property, ServiceArgs};
+use switchboard::kafka::ensure_topics;
 use switchboard::store::Store;
 use switchboard::worker::{self, Mode};
 
@@ -16,40 +15,8 @@ use switchboard::worker::{self, Mode};
     about = "Places inbound customer messages from Kafka into conversations in Postgres."
 )]
 struct Cli {
-    /// A TOML file layered over config/default.toml.
-    #[arg(long, global = true, env = "SWITCHBOARD_CONFIG")]
-    config: Option<PathBuf>,
-    /// Postgres URL.
-    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
-    database_url: Option<String>,
-    /// Kafka bootstrap servers.
-    #[arg(long, global = true, env = "KAFKA_BOOTSTRAP_SERVERS")]
-    bootstrap_servers: Option<String>,
-    /// Consumer group id.
-    #[arg(long, global = true, env = "SWITCHBOARD_GROUP_ID")]
-    group_id: Option<String>,
-    #[arg(long, global = true, env = "SWITCHBOARD_TOPIC_EMAIL")]
-    topic_email: Option<String>,
-    #[arg(long, global = true, env = "SWITCHBOARD_TOPIC_SMS")]
-    topic_sms: Option<String>,
-    #[arg(long, global = true, env = "SWITCHBOARD_TOPIC_MESSENGER")]
-    topic_messenger: Option<String>,
-    #[arg(long, global = true, env = "SWITCHBOARD_TOPIC_DLQ")]
-    topic_dlq: Option<String>,
-    #[arg(long, global = true, env = "SWITCHBOARD_TOPIC_EVENTS")]
-    topic_events: Option<String>,
-    /// A librdkafka property, `name=value`; repeatable.
-    #[arg(long = "kafka-property", global = true, value_parser = parse_property)]
-    kafka_properties: Vec<(String, String)>,
-    /// Where `run` serves /metrics, /healthz and /readyz (host:port, or `off`).
-    #[arg(long, global = true, env = "SWITCHBOARD_HTTP_ADDR")]
-    http_addr: Option<String>,
-    /// Log as JSON lines instead of text (same as SWITCHBOARD_LOG_FORMAT=json).
-    #[arg(long, global = true)]
-    json_logs: bool,
-    /// `text` (the default) or `json`.
-    #[arg(long, global = true, env = "SWITCHBOARD_LOG_FORMAT", value_parser = ["text", "json"])]
-    log_format: Option<String>,
+    #[command(flatten)]
+    services: ServiceArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -82,8 +49,6 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         partitions: i32,
     },
-    /// Publish realistic sample traffic of every type to the input topics.
-    PublishSample,
     /// Print the conversation events (docs/events.md), one line each: those
     /// on the topic now, or with --follow the new ones as they come.
     Events {
@@ -170,69 +135,6 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Benchmark ceiling: read the input topics to their end with librdkafka
-    /// alone (no group, no Postgres) and print the rate as JSON.
-    #[command(hide = true)]
-    ConsumeCeiling,
-    /// Publish synthetic traffic for a load test: a steady rate, a mix of
-    /// channels and of special cases, reproducible by seed.
-    Load {
-        /// How many records (default 100000 unless --duration is given).
-        #[arg(long)]
-        records: Option<u64>,
-        /// How long to publish, e.g. 5m (with --records: whichever ends first).
-        #[arg(long, value_parser = humantime::parse_duration)]
-        duration: Option<std::time::Duration>,
-        /// Records per second, steady; without it, as fast as the broker takes them.
-        #[arg(long)]
-        rate: Option<f64>,
-        /// Channel weights of new messages.
-        #[arg(long, default_value = "sms=40,messenger=30,email=30", value_parser = switchboard::loadgen::Mix::parse_channels)]
-        mix: (u32, u32, u32),
-        /// Share (0-1) of gateway retries: an earlier record again.
-        #[arg(long, default_value_t = 0.0)]
-        duplicates: f64,
-        /// Share of copies of an earlier email to a second inbox (siblings).
-        #[arg(long, default_value_t = 0.0)]
-        siblings: f64,
-        /// Share of replies to earlier messages (R1; R2 once agents closed the conversation).
-        #[arg(long, default_value_t = 0.0)]
-        replies: f64,
-        /// Share of automatic mail (out-of-office replies).
-        #[arg(long, default_value_t = 0.0)]
-        automatic: f64,
-        /// Share of malformed records (dead-lettered).
-        #[arg(long, default_value_t = 0.0)]
-        malformed: f64,
-        /// Pad each email's raw source to about this many bytes.
-        #[arg(long, default_value_t = 0)]
-        email_bytes: usize,
-        /// Distinct customers per channel.
-        #[arg(long, default_value_t = 5_000)]
-        customers: u64,
-        /// The same seed publishes the same records; another seed, new ones.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Publish without keys, like a misbehaving gateway: one customer's
-        /// messages then spread over every partition.
-        #[arg(long)]
-        unkeyed: bool,
-        /// Act as the agent desktop meanwhile, this many actions a second,
-        /// with the contract's SQL on DATABASE_URL: set conversations
-        /// waiting and solved, close and merge them, add channels (the seed
-        /// makes the same choices).
-        #[arg(long)]
-        agents: Option<f64>,
-        /// Draw the publish rate (and a running worker's lag and placed/s) into this SVG file.
-        #[arg(long)]
-        plot: Option<PathBuf>,
-        /// A worker's metrics endpoint to sample for the summary and the plot.
-        #[arg(long, default_value = "127.0.0.1:9464")]
-        metrics_addr: String,
-        /// After publishing, follow the worker's backlog at most this long.
-        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
-        follow: std::time::Duration,
-    },
 }
 
 /// The dead-letter filters shared by `dead-letters` and `redrive`.
@@ -269,31 +171,10 @@ fn parse_since(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     Ok(chrono::Utc::now() - ago)
 }
 
-fn parse_property(s: &str) -> Result<(String, String), String> {
-    s.split_once('=')
-        .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
-        .ok_or_else(|| format!("expected name=value, got {s:?}"))
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging(cli.json_logs || cli.log_format.as_deref() == Some("json"));
-    let overrides = Overrides {
-        config_file: cli.config.clone(),
-        database_url: cli.database_url.clone(),
-        bootstrap_servers: cli.bootstrap_servers.clone(),
-        group_id: cli.group_id.clone(),
-        topic_email: cli.topic_email.clone(),
-        topic_sms: cli.topic_sms.clone(),
-        topic_messenger: cli.topic_messenger.clone(),
-        topic_dlq: cli.topic_dlq.clone(),
-        topic_events: cli.topic_events.clone(),
-        http_addr: cli.http_addr.clone(),
-        kafka_properties: cli.kafka_properties.clone(),
-    };
-    let env: Vec<(String, String)> = std::env::vars().collect();
-    let settings = Settings::load(&overrides, &env)?;
+    let settings = cli.services.start()?;
 
     match cli.command {
         Command::Migrate => {
@@ -371,87 +252,6 @@ async fn main() -> anyhow::Result<()> {
                 records.iter().for_each(print);
             }
         }
-        Command::PublishSample => {
-            let publisher = Publisher::new(&settings.kafka)?;
-            let records = switchboard::sample::demo_traffic();
-            for r in &records {
-                let topic = match r.channel {
-                    "email" => &settings.kafka.topics.email,
-                    "sms" => &settings.kafka.topics.sms,
-                    _ => &settings.kafka.topics.messenger,
-                };
-                publisher.publish(topic, r.key.as_deref(), Some(&r.value), &r.headers).await?;
-            }
-            tracing::info!(records = records.len(), "Sample traffic published.");
-        }
-        Command::Load {
-            records,
-            duration,
-            rate,
-            mix,
-            duplicates,
-            siblings,
-            replies,
-            automatic,
-            malformed,
-            email_bytes,
-            customers,
-            seed,
-            unkeyed,
-            agents,
-            plot,
-            metrics_addr,
-            follow,
-        } => {
-            use switchboard::loadgen::{self, publish};
-            let mix = loadgen::Mix {
-                customers,
-                seed,
-                keyed: !unkeyed,
-                channels: mix,
-                duplicates,
-                siblings,
-                replies,
-                automatic,
-                malformed,
-                email_bytes,
-            };
-            mix.validate().map_err(anyhow::Error::msg)?;
-            anyhow::ensure!(rate.is_none_or(|r| r > 0.0), "--rate must be above zero");
-            let plan = publish::Plan {
-                records: records.or(if duration.is_none() { Some(100_000) } else { None }),
-                duration,
-                rate,
-                metrics_addr: Some(metrics_addr).filter(|a| a != "off"),
-                follow,
-            };
-            anyhow::ensure!(agents.is_none_or(|r| r > 0.0), "--agents must be above zero");
-            let publisher = Publisher::new(&settings.kafka)?;
-            let (stop_agents, stopped) = tokio::sync::watch::channel(false);
-            let desk = match agents {
-                Some(rate) => {
-                    let pool = sqlx::postgres::PgPoolOptions::new()
-                        .max_connections(2)
-                        .connect(&settings.database.url)
-                        .await
-                        .with_context(|| "the agents connect to Postgres (DATABASE_URL)".to_owned())?;
-                    let store = switchboard::store::Store::from_pool(pool);
-                    Some(tokio::spawn(loadgen::agents::run(store, rate, seed, stopped)))
-                }
-                None => None,
-            };
-            let summary = publish::run(&publisher, &settings.kafka.topics, loadgen::Generator::new(mix), plan).await;
-            print!("{}", summary.render());
-            let _ = stop_agents.send(true);
-            if let Some(desk) = desk {
-                print!("{}", desk.await?.render());
-            }
-            if let Some(path) = plot {
-                loadgen::plot::draw(&path, &summary.samples)?;
-                println!("plot written to {}", path.display());
-            }
-            anyhow::ensure!(summary.failed == 0, "{} records could not be published", summary.failed);
-        }
         Command::DeadLetters { max, filter, json, counts, show } => {
             use switchboard::ops::commands::{self, Listing};
             let listing = match (show, json) {
@@ -499,16 +299,6 @@ async fn main() -> anyhow::Result<()> {
                 switchboard::ops::commands::replay(&settings, &group, &topics, &partitions, target, dry_run, &mut out)
             })?;
         }
-        Command::ConsumeCeiling => {
-            let t = &settings.kafka.topics;
-            let kafka = settings.kafka.clone();
-            let topics = [t.email.clone(), t.sms.clone(), t.messenger.clone()];
-            let rate = tokio::task::spawn_blocking(move || {
-                switchboard::kafka::consume_to_end(&kafka, &topics.iter().map(String::as_str).collect::<Vec<_>>())
-            })
-            .await??;
-            println!("{}", serde_json::to_string(&rate)?);
-        }
         Command::Report => {
             reachable(&settings.database.url).await?;
             let store = Store::connect_lazy(&settings.database.url, 2)?;
@@ -524,21 +314,6 @@ async fn main() -> anyhow::Result<()> {
 async fn reachable(url: &str) -> anyhow::Result<()> {
     switchboard::diagnose::check_postgres(url, std::time::Duration::from_secs(10)).await?;
     Ok(())
-}
-
-fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rdkafka=warn,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if json {
-        // One object per line with the span fields flattened in, so a log
-        // pipeline can filter on topic, partition, offset or ce_id.
-        builder.json().flatten_event(true).with_current_span(true).init();
-    } else {
-        // Colours only for a person at a terminal; files and pipes get plain text.
-        use std::io::IsTerminal as _;
-        builder.with_ansi(std::io::stderr().is_terminal()).init();
-    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

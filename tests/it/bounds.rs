@@ -11,7 +11,7 @@ use futures::future::join_all;
 use std::time::Duration;
 use switchboard::decode::bounds::{MAX_ITEMS, MAX_REFERENCES};
 use switchboard::http::{family_sum, sample};
-use switchboard::sample::{binary, SampleRecord};
+use switchboard_load::sample::{binary, SampleRecord};
 
 const NEW_KEYS: usize = 5000;
 

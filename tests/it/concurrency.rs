@@ -7,7 +7,7 @@ use crate::agent::*;
 use crate::harness::TestEnv;
 use futures::future::join_all;
 use std::time::Duration;
-use switchboard::sample::SampleRecord;
+use switchboard_load::sample::SampleRecord;
 use uuid::Uuid;
 
 /// A small deterministic generator, so a failure can be replayed.

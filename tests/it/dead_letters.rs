@@ -2,7 +2,7 @@
 //! the original and says why, and good records around bad ones still land.
 
 use crate::harness::{dlq_headers, TestEnv};
-use switchboard::sample::{binary, email};
+use switchboard_load::sample::{binary, email};
 
 const GOOD_SMS: &str = r#"{"results":[{"messageId":"ok-1","from":"+385 91 624 2493","to":"800","text":"fine","receivedAt":"2026-11-25T07:00:00.000+0000","smsCount":1}],"messageCount":1,"pendingMessageCount":0}"#;
 
@@ -16,10 +16,15 @@ async fn each_reason_code_is_dead_lettered_with_the_original_and_its_source() {
     // Postgres either.
     let before_postgres_time = r#"{"object":"page","entry":[{"id":"900","time":1,"messaging":[{"sender":{"id":"7021"},"recipient":{"id":"900"},"timestamp":-8000000000000000,"message":{"mid":"m-ancient","text":"hi"}}]}]}"#;
     let mail = "From: ana@example.com\r\nMessage-ID: <x@example.com>\r\nSubject: hi\r\n\r\nbody\r\n";
-    let bad: Vec<(&str, switchboard::sample::SampleRecord)> = vec![
+    let bad: Vec<(&str, switchboard_load::sample::SampleRecord)> = vec![
         (
             "not_cloudevents",
-            switchboard::sample::SampleRecord { channel: "sms", key: None, value: b"hello".to_vec(), headers: vec![] },
+            switchboard_load::sample::SampleRecord {
+                channel: "sms",
+                key: None,
+                value: b"hello".to_vec(),
+                headers: vec![],
+            },
         ),
         ("unknown_type", binary("sms", "fax.received", "u1", "application/json", &[], GOOD_SMS.as_bytes())),
         ("missing_recipient", binary("email", "email.received", "m1", "message/rfc822", &[], mail.as_bytes())),

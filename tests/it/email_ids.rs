@@ -5,7 +5,7 @@
 
 use crate::agent::conversation_of;
 use crate::harness::TestEnv;
-use switchboard::sample::email;
+use switchboard_load::sample::email;
 
 const SUPPORT: &str = "support@acme.example";
 

@@ -2,7 +2,7 @@
 //! source coordinates; duplicates and replays change nothing.
 
 use crate::harness::TestEnv;
-use switchboard::sample::{self, binary, email, structured};
+use switchboard_load::sample::{self, binary, email, structured};
 
 const INFOBIP: &str = r#"{"results":[{"messageId":"ib-1","from":"(800) 100-20000","to":"385916242493","text":"Hi","cleanText":"Hi","keyword":"","receivedAt":"2026-11-25T07:00:00.000+0000","smsCount":1},{"messageId":"ib-2","from":"800-100-20000","to":"00385916242493","text":"Still there?","cleanText":"Still there?","keyword":"","receivedAt":"2026-11-25T07:05:00.000+0000","smsCount":1}],"messageCount":2,"pendingMessageCount":0}"#;
 const TWILIO: &str = "MessageSid=SM11&From=%28800%29-100-20000&To=%2B385+91+624+2493&Body=third&NumMedia=1&MediaUrl0=https%3A%2F%2Fapi.example.com%2Fm%2F1.jpg&MediaContentType0=image%2Fjpeg";

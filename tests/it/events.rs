@@ -143,7 +143,7 @@ pub async fn check_events(env: &TestEnv, kafka: &KafkaSettings) -> Vec<CloudEven
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_decision_is_published_once_keyed_by_its_conversation_and_a_replay_publishes_nothing() {
     let env = TestEnv::with(3, |s| s.threading.reply_senders = "any".into()).await;
-    for r in switchboard::sample::demo_traffic() {
+    for r in switchboard_load::sample::demo_traffic() {
         env.publish(&r).await;
     }
     // A reply that came before its parent, who answers a thread of its own (R8).

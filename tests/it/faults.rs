@@ -13,7 +13,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 use switchboard::decode::decode;
 use switchboard::kafka::read_topic;
-use switchboard::sample::SampleRecord;
+use switchboard_load::sample::SampleRecord;
 use tokio::process::Child;
 
 /// How hard the suite pushes.

@@ -12,7 +12,7 @@ use futures::future::join_all;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 use switchboard::record::Header;
-use switchboard::sample::{binary, email, structured, SampleRecord};
+use switchboard_load::sample::{binary, email, structured, SampleRecord};
 
 /// What a record of the corpus must end as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -10,7 +10,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::ClientConfig;
 use std::time::Duration;
-use switchboard::sample::{email, SampleRecord};
+use switchboard_load::sample::{email, SampleRecord};
 
 /// The flood email's References: more ids than Postgres's lock table holds
 /// locks when each id takes one (the default table holds 64 × 100 + ...).

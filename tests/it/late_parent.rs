@@ -10,7 +10,7 @@ use crate::agent::*;
 use crate::harness::TestEnv;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
-use switchboard::sample::SampleRecord;
+use switchboard_load::sample::SampleRecord;
 use uuid::Uuid;
 
 const LIST: &str = "list@acme.example";

@@ -1,4 +1,4 @@
-//! `switchboard load` through the real broker: the kinds it reports are what
+//! `switchboard-load traffic` through the real broker: the kinds it reports are what
 //! the worker finds (malformed records are dead-lettered, gateway retries are
 //! duplicates), the same seed publishes the same records again, and a rate
 //! holds the publisher back.
@@ -7,9 +7,9 @@ use crate::harness::TestEnv;
 use std::collections::HashMap;
 
 async fn load(env: &TestEnv, args: &[&str]) -> (HashMap<String, u64>, f64) {
-    let mut full = vec!["load", "--metrics-addr", "off"];
+    let mut full = vec!["traffic", "--metrics-addr", "off"];
     full.extend_from_slice(args);
-    let out = env.worker_command(&full).stderr(std::process::Stdio::piped()).output().await.expect("load runs");
+    let out = env.load_command(&full).stderr(std::process::Stdio::piped()).output().await.expect("load runs");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let kinds = stdout
@@ -56,7 +56,7 @@ async fn a_rate_holds_the_publisher_back() {
     assert!(secs >= 1.9, "{secs} s");
 }
 
-/// Issue 21, item 1: `load --agents` acts as the desk while the traffic
+/// Issue 21, item 1: `switchboard-load traffic --agents` acts as the desk while the traffic
 /// flows and a worker places it: replies then meet waiting, solved, closed
 /// and merged conversations, so reopens (R5), follow-ups (R2) and merges
 /// happen under load, and the invariants hold after it.
@@ -64,9 +64,9 @@ async fn a_rate_holds_the_publisher_back() {
 async fn agents_acting_while_traffic_flows_make_reopens_follow_ups_and_merges_and_keep_the_invariants() {
     let env = TestEnv::new(2).await;
     let running = env.start_worker(&env.settings);
-    let mut args = vec!["load", "--metrics-addr", "off", "--records", "1500", "--rate", "500", "--agents", "60"];
+    let mut args = vec!["traffic", "--metrics-addr", "off", "--records", "1500", "--rate", "500", "--agents", "60"];
     args.extend(["--customers", "40", "--replies", "0.4", "--mix", "sms=50,messenger=20,email=30", "--seed", "21"]);
-    let out = env.worker_command(&args).stderr(std::process::Stdio::piped()).output().await.expect("load runs");
+    let out = env.load_command(&args).stderr(std::process::Stdio::piped()).output().await.expect("load runs");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let agents =

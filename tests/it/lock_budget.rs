@@ -146,7 +146,7 @@ async fn a_record_carrying_a_thousand_messages_is_placed_in_transactions_within_
             })
             .collect();
         let body = format!(r#"{{"results":[{}],"messageCount":1000,"pendingMessageCount":0}}"#, results.join(","));
-        let record = switchboard::sample::binary(
+        let record = switchboard_load::sample::binary(
             "sms",
             "sms.received",
             &format!("bulk-{p}"),

@@ -3,7 +3,7 @@
 //! record lines carry where the record came from.
 
 use crate::harness::{free_port, TestEnv};
-use switchboard::sample::SampleRecord;
+use switchboard_load::sample::SampleRecord;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_postgres_is_named_with_its_address_and_cause_and_without_the_password() {
@@ -26,7 +26,8 @@ async fn an_unreachable_postgres_is_named_with_its_address_and_cause_and_without
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_log_lines_about_a_record_carry_its_topic_partition_offset_and_event_id() {
     let env = TestEnv::new(1).await;
-    env.publish(&switchboard::sample::binary("sms", "fax.received", "evt-fax-9", "application/json", &[], b"{}")).await;
+    env.publish(&switchboard_load::sample::binary("sms", "fax.received", "evt-fax-9", "application/json", &[], b"{}"))
+        .await;
     env.publish(&SampleRecord { channel: "sms", key: None, value: b"hello".to_vec(), headers: vec![] }).await;
     let out = env
         .worker_command(&["run", "--stop-at-end"])

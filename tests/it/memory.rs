@@ -8,7 +8,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::ClientConfig;
 use std::time::Duration;
-use switchboard::sample::email;
+use switchboard_load::sample::email;
 
 const MIB: u64 = 1024 * 1024;
 

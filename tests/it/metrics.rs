@@ -5,7 +5,7 @@
 use crate::harness::{free_port, TestEnv};
 use std::time::Duration;
 use switchboard::http::{family_sum, fetch, sample};
-use switchboard::sample::SampleRecord;
+use switchboard_load::sample::SampleRecord;
 
 /// One SMS to the same number (the shared helper, `agent::sms`).
 fn sms(id: &str, from: &str) -> SampleRecord {

@@ -5,7 +5,7 @@
 //! says which, and `raw` keeps every byte.
 
 use crate::harness::TestEnv;
-use switchboard::sample::{binary, email};
+use switchboard_load::sample::{binary, email};
 
 const SUPPORT: &str = "support@acme.example";
 

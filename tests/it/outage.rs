@@ -5,7 +5,7 @@ use crate::harness::TestEnv;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard::sample::binary;
+use switchboard_load::sample::binary;
 use tokio::net::{TcpListener, TcpStream};
 
 /// A TCP proxy to Postgres that refuses connections while `down`, and

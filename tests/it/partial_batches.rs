@@ -6,7 +6,7 @@
 use crate::harness::{dlq_headers, TestEnv};
 use switchboard::dead_letter::headers as dlq;
 use switchboard::record::Header;
-use switchboard::sample::{binary, SampleRecord};
+use switchboard_load::sample::{binary, SampleRecord};
 
 const INFOBIP: &str = r#"{"results":[
   {"messageId":"ib-ok-0","from":"385916242493","to":"800","text":"first","receivedAt":"2026-11-25T07:00:00.000+0000"},

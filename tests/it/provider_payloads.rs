@@ -6,7 +6,7 @@
 
 use crate::agent::{set_status, status_of};
 use crate::harness::TestEnv;
-use switchboard::sample::{binary, SampleRecord};
+use switchboard_load::sample::{binary, SampleRecord};
 
 fn real(file: &str) -> SampleRecord {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/webhooks").join(file);

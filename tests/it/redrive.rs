@@ -3,7 +3,7 @@
 //! exactly once; a record that keeps failing stops at the redrive limit.
 
 use crate::harness::{dlq_headers, TestEnv};
-use switchboard::sample::binary;
+use switchboard_load::sample::binary;
 
 const SMS: &str = r#"{"results":[{"messageId":"fixed-1","from":"111","to":"800","text":"hi","receivedAt":"2026-11-25T07:00:00.000+0000","smsCount":1}],"messageCount":1,"pendingMessageCount":0}"#;
 

@@ -5,7 +5,7 @@
 use crate::harness::TestEnv;
 use std::time::Duration;
 use switchboard::kafka::GroupOffsets;
-use switchboard::sample::SampleRecord;
+use switchboard_load::sample::SampleRecord;
 
 /// One SMS from the same customer (the shared helper, `agent::sms`).
 fn sms(id: &str) -> SampleRecord {

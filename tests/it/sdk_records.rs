@@ -5,7 +5,7 @@
 
 use crate::harness::TestEnv;
 use switchboard::record::Header;
-use switchboard::sample::SampleRecord;
+use switchboard_load::sample::SampleRecord;
 
 /// Every fixture, with the topic it is published to.
 const FIXTURES: [(&str, &str); 10] = [

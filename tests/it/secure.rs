@@ -23,7 +23,7 @@ use std::time::Duration;
 use switchboard::config::Settings;
 use switchboard::kafka::{ensure_topics, read_topic, Publisher};
 use switchboard::record::SourceRecord;
-use switchboard::sample::{binary, SampleRecord};
+use switchboard_load::sample::{binary, SampleRecord};
 use uuid::Uuid;
 
 const BROKER_PORT: u16 = 9192;

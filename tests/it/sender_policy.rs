@@ -21,7 +21,7 @@ async fn anas_thread(env: &TestEnv) -> Uuid {
 }
 
 /// A reply to Ana's first message from `from`.
-fn reply(id: &str, from: &str) -> switchboard::sample::SampleRecord {
+fn reply(id: &str, from: &str) -> switchboard_load::sample::SampleRecord {
     mail(SUPPORT, id, from, Some("a1@example.com"), &["a1@example.com"], "")
 }
 

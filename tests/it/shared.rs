@@ -39,7 +39,7 @@ async fn one_lane_and_a_held_conversation(
 }
 
 /// Two records for one new customer on each of partitions 1-3.
-fn others(p: i32) -> Vec<switchboard::sample::SampleRecord> {
+fn others(p: i32) -> Vec<switchboard_load::sample::SampleRecord> {
     let from = format!("2{p}");
     vec![sms(&format!("p{p}-a"), &from, "800", "hi"), sms(&format!("p{p}-b"), &from, "800", "hi again")]
 }

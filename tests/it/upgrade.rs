@@ -5,10 +5,10 @@
 
 use crate::harness::TestEnv;
 use std::path::{Path, PathBuf};
-use switchboard::loadgen::{Generator, Mix};
 use switchboard::placement::Policy;
-use switchboard::sample::{demo_traffic, SampleRecord};
 use switchboard::store::{Item, Outcome, Store};
+use switchboard_load::sample::{demo_traffic, SampleRecord};
+use switchboard_load::{Generator, Mix};
 
 /// The migrations directory without its newest file, in a directory of its own.
 fn all_but_the_newest_migration() -> (PathBuf, String) {

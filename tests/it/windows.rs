@@ -5,7 +5,7 @@
 use crate::agent::*;
 use crate::harness::TestEnv;
 use chrono::{DateTime, Duration, Utc};
-use switchboard::sample::{binary, SampleRecord};
+use switchboard_load::sample::{binary, SampleRecord};
 use uuid::Uuid;
 
 fn infobip(id: &str, from: &str, received: DateTime<Utc>) -> SampleRecord {

@@ -3,7 +3,7 @@
 
 use crate::harness::TestEnv;
 use sqlx::PgPool;
-use switchboard::sample::{binary, email, SampleRecord};
+use switchboard_load::sample::{binary, email, SampleRecord};
 use uuid::Uuid;
 
 pub async fn set_status(pool: &PgPool, id: Uuid, status: &str) {

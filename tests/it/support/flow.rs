@@ -8,7 +8,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use std::future::Future;
 use std::time::Duration;
-use switchboard::sample::SampleRecord;
+use switchboard_load::sample::SampleRecord;
 use tokio::process::Child;
 
 /// A producer that can address partitions and send records up to 12 MiB.

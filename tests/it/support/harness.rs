@@ -10,10 +10,10 @@ use switchboard::config::{Overrides, Settings};
 use switchboard::decode::DecodeError;
 use switchboard::kafka::{ensure_topics, read_topic, Publisher};
 use switchboard::record::SourceRecord;
-use switchboard::sample::SampleRecord;
 use switchboard::stats::Snapshot;
 use switchboard::store::{Item, SourceRef, Store};
 use switchboard::worker::{self, Mode};
+use switchboard_load::sample::SampleRecord;
 use uuid::Uuid;
 
 pub fn bootstrap() -> String {
@@ -215,8 +215,22 @@ impl TestEnv {
     /// The real `switchboard` binary, configured for this environment by
     /// the environment variables operators use, with stdout captured.
     pub fn worker_command(&self, args: &[&str]) -> tokio::process::Command {
+        self.command(env!("CARGO_BIN_EXE_switchboard"), args)
+    }
+
+    /// The `switchboard-load` binary (its own crate, built beside the
+    /// worker's by `cargo build --workspace` or `cargo test --workspace`),
+    /// configured like [`Self::worker_command`].
+    pub fn load_command(&self, args: &[&str]) -> tokio::process::Command {
+        let worker = std::path::Path::new(env!("CARGO_BIN_EXE_switchboard"));
+        let load = worker.with_file_name(format!("switchboard-load{}", std::env::consts::EXE_SUFFIX));
+        assert!(load.exists(), "{} is missing: cargo build --workspace builds it", load.display());
+        self.command(load.as_os_str(), args)
+    }
+
+    fn command(&self, program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> tokio::process::Command {
         let s = &self.settings;
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        let mut command = tokio::process::Command::new(program);
         command
             .args(args)
             .env("DATABASE_URL", &s.database.url)

@@ -1,7 +1,7 @@
 use super::*;
-use crate::decode::decode;
-use crate::record::SourceRecord;
 use std::collections::{BTreeMap, HashSet};
+use switchboard::decode::decode;
+use switchboard::record::SourceRecord;
 
 fn as_record(s: &SampleRecord, offset: i64) -> SourceRecord {
     SourceRecord {

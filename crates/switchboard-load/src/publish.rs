@@ -4,15 +4,15 @@
 //! messages, for the summary and the plot.
 
 use super::{Generator, Kind};
-use crate::config::TopicSettings;
-use crate::http::{family_sum, fetch};
-use crate::kafka::Publisher;
 use futures::stream::{FuturesUnordered, StreamExt as _};
 use std::collections::BTreeMap;
 use std::io::IsTerminal as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use switchboard::config::TopicSettings;
+use switchboard::http::{family_sum, fetch};
+use switchboard::kafka::Publisher;
 
 /// How much to publish and how fast.
 #[derive(Clone, Debug)]

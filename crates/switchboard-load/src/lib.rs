@@ -1,4 +1,7 @@
-//! Synthetic traffic for load tests and benchmarks (`switchboard load`): a
+//! Switchboard's load tooling, kept out of the worker's binary: synthetic
+//! traffic for load tests and benchmarks (`switchboard-load traffic`), the
+//! agents that act on the desk meanwhile, the demo records ([`sample`]) and
+//! the benchmark's ceiling reader. The traffic is a
 //! reproducible stream of email, SMS and Messenger records over a fixed
 //! population of customers, in chosen channel shares, with chosen shares of
 //! gateway retries (duplicates), copies of one email to a second inbox
@@ -13,6 +16,7 @@ mod kinds;
 pub mod plot;
 pub mod publish;
 mod rng;
+pub mod sample;
 
 pub use kinds::Kind;
 

@@ -1,15 +1,15 @@
 //! The agent desktop as load (`switchboard load --agents RATE`): while the
 //! traffic flows, agents set conversations waiting and solved, close them,
 //! merge them and add channels, at a steady rate, reproducible by seed, with
-//! the contract's SQL ([`crate::store::agent`]). Replies then meet waiting,
+//! the contract's SQL ([`switchboard::store::agent`]). Replies then meet waiting,
 //! solved, closed and merged conversations, so reopens (R5), follow-ups
 //! (R2) and merges happen under load as they do at a desk.
 
 use super::rng::SplitMix;
-use crate::store::agent::AgentAction;
-use crate::store::Store;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+use switchboard::store::agent::AgentAction;
+use switchboard::store::Store;
 use tokio::sync::watch;
 
 /// How often each action is chosen, out of 10: what a desk's day looks

@@ -1,7 +1,7 @@
 //! Realistic sample traffic: CloudEvents records of every type and mode, for
 //! the demo (`switchboard publish-sample`, used by `scripts/demo.sh`) and the tests.
 
-use crate::record::Header;
+use switchboard::record::Header;
 
 /// A record to publish: its topic is chosen by channel name.
 #[derive(Clone, Debug, PartialEq, Eq)]
