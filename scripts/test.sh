@@ -3,7 +3,7 @@
 # broker and Postgres (started, and installed where missing, by
 # scripts/services.sh), and a small run of the benchmark on the debug build
 # so that it cannot rot (its figures mean nothing). One build serves all.
-# Formatting, clippy's lints and the pure core's dependency tree are gates
+# Formatting, clippy's lints and the layers' dependency trees are gates
 # too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,11 +14,19 @@ export SWITCHBOARD_TEST_DATABASE_URL=${SWITCHBOARD_TEST_DATABASE_URL:-postgres:/
 echo "test: cargo fmt --check, and cargo clippy with warnings as errors."
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "test: the pure core (crates/switchboard-core) depends on no async runtime, database driver or Kafka client."
-if cargo tree -p switchboard-core -e normal --prefix none --locked | grep -E '^(tokio|sqlx|rdkafka)[a-z-]* '; then
-  echo "test: switchboard-core must not depend on the crates above (ARCHITECTURE.md)." >&2
-  exit 1
-fi
+# The layers (ARCHITECTURE.md, "Crates"): a crate may not depend, even
+# indirectly, on what its layer must not touch. `forbid CRATE PATTERN WHY`.
+forbid() {
+  if cargo tree -p "$1" -e normal --prefix none --locked | grep -E "^($2) "; then
+    echo "test: $1 must not depend on the crates above: $3 (ARCHITECTURE.md, \"Crates\")." >&2
+    exit 1
+  fi
+}
+echo "test: the layers' dependency trees (the core does no IO, the store no Kafka, the Kafka side no SQL, the worker no load tooling)."
+forbid switchboard-core 'tokio[a-z-]*|sqlx[a-z-]*|rdkafka[a-z-]*' "the core does no IO"
+forbid switchboard-store 'rdkafka[a-z-]*' "only switchboard-kafka speaks Kafka"
+forbid switchboard-kafka 'sqlx[a-z-]*' "only switchboard-store speaks SQL"
+forbid switchboard 'switchboard-load|plotters|indicatif' "the worker ships without the load tooling"
 cargo build --workspace --all-targets --locked
 if [ "${SWITCHBOARD_SKIP_BENCH_SMOKE:-}" != 1 ]; then
   echo "test: a small benchmark run on the debug build (checks that it works, not how fast)."

@@ -3,7 +3,7 @@
 //! command-line flags. Parsed once at start into typed values; an unknown
 //! key is an error, so a typo never silently does nothing.
 
-use crate::domain::Channel;
+pub use switchboard_kafka::settings::{is_secret_property, redacted, KafkaSettings, TopicSettings};
 use crate::placement::{Policy, SenderPolicy, Status};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -59,44 +59,6 @@ impl std::fmt::Debug for DatabaseSettings {
             .field("url", &"<redacted>")
             .field("max_connections", &self.max_connections)
             .finish()
-    }
-}
-
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KafkaSettings {
-    pub bootstrap_servers: String,
-    pub group_id: String,
-    pub topics: TopicSettings,
-    /// librdkafka properties passed through as is.
-    #[serde(default)]
-    pub properties: BTreeMap<String, String>,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TopicSettings {
-    pub email: String,
-    pub sms: String,
-    pub messenger: String,
-    pub dlq: String,
-    /// Conversation events (contract section 6).
-    pub events: String,
-}
-
-impl TopicSettings {
-    /// The three input topics.
-    pub fn inputs(&self) -> [&str; 3] {
-        [&self.email, &self.sms, &self.messenger]
-    }
-
-    /// The input topic of a channel.
-    pub fn for_channel(&self, channel: Channel) -> &str {
-        match channel {
-            Channel::Email => &self.email,
-            Channel::Sms => &self.sms,
-            Channel::Messenger => &self.messenger,
-        }
     }
 }
 
@@ -187,32 +149,6 @@ pub struct ThreadingSettings {
 
 fn default_late_parent_window() -> Duration {
     Duration::from_secs(3600)
-}
-
-/// Whether a librdkafka property holds a secret (`sasl.password`,
-/// `ssl.key.password`, `sasl.oauthbearer.client.secret`, ...), so that
-/// `Debug` output and logs never show its value.
-pub fn is_secret_property(name: &str) -> bool {
-    name.contains("password") || name.contains("secret") || name.ends_with(".pem") || name.contains("sasl.jaas")
-}
-
-/// Property values with the secrets replaced, for `Debug`.
-fn redacted(properties: &BTreeMap<String, String>) -> BTreeMap<&str, &str> {
-    properties
-        .iter()
-        .map(|(k, v)| (k.as_str(), if is_secret_property(k) { "<redacted>" } else { v.as_str() }))
-        .collect()
-}
-
-impl fmt::Debug for KafkaSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KafkaSettings")
-            .field("bootstrap_servers", &self.bootstrap_servers)
-            .field("group_id", &self.group_id)
-            .field("topics", &self.topics)
-            .field("properties", &redacted(&self.properties))
-            .finish()
-    }
 }
 
 /// The operators' HTTP endpoint (`/metrics`, `/healthz`, `/readyz`).
@@ -435,7 +371,7 @@ mod duration_text {
     use serde::{Deserialize, Deserializer};
     use std::time::Duration;
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
         humantime::parse_duration(&text).map_err(|e| serde::de::Error::custom(format!("{text:?}: {e}")))
     }

@@ -47,7 +47,7 @@ pub async fn check_postgres(url: &str, timeout: Duration) -> Result<(), Postgres
             Ok(())
         }
         Ok(Err(e)) => {
-            let refused = crate::failure::of_postgres(&e) == Verdict::Wait(Infra::Refused);
+            let refused = crate::store::of_postgres(&e) == Verdict::Wait(Infra::Refused);
             Err(PostgresUnreachable { at, cause: cause_of(&e), refused })
         }
         Err(_) => {

@@ -30,20 +30,24 @@
 //! are the `switchboard-load` crate (`crates/switchboard-load`): the worker's
 //! binary ships without them.
 
+// Public items are the ones the binaries, the load tool and the tests use;
+// the compiler names any other.
+#![warn(unreachable_pub)]
+
 pub mod cli;
 pub mod config;
 // The pure core, re-exported at the paths the rest of the worker uses.
-pub use switchboard_core::{dead_letter, decode, domain, placement, record};
+pub use switchboard_core::{dead_letter, decode, domain, events, failure, placement, record};
+// The edges, each a crate of its own, at the paths the worker names them by.
+pub use switchboard_kafka as kafka;
+pub use switchboard_store as store;
 pub mod diagnose;
-pub mod events;
-pub mod failure;
 pub mod http;
-pub mod kafka;
 pub mod ops;
-pub mod sidecar;
+mod publisher;
+mod sidecar;
 pub mod stats;
-pub mod store;
-pub mod telemetry;
+mod telemetry;
 #[cfg(test)]
 mod test_records;
 pub mod worker;

@@ -18,10 +18,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// The running endpoint and poller.
-pub struct Sidecar {
+pub(crate) struct Sidecar {
     pub telemetry: Arc<Telemetry>,
-    /// Where the endpoint listens, when enabled.
-    pub addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -29,7 +27,7 @@ pub struct Sidecar {
 impl Sidecar {
     /// Binds the endpoint (a taken port is an error now, not later) and
     /// starts polling the broker for lag.
-    pub async fn start(
+    pub(crate) async fn start(
         settings: &Settings,
         stats: Arc<Stats>,
         store: Store,
@@ -46,11 +44,11 @@ impl Sidecar {
         });
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = Vec::new();
-        let mut addr = None;
         if let Some(listen) = settings.http.listen_addr()? {
             let endpoint = Endpoint::bind(listen, telemetry.clone(), store, &settings.database.url).await?;
-            addr = endpoint.local_addr();
-            tracing::info!(addr = %listen, "Serving /metrics, /healthz and /readyz.");
+            // The bound address, which differs from the configured one for port 0.
+            let addr: Option<SocketAddr> = endpoint.local_addr();
+            tracing::info!(addr = %addr.unwrap_or(listen), "Serving /metrics, /healthz and /readyz.");
             let mut rx = stop_rx.clone();
             tasks.push(tokio::spawn(endpoint.serve(async move {
                 let _ = rx.wait_for(|s| *s).await;
@@ -63,11 +61,11 @@ impl Sidecar {
             settings.http.poll_interval,
             stop_rx,
         )));
-        Ok(Sidecar { telemetry, addr, stop, tasks })
+        Ok(Sidecar { telemetry, stop, tasks })
     }
 
     /// Stops serving and polling, and waits for both.
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         let _ = self.stop.send(true);
         for task in self.tasks {
             let _ = task.await;

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 /// One histogram. Observations are cheap (a short lock); the lock is never
 /// held across an await.
 #[derive(Debug)]
-pub struct Histogram {
+pub(crate) struct Histogram {
     /// Upper bounds, ascending; `+Inf` is implicit.
     bounds: &'static [f64],
     inner: Mutex<Counts>,
@@ -24,17 +24,17 @@ struct Counts {
 }
 
 impl Histogram {
-    pub fn new(bounds: &'static [f64]) -> Histogram {
+    pub(crate) fn new(bounds: &'static [f64]) -> Histogram {
         let counts = Counts { per_bucket: vec![0; bounds.len() + 1], ..Counts::default() };
         Histogram { bounds, inner: Mutex::new(counts) }
     }
 
-    pub fn observe(&self, value: f64) {
+    pub(crate) fn observe(&self, value: f64) {
         self.observe_all([value]);
     }
 
     /// Observes every value under one lock: a batch's records at once.
-    pub fn observe_all(&self, values: impl IntoIterator<Item = f64>) {
+    pub(crate) fn observe_all(&self, values: impl IntoIterator<Item = f64>) {
         let Ok(mut c) = self.inner.lock() else { return };
         // A NaN would poison the sum forever; it never comes from a clock.
         for value in values.into_iter().filter(|v| !v.is_nan()) {
@@ -46,7 +46,7 @@ impl Histogram {
     }
 
     /// Appends the `_bucket`, `_sum` and `_count` series of `name`.
-    pub fn render(&self, out: &mut String, name: &str, help: &str) {
+    pub(crate) fn render(&self, out: &mut String, name: &str, help: &str) {
         let c = self.inner.lock().map(|c| c.clone()).unwrap_or_default();
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
         let mut cumulative = 0;

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 /// Polls every `interval` until `stop` turns true. `assignment` reads the
 /// member's current partitions.
-pub async fn poll(
+pub(crate) async fn poll(
     settings: KafkaSettings,
     assignment: impl Fn() -> Vec<PartitionKey> + Send + Sync + 'static,
     telemetry: Arc<Telemetry>,

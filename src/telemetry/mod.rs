@@ -10,13 +10,13 @@
 //! every call takes a short lock or bumps an atomic.
 
 mod histogram;
-pub mod lag;
-pub mod record_log;
+pub(crate) mod lag;
+pub(crate) mod record_log;
 mod render;
 mod state;
 
-pub use histogram::Histogram;
-pub use state::{PartitionTask, Readiness};
+pub(crate) use histogram::Histogram;
+pub(crate) use state::{PartitionTask, Readiness};
 
 use crate::kafka::PartitionKey;
 use crate::record::SourceRecord;

@@ -17,7 +17,7 @@ const MAX_ID_SCAN: usize = 1 << 20;
 /// [`crate::decode::bounds::MAX_ATTRIBUTE_BYTES`]: it is read from records
 /// that are dead-lettered for a longer one too, and a log field must not
 /// carry megabytes.
-pub fn ce_id(headers: &[crate::record::Header], value: Option<&[u8]>) -> Option<String> {
+pub(crate) fn ce_id(headers: &[crate::record::Header], value: Option<&[u8]>) -> Option<String> {
     use crate::decode::bounds::{capped, MAX_ATTRIBUTE_BYTES};
     unbounded_ce_id(headers, value).map(|id| capped(id, MAX_ATTRIBUTE_BYTES))
 }
@@ -38,7 +38,7 @@ fn unbounded_ce_id(headers: &[crate::record::Header], value: Option<&[u8]>) -> O
 }
 
 /// `topic/partition/offset` split into its parts.
-pub fn source_parts(source: &str) -> (&str, Option<i32>, Option<i64>) {
+pub(crate) fn source_parts(source: &str) -> (&str, Option<i32>, Option<i64>) {
     let mut parts = source.rsplitn(3, '/');
     let offset = parts.next().and_then(|o| o.parse::<i64>().ok());
     let partition = parts.next().and_then(|p| p.parse::<i32>().ok());
@@ -47,12 +47,12 @@ pub fn source_parts(source: &str) -> (&str, Option<i32>, Option<i64>) {
 
 /// The span a retry loop runs in: its warnings then carry the partition and
 /// the cause (`postgres`, `dead_letter_publish`) as fields.
-pub fn retry_span(topic: &str, partition: Option<i32>, cause: &'static str) -> tracing::Span {
+pub(crate) fn retry_span(topic: &str, partition: Option<i32>, cause: &'static str) -> tracing::Span {
     tracing::warn_span!("retry", topic, partition, cause)
 }
 
 /// `Record dead-lettered.` at warn level.
-pub fn dead_lettered(letter: &DeadLetter) {
+pub(crate) fn dead_lettered(letter: &DeadLetter) {
     let (topic, partition, offset) = source_parts(&letter.source);
     let detail = letter
         .headers
@@ -74,7 +74,7 @@ pub fn dead_lettered(letter: &DeadLetter) {
 
 /// `Message placed.` at debug level (one line per message would drown an
 /// info log under load); `conversation_id` is absent for a duplicate.
-pub fn placed(record: &SourceRecord, rule: &str, conversation_id: Option<Uuid>) {
+pub(crate) fn placed(record: &SourceRecord, rule: &str, conversation_id: Option<Uuid>) {
     if !tracing::enabled!(tracing::Level::DEBUG) {
         return;
     }

@@ -35,7 +35,7 @@ pub(crate) struct PartitionState {
 }
 
 impl PartitionState {
-    pub fn new() -> PartitionState {
+    pub(super) fn new() -> PartitionState {
         PartitionState {
             consumed: 0,
             in_flight: 0,
@@ -52,7 +52,7 @@ impl PartitionState {
     /// computes it. A group with no commit yet is behind by the whole
     /// partition as far as the broker knows; we report nothing rather than
     /// guess the start.
-    pub fn lag(&self) -> Option<i64> {
+    pub(super) fn lag(&self) -> Option<i64> {
         Some((self.high_watermark? - self.committed?).max(0))
     }
 

@@ -15,14 +15,14 @@ use tokio::sync::Notify;
 const RECORD_OVERHEAD: usize = 128;
 
 /// The bytes a record holds in memory, as the caps count them.
-pub fn record_bytes(r: &SourceRecord) -> usize {
+pub(super) fn record_bytes(r: &SourceRecord) -> usize {
     let headers: usize = r.headers.iter().map(|h| h.key.len() + h.value.as_ref().map_or(0, Vec::len)).sum();
     RECORD_OVERHEAD + r.topic.len() + r.key.as_ref().map_or(0, Vec::len) + r.value_len() + headers
 }
 
 /// How much a partition holds: queued plus being placed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Held {
+pub(super) struct Held {
     pub records: usize,
     pub bytes: usize,
     /// Of which the batch being placed.
@@ -32,7 +32,7 @@ pub struct Held {
 
 /// Caps on what one batch and one partition may hold.
 #[derive(Clone, Copy, Debug)]
-pub struct Limits {
+pub(super) struct Limits {
     pub batch_records: usize,
     pub batch_bytes: usize,
     pub partition_records: usize,
@@ -41,19 +41,19 @@ pub struct Limits {
 
 impl Limits {
     /// The partition should stop fetching.
-    pub fn full(&self, h: Held) -> bool {
+    pub(super) fn full(&self, h: Held) -> bool {
         h.records >= self.partition_records || h.bytes >= self.partition_bytes
     }
 
     /// A paused partition may fetch again: both below half, so a partition
     /// does not flap between paused and resumed on every batch.
-    pub fn drained(&self, h: Held) -> bool {
+    pub(super) fn drained(&self, h: Held) -> bool {
         h.records <= self.partition_records / 2 && h.bytes <= self.partition_bytes / 2
     }
 }
 
 /// A batch taken from a buffer.
-pub struct Taken {
+pub(super) struct Taken {
     pub records: Vec<SourceRecord>,
     pub bytes: usize,
     /// When each record was handed to the buffer, in the same order: the
@@ -82,7 +82,7 @@ impl Queue {
 
 /// One partition's buffer, shared by the consuming loop and the task.
 #[derive(Default)]
-pub struct PartitionBuffer {
+pub(super) struct PartitionBuffer {
     queue: Mutex<Queue>,
     wake: Notify,
 }
@@ -96,7 +96,7 @@ impl PartitionBuffer {
     }
 
     /// Adds a record; returns what the partition now holds.
-    pub fn push(&self, record: SourceRecord) -> Held {
+    pub(super) fn push(&self, record: SourceRecord) -> Held {
         let mut q = self.lock();
         let size = record_bytes(&record);
         q.queued_bytes += size;
@@ -110,7 +110,7 @@ impl PartitionBuffer {
     /// Waits for records and takes the next batch within `limits` (at
     /// least one record, even one larger than the byte cap). Cancel-safe:
     /// nothing is taken until it returns.
-    pub async fn next_batch(&self, limits: &Limits) -> Taken {
+    pub(super) async fn next_batch(&self, limits: &Limits) -> Taken {
         loop {
             {
                 let mut q = self.lock();
@@ -142,7 +142,7 @@ impl PartitionBuffer {
     }
 
     /// The batch taken last is done (placed or abandoned).
-    pub fn finished(&self) -> Held {
+    pub(super) fn finished(&self) -> Held {
         let mut q = self.lock();
         q.in_flight_records = 0;
         q.in_flight_bytes = 0;
@@ -151,14 +151,14 @@ impl PartitionBuffer {
 
     /// Drops the queued records (a partition handed over or stopping leaves
     /// them to whoever reads it next); the batch being placed still counts.
-    pub fn clear(&self) {
+    pub(super) fn clear(&self) {
         let mut q = self.lock();
         q.records.clear();
         q.queued_bytes = 0;
     }
 
     /// What the partition holds now.
-    pub fn held(&self) -> Held {
+    pub(super) fn held(&self) -> Held {
         self.lock().held()
     }
 }

@@ -12,7 +12,7 @@ use super::batch::Pipeline;
 use super::reporter::Reporter;
 use super::retry::{self, Failed, Interrupted};
 use crate::dead_letter::{DeadLetter, DlqReason, TRUNCATION_STEPS};
-use crate::failure::{self, Infra, PublishVerdict, Verdict};
+use crate::failure::{Infra, PublishVerdict, Verdict};
 use crate::record::SourceRecord;
 use crate::stats::RecordEnd;
 use crate::telemetry::record_log;
@@ -90,7 +90,7 @@ impl Pipeline {
         // else may pass, and truncating would lose the only whole copy once
         // the input topic's retention removes the original. A dead letter
         // has nowhere further to go, so that is waited out.
-        Err(Failed { verdict: on_refusal(failure::of_kafka(&e.source), last), detail: e.to_string(), panicked: false })
+        Err(Failed { verdict: on_refusal(crate::kafka::of_kafka(&e.source), last), detail: e.to_string(), panicked: false })
     }
 }
 

@@ -45,7 +45,7 @@ pub(super) struct EndOfTopics {
 
 impl EndOfTopics {
     /// Starts watching `topics` through `consumer`; gives up after `timeout`.
-    pub fn new(consumer: Arc<Consumer>, topics: &[&str], timeout: Duration) -> EndOfTopics {
+    pub(super) fn new(consumer: Arc<Consumer>, topics: &[&str], timeout: Duration) -> EndOfTopics {
         EndOfTopics {
             consumer,
             topics: topics.iter().map(|t| (*t).to_owned()).collect(),
@@ -61,7 +61,7 @@ impl EndOfTopics {
 
     /// Looks at the committed offsets (in the background; the consumer
     /// keeps being polled meanwhile) and says whether the run may end.
-    pub fn check(&mut self) -> EndCheck {
+    pub(super) fn check(&mut self) -> EndCheck {
         if self.started.elapsed() > self.timeout {
             return EndCheck::GaveUp(self.short.clone());
         }

@@ -42,7 +42,7 @@ pub(super) struct FakeSource {
 
 impl FakeSource {
     /// The calls so far, in order.
-    pub fn calls(&self) -> Vec<Call> {
+    pub(super) fn calls(&self) -> Vec<Call> {
         self.calls.lock().unwrap().clone()
     }
 
@@ -114,12 +114,12 @@ impl Default for FakeStep {
 
 impl FakeStep {
     /// Lets `n` more batches finish.
-    pub fn release(&self, n: usize) {
+    pub(super) fn release(&self, n: usize) {
         self.gate.add_permits(n);
     }
 
     /// Lets every batch finish from now on.
-    pub fn open(&self) {
+    pub(super) fn open(&self) {
         self.open.store(true, Ordering::SeqCst);
         self.gate.add_permits(Semaphore::MAX_PERMITS / 2);
     }
@@ -228,12 +228,12 @@ pub(super) fn rig(drain_timeout: Duration) -> (Rig, Reader) {
 
 impl Rig {
     /// Assigns partitions `ps` of topic `t`.
-    pub fn assign(&self, ps: &[i32]) {
+    pub(super) fn assign(&self, ps: &[i32]) {
         self.feed.send(Polled::Assigned(ps.iter().map(|p| key(*p)).collect())).unwrap();
     }
 
     /// Delivers records `offsets` of partition `p`.
-    pub fn records(&self, p: i32, offsets: std::ops::Range<i64>) {
+    pub(super) fn records(&self, p: i32, offsets: std::ops::Range<i64>) {
         for offset in offsets {
             self.feed
                 .send(Polled::Record(SourceRecord { partition: p, ..crate::test_records::zeros(offset, 10) }))
@@ -242,26 +242,26 @@ impl Rig {
     }
 
     /// Starts revoking `ps`; returns where the answer arrives.
-    pub fn revoke(&self, ps: &[i32]) -> std_mpsc::Receiver<()> {
+    pub(super) fn revoke(&self, ps: &[i32]) -> std_mpsc::Receiver<()> {
         let (revoking, answered) = Revoking::new(ps.iter().map(|p| key(*p)).collect());
         self.feed.send(Polled::Revoking(revoking)).unwrap();
         answered
     }
 
     /// The seeks held back so far take effect now.
-    pub fn seeks_take_effect(&self) {
+    pub(super) fn seeks_take_effect(&self) {
         for key in self.source.held.lock().unwrap().drain(..) {
             self.feed.send(Polled::Seeked(key)).unwrap();
         }
     }
 
     /// Partition `p` as the loop sees it, if held.
-    pub fn view(&self, p: i32) -> Option<PartitionView> {
+    pub(super) fn view(&self, p: i32) -> Option<PartitionView> {
         self.partitions.view().into_iter().find(|v| v.partition == p)
     }
 
     /// Partition `p`'s state, if held.
-    pub fn state(&self, p: i32) -> Option<Lifecycle> {
+    pub(super) fn state(&self, p: i32) -> Option<Lifecycle> {
         self.view(p).map(|v| v.state)
     }
 }

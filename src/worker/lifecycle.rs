@@ -127,7 +127,7 @@ pub(super) struct Partition {
 
 impl Partition {
     /// A partition just assigned to this member.
-    pub fn assigned(key: PartitionKey) -> Partition {
+    pub(super) fn assigned(key: PartitionKey) -> Partition {
         Partition {
             key,
             state: Lifecycle::Assigned,
@@ -145,7 +145,7 @@ impl Partition {
     }
 
     /// Every transition.
-    pub fn on(&mut self, event: Event, hands: &Hands) {
+    pub(super) fn on(&mut self, event: Event, hands: &Hands) {
         use Lifecycle::*;
         match (self.state, event) {
             // Its next owner (or the next run) reads it again.
@@ -269,12 +269,12 @@ impl Partition {
 
     /// What to wait on for the task's end; `None` when there is no task
     /// running.
-    pub fn running(&self) -> Option<watch::Receiver<bool>> {
+    pub(super) fn running(&self) -> Option<watch::Receiver<bool>> {
         self.task.as_ref().and_then(Task::running)
     }
 
     /// The partition as a read-only view.
-    pub fn view(&self) -> PartitionView {
+    pub(super) fn view(&self) -> PartitionView {
         let held = self.buffer.held();
         PartitionView {
             topic: self.key.0.clone(),

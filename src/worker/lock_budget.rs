@@ -11,12 +11,12 @@
 //! placed in several transactions, each within its share ([`transactions`]).
 
 /// Locks one record's messages take, at most, for one-message records.
-pub const LOCKS_PER_RECORD: u64 = 3;
+pub(super) const LOCKS_PER_RECORD: u64 = 3;
 
 /// The batch size (records) that fits the budget, and what to set
 /// `max_locks_per_transaction` to for the configured size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Budget {
+pub(super) struct Budget {
     pub batch_records: usize,
     /// Locks one transaction may take: its share of half the table. A
     /// batch whose records take more (emails naming many unknown ids) is
@@ -29,12 +29,12 @@ pub struct Budget {
 /// Postgres's default lock table: `max_locks_per_transaction` 64 ×
 /// (`max_connections` 100 + `max_prepared_transactions` 0), assumed while
 /// Postgres cannot be asked.
-pub const DEFAULT_LOCK_TABLE: u64 = 6_400;
+pub(super) const DEFAULT_LOCK_TABLE: u64 = 6_400;
 
 /// Sizes batches for a lock table of `capacity` locks, a pool of `pool`
 /// connections, and Postgres's `connections` (max_connections +
 /// max_prepared_transactions), given the configured `batch_records`.
-pub fn size(capacity: u64, pool: u64, connections: u64, batch_records: usize) -> Budget {
+pub(super) fn size(capacity: u64, pool: u64, connections: u64, batch_records: usize) -> Budget {
     let share = capacity / 2;
     let per_batch = share / pool.max(1);
     let fitting = (per_batch / LOCKS_PER_RECORD).max(1) as usize;
@@ -50,7 +50,7 @@ pub fn size(capacity: u64, pool: u64, connections: u64, batch_records: usize) ->
 /// locks, that need at most `budget` together (a record that alone needs
 /// more is a run of its own): the transactions a batch is placed in. A
 /// batch within the budget, the common case, is one run.
-pub fn transactions(needs: &[u64], budget: u64) -> Vec<std::ops::Range<usize>> {
+pub(super) fn transactions(needs: &[u64], budget: u64) -> Vec<std::ops::Range<usize>> {
     let mut groups = Vec::new();
     let (mut start, mut locks) = (0, 0);
     for (n, needed) in needs.iter().enumerate() {

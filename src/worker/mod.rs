@@ -202,7 +202,7 @@ pub async fn run_observed(
     let events = match settings.events.enabled {
         true => {
             let publisher =
-                crate::events::publisher::Publisher::new(settings, pipeline.store.clone(), telemetry.clone())?;
+                crate::publisher::Publisher::new(settings, pipeline.store.clone(), telemetry.clone())?;
             Some(tokio::spawn(publisher.run(events_stop_rx, w.shutdown_timeout)))
         }
         false => None,

@@ -94,7 +94,7 @@ pub(super) struct Task {
 
 impl Task {
     /// The one way to stop a task: raises its stop level to `level`.
-    pub fn stop(&self, level: Stop) {
+    pub(super) fn stop(&self, level: Stop) {
         self.stop.send_if_modified(|current| {
             let raise = level > *current;
             if raise {
@@ -105,7 +105,7 @@ impl Task {
     }
 
     /// What to wait on for the task's end; `None` when it has ended.
-    pub fn running(&self) -> Option<watch::Receiver<bool>> {
+    pub(super) fn running(&self) -> Option<watch::Receiver<bool>> {
         let ended = *self.exited.borrow() || self.exited.has_changed().is_err();
         (!ended).then(|| self.exited.clone())
     }
@@ -123,7 +123,7 @@ pub(super) struct PanicHook {
 
 impl PanicHook {
     /// Parses the setting; `None` when empty or malformed.
-    pub fn parse(text: &str) -> Option<PanicHook> {
+    pub(super) fn parse(text: &str) -> Option<PanicHook> {
         let (always, text) = match text.strip_prefix("always:") {
             Some(rest) => (true, rest),
             None => (false, text),
@@ -162,7 +162,7 @@ impl Spawner {
     /// With `quarantine`, it places its first batch one record at a time
     /// and dead-letters a record whose placing panics (the partition's task
     /// panicked on that batch every time before).
-    pub fn spawn(
+    pub(super) fn spawn(
         &self,
         key: PartitionKey,
         generation: u64,

@@ -52,7 +52,7 @@ pub(super) struct Reader {
 impl Reader {
     /// Reads until `shutdown` resolves, the consumer closes or, with `end`,
     /// the topics are consumed.
-    pub async fn run(&mut self, mut end: Option<EndOfTopics>, shutdown: impl Future<Output = ()>) -> ReadEnd {
+    pub(super) async fn run(&mut self, mut end: Option<EndOfTopics>, shutdown: impl Future<Output = ()>) -> ReadEnd {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         tokio::pin!(shutdown);
         loop {
@@ -117,7 +117,7 @@ impl Reader {
     /// gives up at once. Returns the partitions abandoned at the deadline.
     /// Consumes the loop, so a revocation still waiting for its answer is
     /// released once everything has stopped.
-    pub async fn finish(self, timeout: Duration) -> Vec<PartitionKey> {
+    pub(super) async fn finish(self, timeout: Duration) -> Vec<PartitionKey> {
         self.partitions.on_all(|| Event::Stop, &self.hands);
         let late = wait_for_exit(self.partitions.running(None), timeout).await;
         if !late.is_empty() {

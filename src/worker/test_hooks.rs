@@ -21,20 +21,20 @@ pub(super) struct PanicPlacing {
 
 impl PanicPlacing {
     /// Parses `topic/partition/offset`; `None` when empty or malformed.
-    pub fn parse(text: &str) -> Option<PanicPlacing> {
+    pub(super) fn parse(text: &str) -> Option<PanicPlacing> {
         let (topic, partition, offset) = record_at(text)?;
         Some(PanicPlacing { topic, partition, offset })
     }
 
     /// Whether `items` hold the record.
-    pub fn holds<'a>(&self, mut items: impl Iterator<Item = &'a Item>) -> bool {
+    pub(super) fn holds<'a>(&self, mut items: impl Iterator<Item = &'a Item>) -> bool {
         items.any(|i| {
             i.source.topic == self.topic && i.source.partition == self.partition && i.source.offset == self.offset
         })
     }
 
     /// Panics when `items` hold the record.
-    pub fn check(&self, items: &[&Item]) {
+    pub(super) fn check(&self, items: &[&Item]) {
         if self.holds(items.iter().copied()) {
             panic!("injected test panic placing {}/{}/{}", self.topic, self.partition, self.offset);
         }

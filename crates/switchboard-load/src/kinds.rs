@@ -118,7 +118,7 @@ fn pad_with_prose(raw: &mut String, size: usize, seed: u64) {
     }
 }
 
-pub fn new_message(mix: &Mix, n: u64, channel: &str, customer: u64) -> SampleRecord {
+pub(crate) fn new_message(mix: &Mix, n: u64, channel: &str, customer: u64) -> SampleRecord {
     let record = match channel {
         "sms" => sms(mix, n, customer),
         "messenger" => messenger(mix, n, customer, None),
@@ -129,7 +129,7 @@ pub fn new_message(mix: &Mix, n: u64, channel: &str, customer: u64) -> SampleRec
 
 /// A reply by `customer` to message `to` on `channel`. SMS has no
 /// references: the reply is the pair's next message.
-pub fn reply(mix: &Mix, n: u64, channel: &str, customer: u64, to: u64) -> SampleRecord {
+pub(crate) fn reply(mix: &Mix, n: u64, channel: &str, customer: u64, to: u64) -> SampleRecord {
     let record = match channel {
         "sms" => sms(mix, n, customer),
         "messenger" => messenger(mix, n, customer, Some(to)),
@@ -142,19 +142,19 @@ pub fn reply(mix: &Mix, n: u64, channel: &str, customer: u64, to: u64) -> Sample
 }
 
 /// Copy number `copy` of email `of`, as another inbox received it.
-pub fn sibling(mix: &Mix, n: u64, of: u64, customer: u64, copy: u32) -> SampleRecord {
+pub(crate) fn sibling(mix: &Mix, n: u64, of: u64, customer: u64, copy: u32) -> SampleRecord {
     let inbox = format!("inbox{copy}@acme.example");
     let record = email(&inbox, &format!("evt-{}-copy-{n}", id(mix, of)), &raw_email(mix, of, customer, ""));
     keyed(record, mix, customer)
 }
 
-pub fn automatic(mix: &Mix, n: u64, customer: u64) -> SampleRecord {
+pub(crate) fn automatic(mix: &Mix, n: u64, customer: u64) -> SampleRecord {
     let raw = raw_email(mix, n, customer, "Auto-Submitted: auto-replied\r\n");
     keyed(email("support@acme.example", &format!("evt-{}", id(mix, n)), &raw), mix, customer)
 }
 
 /// In turn: not a CloudEvent, invalid JSON, an unknown type.
-pub fn malformed(mix: &Mix, n: u64) -> SampleRecord {
+pub(crate) fn malformed(mix: &Mix, n: u64) -> SampleRecord {
     let id = id(mix, n);
     match n % 3 {
         0 => SampleRecord { channel: "sms", key: None, value: format!("garbage {id}").into_bytes(), headers: vec![] },

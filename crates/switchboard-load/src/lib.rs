@@ -11,6 +11,9 @@
 //! or the clock, so the same command publishes the same records.
 //! [`publish`] sends it at a rate; [`plot`] draws what happened.
 
+// Public items are the ones other crates use; the compiler names any other.
+#![warn(unreachable_pub)]
+
 pub mod agents;
 mod kinds;
 pub mod plot;

@@ -46,7 +46,7 @@ pub(super) struct Db {
 }
 
 impl Db {
-    pub fn now(&self) -> DateTime<Utc> {
+    pub(super) fn now(&self) -> DateTime<Utc> {
         Utc.timestamp_opt(1_700_000_000 + self.clock * 10, 0).unwrap()
     }
 
@@ -151,7 +151,7 @@ impl Db {
     }
 
     /// `id` and every conversation merged into it, directly or not.
-    pub fn members(&self, id: Uuid) -> BTreeSet<Uuid> {
+    pub(super) fn members(&self, id: Uuid) -> BTreeSet<Uuid> {
         let mut out = BTreeSet::from([id]);
         loop {
             let more: Vec<Uuid> = self
@@ -181,7 +181,7 @@ impl Db {
         self.merges.iter().map(|(from, _)| *from).collect()
     }
 
-    pub fn place(&mut self, batch: &[InboundMessage], policy: &Policy) {
+    pub(super) fn place(&mut self, batch: &[InboundMessage], policy: &Policy) {
         self.clock += 1;
         let refs: Vec<&InboundMessage> = batch.iter().collect();
         self.sent.extend(batch.iter().map(|m| (m.channel, m.endpoint.to_string(), m.external_id.to_string())));
@@ -265,7 +265,7 @@ impl Db {
     /// R7 in the contract's words, without the planner's code: for every
     /// Message-ID, each conversation holding an inbound copy other than the
     /// earliest created one (ties by id) links to that one.
-    pub fn sibling_links_called_for(&self) -> BTreeSet<(Uuid, Uuid)> {
+    pub(super) fn sibling_links_called_for(&self) -> BTreeSet<(Uuid, Uuid)> {
         let mut by_id: BTreeMap<&str, BTreeSet<Uuid>> = BTreeMap::new();
         for ((channel, _, id), conv) in &self.messages {
             if *channel == Channel::Email {

@@ -7,7 +7,7 @@
 use super::client_config;
 use super::quiet::Quiet;
 use super::PartitionKey;
-use crate::config::KafkaSettings;
+use crate::settings::KafkaSettings;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{Offset, TopicPartitionList};

@@ -4,7 +4,7 @@
 use super::client_config;
 use super::consumer::owned;
 use super::quiet::Quiet;
-use crate::config::KafkaSettings;
+use crate::settings::KafkaSettings;
 use crate::record::SourceRecord;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::{Offset, TopicPartitionList};

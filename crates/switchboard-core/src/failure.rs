@@ -21,10 +21,12 @@
 //! A bounded retry still rides out a passing fault, and a record that fails
 //! every time ends as a dead letter instead of a stall.
 //!
-//! This module names sqlx's and rdkafka's error types to read them; it does
-//! no IO. The table of classes is in `docs/reliability.md`.
+//! The verdicts and Postgres's SQLSTATE classes live here, in the pure core;
+//! each edge reads its own client's errors into them where they are first
+//! seen (`switchboard_store::of_postgres` for sqlx's, `switchboard_kafka::of_kafka`
+//! for rdkafka's), so no crate but those two names a client's error type.
+//! The table of classes is in `docs/reliability.md`.
 
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use std::fmt;
 
 /// What to do about a failure.
@@ -125,41 +127,6 @@ impl fmt::Display for Infra {
     }
 }
 
-/// CHECK constraints a migration widened. Only the worker's own values can
-/// break them (no record chooses an event kind), so a violation means the
-/// schema is older than the worker, not that a record is bad.
-const WIDENED_CHECKS: [&str; 1] = ["conversation_events_kind_check"];
-
-/// Classifies an error from sqlx: Postgres's SQLSTATE where there is one,
-/// else the kind of client error.
-pub fn of_postgres(err: &sqlx::Error) -> Verdict {
-    match err {
-        // A check that an older schema has and a newer one widened: the
-        // worker writes what the newest migration allows (an event kind).
-        sqlx::Error::Database(db) if db.constraint().is_some_and(|c| WIDENED_CHECKS.contains(&c)) => {
-            Verdict::Wait(Infra::Schema)
-        }
-        sqlx::Error::Database(db) => db.code().map_or(Verdict::Retry, |code| of_sqlstate(&code)),
-        // rustls's refusal of the server's certificate comes as an I/O
-        // error ("invalid peer certificate: UnknownIssuer"): a CA the
-        // operator must fix, not a network that may come back.
-        sqlx::Error::Io(io) if io.to_string().contains("invalid peer certificate") => Verdict::Wait(Infra::Refused),
-        sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => Verdict::Wait(Infra::Unreachable),
-        // The stream, not a record: a connection cut while it is being
-        // opened reads as a protocol error (sqlx takes the EOF that answers
-        // its SSL request for a 0x00 byte), and so do a proxy or pooler
-        // speaking the protocol wrongly. Statements carry records as a few
-        // array parameters, so no record's bytes reach the protocol level.
-        sqlx::Error::Protocol(_) => Verdict::Wait(Infra::Unreachable),
-        sqlx::Error::PoolTimedOut => Verdict::Wait(Infra::Exhausted),
-        // A refused certificate or a URL the operator got wrong.
-        sqlx::Error::Tls(_) | sqlx::Error::Configuration(_) => Verdict::Wait(Infra::Refused),
-        // The schema lacks what a statement reads: migrations not applied.
-        sqlx::Error::ColumnNotFound(_) | sqlx::Error::TypeNotFound { .. } => Verdict::Wait(Infra::Schema),
-        _ => Verdict::Retry,
-    }
-}
-
 /// Classifies a Postgres SQLSTATE (Appendix A of the Postgres manual).
 pub fn of_sqlstate(code: &str) -> Verdict {
     let class = code.get(..2).unwrap_or("");
@@ -212,55 +179,6 @@ pub enum PublishVerdict {
     /// The broker refuses this record for its size or form: it never
     /// takes it, so the record is replaced by a smaller one.
     TooLarge,
-}
-
-/// Classifies an error from the broker client.
-pub fn of_kafka(err: &KafkaError) -> PublishVerdict {
-    use RDKafkaErrorCode as C;
-    let Some(code) = err.rdkafka_error_code() else {
-        return PublishVerdict::Is(match err {
-            // The client could not be created or configured.
-            KafkaError::ClientConfig(..) | KafkaError::ClientCreation(_) => Verdict::Wait(Infra::Refused),
-            _ => Verdict::Retry,
-        });
-    };
-    PublishVerdict::Is(match code {
-        C::MessageSizeTooLarge | C::MessageBatchTooLarge | C::InvalidMessageSize | C::InvalidRecord => {
-            return PublishVerdict::TooLarge
-        }
-        C::TopicAuthorizationFailed
-        | C::GroupAuthorizationFailed
-        | C::ClusterAuthorizationFailed
-        | C::TransactionalIdAuthorizationFailed
-        | C::SaslAuthenticationFailed
-        | C::Authentication
-        | C::SSL
-        | C::IllegalSASLState
-        | C::UnsupportedSASLMechanism => Verdict::Wait(Infra::Refused),
-        // A topic that does not exist (yet): the operator creates it.
-        C::UnknownTopicOrPartition | C::UnknownTopic | C::UnknownPartition => Verdict::Wait(Infra::Refused),
-        C::MessageTimedOut
-        | C::AllBrokersDown
-        | C::BrokerTransportFailure
-        | C::Resolve
-        | C::RequestTimedOut
-        | C::NetworkException
-        | C::LeaderNotAvailable
-        | C::NotLeaderForPartition
-        | C::NotEnoughReplicas
-        | C::NotEnoughReplicasAfterAppend
-        | C::NotCoordinator
-        | C::CoordinatorNotAvailable
-        | C::CoordinatorLoadInProgress
-        | C::BrokerNotAvailable
-        | C::ReplicaNotAvailable
-        | C::KafkaStorageError
-        | C::OperationTimedOut
-        | C::QueueFull
-        | C::TimedOutQueue
-        | C::BrokerDestroy => Verdict::Wait(Infra::Unreachable),
-        _ => Verdict::Retry,
-    })
 }
 
 /// A panic's message, for logs and `dlq_detail`.

@@ -1,4 +1,4 @@
-//! The conversation store: the only module that speaks SQL.
+//! The conversation store: the only crate of the workspace that speaks SQL.
 //!
 //! [`Store::apply_batch`] places a batch of decoded messages in one
 //! transaction: it takes the advisory locks that serialize every decision
@@ -39,7 +39,12 @@
 //!   `FOR NO KEY UPDATE`, so an agent's concurrent close or merge either
 //!   happens before (and is seen) or waits until the batch commits.
 
+// Public items are the ones other crates use; the compiler names any other.
+#![warn(unreachable_pub)]
+
 pub mod agent;
+mod classify;
+pub use classify::of_postgres;
 mod limits;
 pub use limits::LockTable;
 #[doc(hidden)]
@@ -53,8 +58,12 @@ mod snapshot;
 mod snapshot_sql;
 mod writes;
 
+// The core's modules and the failure policy, at the paths the store's
+// modules name them by.
+use switchboard_core::{domain, events, failure, placement};
+
 use crate::domain::InboundMessage;
-use crate::failure::{self, Verdict};
+use crate::failure::Verdict;
 use crate::placement::batch::{self, ItemResult};
 use crate::placement::{Policy, Rule};
 use sqlx::postgres::{PgConnectOptions, PgDatabaseError, PgPoolOptions};
@@ -65,7 +74,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 /// The embedded migrations (`migrations/`), applied by `switchboard migrate`.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
 /// A failed store operation, with what the failure policy
 /// ([`crate::failure`]) says to do about it. On any error nothing of the
@@ -81,7 +90,7 @@ pub struct StoreError {
 impl StoreError {
     /// Classifies a sqlx error by the failure policy.
     pub fn classify(source: sqlx::Error) -> StoreError {
-        StoreError { verdict: failure::of_postgres(&source), source }
+        StoreError { verdict: of_postgres(&source), source }
     }
 
     /// What to do about it.

@@ -8,7 +8,7 @@
 //! It runs beside placement, not in it: a broker outage delays events (the
 //! outbox grows, `/readyz` says so past its bounds) and never stops a batch.
 
-use super::EventType;
+use crate::events::EventType;
 use crate::config::Settings;
 use crate::kafka::EventProducer;
 use crate::store::outbox::OutboxLeader;
@@ -27,7 +27,7 @@ const COUNT_EVERY: Duration = Duration::from_secs(2);
 /// A failing round is logged once, then at most this often.
 const LOG_EVERY: Duration = Duration::from_secs(60);
 
-pub struct Publisher {
+pub(crate) struct Publisher {
     store: Store,
     producer: EventProducer,
     topic: String,
@@ -36,7 +36,7 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    pub fn new(settings: &Settings, store: Store, telemetry: Arc<Telemetry>) -> anyhow::Result<Publisher> {
+    pub(crate) fn new(settings: &Settings, store: Store, telemetry: Arc<Telemetry>) -> anyhow::Result<Publisher> {
         let e = &settings.events;
         telemetry.outbox_alarm(e.outbox_alarm_rows, e.outbox_alarm_age);
         Ok(Publisher {
@@ -50,7 +50,7 @@ impl Publisher {
 
     /// Publishes until `stop` turns true, then goes on until the outbox is
     /// empty or `drain` has passed (what is left goes out at the next start).
-    pub async fn run(self, mut stop: watch::Receiver<bool>, drain: Duration) {
+    pub(crate) async fn run(self, mut stop: watch::Receiver<bool>, drain: Duration) {
         let counter = tokio::spawn(count(self.store.clone(), self.telemetry.clone(), stop.clone()));
         let mut leader: Option<OutboxLeader> = None;
         let mut stopping_since: Option<Instant> = None;

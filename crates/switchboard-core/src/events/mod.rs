@@ -2,9 +2,10 @@
 //! as CloudEvents 1.0 in structured JSON on `kafka.topics.events`.
 //!
 //! Events are written to the `event_outbox` table in the batch's own
-//! transaction ([`crate::store`] builds them from the batch's plan), so an
-//! event exists exactly when its decision committed; the [`publisher`]
-//! sends them in commit order and deletes them once the broker has them.
+//! transaction (the store builds them from the batch's plan), so an event
+//! exists exactly when its decision committed; the worker's publisher sends
+//! them in commit order and deletes them once the broker has them. This
+//! module is their shape and identity only.
 //! `docs/events.md` documents every field; `docs/asyncapi.yaml` and
 //! `docs/schemas/` describe them for machines.
 
@@ -12,7 +13,6 @@ use serde::Serialize;
 use uuid::Uuid;
 
 pub mod follow;
-pub mod publisher;
 
 /// The CloudEvents `source` of every event.
 pub const SOURCE: &str = "switchboard";

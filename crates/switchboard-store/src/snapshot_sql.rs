@@ -152,7 +152,7 @@ pub const PARTICIPATION_SQL: &str = r#"WITH RECURSIVE asked AS (
 /// it merged by R8 (a `merged` event), at most `$2` messages, and created
 /// less than `$3` seconds ago (the window; the planner applies it again
 /// against the snapshot's clock).
-pub const THREADS_SQL: &str = r#"WITH RECURSIVE
+pub(crate) const THREADS_SQL: &str = r#"WITH RECURSIVE
   asked AS (
     SELECT c.id, c.created_at FROM conversations c
     WHERE c.id = ANY($1::uuid[]) AND c.status = 'open' AND c.merged_into IS NULL

@@ -12,7 +12,7 @@
 //! it as it always has.
 
 use super::client_config;
-use crate::config::KafkaSettings;
+use crate::settings::KafkaSettings;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerContext};
@@ -238,7 +238,18 @@ mod tests {
 
     #[test]
     fn a_misspelt_property_is_named_without_its_value() {
-        let mut settings = crate::config::Settings::load(&Default::default(), &[]).expect("defaults").kafka;
+        let mut settings = crate::KafkaSettings {
+            bootstrap_servers: "127.0.0.1:9092".to_owned(),
+            group_id: "g".to_owned(),
+            topics: crate::TopicSettings {
+                email: "in".to_owned(),
+                sms: "in".to_owned(),
+                messenger: "in".to_owned(),
+                dlq: "dlq".to_owned(),
+                events: "events".to_owned(),
+            },
+            properties: Default::default(),
+        };
         settings.properties.insert("sasl.paswordd".to_owned(), "s3cret-value".to_owned());
         let access = Access { read: &["in"], write: &[], group: "g" };
         let err = preflight(&settings, &access, Duration::from_secs(1)).unwrap_err();

@@ -1,9 +1,15 @@
 //! Everything that speaks Kafka: the consumer, the producers (dead letters,
-//! publishing for the demo and load generator) and topic administration.
-//! This is the only module that imports rdkafka; it hands the rest of the
-//! worker owned [`SourceRecord`](crate::record::SourceRecord)s.
+//! events, publishing for the operators' tools and the load tool), topic
+//! administration, offsets and readers. The only crate of the workspace that
+//! depends on rdkafka; it hands the rest of the worker owned
+//! [`SourceRecord`](switchboard_core::record::SourceRecord)s and reads its
+//! errors into the failure policy's verdicts ([`of_kafka`]).
+
+// Public items are the ones other crates use; the compiler names any other.
+#![warn(unreachable_pub)]
 
 mod admin;
+mod classify;
 mod consumer;
 mod events;
 mod offsets;
@@ -12,9 +18,11 @@ mod preflight;
 mod producer;
 mod quiet;
 mod reader;
+pub mod settings;
 mod source;
 
 pub use admin::ensure_topics;
+pub use classify::of_kafka;
 pub use consumer::{Consumer, PartitionKey};
 pub use events::EventProducer;
 pub use offsets::{GroupOffsets, OffsetsError};
@@ -26,8 +34,9 @@ pub use rdkafka::error::KafkaError;
 pub use reader::{consume_to_end, follow_topic, read_topic, ConsumeRate};
 pub use source::{Polled, Revoking, Source};
 
-use crate::config::KafkaSettings;
 use rdkafka::ClientConfig;
+pub use settings::{KafkaSettings, TopicSettings};
+use switchboard_core::{failure, record};
 
 /// The librdkafka configuration shared by every client: the bootstrap
 /// servers, then Switchboard's defaults, then the operator's pass-through

@@ -1,11 +1,11 @@
-//! The producer of conversation events (`crate::events::publisher` drives
+//! The producer of conversation events (the worker's `publisher` drives
 //! it): idempotent, every record acknowledged by all in-sync replicas, and
 //! no delivery timeout, so that during a broker outage the records wait in
 //! the producer, in order, and go out when the broker is back.
 
 use super::client_config;
 use super::quiet::Quiet;
-use crate::config::KafkaSettings;
+use crate::settings::KafkaSettings;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use uuid::Uuid;

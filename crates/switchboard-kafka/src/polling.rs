@@ -5,7 +5,7 @@
 
 use super::consumer::{owned, PartitionKey};
 use super::source::{Polled, Revoking};
-use crate::failure::{self, Infra, PublishVerdict, Verdict};
+use crate::failure::{Infra, PublishVerdict, Verdict};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -221,7 +221,7 @@ impl Trouble {
     /// An error: logs it when new or due, and returns the infrastructure
     /// cause when it changed (to report).
     fn failed(&mut self, e: &KafkaError) -> Option<Infra> {
-        let cause = match failure::of_kafka(e) {
+        let cause = match crate::of_kafka(e) {
             PublishVerdict::Is(Verdict::Wait(cause)) => Some(cause),
             _ => None,
         };

@@ -1,6 +1,6 @@
 //! The outbox (contract section 6): the events of a batch, built from its
 //! plan and written in its own transaction, so an event exists exactly when
-//! its decision committed. [`crate::events::publisher`] sends and deletes
+//! its decision committed. The worker's publisher sends and deletes
 //! them.
 
 use super::Item;

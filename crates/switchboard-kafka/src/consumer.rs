@@ -14,7 +14,7 @@
 use super::client_config;
 use super::polling::{poll_loop, Context, HANDOFFS};
 use super::source::{Polled, Source};
-use crate::config::KafkaSettings;
+use crate::settings::KafkaSettings;
 use crate::record::{Header, SourceRecord};
 use futures::future::BoxFuture;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _};

@@ -3,7 +3,7 @@
 
 use super::client_config;
 use super::quiet::Quiet;
-use crate::config::KafkaSettings;
+use crate::settings::KafkaSettings;
 use crate::record::Header;
 use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -12,7 +12,7 @@ use std::time::Duration;
 
 /// The largest record Switchboard publishes or creates topics for: the
 /// default `max_record_bytes` (10 MiB) with room for the dead-letter headers.
-pub const MAX_MESSAGE_BYTES: &str = "16777216";
+pub(crate) const MAX_MESSAGE_BYTES: &str = "16777216";
 
 /// A publish that did not reach the broker (it is worth retrying).
 #[derive(Debug, thiserror::Error)]

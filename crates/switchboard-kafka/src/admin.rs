@@ -4,7 +4,7 @@
 use super::client_config;
 use super::producer::MAX_MESSAGE_BYTES;
 use super::quiet::Quiet;
-use crate::config::KafkaSettings;
+use crate::settings::KafkaSettings;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::error::RDKafkaErrorCode;
 use std::time::Duration;
