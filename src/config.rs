@@ -3,13 +3,13 @@
 //! command-line flags. Parsed once at start into typed values; an unknown
 //! key is an error, so a typo never silently does nothing.
 
-pub use switchboard_kafka::settings::{is_secret_property, redacted, KafkaSettings, TopicSettings};
 use crate::placement::{Policy, SenderPolicy, Status};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
+pub use switchboard_kafka::settings::{is_secret_property, redacted, KafkaSettings, TopicSettings};
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
 
@@ -169,7 +169,7 @@ pub struct HttpSettings {
 
 impl HttpSettings {
     /// The address to listen on; `None` when disabled.
-    pub fn listen_addr(&self) -> Result<Option<std::net::SocketAddr>, SettingsError> {
+    pub(crate) fn listen_addr(&self) -> Result<Option<std::net::SocketAddr>, SettingsError> {
         if self.addr.trim().eq_ignore_ascii_case("off") {
             return Ok(None);
         }

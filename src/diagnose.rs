@@ -26,7 +26,7 @@ pub struct PostgresUnreachable {
 }
 
 /// Where `url` points, as `host:port`, without credentials.
-pub fn postgres_location(url: &str) -> String {
+pub(crate) fn postgres_location(url: &str) -> String {
     match PgConnectOptions::from_str(url) {
         Ok(o) => format!("{}:{}", o.get_host(), o.get_port()),
         Err(_) => "an unparsable DATABASE_URL".to_owned(),
@@ -57,7 +57,7 @@ pub async fn check_postgres(url: &str, timeout: Duration) -> Result<(), Postgres
 }
 
 /// A short cause for a sqlx error, without the URL it may embed.
-pub fn cause_of(e: &sqlx::Error) -> String {
+pub(crate) fn cause_of(e: &sqlx::Error) -> String {
     match e {
         sqlx::Error::Io(io) => io_cause(io),
         sqlx::Error::Database(db) => db.message().to_owned(),
@@ -76,7 +76,7 @@ fn kind_of(e: &sqlx::Error) -> String {
 }
 
 /// `connection refused` rather than `Connection refused (os error 111)`.
-pub fn io_cause(e: &std::io::Error) -> String {
+pub(crate) fn io_cause(e: &std::io::Error) -> String {
     use std::io::ErrorKind::*;
     match e.kind() {
         ConnectionRefused => "connection refused".to_owned(),

@@ -19,7 +19,7 @@ use std::time::Duration;
 /// The endpoint could not listen.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot listen on {addr} for the metrics and health endpoint: {source} (set SWITCHBOARD_HTTP_ADDR to another host:port, or to off)")]
-pub struct BindError {
+pub(crate) struct BindError {
     pub addr: SocketAddr,
     #[source]
     pub source: std::io::Error,
@@ -34,14 +34,14 @@ struct AppState {
 }
 
 /// A bound endpoint, ready to serve.
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     listener: tokio::net::TcpListener,
     app: Router,
 }
 
 impl Endpoint {
     /// Binds `addr` now, so a taken port fails the start rather than later.
-    pub async fn bind(
+    pub(crate) async fn bind(
         addr: SocketAddr,
         telemetry: Arc<Telemetry>,
         store: Store,
@@ -57,12 +57,12 @@ impl Endpoint {
     }
 
     /// The address actually bound (port 0 picks one).
-    pub fn local_addr(&self) -> Option<SocketAddr> {
+    pub(crate) fn local_addr(&self) -> Option<SocketAddr> {
         self.listener.local_addr().ok()
     }
 
     /// Serves until `shutdown` resolves.
-    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+    pub(crate) async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         if let Err(e) = axum::serve(self.listener, self.app).with_graceful_shutdown(shutdown).await {
             tracing::warn!(error = %e, "The metrics and health endpoint stopped.");
         }

@@ -8,8 +8,8 @@
 //! It runs beside placement, not in it: a broker outage delays events (the
 //! outbox grows, `/readyz` says so past its bounds) and never stops a batch.
 
-use crate::events::EventType;
 use crate::config::Settings;
+use crate::events::EventType;
 use crate::kafka::EventProducer;
 use crate::store::outbox::OutboxLeader;
 use crate::store::Store;

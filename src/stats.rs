@@ -42,7 +42,7 @@ pub struct Stats {
 
 /// How one record ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RecordEnd {
+pub(crate) enum RecordEnd {
     Applied,
     Duplicate,
     Skipped,
@@ -103,7 +103,7 @@ fn bump(map: &Mutex<BTreeMap<&'static str, u64>>, key: &'static str, by: u64) {
 }
 
 impl Stats {
-    pub fn record_ended(&self, end: RecordEnd) {
+    pub(crate) fn record_ended(&self, end: RecordEnd) {
         self.records.fetch_add(1, Ordering::Relaxed);
         let counter = match end {
             RecordEnd::Applied => &self.records_applied,
@@ -117,14 +117,14 @@ impl Stats {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn message_placed(&self, rule: Rule) {
+    pub(crate) fn message_placed(&self, rule: Rule) {
         bump(&self.by_rule, rule.as_str(), 1);
     }
 
     /// One skipped item, under its kind's name. Names come from a closed
     /// set (the decoder's [`crate::decode::SkipKind`]); a name outside it
     /// counts as `other`, so no input adds a metric series.
-    pub fn entry_skipped(&self, kind: &str) {
+    pub(crate) fn entry_skipped(&self, kind: &str) {
         bump(&self.skipped_entries, crate::decode::SkipKind::label(kind), 1);
     }
 
@@ -136,12 +136,12 @@ impl Stats {
     }
 
     /// Events of this type the broker acknowledged.
-    pub fn events_published(&self, kind: crate::events::EventType, n: u64) {
+    pub(crate) fn events_published(&self, kind: crate::events::EventType, n: u64) {
         bump(&self.events_published, kind.as_str(), n);
     }
 
     /// What a committed batch did besides placing messages.
-    pub fn batch_effects(&self, effects: &crate::store::BatchEffects) {
+    pub(crate) fn batch_effects(&self, effects: &crate::store::BatchEffects) {
         self.reopens.fetch_add(effects.reopens, Ordering::Relaxed);
         self.sender_refusals.fetch_add(effects.sender_refusals, Ordering::Relaxed);
         self.late_parent_merges.fetch_add(effects.late_parent_merges, Ordering::Relaxed);
@@ -153,7 +153,7 @@ impl Stats {
     }
 
     /// A shared transaction of `batches` partition batches ended.
-    pub fn shared_transaction(&self, batches: usize, committed: bool) {
+    pub(crate) fn shared_transaction(&self, batches: usize, committed: bool) {
         if committed {
             self.shared_committed.fetch_add(1, Ordering::Relaxed);
             self.shared_batches.fetch_add(batches as u64, Ordering::Relaxed);
@@ -163,7 +163,7 @@ impl Stats {
     }
 
     /// Batches waiting for a shared transaction went up or down by `by`.
-    pub fn shared_waiting(&self, by: i64) {
+    pub(crate) fn shared_waiting(&self, by: i64) {
         self.shared_waiting.fetch_add(by, Ordering::Relaxed);
     }
 
@@ -179,7 +179,7 @@ impl Stats {
     }
 
     /// A dead letter was replaced by a truncated one.
-    pub fn dead_letter_truncated(&self) {
+    pub(crate) fn dead_letter_truncated(&self) {
         self.dead_letters_truncated.fetch_add(1, Ordering::Relaxed);
     }
 

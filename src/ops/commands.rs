@@ -13,7 +13,7 @@ use std::io::Write;
 use std::time::Duration;
 
 /// Every record of the dead-letter topic, at most `max`.
-pub fn read_letters(settings: &Settings, max: usize) -> anyhow::Result<Vec<Letter>> {
+pub(crate) fn read_letters(settings: &Settings, max: usize) -> anyhow::Result<Vec<Letter>> {
     let topic = &settings.kafka.topics.dlq;
     let records = read_topic(&settings.kafka, topic, max, Duration::from_secs(3))
         .with_context(|| format!("reading {topic} from the Kafka broker at {}", settings.kafka.bootstrap_servers))?;

@@ -10,10 +10,10 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 /// Header carrying how many times a record was redriven (absent: never).
-pub const REDRIVE_COUNT: &str = "dlq_redrive_count";
+pub(crate) const REDRIVE_COUNT: &str = "dlq_redrive_count";
 /// Header naming the first dead letter's `dlq_source`, kept across redrives,
 /// so every generation of one record is recognised as the same record.
-pub const ORIGINAL_SOURCE: &str = "dlq_original_source";
+pub(crate) const ORIGINAL_SOURCE: &str = "dlq_original_source";
 
 /// One record of the dead-letter topic.
 #[derive(Clone, Debug)]
@@ -47,12 +47,12 @@ impl Letter {
     }
 
     /// The topic the failed record came from.
-    pub fn source_topic(&self) -> &str {
+    pub(crate) fn source_topic(&self) -> &str {
         self.source.rsplitn(3, '/').nth(2).unwrap_or("")
     }
 
     /// The first failure's source, the same for every redrive of one record.
-    pub fn original_source(&self) -> &str {
+    pub(crate) fn original_source(&self) -> &str {
         self.record.header_str(ORIGINAL_SOURCE).unwrap_or(&self.source)
     }
 }
@@ -116,12 +116,12 @@ pub fn json(l: &Letter) -> serde_json::Value {
 }
 
 /// How much of a payload a person is shown.
-pub const PREVIEW_BYTES: usize = 2048;
+pub(crate) const PREVIEW_BYTES: usize = 2048;
 
 /// At most `max` bytes of `value` as printable text: control characters and
 /// invalid UTF-8 are escaped, so a payload can neither garble a terminal
 /// nor hide what it holds.
-pub fn preview(value: &[u8], max: usize) -> String {
+pub(crate) fn preview(value: &[u8], max: usize) -> String {
     let shown = &value[..value.len().min(max)];
     let mut out = String::with_capacity(shown.len());
     for chunk in shown.utf8_chunks() {

@@ -37,7 +37,7 @@ pub struct Move {
 impl Move {
     /// Records consumed again (positive) or skipped (negative) compared to
     /// where the group would start now (its commit, else the earliest).
-    pub fn reread(&self) -> i64 {
+    pub(crate) fn reread(&self) -> i64 {
         self.current.unwrap_or(self.low) - self.new
     }
 }
@@ -45,7 +45,7 @@ impl Move {
 /// The new offset of one partition; `for_time` is the broker's answer for a
 /// `Datetime` target. Like Kafka's tool, anything outside the partition's
 /// range is clamped to it.
-pub fn new_offset(target: Target, current: Option<i64>, low: i64, high: i64, for_time: Option<i64>) -> i64 {
+pub(crate) fn new_offset(target: Target, current: Option<i64>, low: i64, high: i64, for_time: Option<i64>) -> i64 {
     let wanted = match target {
         Target::Earliest => low,
         Target::Latest => high,

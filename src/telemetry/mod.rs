@@ -40,7 +40,7 @@ const LATENCY_SECONDS: &[f64] = &[
 /// [`Telemetry::flow`]. Telemetry owns this type so that it never needs the
 /// worker's own types.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PartitionFlow {
+pub(crate) struct PartitionFlow {
     /// The partition's topic.
     pub topic: String,
     /// The partition's number in its topic.
@@ -55,7 +55,7 @@ pub struct PartitionFlow {
 
 /// The live state of one worker process.
 #[derive(Debug)]
-pub struct Telemetry {
+pub(crate) struct Telemetry {
     /// The outcome counters shared with the pipeline and the run summary.
     pub stats: Arc<Stats>,
     /// Per-partition state, keyed by (topic, partition).
@@ -86,7 +86,7 @@ struct OutboxView {
 }
 
 impl Telemetry {
-    pub fn new(stats: Arc<Stats>, stuck_after: Duration) -> Arc<Telemetry> {
+    pub(crate) fn new(stats: Arc<Stats>, stuck_after: Duration) -> Arc<Telemetry> {
         Arc::new(Telemetry {
             stats,
             partitions: Mutex::default(),
@@ -111,7 +111,7 @@ impl Telemetry {
     }
 
     /// The consumer handed a record to its partition's task.
-    pub fn consumed(&self, record: &SourceRecord) {
+    pub(crate) fn consumed(&self, record: &SourceRecord) {
         self.with_partition(&(record.topic.clone(), record.partition), |p| {
             p.consumed += 1;
             // Until flow control's next view (`flow`) says otherwise.
@@ -123,7 +123,7 @@ impl Telemetry {
     /// partitions (buffered records and bytes, paused or not) sets the
     /// in-flight gauges, so records dropped from a buffer at a pause or a
     /// revocation never linger in them.
-    pub fn flow(&self, partitions: &[PartitionFlow]) {
+    pub(crate) fn flow(&self, partitions: &[PartitionFlow]) {
         let records: usize = partitions.iter().map(|p| p.buffered_records).sum();
         let bytes: usize = partitions.iter().map(|p| p.buffered_bytes).sum();
         let paused = partitions.iter().filter(|p| p.paused).count();
@@ -138,7 +138,7 @@ impl Telemetry {
     /// A batch of one partition is durable (applied or dead-lettered) after
     /// `took`; its records, handed to the partition at `received`, are no
     /// longer in flight.
-    pub fn batch_done(&self, key: &PartitionKey, batch: &[SourceRecord], received: &[Instant], took: Duration) {
+    pub(crate) fn batch_done(&self, key: &PartitionKey, batch: &[SourceRecord], received: &[Instant], took: Duration) {
         self.batch_records.observe(batch.len() as f64);
         self.batch_commit_seconds.observe(took.as_secs_f64());
         let done = Instant::now();
@@ -161,7 +161,7 @@ impl Telemetry {
     }
 
     /// A batch was given up at a stop; it will be redelivered.
-    pub fn batch_abandoned(&self, key: &PartitionKey, batch: &[SourceRecord]) {
+    pub(crate) fn batch_abandoned(&self, key: &PartitionKey, batch: &[SourceRecord]) {
         self.leave_flight(key, batch);
     }
 
@@ -171,38 +171,33 @@ impl Telemetry {
         self.with_partition(key, |p| p.in_flight = p.in_flight.saturating_sub(batch.len() as u64));
     }
 
-    /// Records queued for a partition whose task is gone were never applied.
-    pub fn dropped(&self, record: &SourceRecord) {
-        self.leave_flight(&(record.topic.clone(), record.partition), std::slice::from_ref(record));
-    }
-
     /// Events are on: `/readyz` fails past these bounds of the outbox.
-    pub fn outbox_alarm(&self, rows: u64, age: Duration) {
+    pub(crate) fn outbox_alarm(&self, rows: u64, age: Duration) {
         if let Ok(mut o) = self.outbox.lock() {
             o.alarm = Some((rows, age));
         }
     }
 
     /// The outbox holds `rows`, the oldest for `oldest_secs`.
-    pub fn outbox(&self, rows: i64, oldest_secs: f64) {
+    pub(crate) fn outbox(&self, rows: i64, oldest_secs: f64) {
         if let Ok(mut o) = self.outbox.lock() {
             (o.rows, o.oldest_secs) = (rows.max(0) as u64, oldest_secs.max(0.0));
         }
     }
 
     /// The broker acknowledged events that waited this long in the outbox.
-    pub fn events_acknowledged(&self, waited_secs: impl Iterator<Item = f64>) {
+    pub(crate) fn events_acknowledged(&self, waited_secs: impl Iterator<Item = f64>) {
         self.event_publish_seconds.observe_all(waited_secs);
     }
 
     /// The number of partitions flow control has paused right now.
-    pub fn set_paused_partitions(&self, n: usize) {
+    pub(crate) fn set_paused_partitions(&self, n: usize) {
         self.paused_partitions.store(n as i64, Ordering::Relaxed);
     }
 
     /// A partition task starts; keep the guard for the task's life. A task
     /// that unwinds (a panic) marks its partition dead for `/healthz`.
-    pub fn partition_task(self: &Arc<Self>, key: &PartitionKey) -> PartitionTask {
+    pub(crate) fn partition_task(self: &Arc<Self>, key: &PartitionKey) -> PartitionTask {
         self.with_partition(key, |p| p.task = state::TaskState::Running);
         PartitionTask::new(self.clone(), key.clone())
     }
@@ -213,7 +208,7 @@ impl Telemetry {
 
     /// What the lag poller learnt: the member's assignment and, per
     /// assigned partition, the high watermark and the committed offset.
-    pub fn polled(&self, assignment: &[PartitionKey], offsets: &[(PartitionKey, Option<i64>, Option<i64>)]) {
+    pub(crate) fn polled(&self, assignment: &[PartitionKey], offsets: &[(PartitionKey, Option<i64>, Option<i64>)]) {
         if let Ok(mut map) = self.partitions.lock() {
             for (key, p) in map.iter_mut() {
                 let now_assigned = assignment.contains(key);
@@ -236,7 +231,7 @@ impl Telemetry {
     }
 
     /// The broker answered (Ok) or not (the error, for `/readyz`).
-    pub fn broker_contact(&self, result: Result<(), String>) {
+    pub(crate) fn broker_contact(&self, result: Result<(), String>) {
         if let Ok(mut b) = self.broker.lock() {
             match result {
                 Ok(()) => {
@@ -249,7 +244,7 @@ impl Telemetry {
     }
 
     /// The Prometheus text exposition of everything above.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         render::render(self)
     }
 }

@@ -77,13 +77,13 @@ const WAIT_REPORTED_AFTER: Duration = Duration::from_secs(2);
 
 /// A `/readyz` verdict: ready, or the reasons not.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Readiness {
+pub(crate) enum Readiness {
     Ready,
     NotReady(Vec<String>),
 }
 
 /// Drop guard of a partition task (see [`Telemetry::partition_task`]).
-pub struct PartitionTask {
+pub(crate) struct PartitionTask {
     telemetry: Arc<Telemetry>,
     key: PartitionKey,
 }
@@ -102,7 +102,7 @@ impl Drop for PartitionTask {
 
 impl Telemetry {
     /// `/healthz`: `Err` names the partitions whose task died.
-    pub fn health(&self) -> Result<(), String> {
+    pub(crate) fn health(&self) -> Result<(), String> {
         let map = self.partitions.lock().map_err(|_| "telemetry state is poisoned".to_owned())?;
         let dead: Vec<String> =
             map.iter().filter(|(_, p)| p.task == TaskState::Died).map(|((t, p), _)| format!("{t}/{p}")).collect();
@@ -115,7 +115,7 @@ impl Telemetry {
 
     /// `/readyz`, given whether Postgres answered just now (the error is a
     /// sentence naming Postgres).
-    pub fn readiness(&self, postgres: Result<(), String>) -> Readiness {
+    pub(crate) fn readiness(&self, postgres: Result<(), String>) -> Readiness {
         let mut reasons = Vec::new();
         if let Err(e) = postgres {
             reasons.push(e);

@@ -90,7 +90,11 @@ impl Pipeline {
         // else may pass, and truncating would lose the only whole copy once
         // the input topic's retention removes the original. A dead letter
         // has nowhere further to go, so that is waited out.
-        Err(Failed { verdict: on_refusal(crate::kafka::of_kafka(&e.source), last), detail: e.to_string(), panicked: false })
+        Err(Failed {
+            verdict: on_refusal(crate::kafka::of_kafka(&e.source), last),
+            detail: e.to_string(),
+            panicked: false,
+        })
     }
 }
 

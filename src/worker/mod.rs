@@ -85,7 +85,7 @@ pub struct RunReport {
 
 /// Why a run ended with an error although it stopped in order.
 #[derive(Debug, thiserror::Error)]
-pub enum RunError {
+pub(crate) enum RunError {
     /// In-flight batches did not finish within `shutdown_timeout`; they were
     /// abandoned, their offsets not committed (the next run places them).
     #[error("in-flight batches of {0:?} did not finish within the shutdown timeout; abandoned uncommitted")]
@@ -132,7 +132,7 @@ pub async fn run(settings: &Settings, mode: Mode, shutdown: impl Future<Output =
 
 /// Like [`run`], with the partitions' state readable through `partitions`
 /// while it runs (for health checks and metrics).
-pub async fn run_observed(
+pub(crate) async fn run_observed(
     settings: &Settings,
     mode: Mode,
     shutdown: impl Future<Output = ()>,
@@ -201,8 +201,7 @@ pub async fn run_observed(
     let (events_stop, events_stop_rx) = tokio::sync::watch::channel(false);
     let events = match settings.events.enabled {
         true => {
-            let publisher =
-                crate::publisher::Publisher::new(settings, pipeline.store.clone(), telemetry.clone())?;
+            let publisher = crate::publisher::Publisher::new(settings, pipeline.store.clone(), telemetry.clone())?;
             Some(tokio::spawn(publisher.run(events_stop_rx, w.shutdown_timeout)))
         }
         false => None,

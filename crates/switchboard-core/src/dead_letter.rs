@@ -82,7 +82,7 @@ pub mod headers {
     /// size: it carries only the first bytes of the value.
     pub const TRUNCATED: &str = "dlq_truncated";
     /// On a truncated dead letter: the size of the original value.
-    pub const ORIGINAL_BYTES: &str = "dlq_original_bytes";
+    pub(crate) const ORIGINAL_BYTES: &str = "dlq_original_bytes";
     /// Every header this module adds; a redrive strips them again.
     pub const ALL: [&str; 6] = [REASON, DETAIL, SOURCE, AT, TRUNCATED, ORIGINAL_BYTES];
 }
@@ -91,11 +91,7 @@ pub mod headers {
 /// may quote the data, which the sender controls. Room for the decoder's
 /// longest detail of a record (8 KiB, `decode::bounds`) and the store's
 /// words beside it.
-pub const MAX_DETAIL_BYTES: usize = 12 * 1024;
-
-// The build fails if the decoder's longest detail of a record stops fitting
-// whole, with 2 KiB left for the store's words beside it.
-const _: () = assert!(crate::decode::bounds::MAX_RECORD_DETAIL_BYTES + 2 * 1024 <= MAX_DETAIL_BYTES);
+pub(crate) const MAX_DETAIL_BYTES: usize = 12 * 1024;
 
 /// The steps by which a dead letter the broker refuses is made smaller:
 /// how many bytes of the value it keeps, and whether it keeps the original

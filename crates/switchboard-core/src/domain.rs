@@ -77,7 +77,7 @@ impl Address {
 
     /// Messenger ids are kept as given (senders send them as JSON strings or
     /// numbers; the decoder turns both into the same text).
-    pub fn messenger_id(raw: &str) -> Result<Address, AddressError> {
+    pub(crate) fn messenger_id(raw: &str) -> Result<Address, AddressError> {
         Self::non_empty(raw.trim().to_owned(), "messenger id", raw)
     }
 

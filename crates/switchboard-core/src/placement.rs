@@ -172,7 +172,7 @@ impl SenderPolicy {
 impl Policy {
     /// R4 applies the window to SMS and Messenger only; email threads by
     /// references instead.
-    pub fn follow_up_window(&self, channel: Channel) -> Option<Duration> {
+    pub(crate) fn follow_up_window(&self, channel: Channel) -> Option<Duration> {
         match channel {
             Channel::Email => None,
             Channel::Sms => self.sms_follow_up_window,
@@ -368,7 +368,7 @@ fn within_window(conv: &Conversation, window: Option<Duration>, received: DateTi
 
 /// A conversation holding one copy of an email, for R7.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CopyHolder {
+pub(crate) struct CopyHolder {
     pub conversation_id: Uuid,
     pub created_at: DateTime<Utc>,
 }
@@ -378,7 +378,7 @@ pub struct CopyHolder {
 /// conversation to the main one, the earliest created (ties broken by id).
 /// The answer depends only on the set, never on the order copies arrived in,
 /// which is what makes I5 hold under replays and races.
-pub fn sibling_links(holders: &[CopyHolder]) -> Vec<(Uuid, Uuid)> {
+pub(crate) fn sibling_links(holders: &[CopyHolder]) -> Vec<(Uuid, Uuid)> {
     let Some(main) = holders.iter().min_by_key(|h| (h.created_at, h.conversation_id)) else {
         return Vec::new();
     };

@@ -59,9 +59,11 @@ mod tests {
 
     #[test]
     fn a_record_the_broker_will_never_take_is_replaced() {
-        for code in
-            [RDKafkaErrorCode::MessageSizeTooLarge, RDKafkaErrorCode::MessageBatchTooLarge, RDKafkaErrorCode::InvalidRecord]
-        {
+        for code in [
+            RDKafkaErrorCode::MessageSizeTooLarge,
+            RDKafkaErrorCode::MessageBatchTooLarge,
+            RDKafkaErrorCode::InvalidRecord,
+        ] {
             assert_eq!(of_kafka(&KafkaError::MessageProduction(code)), PublishVerdict::TooLarge, "{code:?}");
         }
     }

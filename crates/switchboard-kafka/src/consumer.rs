@@ -14,8 +14,8 @@
 use super::client_config;
 use super::polling::{poll_loop, Context, HANDOFFS};
 use super::source::{Polled, Source};
-use crate::settings::KafkaSettings;
 use crate::record::{Header, SourceRecord};
+use crate::settings::KafkaSettings;
 use futures::future::BoxFuture;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _};
 use rdkafka::error::KafkaError;

@@ -3,8 +3,8 @@
 
 use super::client_config;
 use super::quiet::Quiet;
-use crate::settings::KafkaSettings;
 use crate::record::Header;
+use crate::settings::KafkaSettings;
 use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;

@@ -4,8 +4,8 @@
 use super::client_config;
 use super::consumer::owned;
 use super::quiet::Quiet;
-use crate::settings::KafkaSettings;
 use crate::record::SourceRecord;
+use crate::settings::KafkaSettings;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::{Offset, TopicPartitionList};
 use std::time::{Duration, Instant};

@@ -70,4 +70,3 @@ impl fmt::Debug for KafkaSettings {
             .finish()
     }
 }
-

@@ -39,8 +39,6 @@ pub fn of_postgres(err: &sqlx::Error) -> Verdict {
     }
 }
 
-
-
 #[cfg(test)]
 mod tests {
     use super::*;

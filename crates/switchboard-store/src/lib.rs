@@ -74,7 +74,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 /// The embedded migrations (`migrations/`), applied by `switchboard migrate`.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
 /// A failed store operation, with what the failure policy
 /// ([`crate::failure`]) says to do about it. On any error nothing of the
@@ -104,7 +104,7 @@ impl StoreError {
     /// fail the same way. Told by where Postgres raised it, since the
     /// message may be translated and its SQLSTATE (0A000, feature not
     /// supported) is shared with errors a retry does not mend.
-    pub fn is_outdated_prepared_statement(&self) -> bool {
+    pub(crate) fn is_outdated_prepared_statement(&self) -> bool {
         let Some(db) = self.source.as_database_error().and_then(|e| e.try_downcast_ref::<PgDatabaseError>()) else {
             return false;
         };

@@ -14,7 +14,7 @@
 use super::Store;
 
 /// Table and the privileges the worker needs on it.
-pub const TABLE_GRANTS: [(&str, &[&str]); 8] = [
+pub(crate) const TABLE_GRANTS: [(&str, &[&str]); 8] = [
     ("people", &["SELECT"]),
     ("person_contacts", &["SELECT"]),
     ("conversations", &["SELECT", "INSERT", "UPDATE"]),
@@ -26,7 +26,7 @@ pub const TABLE_GRANTS: [(&str, &[&str]); 8] = [
 ];
 
 /// Sequences behind `bigserial` keys the worker inserts into.
-pub const SEQUENCE_GRANTS: [&str; 2] = ["conversation_events_id_seq", "event_outbox_seq_seq"];
+pub(crate) const SEQUENCE_GRANTS: [&str; 2] = ["conversation_events_id_seq", "event_outbox_seq_seq"];
 
 /// A privilege the role lacks.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -24,32 +24,32 @@ pub const MAX_REFERENCES: usize = 100;
 /// `In-Reply-To` ids read. The first is the parent placement tries first;
 /// the others (a reply to several messages at once) are tried next. RFC
 /// 5322 expects one; a client replying to more than a few is not a person.
-pub const MAX_IN_REPLY_TO: usize = 10;
+pub(crate) const MAX_IN_REPLY_TO: usize = 10;
 /// The longest message id kept, in bytes: RFC 5322's line limit. A longer
 /// `References` or `In-Reply-To` id is left out (it can name no stored
 /// message), a longer `Message-ID` counts as absent (the id is then the
 /// content hash), and a longer SMS or Messenger id makes its item
 /// `too_large`: ids are unique-index keys, which Postgres caps near 2.7 kB.
-pub const MAX_ID_BYTES: usize = 998;
+pub(crate) const MAX_ID_BYTES: usize = 998;
 /// The longest normalized address (contact or endpoint), in bytes: RFC
 /// 5321's limit on a mailbox in a path. Addresses are index and lock keys;
 /// a longer one is `too_large`, it can be no one's real address.
-pub const MAX_ADDRESS_BYTES: usize = 254;
+pub(crate) const MAX_ADDRESS_BYTES: usize = 254;
 /// The longest stored subject, in bytes; longer ones are cut (at a
 /// character boundary). Agents read subjects on one line.
-pub const MAX_SUBJECT_BYTES: usize = 1024;
+pub(crate) const MAX_SUBJECT_BYTES: usize = 1024;
 /// The longest stored sender display name, in bytes; it becomes the
 /// default topic `Talking with <name>`.
-pub const MAX_NAME_BYTES: usize = 256;
+pub(crate) const MAX_NAME_BYTES: usize = 256;
 /// `To`, `Cc` and `Reply-To` addresses kept in the details, each.
-pub const MAX_RECIPIENTS: usize = 100;
+pub(crate) const MAX_RECIPIENTS: usize = 100;
 /// MIME nesting read for the body and attachments: parts inside more than
 /// this many multiparts are left in `raw` only. Postfix's default
 /// `mime_nesting_limit`, so mail from a stock MTA never reaches it.
-pub const MAX_MIME_DEPTH: usize = 100;
+pub(crate) const MAX_MIME_DEPTH: usize = 100;
 /// MIME parts read for the body and attachments, in the order they appear;
 /// later parts are left in `raw` only.
-pub const MAX_MIME_PARTS: usize = 1000;
+pub(crate) const MAX_MIME_PARTS: usize = 1000;
 /// Items per record: results of an Infobip batch, or the events of a
 /// Messenger webhook (messaging items, standby items and other entries
 /// together). Both providers send at most 1,000 per call; a record with more
@@ -59,12 +59,12 @@ pub const MAX_ITEMS: usize = 1000;
 /// limit). Each is looked up by name among the form's fields, so a lying
 /// `NumMedia` in a form of a million fields would otherwise take hours;
 /// later media are left out (`truncated: attachments`).
-pub const MAX_TWILIO_MEDIA: usize = 10;
+pub(crate) const MAX_TWILIO_MEDIA: usize = 10;
 /// Kafka headers per record. CloudEvents needs about eight; tracing adds
 /// a few.
-pub const MAX_HEADERS: usize = 64;
+pub(crate) const MAX_HEADERS: usize = 64;
 /// The headers' total size (names and values), in bytes.
-pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// The longest value of a CloudEvents attribute (`ce_*` headers and
 /// `content-type` in binary mode, the attributes of a structured event):
 /// ids, sources, types and inboxes are short, and they reach logs and
@@ -72,10 +72,14 @@ pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 pub const MAX_ATTRIBUTE_BYTES: usize = 1024;
 /// The longest detail of one decode error; details quote input (a type, a
 /// time, an address) and travel as a Kafka header and a log field.
-pub const MAX_DETAIL_BYTES: usize = 1024;
+pub(crate) const MAX_DETAIL_BYTES: usize = 1024;
 /// The longest `dlq_detail` of a record with invalid items, which lists
 /// them: the first ones are named, then how many more there are.
-pub const MAX_RECORD_DETAIL_BYTES: usize = 8 * 1024;
+pub(crate) const MAX_RECORD_DETAIL_BYTES: usize = 8 * 1024;
+
+// The build fails if the longest detail of a record stops fitting whole in
+// a dead letter's detail, with 2 KiB left for the store's words beside it.
+const _: () = assert!(MAX_RECORD_DETAIL_BYTES + 2 * 1024 <= crate::dead_letter::MAX_DETAIL_BYTES);
 
 /// A record past its bound, whole: `what` says which input, `bound` the
 /// number and its unit.

@@ -119,7 +119,7 @@ const ID_NAMESPACE: Uuid = Uuid::from_u128(0x5d1e_0a8c_3b7f_4e21_9c55_0e7a_1f2b_
 /// An event's id: derived from what caused it (its type, the conversation,
 /// the message and the other conversation), so the same decision always
 /// has the same id and a consumer can drop repeats.
-pub fn event_id(kind: EventType, conversation: Uuid, message: Uuid, related: Option<Uuid>) -> Uuid {
+pub(crate) fn event_id(kind: EventType, conversation: Uuid, message: Uuid, related: Option<Uuid>) -> Uuid {
     let related = related.map(|r| r.to_string()).unwrap_or_default();
     let name = format!("{}/{conversation}/{message}/{related}", kind.as_str());
     Uuid::new_v5(&ID_NAMESPACE, name.as_bytes())

@@ -19,9 +19,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use uuid::Uuid;
 
 /// (channel, endpoint, external id): a stored message's identity.
-pub type MessageKey = (Channel, String, String);
+pub(crate) type MessageKey = (Channel, String, String);
 /// (channel, endpoint, contact): a pair.
-pub type PairKey = (Channel, String, String);
+pub(crate) type PairKey = (Channel, String, String);
 
 /// A conversation row as far as placement cares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

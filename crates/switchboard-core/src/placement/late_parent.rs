@@ -121,7 +121,7 @@ pub fn decide(
 /// thread: with the parent in it, its messages are all tied together by
 /// the ids they name. A customer's other mail (an R3 append) names nothing
 /// there and nothing there names it.
-pub fn holds_only_the_thread(shape: &Shape, parent: &str) -> bool {
+pub(crate) fn holds_only_the_thread(shape: &Shape, parent: &str) -> bool {
     tied(shape, |m| m.id == parent)
 }
 

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 /// The addresses a message makes participants of its conversation: its
 /// sender and its `To` and `Cc` (normalized by the decoder).
-pub fn participants_of(msg: &InboundMessage) -> impl Iterator<Item = &str> {
+pub(crate) fn participants_of(msg: &InboundMessage) -> impl Iterator<Item = &str> {
     std::iter::once(msg.contact.as_str()).chain(msg.details.to.iter().chain(&msg.details.cc).map(String::as_str))
 }
 
