@@ -45,6 +45,7 @@ mod security;
 mod sender_policy;
 mod shared;
 mod siblings;
+mod statements;
 mod stop_at_end;
 mod supervision;
 mod upgrade;

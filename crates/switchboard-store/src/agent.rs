@@ -39,6 +39,11 @@ impl AgentAction {
     }
 }
 
+/// The first ongoing conversation from an id on, other than one.
+const PICK: &str = "SELECT id FROM conversations
+                    WHERE id >= $1 AND status <> 'closed' AND merged_into IS NULL AND id IS DISTINCT FROM $2
+                    ORDER BY id LIMIT 1";
+
 impl Store {
     /// An ongoing conversation at or after `point` in the id space (wrapping
     /// around), or `None` when there is none.
@@ -54,13 +59,10 @@ impl Store {
         let (Some(low), Some(high)) = (low, high) else { return Ok(None) };
         let (low, high) = (low.as_u128(), high.as_u128());
         let at = Uuid::from_u128(low + point % (high - low).saturating_add(1).max(1));
-        let pick = "SELECT id FROM conversations
-                    WHERE id >= $1 AND status <> 'closed' AND merged_into IS NULL AND id IS DISTINCT FROM $2
-                    ORDER BY id LIMIT 1";
-        let found: Option<Uuid> = sqlx::query_scalar(pick).bind(at).bind(not).fetch_optional(&self.pool).await?;
+        let found: Option<Uuid> = sqlx::query_scalar(PICK).bind(at).bind(not).fetch_optional(&self.pool).await?;
         match found {
             Some(id) => Ok(Some(id)),
-            None => sqlx::query_scalar(pick).bind(Uuid::nil()).bind(not).fetch_optional(&self.pool).await,
+            None => sqlx::query_scalar(PICK).bind(Uuid::nil()).bind(not).fetch_optional(&self.pool).await,
         }
     }
 

@@ -33,8 +33,14 @@ pub fn of_postgres(err: &sqlx::Error) -> Verdict {
         sqlx::Error::PoolTimedOut => Verdict::Wait(Infra::Exhausted),
         // A refused certificate or a URL the operator got wrong.
         sqlx::Error::Tls(_) | sqlx::Error::Configuration(_) => Verdict::Wait(Infra::Refused),
-        // The schema lacks what a statement reads: migrations not applied.
-        sqlx::Error::ColumnNotFound(_) | sqlx::Error::TypeNotFound { .. } => Verdict::Wait(Infra::Schema),
+        // The schema lacks what a statement reads, or a row does not decode
+        // into the store's typed rows (`rows`: a type, a NULL, a status or
+        // kind it does not know): the statements and the schema disagree.
+        // No record's bytes decide a column's type, so no record causes it.
+        sqlx::Error::ColumnNotFound(_)
+        | sqlx::Error::TypeNotFound { .. }
+        | sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::ColumnIndexOutOfBounds { .. } => Verdict::Wait(Infra::Schema),
         _ => Verdict::Retry,
     }
 }
@@ -57,6 +63,9 @@ mod tests {
         // What sqlx says when a proxy drops the connection during its handshake.
         let cut = sqlx::Error::Protocol("unexpected response from SSLRequest: 0x00".into());
         assert_eq!(of_postgres(&cut), Verdict::Wait(Infra::Unreachable));
+        let undecodable =
+            sqlx::Error::ColumnDecode { index: "status".into(), source: "unknown value \"parked\"".into() };
+        assert_eq!(of_postgres(&undecodable), Verdict::Wait(Infra::Schema));
         assert_eq!(of_postgres(&sqlx::Error::RowNotFound), Verdict::Retry);
     }
 

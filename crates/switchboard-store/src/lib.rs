@@ -54,6 +54,7 @@ pub mod outbox;
 pub mod privileges;
 pub use locks::locks_needed;
 mod report;
+mod rows;
 mod snapshot;
 mod snapshot_sql;
 mod writes;

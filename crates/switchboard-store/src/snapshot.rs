@@ -11,9 +11,9 @@ use crate::domain::{Channel, InboundMessage};
 use crate::placement::batch::{replies_within, ConversationRow, Holder, Snapshot};
 use crate::placement::late_parent::{self, Shape, ThreadMessage};
 use crate::placement::senders::domain;
-use crate::placement::{Conversation, Customer, Policy, SenderPolicy, Status};
-use sqlx::postgres::PgRow;
-use sqlx::{Postgres, Row, Transaction};
+use crate::placement::{Conversation, Customer, Policy, SenderPolicy};
+use crate::rows::{self, SnapshotRow, StoredKey, ThreadRow};
+use sqlx::{Postgres, Transaction};
 use std::collections::{BTreeSet, HashSet};
 use uuid::Uuid;
 
@@ -48,7 +48,7 @@ pub(super) async fn fetch(
     let emails: BTreeSet<&str> =
         messages.iter().filter(|m| m.channel == Channel::Email).map(|m| m.external_id.as_str()).collect();
     let emails: Vec<&str> = emails.into_iter().collect();
-    let rows = sqlx::query(SNAPSHOT_SQL)
+    let rows: Vec<SnapshotRow> = sqlx::query_as(SNAPSHOT_SQL)
         .bind(&stored.0)
         .bind(&stored.1)
         .bind(&stored.2)
@@ -65,8 +65,8 @@ pub(super) async fn fetch(
         .await?;
     let mut snapshot = Snapshot::default();
     // Rows come ordered by `ord`: replies earliest stored first, as R1r needs.
-    for row in &rows {
-        read_row(row, &mut snapshot);
+    for row in rows {
+        add_row(row, &mut snapshot);
     }
     let missing = missing_chain_ends(&snapshot);
     lock_chains(tx, missing, &mut snapshot).await?;
@@ -115,23 +115,23 @@ pub(super) async fn threads(
         .bind(&asked)
         .execute(&mut **tx)
         .await?;
-    let rows = sqlx::query(THREADS_SQL)
+    let rows: Vec<ThreadRow> = sqlx::query_as(THREADS_SQL)
         .bind(&asked)
         .bind(late_parent::MAX_MESSAGES as i64)
         .bind(window.as_seconds_f64())
         .fetch_all(&mut **tx)
         .await?;
-    for row in &rows {
-        let shape = snapshot.threads.entry(row.get("conv")).or_insert_with(|| Shape {
+    for row in rows {
+        let shape = snapshot.threads.entry(row.conv).or_insert_with(|| Shape {
             untouched: true,
-            created_at: row.get("created_at"),
+            created_at: row.created_at,
             messages: Vec::new(),
         });
         shape.messages.push(ThreadMessage {
-            id: row.get("external_id"),
-            names: row.get("names"),
-            sender: row.get("contact"),
-            named_in: row.get("named_in"),
+            id: row.external_id,
+            names: row.names,
+            sender: row.contact,
+            named_in: row.named_in,
         });
     }
     Ok(())
@@ -214,14 +214,14 @@ pub(super) async fn participation(
     }
     let (ids, senders): (Vec<Uuid>, Vec<&str>) = asked.into_iter().unzip();
     let domains: Vec<&str> = senders.iter().map(|s| domain(s)).collect();
-    let rows = sqlx::query(PARTICIPATION_SQL).bind(&ids).bind(&senders).bind(&domains).fetch_all(&mut **tx).await?;
-    for row in &rows {
-        let conv: Uuid = row.get("conv");
-        if row.get("by_address") {
-            snapshot.participants.insert((conv, row.get("sender")));
+    let rows: Vec<rows::ParticipationRow> =
+        sqlx::query_as(PARTICIPATION_SQL).bind(&ids).bind(&senders).bind(&domains).fetch_all(&mut **tx).await?;
+    for row in rows {
+        if row.by_address {
+            snapshot.participants.insert((row.conv, row.sender));
         }
-        if row.get("by_domain") {
-            snapshot.participant_domains.insert((conv, row.get("domain")));
+        if row.by_domain {
+            snapshot.participant_domains.insert((row.conv, row.domain));
         }
     }
     Ok(())
@@ -266,51 +266,38 @@ fn late_parent_targets(messages: &[&InboundMessage], snapshot: &Snapshot) -> BTr
     targets
 }
 
-/// Adds one row of [`SNAPSHOT_SQL`] to the snapshot, by its `kind`.
-fn read_row(row: &PgRow, snapshot: &mut Snapshot) {
-    let channel = || row.get::<Option<&str>, _>("channel").and_then(Channel::parse);
-    let key = || -> String { row.get("key") };
-    let conv = || -> Uuid { row.get("conv") };
-    // The CHECK constraint admits only the five statuses.
-    let status = || row.get::<Option<&str>, _>("status").and_then(Status::parse).unwrap_or(Status::Open);
-    match row.get::<&str, _>("kind") {
-        "now" => snapshot.now = row.get("created_at"),
-        "message" => {
-            if let Some(c) = channel() {
-                snapshot.messages.insert((c, row.get("endpoint"), key()), conv());
-            }
+/// Adds one row of [`SNAPSHOT_SQL`] to the snapshot.
+fn add_row(row: SnapshotRow, snapshot: &mut Snapshot) {
+    match row {
+        SnapshotRow::Now(now) => snapshot.now = now,
+        SnapshotRow::Message { channel, endpoint, id, conv } => {
+            snapshot.messages.insert((channel, endpoint, id), conv);
         }
-        "pair" => {
-            if let Some(c) = channel() {
-                snapshot.pairs.entry((c, row.get("endpoint"), key())).or_default().push(conv());
-            }
+        SnapshotRow::Pair { channel, endpoint, contact, conv } => {
+            snapshot.pairs.entry((channel, endpoint, contact)).or_default().push(conv);
         }
-        "reply" => {
-            if let Some(c) = channel() {
-                snapshot.replies.entry((c, row.get("endpoint"), key())).or_default().push(conv());
-            }
+        SnapshotRow::Reply { channel, endpoint, id, conv } => {
+            snapshot.replies.entry((channel, endpoint, id)).or_default().push(conv);
         }
-        "conversation" => add_conversation(snapshot, conv(), status(), row, "other"),
-        "customer" => {
-            if let Some(c) = channel() {
-                snapshot.customers.insert((c, key()), Customer { id: conv(), name: row.get("name") });
-            }
+        SnapshotRow::Conversation(row) => add_conversation(snapshot, row),
+        SnapshotRow::Customer { channel, address, person, name } => {
+            snapshot.customers.insert((channel, address), Customer { id: person, name });
         }
-        "holder" => {
-            let holder = Holder { conversation_id: conv(), created_at: row.get("created_at"), status: status() };
-            snapshot.holders.entry(key()).or_default().push(holder);
+        SnapshotRow::Holder { message_id, conv, created_at, status } => {
+            let holder = Holder { conversation_id: conv, created_at, status };
+            snapshot.holders.entry(message_id).or_default().push(holder);
         }
-        "link" => {
-            snapshot.related_links.insert((conv(), row.get("other")));
+        SnapshotRow::Link { from, to } => {
+            snapshot.related_links.insert((from, to));
         }
-        _ => {}
     }
 }
 
-/// Adds a locked conversation row; `merged_into` names its column.
-fn add_conversation(snapshot: &mut Snapshot, id: Uuid, status: Status, row: &PgRow, merged_into: &str) {
-    let conversation = Conversation { id, status, created_at: row.get("created_at"), closed_at: row.get("closed_at") };
-    snapshot.conversations.insert(id, ConversationRow { conversation, merged_into: row.get(merged_into) });
+/// Adds a locked conversation's row.
+fn add_conversation(snapshot: &mut Snapshot, row: rows::ConversationRow) {
+    let conversation =
+        Conversation { id: row.id, status: row.status, created_at: row.created_at, closed_at: row.closed_at };
+    snapshot.conversations.insert(row.id, ConversationRow { conversation, merged_into: row.merged_into });
 }
 
 /// A merge committed between reading a chain and locking its end shows as a
@@ -342,7 +329,7 @@ pub(super) async fn stored_references(
         return Ok(HashSet::new());
     }
     let (channels, endpoints, ids) = columns(keys.into_iter());
-    let rows = sqlx::query(
+    let rows: Vec<StoredKey> = sqlx::query_as(
         "SELECT m.channel, m.endpoint, m.external_id
          FROM unnest($1::text[], $2::text[], $3::text[]) AS k(channel, endpoint, external_id)
          JOIN messages m ON m.channel = k.channel AND m.endpoint = k.endpoint AND m.external_id = k.external_id",
@@ -352,7 +339,7 @@ pub(super) async fn stored_references(
     .bind(&ids)
     .fetch_all(&mut **tx)
     .await?;
-    Ok(rows.iter().filter_map(|row| Some((Channel::parse(row.get(0))?, row.get(1), row.get(2)))).collect())
+    Ok(rows.into_iter().map(|k| (k.channel, k.endpoint, k.external_id)).collect())
 }
 
 /// Loads and locks the merge chains from `pending` (ends that merges
@@ -369,7 +356,7 @@ async fn lock_chains(
             break;
         }
         // Ids are locked in ascending order, the same in every batch.
-        let rows = sqlx::query(
+        let rows: Vec<rows::ConversationRow> = sqlx::query_as(
             "WITH RECURSIVE chain (id, hops) AS (
                  SELECT id, 0 FROM conversations WHERE id = ANY($1)
                UNION
@@ -382,9 +369,8 @@ async fn lock_chains(
         .bind(&pending)
         .fetch_all(&mut **tx)
         .await?;
-        for row in &rows {
-            let status = Status::parse(row.get("status")).unwrap_or(Status::Open);
-            add_conversation(snapshot, row.get("id"), status, row, "merged_into");
+        for row in rows {
+            add_conversation(snapshot, row);
         }
         pending = missing_chain_ends(snapshot);
     }

@@ -1,0 +1,163 @@
+//! The rows the store reads, typed. Each is decoded with `try_get`, so a
+//! column of the wrong type, an unexpected NULL, or a `kind`, channel or
+//! status this code does not know is a decode error, never a panic; the
+//! failure policy reads such an error as the schema's ([`crate::of_postgres`]:
+//! the statements and the schema disagree, as after a half-applied
+//! upgrade), so the partition waits for `migrate` instead of dead-lettering
+//! records that did nothing wrong.
+
+use crate::domain::Channel;
+use crate::placement::Status;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::PgRow;
+use sqlx::{FromRow, Row};
+use uuid::Uuid;
+
+/// One row of [`crate::SNAPSHOT_SQL`], by its `kind` (the table in
+/// `snapshot_sql`).
+#[derive(Debug, PartialEq)]
+pub(crate) enum SnapshotRow {
+    /// The database clock, read after the locks.
+    Now(DateTime<Utc>),
+    /// A stored message (R0, R1, R2) and its conversation.
+    Message { channel: Channel, endpoint: String, id: String, conv: Uuid },
+    /// A conversation bound to a pair of the batch.
+    Pair { channel: Channel, endpoint: String, contact: String, conv: Uuid },
+    /// The conversation of a stored reply naming a message of the batch (R1r).
+    Reply { channel: Channel, endpoint: String, id: String, conv: Uuid },
+    /// A conversation on a merge chain, locked.
+    Conversation(ConversationRow),
+    /// A known customer: the person behind an address.
+    Customer { channel: Channel, address: String, person: Uuid, name: Option<String> },
+    /// A conversation holding a copy of an email (R7).
+    Holder { message_id: String, conv: Uuid, created_at: DateTime<Utc>, status: Status },
+    /// An existing `related` link among the holders.
+    Link { from: Uuid, to: Uuid },
+}
+
+/// A conversation's row as the planner needs it.
+#[derive(Debug, PartialEq)]
+pub(crate) struct ConversationRow {
+    pub(crate) id: Uuid,
+    pub(crate) status: Status,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) closed_at: Option<DateTime<Utc>>,
+    pub(crate) merged_into: Option<Uuid>,
+}
+
+impl FromRow<'_, PgRow> for SnapshotRow {
+    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+        let kind: &str = row.try_get("kind")?;
+        Ok(match kind {
+            "now" => SnapshotRow::Now(row.try_get("created_at")?),
+            "message" => SnapshotRow::Message {
+                channel: channel(row)?,
+                endpoint: row.try_get("endpoint")?,
+                id: row.try_get("key")?,
+                conv: row.try_get("conv")?,
+            },
+            "pair" => SnapshotRow::Pair {
+                channel: channel(row)?,
+                endpoint: row.try_get("endpoint")?,
+                contact: row.try_get("key")?,
+                conv: row.try_get("conv")?,
+            },
+            "reply" => SnapshotRow::Reply {
+                channel: channel(row)?,
+                endpoint: row.try_get("endpoint")?,
+                id: row.try_get("key")?,
+                conv: row.try_get("conv")?,
+            },
+            "conversation" => SnapshotRow::Conversation(ConversationRow {
+                id: row.try_get("conv")?,
+                status: status(row)?,
+                created_at: row.try_get("created_at")?,
+                closed_at: row.try_get("closed_at")?,
+                merged_into: row.try_get("other")?,
+            }),
+            "customer" => SnapshotRow::Customer {
+                channel: channel(row)?,
+                address: row.try_get("key")?,
+                person: row.try_get("conv")?,
+                name: row.try_get("name")?,
+            },
+            "holder" => SnapshotRow::Holder {
+                message_id: row.try_get("key")?,
+                conv: row.try_get("conv")?,
+                created_at: row.try_get("created_at")?,
+                status: status(row)?,
+            },
+            "link" => SnapshotRow::Link { from: row.try_get("conv")?, to: row.try_get("other")? },
+            other => return Err(unknown("kind", other)),
+        })
+    }
+}
+
+/// A conversation read on its own (`id, status, created_at, closed_at,
+/// merged_into`): the merge chains locked after the snapshot.
+impl FromRow<'_, PgRow> for ConversationRow {
+    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+        Ok(ConversationRow {
+            id: row.try_get("id")?,
+            status: status(row)?,
+            created_at: row.try_get("created_at")?,
+            closed_at: row.try_get("closed_at")?,
+            merged_into: row.try_get("merged_into")?,
+        })
+    }
+}
+
+/// One message of a conversation R8 may merge (`THREADS_SQL`).
+#[derive(Debug, FromRow)]
+pub(crate) struct ThreadRow {
+    pub(crate) conv: Uuid,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) external_id: String,
+    pub(crate) names: Vec<String>,
+    pub(crate) contact: String,
+    pub(crate) named_in: Vec<Uuid>,
+}
+
+/// Whether a sender, or the sender's domain, took part in a conversation
+/// (`PARTICIPATION_SQL`).
+#[derive(Debug, FromRow)]
+pub(crate) struct ParticipationRow {
+    pub(crate) conv: Uuid,
+    pub(crate) sender: String,
+    pub(crate) domain: String,
+    pub(crate) by_address: bool,
+    pub(crate) by_domain: bool,
+}
+
+/// A stored message's key.
+#[derive(Debug)]
+pub(crate) struct StoredKey {
+    pub(crate) channel: Channel,
+    pub(crate) endpoint: String,
+    pub(crate) external_id: String,
+}
+
+impl FromRow<'_, PgRow> for StoredKey {
+    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+        Ok(StoredKey {
+            channel: channel(row)?,
+            endpoint: row.try_get("endpoint")?,
+            external_id: row.try_get("external_id")?,
+        })
+    }
+}
+
+fn channel(row: &PgRow) -> Result<Channel, sqlx::Error> {
+    let text: &str = row.try_get("channel")?;
+    Channel::parse(text).ok_or_else(|| unknown("channel", text))
+}
+
+fn status(row: &PgRow) -> Result<Status, sqlx::Error> {
+    let text: &str = row.try_get("status")?;
+    Status::parse(text).ok_or_else(|| unknown("status", text))
+}
+
+/// A value the schema allows and this code does not know: a newer schema.
+fn unknown(column: &str, value: &str) -> sqlx::Error {
+    sqlx::Error::ColumnDecode { index: column.to_owned(), source: format!("unknown value {value:?}").into() }
+}
