@@ -66,9 +66,7 @@ async fn every_statement_of_the_store_prepares_against_the_migrated_schema() {
     // PREPARE in the simple protocol: the server parses the statement,
     // resolves every table and column and infers each parameter's type, as
     // it does for the worker's own prepared statements.
-    // A connection of its own, closed before the environment goes: the
-    // pool's are handed back by tasks that the environment's drop would
-    // never let run.
+    // A connection of its own, closed before the environment goes.
     let mut conn = sqlx::PgConnection::connect(&env.settings.database.url).await.expect("a connection");
     let prepare = |i: usize, sql: &str| format!("PREPARE statement_{i} AS {sql}");
     for (i, (place, sql)) in statements.iter().enumerate() {
@@ -90,6 +88,8 @@ async fn every_statement_of_the_store_prepares_against_the_migrated_schema() {
     let refused = sqlx::raw_sql(&prepare(statements.len(), &wrong)).execute(&mut conn).await;
     assert!(refused.is_err(), "a wrong statement prepared: {wrong}");
     conn.close().await.expect("close");
+    // While this runtime runs, so the migration's connection goes back first.
+    env.pool.close().await;
 }
 
 /// `const NAME: &str = "...";` (or a raw string) anywhere in a source.

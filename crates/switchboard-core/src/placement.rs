@@ -368,7 +368,7 @@ fn within_window(conv: &Conversation, window: Option<Duration>, received: DateTi
 
 /// A conversation holding one copy of an email, for R7.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct CopyHolder {
+pub struct CopyHolder {
     pub conversation_id: Uuid,
     pub created_at: DateTime<Utc>,
 }
@@ -378,7 +378,7 @@ pub(crate) struct CopyHolder {
 /// conversation to the main one, the earliest created (ties broken by id).
 /// The answer depends only on the set, never on the order copies arrived in,
 /// which is what makes I5 hold under replays and races.
-pub(crate) fn sibling_links(holders: &[CopyHolder]) -> Vec<(Uuid, Uuid)> {
+pub fn sibling_links(holders: &[CopyHolder]) -> Vec<(Uuid, Uuid)> {
     let Some(main) = holders.iter().min_by_key(|h| (h.created_at, h.conversation_id)) else {
         return Vec::new();
     };
@@ -390,4 +390,23 @@ pub(crate) fn sibling_links(holders: &[CopyHolder]) -> Vec<(Uuid, Uuid)> {
     links.sort();
     links.dedup();
     links
+}
+
+/// R7 across Message-IDs: which of the `candidates` (existing `related`
+/// links that R7 alone made, and that a Message-ID of the batch no longer
+/// calls for) no Message-ID calls for either, and so go. Links are the union
+/// of what every Message-ID calls for; `holders` gives, for every email with
+/// inbound copies at both ends of some candidate, every conversation holding
+/// a copy of it, read after the batch's own messages are written and under
+/// the candidates' link locks (the store's part), so the answer is exact.
+pub fn stale_sibling_links(
+    candidates: &[(Uuid, Uuid)],
+    holders: &BTreeMap<String, Vec<CopyHolder>>,
+) -> Vec<(Uuid, Uuid)> {
+    let called_for: std::collections::BTreeSet<(Uuid, Uuid)> =
+        holders.values().flat_map(|copies| sibling_links(copies)).collect();
+    let mut stale: Vec<(Uuid, Uuid)> = candidates.iter().copied().filter(|link| !called_for.contains(link)).collect();
+    stale.sort();
+    stale.dedup();
+    stale
 }

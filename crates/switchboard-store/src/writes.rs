@@ -8,9 +8,10 @@ use super::outbox::InsertedLink;
 use super::Item;
 use crate::domain::InboundMessage;
 use crate::placement::batch::{BatchPlan, LinkKind, MessageRow};
-use crate::placement::Status;
+use crate::placement::{self, CopyHolder, Status};
 use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Transaction};
+use std::collections::BTreeMap;
 use uuid::Uuid;
 
 pub(super) async fn write(
@@ -325,29 +326,7 @@ async fn relink(tx: &mut Transaction<'_, Postgres>, plan: &BatchPlan) -> Result<
         super::locks::acquire_only(tx, &keys).await?;
     }
     if !plan.stale_siblings.is_empty() {
-        let (from, to): (Vec<Uuid>, Vec<Uuid>) = plan.stale_siblings.iter().copied().unzip();
-        // A sibling link (b, a) is needed while some email has inbound copies
-        // in both b and a and a is that email's main holder: no holder was
-        // created earlier (ties broken by id).
-        sqlx::query(
-            "DELETE FROM conversation_links l USING unnest($1::uuid[], $2::uuid[]) AS u(from_id, to_id)
-             WHERE l.kind = 'related' AND l.sibling_only
-               AND l.conversation_id = u.from_id AND l.related_conversation_id = u.to_id
-               AND NOT EXISTS (
-                   SELECT 1 FROM messages b
-                   JOIN messages a ON a.channel = 'email' AND a.direction = 'inbound'
-                                  AND a.external_id = b.external_id AND a.conversation_id = u.to_id
-                   JOIN conversations main ON main.id = u.to_id
-                   WHERE b.channel = 'email' AND b.direction = 'inbound' AND b.conversation_id = u.from_id
-                     AND NOT EXISTS (
-                         SELECT 1 FROM messages h JOIN conversations hc ON hc.id = h.conversation_id
-                         WHERE h.channel = 'email' AND h.direction = 'inbound' AND h.external_id = b.external_id
-                           AND (hc.created_at, hc.id) < (main.created_at, main.id)))",
-        )
-        .bind(&from)
-        .bind(&to)
-        .execute(&mut **tx)
-        .await?;
+        drop_stale_siblings(tx, &plan.stale_siblings).await?;
     }
     if plan.links.is_empty() {
         return Ok(Vec::new());
@@ -414,6 +393,63 @@ async fn relink(tx: &mut Transaction<'_, Postgres>, plan: &BatchPlan) -> Result<
         })
         .collect())
 }
+
+/// Deletes the candidate sibling links that R7 decides no Message-ID calls
+/// for any more ([`placement::stale_sibling_links`]: the decision is the
+/// planner's; this reads its facts and carries out its answer). The facts
+/// are read here, after the batch's messages are written and under the
+/// candidates' link locks: which candidates R7 alone made
+/// (`sibling_only`; a link R1r also calls for never goes), and every holder
+/// of every email with inbound copies at both ends of one.
+async fn drop_stale_siblings(
+    tx: &mut Transaction<'_, Postgres>,
+    candidates: &[(Uuid, Uuid)],
+) -> Result<(), sqlx::Error> {
+    let (from, to): (Vec<Uuid>, Vec<Uuid>) = candidates.iter().copied().unzip();
+    let sibling_only: Vec<(Uuid, Uuid)> =
+        sqlx::query_as(SIBLING_ONLY_LINKS).bind(&from).bind(&to).fetch_all(&mut **tx).await?;
+    if sibling_only.is_empty() {
+        return Ok(());
+    }
+    let (from, to): (Vec<Uuid>, Vec<Uuid>) = sibling_only.iter().copied().unzip();
+    let rows: Vec<(String, Uuid, DateTime<Utc>)> =
+        sqlx::query_as(SHARED_COPY_HOLDERS).bind(&from).bind(&to).fetch_all(&mut **tx).await?;
+    let mut holders: BTreeMap<String, Vec<CopyHolder>> = BTreeMap::new();
+    for (message_id, conversation_id, created_at) in rows {
+        holders.entry(message_id).or_default().push(CopyHolder { conversation_id, created_at });
+    }
+    let stale = placement::stale_sibling_links(&sibling_only, &holders);
+    if stale.is_empty() {
+        return Ok(());
+    }
+    let (from, to): (Vec<Uuid>, Vec<Uuid>) = stale.into_iter().unzip();
+    sqlx::query(DELETE_LINKS).bind(&from).bind(&to).execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// The candidates that exist and that R7 alone made.
+const SIBLING_ONLY_LINKS: &str = "SELECT l.conversation_id, l.related_conversation_id
+     FROM unnest($1::uuid[], $2::uuid[]) AS u(from_id, to_id)
+     JOIN conversation_links l ON l.kind = 'related' AND l.sibling_only
+      AND l.conversation_id = u.from_id AND l.related_conversation_id = u.to_id";
+
+/// Every conversation holding an inbound copy of an email that has inbound
+/// copies at both ends of one of the links: (Message-ID, conversation, its
+/// creation).
+const SHARED_COPY_HOLDERS: &str = "WITH shared AS (
+         SELECT DISTINCT b.external_id
+         FROM unnest($1::uuid[], $2::uuid[]) AS u(from_id, to_id)
+         JOIN messages b ON b.channel = 'email' AND b.direction = 'inbound' AND b.conversation_id = u.from_id
+         JOIN messages a ON a.channel = 'email' AND a.direction = 'inbound'
+                        AND a.external_id = b.external_id AND a.conversation_id = u.to_id)
+     SELECT DISTINCT h.external_id, c.id, c.created_at
+     FROM shared s
+     JOIN messages h ON h.channel = 'email' AND h.direction = 'inbound' AND h.external_id = s.external_id
+     JOIN conversations c ON c.id = h.conversation_id";
+
+/// Deletes the given `related` links.
+const DELETE_LINKS: &str = "DELETE FROM conversation_links l USING unnest($1::uuid[], $2::uuid[]) AS u(from_id, to_id)
+     WHERE l.kind = 'related' AND l.conversation_id = u.from_id AND l.related_conversation_id = u.to_id";
 
 /// A link the batch inserted; `sibling` when R7 alone made it.
 pub(super) struct Inserted {

@@ -299,7 +299,10 @@ pub fn remove(pool: PgPool, admin_url: &str, db: &str, kafka: &switchboard::conf
     let _ = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         rt.block_on(async move {
-            pool.close().await;
+            // A connection the test released just before its end is handed
+            // back by a task of the test's runtime, which this drop blocks:
+            // the wait is bounded, and the forced drop below ends it anyway.
+            let _ = tokio::time::timeout(Duration::from_secs(10), pool.close()).await;
             if let Ok(admin) = PgPoolOptions::new().max_connections(1).connect(&admin_url).await {
                 let _ = admin.execute(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)").as_str()).await;
             }

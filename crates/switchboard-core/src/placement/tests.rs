@@ -272,3 +272,27 @@ fn r7_links_do_not_depend_on_the_order_copies_arrive_in() {
     assert_eq!(sibling_links(&reversed), expected);
     assert_eq!(sibling_links(&[set[2], set[0], set[3], set[1]]), expected);
 }
+
+/// R7 across Message-IDs (`stale_sibling_links`): a link goes only when no
+/// Message-ID with copies at both its ends calls for it.
+#[test]
+fn a_sibling_link_goes_only_when_no_message_id_calls_for_it() {
+    let (a, b, c) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
+    let holders = |sets: &[(&str, &[CopyHolder])]| -> BTreeMap<String, Vec<CopyHolder>> {
+        sets.iter().map(|(id, copies)| ((*id).to_owned(), copies.to_vec())).collect()
+    };
+    // X has copies in b and a (a earlier): X calls for b -> a, so it stays.
+    let x = holders(&[("x", &[holder(1, 0), holder(2, 5)])]);
+    assert!(stale_sibling_links(&[(b, a)], &x).is_empty());
+    // No Message-ID left with copies in both: it goes.
+    assert_eq!(stale_sibling_links(&[(b, a)], &holders(&[])), vec![(b, a)]);
+    // Y's copies are in b and a too, but c holds an earlier copy: Y calls
+    // for b -> c and a -> c, not b -> a; with X gone, b -> a goes.
+    let y = holders(&[("y", &[holder(3, -5), holder(1, 0), holder(2, 5)])]);
+    assert_eq!(stale_sibling_links(&[(b, a), (a, c)], &y), vec![(b, a)]);
+    // The union: X keeps b -> a while Y keeps a -> c.
+    let both = holders(&[("x", &[holder(1, 0), holder(2, 5)]), ("y", &[holder(3, -5), holder(1, 0)])]);
+    assert!(stale_sibling_links(&[(b, a), (a, c)], &both).is_empty());
+    // The direction counts: a -> b is not b -> a.
+    assert_eq!(stale_sibling_links(&[(a, b)], &x), vec![(a, b)]);
+}
