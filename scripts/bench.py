@@ -4,7 +4,7 @@ measures the worker against the ceilings of the same machine, so the ratios
 mean something on a noisy 2-core box. See docs/performance.md.
 
 Phases, each on the same traffic:
-  publish      the mix, keyed by customer (`switchboard load`)
+  publish      the mix, keyed by customer (`switchboard-load traffic`)
   ceiling      librdkafka alone reads it (`switchboard-load ceiling`)
   place        the worker places it (new traffic), peak RSS sampled
   copy         Postgres alone takes the same rows with COPY (same schema)

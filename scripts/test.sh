@@ -27,6 +27,8 @@ forbid switchboard-core 'tokio[a-z-]*|sqlx[a-z-]*|rdkafka[a-z-]*' "the core does
 forbid switchboard-store 'rdkafka[a-z-]*' "only switchboard-kafka speaks Kafka"
 forbid switchboard-kafka 'sqlx[a-z-]*' "only switchboard-store speaks SQL"
 forbid switchboard 'switchboard-load|plotters|indicatif' "the worker ships without the load tooling"
+echo "test: no crate's top-level modules use each other in a cycle."
+python3 scripts/module_cycles.py src crates/*/src
 cargo build --workspace --all-targets --locked
 if [ "${SWITCHBOARD_SKIP_BENCH_SMOKE:-}" != 1 ]; then
   echo "test: a small benchmark run on the debug build (checks that it works, not how fast)."
