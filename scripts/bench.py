@@ -50,7 +50,7 @@ class Bench:
         self.given_bin = os.environ.get("SWITCHBOARD_BIN")
         self.bin = self.given_bin or str(ROOT / os.environ.get("CARGO_TARGET_DIR", "target") / self.profile / "switchboard")
         # The traffic and the ceiling come from the load tool, built beside the worker.
-        self.load = os.environ.get("SWITCHBOARD_LOAD_BIN") or str(Path(self.bin).with_name("switchboard-load"))
+        self.load_bin = os.environ.get("SWITCHBOARD_LOAD_BIN") or str(Path(self.bin).with_name("switchboard-load"))
         self.run_id = f"bench{int(time.time())}"
         self.figures = {"profile": "debug" if args.debug_build else "release", "records": args.records, "mix": args.mix, "email_kib": args.email_kib,
                         "partitions": args.partitions, "batch_max_records": args.batch}
@@ -145,7 +145,7 @@ class Bench:
         # inbox and automatic replies are emails whatever the mix, so a
         # measure of one other channel turns them off (email_extras=False).
         extras = ("0.03", "0.02") if email_extras else ("0", "0")
-        cmd = [self.load, "traffic", "--records", str(records), "--seed", str(seed), "--mix", mix or self.args.mix,
+        cmd = [self.load_bin, "traffic", "--records", str(records), "--seed", str(seed), "--mix", mix or self.args.mix,
                "--email-bytes", str((email_kib or self.args.email_kib) * 1024), "--duplicates", "0.05", "--siblings", extras[0],
                "--replies", "0.10", "--automatic", extras[1]]
         if rate:
@@ -556,7 +556,7 @@ class Bench:
         for name in ("clean", "poisoned"):
             prefix, db = f"{self.run_id}{name}", self.database(f"{self.run_id}_{name}")
             self.topics(prefix, db, partitions=1)
-            cmd = [self.load, "traffic", "--records", str(a.records), "--seed", "5", "--mix", "sms=100"]
+            cmd = [self.load_bin, "traffic", "--records", str(a.records), "--seed", "5", "--mix", "sms=100"]
             subprocess.run(cmd, env=self.env(db, prefix), cwd=ROOT, check=True, capture_output=True)
             # The middle of the first full batch.
             offset = min(a.batch, a.records) // 2
@@ -591,7 +591,7 @@ class Bench:
         self.load(db, prefix, a.records, seed=1).wait()
         f["publish_records_per_s"] = a.records / (time.monotonic() - t)
 
-        ceiling = json.loads(sh(self.load, "ceiling", env=self.env(db, prefix)))
+        ceiling = json.loads(sh(self.load_bin, "ceiling", env=self.env(db, prefix)))
         f["ceiling_consume_records_per_s"] = ceiling["records"] / max(ceiling["seconds"], 1e-3)
 
         wall, rss, counters = self.run_worker(db, prefix, f"{prefix}-place", log=os.environ.get("BENCH_PLACE_LOG"))
