@@ -20,8 +20,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
-# Only what the binary is built from: the manifests and lock, the code (the
-# worker's and the pure core's under crates/), and the
+# Only what the binaries are built from: the manifests and lock, the code
+# (the worker's in src/, the other crates under crates/), and the
 # two directories compiled into it (config/default.toml, migrations/).
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src

@@ -31,14 +31,13 @@ enum Argument {
 async fn every_statement_of_the_store_prepares_against_the_migrated_schema() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/switchboard-store/src");
     let mut sources = BTreeMap::new();
-    for entry in std::fs::read_dir(&dir).expect("the store's sources") {
-        let path = entry.expect("an entry").path();
-        if path.extension().is_some_and(|e| e == "rs") {
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            sources.insert(name, std::fs::read_to_string(&path).expect("a source"));
-        }
+    read_sources(&dir, &dir, &mut sources);
+    let mut consts: BTreeMap<String, String> = BTreeMap::new();
+    for (name, sql) in sources.values().flat_map(|s| string_consts(s)) {
+        // One name, one statement: two consts of one name would leave the
+        // test unsure which it prepared.
+        assert!(consts.insert(name.clone(), sql).is_none(), "two string consts named {name} in the store");
     }
-    let consts: BTreeMap<String, String> = sources.values().flat_map(|s| string_consts(s)).collect();
 
     let mut statements: Vec<(String, String)> = Vec::new();
     let mut unresolved = Vec::new();
@@ -92,6 +91,19 @@ async fn every_statement_of_the_store_prepares_against_the_migrated_schema() {
     env.pool.close().await;
 }
 
+/// Every `.rs` file under `dir`, by its path below `root`.
+fn read_sources(root: &std::path::Path, dir: &std::path::Path, out: &mut BTreeMap<String, String>) {
+    for entry in std::fs::read_dir(dir).expect("the store's sources") {
+        let path = entry.expect("an entry").path();
+        if path.is_dir() {
+            read_sources(root, &path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let name = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            out.insert(name, std::fs::read_to_string(&path).expect("a source"));
+        }
+    }
+}
+
 /// `const NAME: &str = "...";` (or a raw string) anywhere in a source.
 fn string_consts(source: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -109,41 +121,57 @@ fn string_consts(source: &str) -> Vec<(String, String)> {
     out
 }
 
-/// Each call of `sqlx::query`, `query_as` (with or without a turbofish) or
-/// `query_scalar`, with its line and first argument.
+/// Each place a statement reaches sqlx, with its line and first argument:
+/// `sqlx::<function>(`, with or without a turbofish, for every function that
+/// takes one. The `query!` family of macros and SQL run by name on an
+/// executor (`.execute("...")`) count as calls this test cannot read, so
+/// they fail it rather than slip by.
 fn calls(source: &str) -> Vec<(usize, Argument)> {
+    const FUNCTIONS: [&str; 7] =
+        ["query", "query_as", "query_scalar", "query_with", "query_as_with", "query_scalar_with", "raw_sql"];
     let mut out = Vec::new();
-    for function in ["sqlx::query(", "sqlx::query_as(", "sqlx::query_as::<", "sqlx::query_scalar("] {
-        let mut from = 0;
-        while let Some(at) = source[from..].find(function) {
-            let start = from + at;
-            from = start + function.len();
-            let mut rest = &source[from..];
-            if function.ends_with('<') {
-                // Skip the turbofish, which may hold parentheses of its own.
-                let mut depth = 1;
-                let end = rest
-                    .char_indices()
-                    .find(|(_, c)| {
-                        depth += match c {
-                            '<' => 1,
-                            '>' => -1,
-                            _ => 0,
-                        };
-                        depth == 0
-                    })
-                    .map(|(i, _)| i)
-                    .expect("a closed turbofish");
-                rest = rest[end + 1..].strip_prefix('(').expect("a call after the turbofish");
+    let line_of = |at: usize| source[..at].matches('\n').count() + 1;
+    for (at, _) in source.match_indices("sqlx::") {
+        let rest = &source[at + "sqlx::".len()..];
+        let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        let mut rest = &rest[name.len()..];
+        if rest.starts_with('!') {
+            // The `query!` family; `migrate!` embeds files, not a statement.
+            if name.starts_with("query") {
+                out.push((line_of(at), Argument::Name(format!("sqlx::{name}!"))));
             }
-            let rest = rest.trim_start();
-            let line = source[..start].matches('\n').count() + 1;
-            let argument = match literal(rest) {
-                Some((text, _)) => Argument::Literal(text),
-                None => Argument::Name(rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect()),
-            };
-            out.push((line, argument));
+            continue;
         }
+        if !FUNCTIONS.contains(&name.as_str()) {
+            continue;
+        }
+        if let Some(generics) = rest.strip_prefix("::<") {
+            // Skip the turbofish, which may hold parentheses of its own.
+            let mut depth = 1;
+            let end = generics
+                .char_indices()
+                .find(|(_, c)| {
+                    depth += match c {
+                        '<' => 1,
+                        '>' => -1,
+                        _ => 0,
+                    };
+                    depth == 0
+                })
+                .map(|(i, _)| i)
+                .expect("a closed turbofish");
+            rest = &generics[end + 1..];
+        }
+        let Some(rest) = rest.strip_prefix('(') else { continue };
+        let rest = rest.trim_start();
+        let argument = match literal(rest) {
+            Some((text, _)) => Argument::Literal(text),
+            None => Argument::Name(rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect()),
+        };
+        out.push((line_of(at), argument));
+    }
+    for (at, _) in source.match_indices(".execute(\"").chain(source.match_indices(".fetch_one(\"")) {
+        out.push((line_of(at), Argument::Name("a statement run by name on an executor".to_owned())));
     }
     out
 }
@@ -185,9 +213,19 @@ fn literals_and_calls_are_read_as_rust_writes_them() {
     assert_eq!(literal("r#\"x \"y\" z\"# rest").map(|l| l.0), Some("x \"y\" z".to_owned()));
     assert_eq!(literal("\"one \\\n     two\"").map(|l| l.0), Some("one two".to_owned()));
     assert_eq!(literal("NAME)"), None);
-    let source = "let a = sqlx::query_as::<_, (Uuid, Option<String>)>(\n  \"SELECT 1\"\n);\nsqlx::query(NAME).bind(1);\nsqlx::query_scalar(r#\"SELECT 2\"#)";
+    let source = "let a = sqlx::query_as::<_, (Uuid, Option<String>)>(\n  \"SELECT 1\"\n);\nsqlx::query(NAME).bind(1);\n\
+                  sqlx::query_scalar(r#\"SELECT 2\"#); sqlx::query!(\"SELECT 3\"); sqlx::Error::Io; sqlx::migrate!(\"m\"); pool.execute(\"SELECT 4\")";
     let found: Vec<String> = calls(source).into_iter().map(|(line, a)| format!("{line}:{a:?}")).collect();
-    assert_eq!(found, ["4:Name(\"NAME\")", "1:Literal(\"SELECT 1\")", "5:Literal(\"SELECT 2\")"]);
+    assert_eq!(
+        found,
+        [
+            "1:Literal(\"SELECT 1\")",
+            "4:Name(\"NAME\")",
+            "5:Literal(\"SELECT 2\")",
+            "5:Name(\"sqlx::query!\")",
+            "5:Name(\"a statement run by name on an executor\")"
+        ]
+    );
     assert_eq!(
         string_consts("pub const X: &str = r#\"SQL\"#;\nconst N: usize = 3;"),
         [("X".to_owned(), "SQL".to_owned())]

@@ -113,7 +113,9 @@ impl Infra {
             Infra::Refused => {
                 "a credential, certificate, grant or ACL is missing or refused; the operator must fix it (see docs/operations.md)"
             }
-            Infra::Schema => "the database schema is older than the worker; run `switchboard migrate`",
+            Infra::Schema => {
+                "the database schema and the worker disagree: run `switchboard migrate` if the schema is older, upgrade the worker if it is newer"
+            }
             Infra::DeadLetterTopic => {
                 "the dead-letter topic refuses even a minimal dead letter; check its max.message.bytes and ACL"
             }

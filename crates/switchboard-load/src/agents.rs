@@ -1,4 +1,4 @@
-//! The agent desktop as load (`switchboard load --agents RATE`): while the
+//! The agent desktop as load (`switchboard-load traffic --agents RATE`): while the
 //! traffic flows, agents set conversations waiting and solved, close them,
 //! merge them and add channels, at a steady rate, reproducible by seed, with
 //! the contract's SQL ([`switchboard::store::agent`]). Replies then meet waiting,

@@ -1,5 +1,5 @@
 //! Realistic sample traffic: CloudEvents records of every type and mode, for
-//! the demo (`switchboard publish-sample`, used by `scripts/demo.sh`) and the tests.
+//! the demo (`switchboard-load sample`, used by `scripts/demo.sh`) and the tests.
 
 use switchboard::record::Header;
 

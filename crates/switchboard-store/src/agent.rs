@@ -1,5 +1,5 @@
 //! The agent desktop's own statements (contract section 4), for load tests
-//! that act as the desk while traffic flows (`switchboard load --agents`).
+//! that act as the desk while traffic flows (`switchboard-load traffic --agents`).
 //! Each action picks a random ongoing conversation by a random point in the
 //! id space (an index probe, not a scan) and runs the desktop's SQL as the
 //! contract writes it.

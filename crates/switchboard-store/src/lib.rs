@@ -29,7 +29,8 @@
 //!   under one advisory lock, and the links are recomputed from the set of
 //!   holders, so order does not matter. Links are the union over every
 //!   Message-ID: a stale one is deleted only when no Message-ID calls for it,
-//!   checked in SQL under a per-link lock ([`writes`]). A link and its
+//!   which the pure core decides from facts read under a per-link lock
+//!   ([`writes`]). A link and its
 //!   reverse are the same link: one lock key, one row (a unique index on
 //!   the unordered pair).
 //! - R1r (replies that came first): a message also takes the message lock

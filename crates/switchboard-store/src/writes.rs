@@ -308,8 +308,9 @@ async fn insert_events(tx: &mut Transaction<'_, Postgres>, plan: &BatchPlan) -> 
 /// link may go depends on other Message-IDs than the batch's own, which
 /// other batches may be changing. Each `related` link this batch inserts or
 /// may delete is therefore locked first (ascending keys, after every other
-/// lock of the batch), and the "still needed" check runs in SQL after those
-/// locks, where it sees what the batch that held them committed.
+/// lock of the batch), and the facts of the "still needed" check
+/// ([`drop_stale_siblings`]) are read after those locks, where they show what
+/// the batch that held them committed.
 /// Returns the links it inserted.
 async fn relink(tx: &mut Transaction<'_, Postgres>, plan: &BatchPlan) -> Result<Vec<Inserted>, sqlx::Error> {
     let mut keys: Vec<i64> = plan
@@ -447,9 +448,10 @@ const SHARED_COPY_HOLDERS: &str = "WITH shared AS (
      JOIN messages h ON h.channel = 'email' AND h.direction = 'inbound' AND h.external_id = s.external_id
      JOIN conversations c ON c.id = h.conversation_id";
 
-/// Deletes the given `related` links.
+/// Deletes the given `related` links, if R7 alone still makes them (the
+/// flag is read above under the same locks; checked again for free).
 const DELETE_LINKS: &str = "DELETE FROM conversation_links l USING unnest($1::uuid[], $2::uuid[]) AS u(from_id, to_id)
-     WHERE l.kind = 'related' AND l.conversation_id = u.from_id AND l.related_conversation_id = u.to_id";
+     WHERE l.kind = 'related' AND l.sibling_only AND l.conversation_id = u.from_id AND l.related_conversation_id = u.to_id";
 
 /// A link the batch inserted; `sibling` when R7 alone made it.
 pub(super) struct Inserted {
