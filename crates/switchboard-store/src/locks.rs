@@ -11,11 +11,9 @@
 //! cycle.
 
 use crate::domain::{Channel, InboundMessage};
+use crate::placement::batch::MessageKey;
 use sha2::{Digest, Sha256};
 use sqlx::{Postgres, Transaction};
-
-/// A reference already stored: (channel, endpoint, external id).
-pub(super) type StoredRef = (Channel, String, String);
 
 /// The sorted, deduplicated advisory-lock keys for a batch. References in
 /// `stored` are not locked: their message is committed, its own R1r
@@ -23,7 +21,7 @@ pub(super) type StoredRef = (Channel, String, String);
 /// long `References` header does not fill the lock table).
 pub(super) fn keys_for<'a>(
     messages: impl Iterator<Item = &'a InboundMessage>,
-    stored: &std::collections::HashSet<StoredRef>,
+    stored: &std::collections::HashSet<MessageKey>,
 ) -> Vec<i64> {
     let mut keys = Vec::new();
     for m in messages {
@@ -31,7 +29,7 @@ pub(super) fn keys_for<'a>(
         keys.push(key(&["message", channel, m.endpoint.as_str(), m.external_id.as_str()]));
         // R1r: the parent's own key, which the parent's batch holds.
         for parent in m.reference_candidates() {
-            if !stored.contains(&(m.channel, m.endpoint.to_string(), parent.to_owned())) {
+            if !stored.contains(&MessageKey::named_by(m, parent)) {
                 keys.push(key(&["message", channel, m.endpoint.as_str(), parent]));
             }
         }

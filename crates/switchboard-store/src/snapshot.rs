@@ -8,7 +8,7 @@
 
 use super::snapshot_sql::{PARTICIPATION_SQL, SNAPSHOT_SQL, THREADS_SQL};
 use crate::domain::{Channel, InboundMessage};
-use crate::placement::batch::{replies_within, ConversationRow, Holder, Snapshot};
+use crate::placement::batch::{replies_within, ConversationRow, Holder, MessageKey, PairKey, Snapshot};
 use crate::placement::late_parent::{self, Shape, ThreadMessage};
 use crate::placement::senders::domain;
 use crate::placement::{Conversation, Customer, Policy, SenderPolicy};
@@ -91,15 +91,11 @@ pub(super) async fn threads(
     // The replies' conversations and the ends of their merge chains, for
     // the messages that will be placed: a duplicate (R0, all of a replay)
     // is placed nowhere and has no R8 to apply.
-    let placed = |key: &(Channel, String, String)| !snapshot.messages.contains_key(key);
+    let placed = |key: &MessageKey| !snapshot.messages.contains_key(key);
     for id in snapshot.replies.iter().filter(|(k, _)| placed(k)).flat_map(|(_, ids)| ids) {
         asked.extend(snapshot.chain(*id));
     }
-    let new: Vec<&InboundMessage> = messages
-        .iter()
-        .filter(|m| placed(&(m.channel, m.endpoint.to_string(), m.external_id.to_string())))
-        .copied()
-        .collect();
+    let new: Vec<&InboundMessage> = messages.iter().filter(|m| placed(&MessageKey::of(m))).copied().collect();
     if replies_within(&new) {
         asked.extend(snapshot.conversations.keys().copied());
     }
@@ -164,8 +160,7 @@ pub(super) async fn participation(
     for m in messages.iter().filter(|m| m.channel == Channel::Email) {
         let rule = policy.reply_senders_by_endpoint.get(m.endpoint.as_str()).copied().unwrap_or(policy.reply_senders);
         // A duplicate (R0) is placed nowhere: nothing to ask.
-        let own_key = (m.channel, m.endpoint.to_string(), m.external_id.to_string());
-        if rule == SenderPolicy::Any || snapshot.messages.contains_key(&own_key) {
+        if rule == SenderPolicy::Any || snapshot.messages.contains_key(&MessageKey::of(m)) {
             continue;
         }
         let sender = m.contact.as_str();
@@ -173,10 +168,7 @@ pub(super) async fn participation(
         // a parent of the batch lands: a reply to the batch, or to a reply
         // already held in a conversation R8 may merge.
         let extends_a_thread = m.reference_candidates().any(|r| {
-            snapshot
-                .messages
-                .get(&(m.channel, m.endpoint.to_string(), r.to_owned()))
-                .is_some_and(|conv| snapshot.threads.contains_key(conv))
+            snapshot.messages.get(&MessageKey::named_by(m, r)).is_some_and(|conv| snapshot.threads.contains_key(conv))
         });
         if m.reference_candidates().any(|r| own.contains(r)) {
             asked.extend(snapshot.conversations.keys().map(|id| (*id, sender)));
@@ -184,8 +176,7 @@ pub(super) async fn participation(
             asked.extend(targets.iter().map(|id| (*id, sender)));
         }
         for r in m.reference_candidates() {
-            let key = (m.channel, m.endpoint.to_string(), r.to_owned());
-            let Some(id) = snapshot.messages.get(&key).copied() else { continue };
+            let Some(id) = snapshot.messages.get(&MessageKey::named_by(m, r)).copied() else { continue };
             // The chain, as the planner follows it.
             asked.extend(snapshot.chain(id).into_iter().map(|c| (c, sender)));
         }
@@ -248,17 +239,17 @@ fn late_parent_targets(messages: &[&InboundMessage], snapshot: &Snapshot) -> BTr
         }
         None
     };
-    let key = |m: &InboundMessage, id: &str| (m.channel, m.endpoint.to_string(), id.to_owned());
     let new: Vec<&InboundMessage> =
-        messages.iter().filter(|m| !snapshot.messages.contains_key(&key(m, m.external_id.as_str()))).copied().collect();
+        messages.iter().filter(|m| !snapshot.messages.contains_key(&MessageKey::of(m))).copied().collect();
     if replies_within(&new) {
         targets.extend(snapshot.conversations.keys().filter_map(|id| ongoing_end(*id)));
         return targets;
     }
     for m in new {
-        let Some(replies) = snapshot.replies.get(&key(m, m.external_id.as_str())) else { continue };
-        let referenced = m.reference_candidates().filter_map(|r| snapshot.messages.get(&key(m, r)).copied());
-        let pair = snapshot.pairs.get(&key(m, m.contact.as_str())).into_iter().flatten().copied();
+        let Some(replies) = snapshot.replies.get(&MessageKey::of(m)) else { continue };
+        let referenced =
+            m.reference_candidates().filter_map(|r| snapshot.messages.get(&MessageKey::named_by(m, r)).copied());
+        let pair = snapshot.pairs.get(&PairKey::of(m)).into_iter().flatten().copied();
         for id in replies.iter().copied().chain(referenced).chain(pair) {
             targets.extend(ongoing_end(id));
         }
@@ -271,13 +262,13 @@ fn add_row(row: SnapshotRow, snapshot: &mut Snapshot) {
     match row {
         SnapshotRow::Now(now) => snapshot.now = now,
         SnapshotRow::Message { channel, endpoint, id, conv } => {
-            snapshot.messages.insert((channel, endpoint, id), conv);
+            snapshot.messages.insert(MessageKey { channel, endpoint, external_id: id }, conv);
         }
         SnapshotRow::Pair { channel, endpoint, contact, conv } => {
-            snapshot.pairs.entry((channel, endpoint, contact)).or_default().push(conv);
+            snapshot.pairs.entry(PairKey { channel, endpoint, contact }).or_default().push(conv);
         }
         SnapshotRow::Reply { channel, endpoint, id, conv } => {
-            snapshot.replies.entry((channel, endpoint, id)).or_default().push(conv);
+            snapshot.replies.entry(MessageKey { channel, endpoint, external_id: id }).or_default().push(conv);
         }
         SnapshotRow::Conversation(row) => add_conversation(snapshot, row),
         SnapshotRow::Customer { channel, address, person, name } => {
@@ -318,7 +309,7 @@ fn missing_chain_ends(snapshot: &Snapshot) -> Vec<Uuid> {
 pub(super) async fn stored_references(
     tx: &mut Transaction<'_, Postgres>,
     messages: &[&InboundMessage],
-) -> Result<HashSet<super::locks::StoredRef>, sqlx::Error> {
+) -> Result<HashSet<MessageKey>, sqlx::Error> {
     let mut keys: HashSet<(Channel, &str, &str)> = HashSet::new();
     for m in messages {
         for r in m.reference_candidates() {
@@ -339,7 +330,10 @@ pub(super) async fn stored_references(
     .bind(&ids)
     .fetch_all(&mut **tx)
     .await?;
-    Ok(rows.into_iter().map(|k| (k.channel, k.endpoint, k.external_id)).collect())
+    Ok(rows
+        .into_iter()
+        .map(|k| MessageKey { channel: k.channel, endpoint: k.endpoint, external_id: k.external_id })
+        .collect())
 }
 
 /// Loads and locks the merge chains from `pending` (ends that merges

@@ -58,9 +58,9 @@ async fn insert_conversations(tx: &mut Transaction<'_, Postgres>, plan: &BatchPl
     let topics: Vec<&str> = rows.iter().map(|r| r.topic.as_str()).collect();
     let customers: Vec<Option<Uuid>> = rows.iter().map(|r| r.customer_id).collect();
     let sources: Vec<Option<Uuid>> = rows.iter().map(|r| r.copy_from).collect();
-    let channels: Vec<&str> = rows.iter().map(|r| r.pair.0.as_str()).collect();
-    let endpoints: Vec<&str> = rows.iter().map(|r| r.pair.1.as_str()).collect();
-    let contacts: Vec<&str> = rows.iter().map(|r| r.pair.2.as_str()).collect();
+    let channels: Vec<&str> = rows.iter().map(|r| r.pair.channel.as_str()).collect();
+    let endpoints: Vec<&str> = rows.iter().map(|r| r.pair.endpoint.as_str()).collect();
+    let contacts: Vec<&str> = rows.iter().map(|r| r.pair.contact.as_str()).collect();
     let created: Vec<DateTime<Utc>> = rows.iter().map(|r| r.created_at).collect();
     // Every new conversation receives a message in this batch: its
     // `last_message_at` is written here, so it needs no UPDATE (a second

@@ -18,10 +18,51 @@ use chrono::{DateTime, Duration, Utc};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use uuid::Uuid;
 
-/// (channel, endpoint, external id): a stored message's identity.
-pub(crate) type MessageKey = (Channel, String, String);
-/// (channel, endpoint, contact): a pair.
-pub(crate) type PairKey = (Channel, String, String);
+/// A stored message's identity: its channel, the endpoint it came in on,
+/// and its external id (email: the Message-ID). Unique in the store (I2).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageKey {
+    pub channel: Channel,
+    pub endpoint: String,
+    pub external_id: String,
+}
+
+impl MessageKey {
+    pub fn new(channel: Channel, endpoint: impl Into<String>, external_id: impl Into<String>) -> MessageKey {
+        MessageKey { channel, endpoint: endpoint.into(), external_id: external_id.into() }
+    }
+
+    /// The key of a message's own id.
+    pub fn of(msg: &InboundMessage) -> MessageKey {
+        MessageKey::new(msg.channel, msg.endpoint.as_str(), msg.external_id.as_str())
+    }
+
+    /// The key of a message `msg` names (a reference candidate): ids are
+    /// unique per channel and endpoint, so a reference is too.
+    pub fn named_by(msg: &InboundMessage, id: &str) -> MessageKey {
+        MessageKey::new(msg.channel, msg.endpoint.as_str(), id)
+    }
+}
+
+/// A pair: the channel, our endpoint and the customer's contact. I1 holds
+/// per pair.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PairKey {
+    pub channel: Channel,
+    pub endpoint: String,
+    pub contact: String,
+}
+
+impl PairKey {
+    pub fn new(channel: Channel, endpoint: impl Into<String>, contact: impl Into<String>) -> PairKey {
+        PairKey { channel, endpoint: endpoint.into(), contact: contact.into() }
+    }
+
+    /// The pair a message came in on.
+    pub fn of(msg: &InboundMessage) -> PairKey {
+        PairKey::new(msg.channel, msg.endpoint.as_str(), msg.contact.as_str())
+    }
+}
 
 /// A conversation row as far as placement cares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -249,7 +290,7 @@ pub fn plan_batch(
             Plan::Place(p) => p,
         };
         let message_id = new_id();
-        let pair: PairKey = (msg.channel, msg.endpoint.to_string(), msg.contact.to_string());
+        let pair = PairKey::of(msg);
         let (conversation_id, created) = match &placement.target {
             Target::Existing(conv) => (conv.id, false),
             Target::New(new) => {
@@ -346,7 +387,7 @@ pub fn plan_batch(
         named.sort_unstable();
         named.dedup();
         for parent in &named {
-            let key = (msg.channel, msg.endpoint.to_string(), (*parent).to_owned());
+            let key = MessageKey::named_by(msg, parent);
             snapshot.replies.entry(key).or_default().push(conversation_id);
         }
         // R8 for messages later in the batch: what this conversation holds.
@@ -357,11 +398,8 @@ pub fn plan_batch(
                 let shape = Shape { untouched: placement.follow_up_of.is_none(), created_at, messages: Vec::new() };
                 snapshot.threads.insert(conversation_id, shape);
             }
-            let named_in: Vec<Uuid> = named
-                .iter()
-                .filter_map(|n| snapshot.messages.get(&(msg.channel, msg.endpoint.to_string(), (*n).to_owned())))
-                .copied()
-                .collect();
+            let named_in: Vec<Uuid> =
+                named.iter().filter_map(|n| snapshot.messages.get(&MessageKey::named_by(msg, n))).copied().collect();
             if let Some(shape) = snapshot.threads.get_mut(&conversation_id) {
                 // A customer who reopened it was answered by an agent before.
                 shape.untouched &= !placement.reopen;
@@ -374,7 +412,7 @@ pub fn plan_batch(
             }
         }
         late_parent(&mut snapshot, msg, conversation_id, message_id, placement.rule, policy, &mut related, &mut plan);
-        snapshot.messages.insert((msg.channel, msg.endpoint.to_string(), msg.external_id.to_string()), conversation_id);
+        snapshot.messages.insert(MessageKey::of(msg), conversation_id);
         if msg.channel == Channel::Email {
             let status = snapshot.conversations.get(&conversation_id).map_or(Status::Open, |r| r.conversation.status);
             let created_at =
@@ -418,8 +456,7 @@ fn late_parent(
     related: &mut BTreeSet<(Uuid, Uuid)>,
     plan: &mut BatchPlan,
 ) {
-    let key = (msg.channel, msg.endpoint.to_string(), msg.external_id.to_string());
-    let Some(ids) = snapshot.replies.get(&key) else { return };
+    let Some(ids) = snapshot.replies.get(&MessageKey::of(msg)) else { return };
     let Some(conversation) = snapshot.conversations.get(&landed).map(|r| r.conversation) else { return };
     let of_the_thread = match rule {
         Rule::ReplyOngoing | Rule::New | Rule::NewFollowUp | Rule::ReplyClosedFollowUp => true,
@@ -450,9 +487,7 @@ fn late_parent(
         let ends_in_target = |c: &Uuid| *c == landed || end(snap, *c).is_some_and(|e| e.id == landed);
         let joins_target = |m: &ThreadMessage| {
             m.named_in.iter().any(ends_in_target)
-                || m.names.iter().any(|n| {
-                    snap.messages.get(&(msg.channel, msg.endpoint.to_string(), n.clone())).is_some_and(ends_in_target)
-                })
+                || m.names.iter().any(|n| snap.messages.get(&MessageKey::named_by(msg, n)).is_some_and(ends_in_target))
         };
         late_parent::decide(
             msg.external_id.as_str(),
@@ -561,8 +596,7 @@ fn end(snapshot: &Snapshot, mut id: Uuid) -> Option<Conversation> {
 
 /// The facts of contract section 3 for one message, from the snapshot.
 fn facts(snapshot: &Snapshot, msg: &InboundMessage, policy: &Policy) -> Facts {
-    let (channel, endpoint) = (msg.channel, msg.endpoint.to_string());
-    if snapshot.messages.contains_key(&(channel, endpoint.clone(), msg.external_id.to_string())) {
+    if snapshot.messages.contains_key(&MessageKey::of(msg)) {
         return Facts { duplicate: true, ..Facts::default() };
     }
     // A reference resolves only when the sender may join its conversation;
@@ -570,7 +604,7 @@ fn facts(snapshot: &Snapshot, msg: &InboundMessage, policy: &Policy) -> Facts {
     let mut references = HashMap::new();
     let mut refused: Vec<Conversation> = Vec::new();
     for r in msg.reference_candidates() {
-        let Some(holder) = snapshot.messages.get(&(channel, endpoint.clone(), r.to_owned())) else { continue };
+        let Some(holder) = snapshot.messages.get(&MessageKey::named_by(msg, r)) else { continue };
         let Some(conv) = end(snapshot, *holder) else { continue };
         if senders::admitted(snapshot, msg, *holder, policy) {
             references.insert(r.to_owned(), conv);
@@ -581,7 +615,7 @@ fn facts(snapshot: &Snapshot, msg: &InboundMessage, policy: &Policy) -> Facts {
     refused.sort_by_key(|c| c.id);
     let mut bound: Vec<ConversationRow> = snapshot
         .pairs
-        .get(&(channel, endpoint, msg.contact.to_string()))
+        .get(&PairKey::of(msg))
         .map(|ids| ids.iter().filter_map(|id| snapshot.conversations.get(id).copied()).collect())
         .unwrap_or_default();
     // Newest first: the first match of each kind below is the latest.
@@ -594,10 +628,10 @@ fn facts(snapshot: &Snapshot, msg: &InboundMessage, policy: &Policy) -> Facts {
         Some(_) => None,
         None => bound.first().and_then(|r| end(snapshot, r.conversation.id)),
     };
-    let customer = snapshot.customers.get(&(channel, msg.contact.to_string())).cloned();
+    let customer = snapshot.customers.get(&(msg.channel, msg.contact.to_string())).cloned();
     let replies_first = snapshot
         .replies
-        .get(&(channel, msg.endpoint.to_string(), msg.external_id.to_string()))
+        .get(&MessageKey::of(msg))
         .map(|convs| convs.iter().filter_map(|c| end(snapshot, *c)).collect())
         .unwrap_or_default();
     Facts { duplicate: false, references, pair_ongoing, pair_latest_closed, customer, replies_first, refused }

@@ -58,7 +58,7 @@ impl Db {
             pairs.entry(pair.clone()).or_default().push(*id);
         }
         let mut holders: HashMap<String, Vec<Holder>> = HashMap::new();
-        for ((channel, _, id), conv) in &self.messages {
+        for (MessageKey { channel, external_id: id, .. }, conv) in &self.messages {
             if *channel == Channel::Email && batch.iter().any(|m| m.external_id.as_str() == id) {
                 let c = self.convs[conv].conversation;
                 holders.entry(id.clone()).or_default().push(Holder {
@@ -70,20 +70,21 @@ impl Db {
         }
         let mut replies: HashMap<MessageKey, Vec<Uuid>> = HashMap::new();
         for (key, refs) in &self.stored {
-            let (channel, endpoint, _) = key;
+            let MessageKey { channel, endpoint, .. } = key;
             let conv = self.messages[key];
             let mut named: Vec<&String> = refs.iter().collect();
             named.sort();
             named.dedup();
             for parent in named {
-                replies.entry((*channel, endpoint.clone(), parent.clone())).or_default().push(conv);
+                replies.entry(MessageKey::new(*channel, endpoint.clone(), parent.clone())).or_default().push(conv);
             }
         }
         let related_links = self.links.iter().filter(|l| l.2 == "related").map(|l| (l.0, l.1)).collect();
         // As the store reads them: a participant of a conversation also
         // takes part in every one it was merged into.
         let mut participants: HashSet<(Uuid, String)> = HashSet::new();
-        let direct = self.took_part.iter().cloned().chain(self.bindings.iter().map(|((_, _, c), id)| (*id, c.clone())));
+        let direct =
+            self.took_part.iter().cloned().chain(self.bindings.iter().map(|(pair, id)| (*id, pair.contact.clone())));
         for (mut id, address) in direct {
             for _ in 0..64 {
                 if !participants.insert((id, address.clone())) {
@@ -133,12 +134,12 @@ impl Db {
             .iter()
             .filter(|(key, _)| members.contains(&self.messages[key]))
             .map(|(key, names)| late_parent::ThreadMessage {
-                id: key.2.clone(),
+                id: key.external_id.clone(),
                 names: names.clone(),
                 sender: self.senders[key].clone(),
                 named_in: names
                     .iter()
-                    .filter_map(|n| self.messages.get(&(key.0, key.1.clone(), n.clone())))
+                    .filter_map(|n| self.messages.get(&MessageKey::new(key.channel, key.endpoint.clone(), n.clone())))
                     .flat_map(|c| self.chain(*c))
                     .collect(),
             })
@@ -184,7 +185,7 @@ impl Db {
     pub(super) fn place(&mut self, batch: &[InboundMessage], policy: &Policy) {
         self.clock += 1;
         let refs: Vec<&InboundMessage> = batch.iter().collect();
-        self.sent.extend(batch.iter().map(|m| (m.channel, m.endpoint.to_string(), m.external_id.to_string())));
+        self.sent.extend(batch.iter().map(MessageKey::of));
         let snapshot = self.snapshot(&refs);
         let mut next = self.next_id;
         let plan = plan_batch(&refs, snapshot, policy, || {
@@ -203,7 +204,7 @@ impl Db {
         }
         for m in &plan.messages {
             let msg = &batch[m.item];
-            let key = (msg.channel, msg.endpoint.to_string(), msg.external_id.to_string());
+            let key = MessageKey::of(msg);
             self.creator.entry(m.conversation_id).or_insert_with(|| key.clone());
             self.messages.insert(key.clone(), m.conversation_id);
             self.senders.insert(key.clone(), msg.contact.to_string());
@@ -267,7 +268,7 @@ impl Db {
     /// earliest created one (ties by id) links to that one.
     pub(super) fn sibling_links_called_for(&self) -> BTreeSet<(Uuid, Uuid)> {
         let mut by_id: BTreeMap<&str, BTreeSet<Uuid>> = BTreeMap::new();
-        for ((channel, _, id), conv) in &self.messages {
+        for (MessageKey { channel, external_id: id, .. }, conv) in &self.messages {
             if *channel == Channel::Email {
                 by_id.entry(id.as_str()).or_default().insert(*conv);
             }

@@ -142,7 +142,7 @@ impl Db {
                 let (endpoint, contact) = addresses(channel, *endpoint, *contact);
                 let e = Address::for_channel(channel, &endpoint).unwrap().to_string();
                 let c = Address::for_channel(channel, &contact).unwrap().to_string();
-                let pair = (channel, e, c);
+                let pair = PairKey::new(channel, e, c);
                 // The database refuses a binding that exists (primary key)
                 // or that gives the pair a second ongoing conversation (the
                 // add-channel trigger).

@@ -3,6 +3,7 @@
 
 use super::tests::{conv, existing, msg, new, now, placed, refs, reply_to};
 use super::*;
+use crate::placement::batch::MessageKey;
 
 #[test]
 fn r1r_a_parent_whose_reply_came_first_joins_the_replys_ongoing_conversation() {
@@ -115,7 +116,7 @@ fn i5_two_parents_in_one_batch_whose_replies_sit_in_each_others_conversations_li
         m
     };
     let (p1, p2) = (parent("p-1"), parent("p-2"));
-    let key = |id: &str| (Channel::Email, p1.endpoint.to_string(), id.to_owned());
+    let key = |id: &str| MessageKey::new(Channel::Email, p1.endpoint.as_str(), id);
     let snapshot = Snapshot {
         now: now(),
         conversations: [a, b].map(|c| (c.id, ConversationRow { conversation: c, merged_into: None })).into(),

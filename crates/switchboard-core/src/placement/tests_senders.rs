@@ -5,6 +5,7 @@ use super::batch::{plan_batch, BatchPlan, ConversationRow, ItemResult, LinkKind,
 use super::tests::{conv, msg, now, reply_to};
 use super::*;
 use crate::domain::{Address, ExternalId};
+use crate::placement::batch::MessageKey;
 
 /// Ana's conversation 1 holds the stored message `m-1`; Bob took part in
 /// it (Cc). A reply to `m-1` from `from` is placed under `policy`.
@@ -16,7 +17,7 @@ fn reply_from(from: &str, policy: SenderPolicy, by_endpoint: Option<SenderPolicy
     let endpoint = reply.endpoint.to_string();
     let mut snapshot = Snapshot {
         now: now(),
-        messages: [((Channel::Email, endpoint.clone(), "m-1".to_owned()), thread.id)].into(),
+        messages: [(MessageKey::new(Channel::Email, endpoint.clone(), "m-1"), thread.id)].into(),
         conversations: [(thread.id, ConversationRow { conversation: thread, merged_into: None })].into(),
         ..Snapshot::default()
     };
@@ -119,7 +120,7 @@ fn sms_and_messenger_are_not_subject_to_the_policy() {
     reply.external_id = ExternalId::parse("mid-2").unwrap();
     let snapshot = Snapshot {
         now: now(),
-        messages: [((Channel::Messenger, reply.endpoint.to_string(), "mid-1".to_owned()), thread.id)].into(),
+        messages: [(MessageKey::new(Channel::Messenger, reply.endpoint.as_str(), "mid-1"), thread.id)].into(),
         conversations: [(thread.id, ConversationRow { conversation: thread, merged_into: None })].into(),
         ..Snapshot::default()
     };

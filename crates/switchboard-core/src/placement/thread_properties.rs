@@ -199,7 +199,7 @@ fn run(s: &Scenario, order: &Order) -> Run {
             let node = match agent {
                 Agent::Assign(n) | Agent::Close(n) | Agent::Wait(n) => *n,
             };
-            let key: MessageKey = (Channel::Email, INBOXES[0].to_owned(), id_of(node));
+            let key = MessageKey::new(Channel::Email, INBOXES[0], id_of(node));
             let Some(conv) = db.messages.get(&key).copied() else { continue };
             let Some(end) = chain_end(&db, conv) else { continue };
             touched.insert(end);
@@ -292,7 +292,7 @@ fn components(s: &Scenario, inbox: &str) -> Vec<BTreeSet<usize>> {
 
 fn check(s: &Scenario, r: &Run) -> Result<(), TestCaseError> {
     let db = &r.db;
-    let conv_of = |inbox: &str, id: &str| db.messages.get(&(Channel::Email, inbox.to_owned(), id.to_owned())).copied();
+    let conv_of = |inbox: &str, id: &str| db.messages.get(&MessageKey::new(Channel::Email, inbox, id)).copied();
     // I6: a reply ends with its parent, or in a conversation linked to it.
     for inbox in INBOXES {
         for (i, n) in s.nodes.iter().enumerate() {
@@ -314,7 +314,7 @@ fn check(s: &Scenario, r: &Run) -> Result<(), TestCaseError> {
     for (from, _) in &db.merges {
         prop_assert!(!r.touched.contains(from), "R8 merged a conversation an agent touched");
         for member in db.members(*from) {
-            for ((_, _, id), conv) in &db.messages {
+            for (MessageKey { external_id: id, .. }, conv) in &db.messages {
                 if *conv == member {
                     prop_assert!(thread_ids.contains(id), "R8 moved {id}, which is not of the thread (an R3 append)");
                 }
@@ -334,7 +334,7 @@ fn check(s: &Scenario, r: &Run) -> Result<(), TestCaseError> {
             let with_r3: BTreeSet<Uuid> = db
                 .rules
                 .iter()
-                .filter(|(key, rule)| key.1 == inbox && **rule == Rule::SamePair)
+                .filter(|(key, rule)| key.endpoint == inbox && **rule == Rule::SamePair)
                 .map(|(key, _)| db.messages[key])
                 .collect();
             if thread.iter().any(|i| conv_of(inbox, &id_of(*i)).is_some_and(|c| with_r3.contains(&c))) {
@@ -375,7 +375,7 @@ fn nothing_is_merged_into_a_conversation_holding_a_customers_other_business() {
     for m in [&invoice, &bob, &carol, &post] {
         db.place(std::slice::from_ref(m), &policy);
     }
-    let conv = |id: &str| db.messages[&(Channel::Email, INBOXES[0].to_owned(), id.to_owned())];
+    let conv = |id: &str| db.messages[&MessageKey::new(Channel::Email, INBOXES[0], id)];
     assert_eq!(conv("r1@lists.test"), conv("invoice@example.com"), "R3");
     assert_eq!(conv("p@lists.test"), conv("invoice@example.com"), "R1r");
     assert!(db.merges.is_empty(), "merged: {:?}", db.merges);
