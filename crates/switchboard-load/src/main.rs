@@ -103,12 +103,9 @@ async fn main() -> anyhow::Result<()> {
             let publisher = Publisher::new(&settings.kafka)?;
             let records = sample::demo_traffic();
             for r in &records {
-                let topic = match r.channel {
-                    "email" => &settings.kafka.topics.email,
-                    "sms" => &settings.kafka.topics.sms,
-                    _ => &settings.kafka.topics.messenger,
-                };
-                publisher.publish(topic, r.key.as_deref(), Some(&r.value), &r.headers).await?;
+                publisher
+                    .publish(r.topic(&settings.kafka.topics), r.key.as_deref(), Some(&r.value), &r.headers)
+                    .await?;
             }
             tracing::info!(records = records.len(), "Sample traffic published.");
             Ok(())

@@ -107,11 +107,7 @@ pub async fn run(publisher: &Publisher, topics: &TopicSettings, mut generator: G
             let (kind, record) = generator.next_record();
             *summary.by_kind.entry(kind).or_default() += 1;
             *summary.by_channel.entry(record.channel).or_default() += 1;
-            let topic = match record.channel {
-                "email" => topics.email.clone(),
-                "sms" => topics.sms.clone(),
-                _ => topics.messenger.clone(),
-            };
+            let topic = record.topic(topics).to_owned();
             let publisher = publisher.clone();
             in_flight.push(async move {
                 publisher.publish(&topic, record.key.as_deref(), Some(&record.value), &record.headers).await

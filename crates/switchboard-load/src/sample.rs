@@ -1,6 +1,8 @@
 //! Realistic sample traffic: CloudEvents records of every type and mode, for
 //! the demo (`switchboard-load sample`, used by `scripts/demo.sh`) and the tests.
 
+use switchboard::config::TopicSettings;
+use switchboard::domain::Channel;
 use switchboard::record::Header;
 
 /// A record to publish: its topic is chosen by channel name.
@@ -11,6 +13,14 @@ pub struct SampleRecord {
     pub key: Option<Vec<u8>>,
     pub value: Vec<u8>,
     pub headers: Vec<Header>,
+}
+
+impl SampleRecord {
+    /// The input topic of its channel (messenger's for a name no channel
+    /// has, as the generator only ever names the three).
+    pub fn topic<'a>(&self, topics: &'a TopicSettings) -> &'a str {
+        Channel::parse(self.channel).map_or(topics.messenger.as_str(), |c| topics.for_channel(c))
+    }
 }
 
 fn header(key: &str, value: &str) -> Header {
