@@ -52,33 +52,104 @@ pub struct AddressError {
     pub raw: String,
 }
 
-/// A normalized, non-empty address: an email address, a phone number as
-/// digits, or a Messenger id. Comparisons and lookups only ever see this form.
+/// A normalized email address: trimmed and lowercased, never empty.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Address(String);
+pub struct EmailAddress(String);
 
-impl Address {
+impl EmailAddress {
     /// Email addresses are trimmed and lowercased (contract section 1). The
     /// whole address is lowercased, local part included, because helpdesk
     /// users expect `Ana@X.com` and `ana@x.com` to be one customer.
-    pub fn email(raw: &str) -> Result<Address, AddressError> {
-        let normalized = raw.trim().to_lowercase();
-        Self::non_empty(normalized, "email", raw)
+    pub fn parse(raw: &str) -> Result<EmailAddress, AddressError> {
+        non_empty(raw.trim().to_lowercase(), "email", raw).map(EmailAddress)
     }
 
+    /// What follows the last `@` (the whole address when there is none):
+    /// the sender policy's `domain` mode compares these.
+    pub fn domain(&self) -> &str {
+        domain_of(&self.0)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The domain part of an address stored as text (a participant's, read
+/// back from the database): what follows the last `@`.
+pub fn domain_of(address: &str) -> &str {
+    address.rsplit_once('@').map_or(address, |(_, domain)| domain)
+}
+
+/// A normalized phone number: its digits only, without a leading `00`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PhoneNumber(String);
+
+impl PhoneNumber {
     /// Phone numbers keep only their digits, then lose a leading `00`
     /// international prefix: `+385 91 624 2493` and `00385916242493` are one
     /// number.
-    pub fn phone(raw: &str) -> Result<Address, AddressError> {
+    pub fn parse(raw: &str) -> Result<PhoneNumber, AddressError> {
         let digits: String = raw.chars().filter(|c| c.is_ascii_digit()).collect();
         let normalized = digits.strip_prefix("00").map(str::to_owned).unwrap_or(digits);
-        Self::non_empty(normalized, "phone", raw)
+        non_empty(normalized, "phone", raw).map(PhoneNumber)
     }
 
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A Messenger page-scoped id (a person's or a page's), trimmed.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessengerId(String);
+
+impl MessengerId {
     /// Messenger ids are kept as given (senders send them as JSON strings or
     /// numbers; the decoder turns both into the same text).
-    pub(crate) fn messenger_id(raw: &str) -> Result<Address, AddressError> {
-        Self::non_empty(raw.trim().to_owned(), "messenger id", raw)
+    pub fn parse(raw: &str) -> Result<MessengerId, AddressError> {
+        non_empty(raw.trim().to_owned(), "messenger id", raw).map(MessengerId)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn non_empty(normalized: String, kind: &'static str, raw: &str) -> Result<String, AddressError> {
+    if normalized.is_empty() {
+        Err(AddressError { kind, raw: raw.to_owned() })
+    } else {
+        Ok(normalized)
+    }
+}
+
+/// A normalized address of one channel's kind: an inbox or a customer's
+/// email, an SMS number, a Messenger page or person. Comparisons and
+/// lookups only ever see this form, and an address of one kind never equals
+/// one of another, even when their text does (a phone `123` and a
+/// Messenger id `123`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Address {
+    Email(EmailAddress),
+    Phone(PhoneNumber),
+    Messenger(MessengerId),
+}
+
+impl Address {
+    /// An email address ([`EmailAddress::parse`]).
+    pub fn email(raw: &str) -> Result<Address, AddressError> {
+        EmailAddress::parse(raw).map(Address::Email)
+    }
+
+    /// A phone number ([`PhoneNumber::parse`]).
+    pub fn phone(raw: &str) -> Result<Address, AddressError> {
+        PhoneNumber::parse(raw).map(Address::Phone)
+    }
+
+    /// A Messenger id ([`MessengerId::parse`]).
+    pub fn messenger_id(raw: &str) -> Result<Address, AddressError> {
+        MessengerId::parse(raw).map(Address::Messenger)
     }
 
     /// Normalizes `raw` the way addresses of `channel` are normalized.
@@ -90,28 +161,44 @@ impl Address {
         }
     }
 
-    fn non_empty(normalized: String, kind: &'static str, raw: &str) -> Result<Address, AddressError> {
-        if normalized.is_empty() {
-            Err(AddressError { kind, raw: raw.to_owned() })
-        } else {
-            Ok(Address(normalized))
+    /// The channel whose addresses are of this kind.
+    pub fn channel(&self) -> Channel {
+        match self {
+            Address::Email(_) => Channel::Email,
+            Address::Phone(_) => Channel::Sms,
+            Address::Messenger(_) => Channel::Messenger,
         }
     }
 
+    /// The email address, when this is one.
+    pub fn as_email(&self) -> Option<&EmailAddress> {
+        match self {
+            Address::Email(email) => Some(email),
+            Address::Phone(_) | Address::Messenger(_) => None,
+        }
+    }
+
+    /// The normalized text, as the `endpoint` and `contact` columns hold it.
     pub fn as_str(&self) -> &str {
-        &self.0
+        match self {
+            Address::Email(a) => a.as_str(),
+            Address::Phone(a) => a.as_str(),
+            Address::Messenger(a) => a.as_str(),
+        }
     }
 }
 
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 /// The channel-provider's id of a message (email Message-ID without angle
 /// brackets or `sha256:<hex>`, Infobip `messageId`, Twilio `MessageSid`,
-/// Messenger `mid`). Never empty.
+/// Messenger `mid`). Never empty, trimmed. A message's own id and the ids
+/// it refers to (`In-Reply-To`, `References`, Messenger `reply_to.mid`) are
+/// all of this type: a reference is only ever compared with ids.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ExternalId(String);
 
@@ -124,6 +211,56 @@ impl ExternalId {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// Read-only access to the text; only [`ExternalId::parse`] makes one.
+impl std::ops::Deref for ExternalId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Maps keyed by id can be probed with the text of one read back from the
+/// database.
+impl std::borrow::Borrow<str> for ExternalId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Tests name ids by literal; the product parses them.
+#[cfg(test)]
+impl From<&str> for ExternalId {
+    fn from(raw: &str) -> ExternalId {
+        ExternalId::parse(raw).expect("a test's id is not blank")
+    }
+}
+
+#[cfg(test)]
+impl From<String> for ExternalId {
+    fn from(raw: String) -> ExternalId {
+        ExternalId::from(raw.as_str())
+    }
+}
+
+impl PartialEq<str> for ExternalId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for ExternalId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl PartialEq<String> for ExternalId {
+    fn eq(&self, other: &String) -> bool {
+        &self.0 == other
     }
 }
 
@@ -209,9 +346,9 @@ pub struct InboundMessage {
     pub body_text: String,
     pub body_html: Option<String>,
     /// Email `In-Reply-To` (first id) or Messenger `reply_to.mid`.
-    pub in_reply_to: Option<String>,
+    pub in_reply_to: Option<ExternalId>,
     /// Email `References`, oldest first as in the header.
-    pub references: Vec<String>,
+    pub references: Vec<ExternalId>,
     /// RFC 3834 and friends: an auto-reply, a bulk or list mail, a bounce.
     pub auto_generated: bool,
     /// The sender's own date (email `Date`, Messenger `timestamp`).
@@ -227,8 +364,8 @@ pub struct InboundMessage {
 impl InboundMessage {
     /// The ids this message refers to, in the order the decision table tries
     /// them: `In-Reply-To` first, then `References` newest first.
-    pub fn reference_candidates(&self) -> impl Iterator<Item = &str> {
-        self.in_reply_to.iter().map(String::as_str).chain(self.references.iter().rev().map(String::as_str))
+    pub fn reference_candidates(&self) -> impl Iterator<Item = &ExternalId> {
+        self.in_reply_to.iter().chain(self.references.iter().rev())
     }
 }
 
@@ -269,6 +406,19 @@ mod tests {
     }
 
     #[test]
+    fn an_address_knows_its_channel_and_equal_text_of_two_kinds_is_not_equal() {
+        for channel in Channel::ALL {
+            assert_eq!(Address::for_channel(channel, "123").unwrap().channel(), channel);
+        }
+        assert_ne!(Address::phone("123").unwrap(), Address::messenger_id("123").unwrap());
+        assert_eq!(
+            Address::email("Ana@Example.com").unwrap().as_email().map(EmailAddress::domain),
+            Some("example.com")
+        );
+        assert_eq!(Address::phone("123").unwrap().as_email(), None);
+    }
+
+    #[test]
     fn references_are_tried_in_reply_to_first_then_newest_first() {
         let msg = InboundMessage {
             channel: Channel::Email,
@@ -278,15 +428,15 @@ mod tests {
             subject: None,
             body_text: String::new(),
             body_html: None,
-            in_reply_to: Some("m2".into()),
-            references: vec!["m0".into(), "m1".into(), "m2".into()],
+            in_reply_to: ExternalId::parse("m2"),
+            references: ["m0", "m1", "m2"].into_iter().filter_map(ExternalId::parse).collect(),
             auto_generated: false,
             sent_at: None,
             received_at: DateTime::UNIX_EPOCH,
             raw: None,
             details: Details::default(),
         };
-        let order: Vec<&str> = msg.reference_candidates().collect();
+        let order: Vec<&str> = msg.reference_candidates().map(ExternalId::as_str).collect();
         assert_eq!(order, ["m2", "m2", "m1", "m0"]);
     }
 }

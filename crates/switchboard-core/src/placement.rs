@@ -7,7 +7,7 @@
 //! once the message has landed. The store carries plans out; this module must
 //! never import Kafka, SQL or a clock (the caller passes `now`).
 
-use crate::domain::{Channel, InboundMessage};
+use crate::domain::{Channel, ExternalId, InboundMessage};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
@@ -89,7 +89,7 @@ pub struct Facts {
     /// Every reference candidate that resolves to a message stored at the
     /// same endpoint, mapped to that message's conversation after
     /// following `merged_into`. Candidates that resolve to nothing are absent.
-    pub references: HashMap<String, Conversation>,
+    pub references: HashMap<ExternalId, Conversation>,
     /// R3: the pair's ongoing conversation, directly or through `merged_into`.
     pub pair_ongoing: Option<Conversation>,
     /// R4: the pair's most recently created conversation, after following

@@ -10,7 +10,7 @@
 //! order, so two batches can never wait on each other's advisory locks in a
 //! cycle.
 
-use crate::domain::{Channel, InboundMessage};
+use crate::domain::{Channel, ExternalId, InboundMessage};
 use crate::placement::batch::MessageKey;
 use sha2::{Digest, Sha256};
 use sqlx::{Postgres, Transaction};
@@ -30,7 +30,7 @@ pub(super) fn keys_for<'a>(
         // R1r: the parent's own key, which the parent's batch holds.
         for parent in m.reference_candidates() {
             if !stored.contains(&MessageKey::named_by(m, parent)) {
-                keys.push(key(&["message", channel, m.endpoint.as_str(), parent]));
+                keys.push(key(&["message", channel, m.endpoint.as_str(), parent.as_str()]));
             }
         }
         keys.push(pair_key(channel, m.endpoint.as_str(), m.contact.as_str()));
@@ -48,7 +48,7 @@ pub(super) fn keys_for<'a>(
 /// not stored yet ([`keys_for`]), counted as if none were. The decoder
 /// bounds the references (the newest 100, the first 10 `In-Reply-To` ids).
 pub fn locks_needed(m: &InboundMessage) -> u64 {
-    let mut named: Vec<&str> = m.reference_candidates().collect();
+    let mut named: Vec<&ExternalId> = m.reference_candidates().collect();
     named.sort_unstable();
     named.dedup();
     3 + named.len() as u64

@@ -6,7 +6,8 @@
 //! upgrade), so the partition waits for `migrate` instead of dead-lettering
 //! records that did nothing wrong.
 
-use crate::domain::Channel;
+use crate::domain::{Channel, ExternalId};
+use crate::placement::late_parent::{MessageFacts, Standing};
 use crate::placement::Status;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
@@ -20,17 +21,17 @@ pub(crate) enum SnapshotRow {
     /// The database clock, read after the locks.
     Now(DateTime<Utc>),
     /// A stored message (R0, R1, R2) and its conversation.
-    Message { channel: Channel, endpoint: String, id: String, conv: Uuid },
+    Message { channel: Channel, endpoint: String, id: ExternalId, conv: Uuid },
     /// A conversation bound to a pair of the batch.
     Pair { channel: Channel, endpoint: String, contact: String, conv: Uuid },
     /// The conversation of a stored reply naming a message of the batch (R1r).
-    Reply { channel: Channel, endpoint: String, id: String, conv: Uuid },
+    Reply { channel: Channel, endpoint: String, id: ExternalId, conv: Uuid },
     /// A conversation on a merge chain, locked.
     Conversation(ConversationRow),
     /// A known customer: the person behind an address.
     Customer { channel: Channel, address: String, person: Uuid, name: Option<String> },
     /// A conversation holding a copy of an email (R7).
-    Holder { message_id: String, conv: Uuid, created_at: DateTime<Utc>, status: Status },
+    Holder { message_id: ExternalId, conv: Uuid, created_at: DateTime<Utc>, status: Status },
     /// An existing `related` link among the holders.
     Link { from: Uuid, to: Uuid },
 }
@@ -53,7 +54,7 @@ impl FromRow<'_, PgRow> for SnapshotRow {
             "message" => SnapshotRow::Message {
                 channel: channel(row)?,
                 endpoint: row.try_get("endpoint")?,
-                id: row.try_get("key")?,
+                id: external_id(row, "key")?,
                 conv: row.try_get("conv")?,
             },
             "pair" => SnapshotRow::Pair {
@@ -65,7 +66,7 @@ impl FromRow<'_, PgRow> for SnapshotRow {
             "reply" => SnapshotRow::Reply {
                 channel: channel(row)?,
                 endpoint: row.try_get("endpoint")?,
-                id: row.try_get("key")?,
+                id: external_id(row, "key")?,
                 conv: row.try_get("conv")?,
             },
             "conversation" => SnapshotRow::Conversation(ConversationRow {
@@ -82,7 +83,7 @@ impl FromRow<'_, PgRow> for SnapshotRow {
                 name: row.try_get("name")?,
             },
             "holder" => SnapshotRow::Holder {
-                message_id: row.try_get("key")?,
+                message_id: external_id(row, "key")?,
                 conv: row.try_get("conv")?,
                 created_at: row.try_get("created_at")?,
                 status: status(row)?,
@@ -107,15 +108,53 @@ impl FromRow<'_, PgRow> for ConversationRow {
     }
 }
 
+/// A conversation R8 might merge, as `STANDING_SQL` reads it.
+#[derive(Debug)]
+pub(crate) struct StandingRow {
+    pub(crate) conv: Uuid,
+    pub(crate) standing: Standing,
+}
+
+impl FromRow<'_, PgRow> for StandingRow {
+    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+        Ok(StandingRow {
+            conv: row.try_get("conv")?,
+            standing: Standing {
+                status: status(row)?,
+                created_at: row.try_get("created_at")?,
+                merged: row.try_get("merged")?,
+                owned: row.try_get("owned")?,
+                created_here: row.try_get("created_here")?,
+                reopened: row.try_get("reopened")?,
+            },
+        })
+    }
+}
+
 /// One message of a conversation R8 may merge (`THREADS_SQL`).
-#[derive(Debug, FromRow)]
+#[derive(Debug)]
 pub(crate) struct ThreadRow {
     pub(crate) conv: Uuid,
-    pub(crate) created_at: DateTime<Utc>,
-    pub(crate) external_id: String,
-    pub(crate) names: Vec<String>,
+    pub(crate) facts: MessageFacts,
+    pub(crate) external_id: ExternalId,
+    pub(crate) names: Vec<ExternalId>,
     pub(crate) contact: String,
     pub(crate) named_in: Vec<Uuid>,
+}
+
+impl FromRow<'_, PgRow> for ThreadRow {
+    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+        let names: Vec<String> = row.try_get("names")?;
+        Ok(ThreadRow {
+            conv: row.try_get("conv")?,
+            facts: MessageFacts { inbound: row.try_get("inbound")?, merged_by_hand: row.try_get("merged_by_hand")? },
+            external_id: external_id(row, "external_id")?,
+            // A blank name (stored by an older decoder) names nothing.
+            names: names.iter().filter_map(|n| ExternalId::parse(n)).collect(),
+            contact: row.try_get("contact")?,
+            named_in: row.try_get("named_in")?,
+        })
+    }
 }
 
 /// Whether a sender, or the sender's domain, took part in a conversation
@@ -134,7 +173,7 @@ pub(crate) struct ParticipationRow {
 pub(crate) struct StoredKey {
     pub(crate) channel: Channel,
     pub(crate) endpoint: String,
-    pub(crate) external_id: String,
+    pub(crate) external_id: ExternalId,
 }
 
 impl FromRow<'_, PgRow> for StoredKey {
@@ -142,7 +181,7 @@ impl FromRow<'_, PgRow> for StoredKey {
         Ok(StoredKey {
             channel: channel(row)?,
             endpoint: row.try_get("endpoint")?,
-            external_id: row.try_get("external_id")?,
+            external_id: external_id(row, "external_id")?,
         })
     }
 }
@@ -150,6 +189,13 @@ impl FromRow<'_, PgRow> for StoredKey {
 fn channel(row: &PgRow) -> Result<Channel, sqlx::Error> {
     let text: &str = row.try_get("channel")?;
     Channel::parse(text).ok_or_else(|| unknown("channel", text))
+}
+
+/// A message id as stored: the decoders store only non-blank, trimmed ids,
+/// so anything else is not this schema's.
+fn external_id(row: &PgRow, column: &str) -> Result<ExternalId, sqlx::Error> {
+    let text: &str = row.try_get(column)?;
+    ExternalId::parse(text).ok_or_else(|| unknown(column, text))
 }
 
 fn status(row: &PgRow) -> Result<Status, sqlx::Error> {

@@ -6,15 +6,15 @@
 //! merge of one of them either committed before (and is seen here) or waits
 //! for the batch to commit.
 
-use super::snapshot_sql::{PARTICIPATION_SQL, SNAPSHOT_SQL, THREADS_SQL};
-use crate::domain::{Channel, InboundMessage};
+use super::snapshot_sql::{PARTICIPATION_SQL, SNAPSHOT_SQL, STANDING_SQL, THREADS_SQL};
+use crate::domain::{domain_of, Channel, ExternalId, InboundMessage};
 use crate::placement::batch::{replies_within, ConversationRow, Holder, MessageKey, PairKey, Snapshot};
-use crate::placement::late_parent::{self, Shape, ThreadMessage};
-use crate::placement::senders::domain;
+use crate::placement::late_parent::{self, MessageFacts, Shape, ThreadMessage};
 use crate::placement::{Conversation, Customer, Policy, SenderPolicy};
-use crate::rows::{self, SnapshotRow, StoredKey, ThreadRow};
+use crate::rows::{self, SnapshotRow, StandingRow, StoredKey, ThreadRow};
+use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Transaction};
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use uuid::Uuid;
 
 /// How many times the merge chains are extended when agents merge while
@@ -32,7 +32,7 @@ pub(super) async fn fetch(
     for m in messages {
         keys.insert((m.channel, m.endpoint.as_str(), m.external_id.as_str()));
         for r in m.reference_candidates() {
-            keys.insert((m.channel, m.endpoint.as_str(), r));
+            keys.insert((m.channel, m.endpoint.as_str(), r.as_str()));
         }
     }
     let stored = columns(keys.into_iter());
@@ -111,16 +111,26 @@ pub(super) async fn threads(
         .bind(&asked)
         .execute(&mut **tx)
         .await?;
+    let standings: Vec<StandingRow> = sqlx::query_as(STANDING_SQL).bind(&asked).fetch_all(&mut **tx).await?;
+    let created: HashMap<Uuid, DateTime<Utc>> = standings
+        .iter()
+        .filter(|s| s.standing.may_be_untouched(snapshot.now, window))
+        .map(|s| (s.conv, s.standing.created_at))
+        .collect();
+    if created.is_empty() {
+        return Ok(());
+    }
+    let candidates: Vec<Uuid> = created.keys().copied().collect();
     let rows: Vec<ThreadRow> = sqlx::query_as(THREADS_SQL)
-        .bind(&asked)
+        .bind(&candidates)
         .bind(late_parent::MAX_MESSAGES as i64)
-        .bind(window.as_seconds_f64())
         .fetch_all(&mut **tx)
         .await?;
+    let mut facts: HashMap<Uuid, Vec<MessageFacts>> = HashMap::new();
     for row in rows {
         let shape = snapshot.threads.entry(row.conv).or_insert_with(|| Shape {
             untouched: true,
-            created_at: row.created_at,
+            created_at: created[&row.conv],
             messages: Vec::new(),
         });
         shape.messages.push(ThreadMessage {
@@ -129,6 +139,14 @@ pub(super) async fn threads(
             sender: row.contact,
             named_in: row.named_in,
         });
+        facts.entry(row.conv).or_default().push(row.facts);
+    }
+    // Only untouched conversations have a shape: one the core finds
+    // touched is as one never read (R8 links it, it is no thread's own).
+    for (conv, facts) in facts {
+        if !late_parent::untouched(&facts) {
+            snapshot.threads.remove(&conv);
+        }
     }
     Ok(())
 }
@@ -152,7 +170,7 @@ pub(super) async fn participation(
     policy: &Policy,
     snapshot: &mut Snapshot,
 ) -> Result<(), sqlx::Error> {
-    let own: HashSet<&str> = messages.iter().map(|m| m.external_id.as_str()).collect();
+    let own: HashSet<&ExternalId> = messages.iter().map(|m| &m.external_id).collect();
     let thread_senders: BTreeSet<String> =
         snapshot.threads.values().flat_map(|s| s.messages.iter().map(|m| m.sender.clone())).collect();
     let targets = late_parent_targets(messages, snapshot);
@@ -204,7 +222,7 @@ pub(super) async fn participation(
         return Ok(());
     }
     let (ids, senders): (Vec<Uuid>, Vec<&str>) = asked.into_iter().unzip();
-    let domains: Vec<&str> = senders.iter().map(|s| domain(s)).collect();
+    let domains: Vec<&str> = senders.iter().map(|s| domain_of(s)).collect();
     let rows: Vec<rows::ParticipationRow> =
         sqlx::query_as(PARTICIPATION_SQL).bind(&ids).bind(&senders).bind(&domains).fetch_all(&mut **tx).await?;
     for row in rows {
@@ -313,7 +331,7 @@ pub(super) async fn stored_references(
     let mut keys: HashSet<(Channel, &str, &str)> = HashSet::new();
     for m in messages {
         for r in m.reference_candidates() {
-            keys.insert((m.channel, m.endpoint.as_str(), r));
+            keys.insert((m.channel, m.endpoint.as_str(), r.as_str()));
         }
     }
     if keys.is_empty() {

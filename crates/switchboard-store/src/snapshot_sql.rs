@@ -142,39 +142,41 @@ pub const PARTICIPATION_SQL: &str = r#"WITH RECURSIVE asked AS (
                     AS by_domain
          FROM asked u JOIN grouped g ON g.conv = u.conv"#;
 
-/// R8's facts (`snapshot::threads`): for each conversation asked about
-/// that nobody has touched (see [`crate::placement::late_parent::Shape`]),
-/// its messages and those of the conversations R8 merged into it, with the
-/// ids each names and the conversations (with their merge chains) holding
-/// the messages those ids name; nothing for the others. "Untouched" in SQL: `open`, no
-/// assignee, queue or form, not merged, a `created` event and no
-/// `reopened` one, only inbound messages, every conversation merged into
-/// it merged by R8 (a `merged` event), at most `$2` messages, and created
-/// less than `$3` seconds ago (the window; the planner applies it again
-/// against the snapshot's clock).
+/// R8's first facts (`snapshot::threads`): each asked conversation's own
+/// row and events, which the core reads as a
+/// [`crate::placement::late_parent::Standing`]. Nothing is decided here.
+pub(crate) const STANDING_SQL: &str = r#"SELECT c.id AS conv, c.status, c.created_at, c.merged_into IS NOT NULL AS merged,
+       (c.assignee IS NOT NULL OR c.queue IS NOT NULL OR c.form IS NOT NULL) AS owned,
+       EXISTS (SELECT 1 FROM conversation_events e WHERE e.conversation_id = c.id AND e.kind = 'created')
+         AS created_here,
+       EXISTS (SELECT 1 FROM conversation_events e WHERE e.conversation_id = c.id AND e.kind = 'reopened')
+         AS reopened
+FROM conversations c
+WHERE c.id = ANY($1::uuid[])
+ORDER BY c.id"#;
+
+/// R8's second facts, for the conversations whose standing the core found
+/// may be untouched (`$1`): the first `$2 + 1` messages of each, its own
+/// and those of the conversations merged into it, in the order stored. For
+/// each: who wrote it (`inbound`), whether the conversation was merged in
+/// by hand (a member without R8's `merged` event), the ids it names, and
+/// the conversations (with their merge chains) holding the messages those
+/// ids name. The core decides what these mean
+/// ([`crate::placement::late_parent::untouched`], and at most
+/// `late_parent::MAX_MESSAGES`, hence one more read).
 pub(crate) const THREADS_SQL: &str = r#"WITH RECURSIVE
-  asked AS (
-    SELECT c.id, c.created_at FROM conversations c
-    WHERE c.id = ANY($1::uuid[]) AND c.status = 'open' AND c.merged_into IS NULL
-      AND c.created_at > clock_timestamp() - make_interval(secs => $3)
-      AND c.assignee IS NULL AND c.queue IS NULL AND c.form IS NULL
-      AND EXISTS (SELECT 1 FROM conversation_events e WHERE e.conversation_id = c.id AND e.kind = 'created')
-      AND NOT EXISTS (SELECT 1 FROM conversation_events e WHERE e.conversation_id = c.id AND e.kind = 'reopened')),
   members (conv, member, hops) AS (
-    SELECT id, id, 0 FROM asked
+    SELECT id, id, 0 FROM unnest($1::uuid[]) AS a(id)
   UNION
     SELECT m.conv, c.id, m.hops + 1 FROM members m JOIN conversations c ON c.merged_into = m.member
     WHERE m.hops < 64),
-  grouped AS (SELECT conv, array_agg(member) AS ids FROM members GROUP BY conv),
-  fit AS (
-    SELECT a.id, a.created_at, g.ids FROM asked a JOIN grouped g ON g.conv = a.id
-    WHERE NOT EXISTS (SELECT 1 FROM unnest(g.ids) AS x(member)
-                      WHERE x.member <> a.id
-                        AND NOT EXISTS (SELECT 1 FROM conversation_events e
-                                        WHERE e.conversation_id = x.member AND e.kind = 'merged'))
-      AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = ANY (g.ids) AND m.direction <> 'inbound')
-      AND (SELECT count(*) FROM (SELECT 1 FROM messages m WHERE m.conversation_id = ANY (g.ids) LIMIT $2 + 1) n) <= $2)
-SELECT f.id AS conv, f.created_at, m.external_id, m.contact, x.names,
+  grouped AS (
+    SELECT conv, array_agg(member) AS ids,
+           bool_or(member <> conv AND NOT EXISTS (SELECT 1 FROM conversation_events e
+                                                   WHERE e.conversation_id = member AND e.kind = 'merged'))
+             AS merged_by_hand
+    FROM members GROUP BY conv)
+SELECT g.conv, g.merged_by_hand, m.external_id, m.contact, m.direction = 'inbound' AS inbound, x.names,
        ARRAY(WITH RECURSIVE up (id, next, hops) AS (
                  SELECT c.id, c.merged_into, 0 FROM messages n JOIN conversations c ON c.id = n.conversation_id
                  WHERE n.channel = m.channel AND n.endpoint = m.endpoint AND n.external_id = ANY (x.names)
@@ -182,7 +184,9 @@ SELECT f.id AS conv, f.created_at, m.external_id, m.contact, x.names,
                  SELECT c.id, c.merged_into, up.hops + 1 FROM up JOIN conversations c ON c.id = up.next
                  WHERE up.hops < 64)
              SELECT DISTINCT id FROM up) AS named_in
-FROM fit f JOIN messages m ON m.conversation_id = ANY (f.ids)
+FROM grouped g
+CROSS JOIN LATERAL (SELECT * FROM messages m WHERE m.conversation_id = ANY (g.ids)
+                    ORDER BY m.stored_at, m.id LIMIT $2 + 1) m
 CROSS JOIN LATERAL (SELECT CASE WHEN m.in_reply_to IS NULL THEN m."references"
                                 ELSE m.in_reply_to || m."references" END AS names) x
-ORDER BY f.id, m.stored_at, m.id"#;
+ORDER BY g.conv, m.stored_at, m.id"#;

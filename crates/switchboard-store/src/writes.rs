@@ -6,7 +6,7 @@
 
 use super::outbox::InsertedLink;
 use super::Item;
-use crate::domain::InboundMessage;
+use crate::domain::{ExternalId, InboundMessage};
 use crate::placement::batch::{BatchPlan, LinkKind, MessageRow};
 use crate::placement::{self, CopyHolder, Status};
 use chrono::{DateTime, Utc};
@@ -193,9 +193,9 @@ async fn insert_message_rows(
         subjects.push(m.subject.as_deref());
         texts.push(m.body_text.as_str());
         htmls.push(m.body_html.as_deref());
-        in_reply_to.push(m.in_reply_to.as_deref());
+        in_reply_to.push(m.in_reply_to.as_ref().map(ExternalId::as_str));
         // Arrays of arrays cannot be unnested row by row; a JSON array per row can.
-        references.push(serde_json::Value::from(m.references.clone()));
+        references.push(serde_json::Value::from(m.references.iter().map(ExternalId::as_str).collect::<Vec<_>>()));
         auto.push(m.auto_generated);
         sent.push(m.sent_at);
         received.push(m.received_at);

@@ -138,7 +138,7 @@ fn external_id(message: &Message<'_>, raw: &[u8]) -> ExternalId {
 /// Bounded: the first [`MAX_IN_REPLY_TO`] `In-Reply-To` ids, and of the
 /// whole list the newest (last) [`MAX_REFERENCES`]; each id is a lock and a
 /// lookup, and a 10 MB header names 250,000. A cut is added to `truncated`.
-fn threading_ids(message: &Message<'_>, truncated: &mut Vec<String>) -> (Option<String>, Vec<String>) {
+fn threading_ids(message: &Message<'_>, truncated: &mut Vec<String>) -> (Option<ExternalId>, Vec<ExternalId>) {
     let mut in_reply_to: Vec<String> = raw_values(message, "In-Reply-To").flat_map(|v| parse_ids(&v)).collect();
     if in_reply_to.len() > MAX_IN_REPLY_TO {
         in_reply_to.truncate(MAX_IN_REPLY_TO);
@@ -161,7 +161,8 @@ fn threading_ids(message: &Message<'_>, truncated: &mut Vec<String>) -> (Option<
     if cut {
         truncated.push("references".to_owned());
     }
-    (first, references)
+    let id = |raw: String| ExternalId::parse(&raw);
+    (first.and_then(id), references.into_iter().filter_map(id).collect())
 }
 
 /// The raw value of each top-level header named `name` (any case), in

@@ -100,7 +100,7 @@ struct PostbackEvent {
 struct Content {
     external_id: ExternalId,
     body_text: String,
-    in_reply_to: Option<String>,
+    in_reply_to: Option<ExternalId>,
     details: Details,
 }
 
@@ -233,7 +233,7 @@ fn message_content(position: &str, message: MessageEvent) -> Result<Content, Dec
             .reply_to
             .and_then(|r| r.mid)
             .map(JsonText::into_string)
-            .filter(|mid| !mid.trim().is_empty()),
+            .and_then(|mid| ExternalId::parse(&mid)),
         details: Details {
             attachments,
             keyword: message.quick_reply.and_then(|q| q.payload),

@@ -61,9 +61,12 @@ pub(crate) fn remove_nul(mut message: InboundMessage) -> Result<InboundMessage, 
         }
     }
 
-    let mut replace = |field: &'static str, id: &mut String| {
-        if id.contains(NUL) {
-            *id = id.replace(NUL, "\u{FFFD}");
+    let mut replace = |field: &'static str, id: &mut ExternalId| {
+        if id.as_str().contains(NUL) {
+            // Always Some: the id was non-blank and U+FFFD is not blank.
+            if let Some(replaced) = ExternalId::parse(&id.as_str().replace(NUL, "\u{FFFD}")) {
+                *id = replaced;
+            }
             changed.push(field);
         }
     };
@@ -73,16 +76,12 @@ pub(crate) fn remove_nul(mut message: InboundMessage) -> Result<InboundMessage, 
     for id in &mut m.references {
         replace("references", id);
     }
-    if m.external_id.as_str().contains(NUL) {
-        let mut id = m.external_id.as_str().to_owned();
-        replace("external_id", &mut id);
-        // Cannot fail: the id was non-blank and replacing keeps its length.
-        m.external_id = ExternalId::parse(&id).unwrap_or_else(|| m.external_id.clone());
-    }
+    replace("external_id", &mut m.external_id);
     for (role, address) in [("endpoint", &mut m.endpoint), ("contact", &mut m.contact)] {
         if address.as_str().contains(NUL) {
             let cleaned = address.as_str().replace(NUL, "");
-            *address = Address::for_channel(m.channel, &cleaned).map_err(|e| DecodeError::bad_address(role, &e))?;
+            *address =
+                Address::for_channel(address.channel(), &cleaned).map_err(|e| DecodeError::bad_address(role, &e))?;
             changed.push(role);
         }
     }

@@ -13,7 +13,7 @@
 use super::late_parent::{self, Action, Shape, ThreadMessage};
 use super::senders;
 use super::{place, sibling_links, Conversation, CopyHolder, Customer, Facts, Plan, Policy, Rule, Status, Target};
-use crate::domain::{Channel, InboundMessage};
+use crate::domain::{domain_of, Channel, ExternalId, InboundMessage};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use uuid::Uuid;
@@ -24,23 +24,23 @@ use uuid::Uuid;
 pub struct MessageKey {
     pub channel: Channel,
     pub endpoint: String,
-    pub external_id: String,
+    pub external_id: ExternalId,
 }
 
 impl MessageKey {
-    pub fn new(channel: Channel, endpoint: impl Into<String>, external_id: impl Into<String>) -> MessageKey {
+    pub fn new(channel: Channel, endpoint: impl Into<String>, external_id: impl Into<ExternalId>) -> MessageKey {
         MessageKey { channel, endpoint: endpoint.into(), external_id: external_id.into() }
     }
 
     /// The key of a message's own id.
     pub fn of(msg: &InboundMessage) -> MessageKey {
-        MessageKey::new(msg.channel, msg.endpoint.as_str(), msg.external_id.as_str())
+        MessageKey::new(msg.channel, msg.endpoint.as_str(), msg.external_id.clone())
     }
 
     /// The key of a message `msg` names (a reference candidate): ids are
     /// unique per channel and endpoint, so a reference is too.
-    pub fn named_by(msg: &InboundMessage, id: &str) -> MessageKey {
-        MessageKey::new(msg.channel, msg.endpoint.as_str(), id)
+    pub fn named_by(msg: &InboundMessage, id: &ExternalId) -> MessageKey {
+        MessageKey::new(msg.channel, msg.endpoint.as_str(), id.clone())
     }
 }
 
@@ -95,7 +95,7 @@ pub struct Snapshot {
     pub customers: HashMap<(Channel, String), Customer>,
     /// Conversations already holding inbound copies of the batch's emails,
     /// by external id.
-    pub holders: HashMap<String, Vec<Holder>>,
+    pub holders: HashMap<ExternalId, Vec<Holder>>,
     /// `related` links that exist among those holders.
     pub related_links: BTreeSet<(Uuid, Uuid)>,
     /// R1r: for the (channel, endpoint, external id) of each batch message,
@@ -276,7 +276,7 @@ pub fn plan_batch(
     let mut updates: BTreeMap<Uuid, ConversationUpdate> = BTreeMap::new();
     let mut follow_ups: BTreeSet<(Uuid, Uuid)> = BTreeSet::new();
     let mut related: BTreeSet<(Uuid, Uuid)> = BTreeSet::new();
-    let mut emails: BTreeMap<String, Uuid> = BTreeMap::new();
+    let mut emails: BTreeMap<ExternalId, Uuid> = BTreeMap::new();
     // Shapes need carrying forward only when a later message of the batch
     // may be the parent of an earlier one, or when the store read some.
     let track_threads = !snapshot.threads.is_empty() || replies_within(messages);
@@ -379,11 +379,11 @@ pub fn plan_batch(
         if msg.channel == Channel::Email {
             for address in senders::participants_of(msg) {
                 snapshot.participants.insert((conversation_id, address.to_owned()));
-                snapshot.participant_domains.insert((conversation_id, senders::domain(address).to_owned()));
+                snapshot.participant_domains.insert((conversation_id, domain_of(address).to_owned()));
             }
         }
         // R1r for messages later in the batch: this one now names its parents.
-        let mut named: Vec<&str> = msg.reference_candidates().collect();
+        let mut named: Vec<&ExternalId> = msg.reference_candidates().collect();
         named.sort_unstable();
         named.dedup();
         for parent in &named {
@@ -404,8 +404,8 @@ pub fn plan_batch(
                 // A customer who reopened it was answered by an agent before.
                 shape.untouched &= !placement.reopen;
                 shape.messages.push(ThreadMessage {
-                    id: msg.external_id.to_string(),
-                    names: named.iter().map(|n| (*n).to_owned()).collect(),
+                    id: msg.external_id.clone(),
+                    names: named.iter().map(|n| (*n).clone()).collect(),
                     sender: msg.contact.to_string(),
                     named_in,
                 });
@@ -417,12 +417,12 @@ pub fn plan_batch(
             let status = snapshot.conversations.get(&conversation_id).map_or(Status::Open, |r| r.conversation.status);
             let created_at =
                 snapshot.conversations.get(&conversation_id).map_or(snapshot.now, |r| r.conversation.created_at);
-            snapshot.holders.entry(msg.external_id.to_string()).or_default().push(Holder {
+            snapshot.holders.entry(msg.external_id.clone()).or_default().push(Holder {
                 conversation_id,
                 created_at,
                 status,
             });
-            emails.entry(msg.external_id.to_string()).or_insert(message_id);
+            emails.entry(msg.external_id.clone()).or_insert(message_id);
         }
         plan.messages.push(MessageRow { item, id: message_id, conversation_id });
         plan.results.push(ItemResult::Placed { rule: placement.rule, conversation_id, message_id, created });
@@ -436,9 +436,8 @@ pub fn plan_batch(
 
 /// Whether a message of the batch names another message of the batch.
 pub fn replies_within(messages: &[&InboundMessage]) -> bool {
-    let own: HashSet<(Channel, &str, &str)> =
-        messages.iter().map(|m| (m.channel, m.endpoint.as_str(), m.external_id.as_str())).collect();
-    messages.iter().any(|m| m.reference_candidates().any(|r| own.contains(&(m.channel, m.endpoint.as_str(), r))))
+    let own: HashSet<MessageKey> = messages.iter().map(|m| MessageKey::of(m)).collect();
+    messages.iter().any(|m| m.reference_candidates().any(|r| own.contains(&MessageKey::named_by(m, r))))
 }
 
 /// R8 for `msg`, which landed in `landed` as `message_id`: the
@@ -460,10 +459,9 @@ fn late_parent(
     let Some(conversation) = snapshot.conversations.get(&landed).map(|r| r.conversation) else { return };
     let of_the_thread = match rule {
         Rule::ReplyOngoing | Rule::New | Rule::NewFollowUp | Rule::ReplyClosedFollowUp => true,
-        Rule::RepliesFirst => snapshot
-            .threads
-            .get(&landed)
-            .is_some_and(|s| late_parent::holds_only_the_thread(s, msg.external_id.as_str())),
+        Rule::RepliesFirst => {
+            snapshot.threads.get(&landed).is_some_and(|s| late_parent::holds_only_the_thread(s, &msg.external_id))
+        }
         Rule::SamePair | Rule::ReplyClosedAppended | Rule::ReplyClosedAutomatic | Rule::Duplicate => false,
     };
     let target = late_parent::Target { conversation, of_the_thread };
@@ -475,9 +473,7 @@ fn late_parent(
                 let end = end(snap, *id)?;
                 let shape = snap.threads.get(&end.id);
                 let admitted = shape.is_some_and(|s| {
-                    s.messages
-                        .iter()
-                        .all(|m| senders::may_join(snap, msg.channel, &msg.endpoint, &m.sender, landed, policy))
+                    s.messages.iter().all(|m| senders::may_join(snap, &msg.endpoint, &m.sender, landed, policy))
                 });
                 Some(late_parent::Holder { end, shape, admitted })
             })
@@ -489,14 +485,7 @@ fn late_parent(
             m.named_in.iter().any(ends_in_target)
                 || m.names.iter().any(|n| snap.messages.get(&MessageKey::named_by(msg, n)).is_some_and(ends_in_target))
         };
-        late_parent::decide(
-            msg.external_id.as_str(),
-            &target,
-            &holders,
-            &joins_target,
-            policy.late_parent_window,
-            snapshot.now,
-        )
+        late_parent::decide(&msg.external_id, &target, &holders, &joins_target, policy.late_parent_window, snapshot.now)
     };
     for action in actions {
         match action {
@@ -554,7 +543,7 @@ fn late_parent(
 /// even when the snapshot has it: another batch may delete it meanwhile
 /// (it no longer needed it), and the insert, done under the link's lock,
 /// restores it.
-fn link_siblings(snapshot: &Snapshot, external_id: &str, cause: Uuid, plan: &mut BatchPlan) {
+fn link_siblings(snapshot: &Snapshot, external_id: &ExternalId, cause: Uuid, plan: &mut BatchPlan) {
     let holders = snapshot.holders.get(external_id).map(Vec::as_slice).unwrap_or_default();
     let copies: Vec<CopyHolder> =
         holders.iter().map(|h| CopyHolder { conversation_id: h.conversation_id, created_at: h.created_at }).collect();
@@ -607,7 +596,7 @@ fn facts(snapshot: &Snapshot, msg: &InboundMessage, policy: &Policy) -> Facts {
         let Some(holder) = snapshot.messages.get(&MessageKey::named_by(msg, r)) else { continue };
         let Some(conv) = end(snapshot, *holder) else { continue };
         if senders::admitted(snapshot, msg, *holder, policy) {
-            references.insert(r.to_owned(), conv);
+            references.insert(r.clone(), conv);
         } else if !refused.iter().any(|c| c.id == conv.id) {
             refused.push(conv);
         }

@@ -18,7 +18,7 @@ pub(super) struct Db {
     pub bindings: Vec<(PairKey, Uuid)>,
     pub messages: BTreeMap<MessageKey, Uuid>,
     /// Every stored message's references, in the order they were stored.
-    pub stored: Vec<(MessageKey, Vec<String>)>,
+    pub stored: Vec<(MessageKey, Vec<ExternalId>)>,
     /// The message that created each conversation: its name across runs.
     pub creator: BTreeMap<Uuid, MessageKey>,
     pub links: BTreeSet<Link>,
@@ -57,9 +57,9 @@ impl Db {
         for (pair, id) in &self.bindings {
             pairs.entry(pair.clone()).or_default().push(*id);
         }
-        let mut holders: HashMap<String, Vec<Holder>> = HashMap::new();
+        let mut holders: HashMap<ExternalId, Vec<Holder>> = HashMap::new();
         for (MessageKey { channel, external_id: id, .. }, conv) in &self.messages {
-            if *channel == Channel::Email && batch.iter().any(|m| m.external_id.as_str() == id) {
+            if *channel == Channel::Email && batch.iter().any(|m| m.external_id == *id) {
                 let c = self.convs[conv].conversation;
                 holders.entry(id.clone()).or_default().push(Holder {
                     conversation_id: *conv,
@@ -72,7 +72,7 @@ impl Db {
         for (key, refs) in &self.stored {
             let MessageKey { channel, endpoint, .. } = key;
             let conv = self.messages[key];
-            let mut named: Vec<&String> = refs.iter().collect();
+            let mut named: Vec<&ExternalId> = refs.iter().collect();
             named.sort();
             named.dedup();
             for parent in named {
@@ -97,7 +97,7 @@ impl Db {
             }
         }
         let participant_domains =
-            participants.iter().map(|(id, address)| (*id, super::senders::domain(address).to_owned())).collect();
+            participants.iter().map(|(id, address)| (*id, crate::domain::domain_of(address).to_owned())).collect();
         let threads = self.convs.keys().filter_map(|id| Some((*id, self.shape(*id)?))).collect();
         Snapshot {
             now: self.now(),
@@ -211,7 +211,7 @@ impl Db {
             if let ItemResult::Placed { rule, .. } = plan.results[m.item] {
                 self.rules.insert(key.clone(), rule);
             }
-            self.stored.push((key, msg.reference_candidates().map(str::to_owned).collect()));
+            self.stored.push((key, msg.reference_candidates().cloned().collect()));
             for address in super::senders::participants_of(msg) {
                 self.took_part.insert((m.conversation_id, address.to_owned()));
             }

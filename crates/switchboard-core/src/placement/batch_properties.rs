@@ -70,7 +70,7 @@ fn messages(spec: &Spec) -> Vec<InboundMessage> {
                 subject: None,
                 body_text: String::new(),
                 body_html: None,
-                in_reply_to: reply_to.map(|r| format!("m{r}")),
+                in_reply_to: reply_to.map(|r| format!("m{r}").into()),
                 references: vec![],
                 auto_generated: auto,
                 sent_at: None,

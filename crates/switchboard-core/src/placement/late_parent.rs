@@ -12,7 +12,8 @@
 //! conversation an agent assigned) is only linked, so nothing an agent saw
 //! moves under them.
 
-use super::Conversation;
+use super::{Conversation, Status};
+use crate::domain::ExternalId;
 use chrono::{DateTime, Duration, Utc};
 use std::collections::{HashMap, HashSet};
 
@@ -22,6 +23,55 @@ use uuid::Uuid;
 /// thread that grew this long before its parent arrived has been read by
 /// somebody; and the store reads no more than this per conversation.
 pub const MAX_MESSAGES: usize = 100;
+
+/// A stored conversation's own row and events, as the store reads them for
+/// every conversation R8 might merge. With [`MessageFacts`] they make the
+/// contract's "untouched" test, which is decided here and only here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Standing {
+    pub status: Status,
+    pub created_at: DateTime<Utc>,
+    /// Merged into another conversation.
+    pub merged: bool,
+    /// It has an assignee, a queue or a form.
+    pub owned: bool,
+    /// Switchboard created it for an inbound message (a `created` event).
+    pub created_here: bool,
+    /// A customer's message reopened it once (a `reopened` event).
+    pub reopened: bool,
+}
+
+impl Standing {
+    /// Whether the conversation itself may still be R8's to merge at `now`:
+    /// created by Switchboard within `window`, still `open` and never
+    /// reopened, not merged away, with nobody assigned. Only then does the
+    /// store read its messages ([`untouched`] decides the rest).
+    pub fn may_be_untouched(&self, now: DateTime<Utc>, window: Duration) -> bool {
+        self.status == Status::Open
+            && !self.merged
+            && !self.owned
+            && self.created_here
+            && !self.reopened
+            && now - self.created_at < window
+    }
+}
+
+/// One stored message of a conversation R8 might merge (the conversation's
+/// own, or one merged into it), besides its [`ThreadMessage`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MessageFacts {
+    /// The customer wrote it (no agent did).
+    pub inbound: bool,
+    /// It sits in a conversation merged into this one by an agent (a merge
+    /// without R8's `merged` event).
+    pub merged_by_hand: bool,
+}
+
+/// The rest of "untouched", after [`Standing::may_be_untouched`]: only the
+/// customer wrote, and nothing was merged in except by R8.
+pub fn untouched(messages: &[MessageFacts]) -> bool {
+    messages.iter().all(|m| m.inbound && !m.merged_by_hand)
+}
 
 /// A conversation that holds replies which came before their parent, as far
 /// as R8 needs to know it.
@@ -41,9 +91,9 @@ pub struct Shape {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ThreadMessage {
     /// Its own id (email: the Message-ID).
-    pub id: String,
+    pub id: ExternalId,
     /// The ids it names (`In-Reply-To` and `References`).
-    pub names: Vec<String>,
+    pub names: Vec<ExternalId>,
     /// The sender's normalized address.
     pub sender: String,
     /// Conversations holding messages it names, and every conversation on
@@ -90,7 +140,7 @@ pub struct Target {
 /// `target` (after `merged_into`). `now` is the database clock; `window` is
 /// `late_parent_window` (`None`: never merge, only link).
 pub fn decide(
-    parent: &str,
+    parent: &ExternalId,
     target: &Target,
     holders: &[Holder<'_>],
     joins_target: &dyn Fn(&ThreadMessage) -> bool,
@@ -121,8 +171,8 @@ pub fn decide(
 /// thread: with the parent in it, its messages are all tied together by
 /// the ids they name. A customer's other mail (an R3 append) names nothing
 /// there and nothing there names it.
-pub(crate) fn holds_only_the_thread(shape: &Shape, parent: &str) -> bool {
-    tied(shape, |m| m.id == parent)
+pub(crate) fn holds_only_the_thread(shape: &Shape, parent: &ExternalId) -> bool {
+    tied(shape, |m| m.id == *parent)
 }
 
 /// The conversation holds nothing but replies of this thread: every message
@@ -131,15 +181,15 @@ pub(crate) fn holds_only_the_thread(shape: &Shape, parent: &str) -> bool {
 /// put there had it come later), or another message of the conversation
 /// that is tied, or is named by one. The last case is a reply whose own
 /// parent has not arrived yet, held there because a reply to it came first.
-fn only_replies_of(shape: &Shape, parent: &str, joins_target: &dyn Fn(&ThreadMessage) -> bool) -> bool {
-    tied(shape, |m| m.names.iter().any(|n| n == parent) || joins_target(m))
+fn only_replies_of(shape: &Shape, parent: &ExternalId, joins_target: &dyn Fn(&ThreadMessage) -> bool) -> bool {
+    tied(shape, |m| m.names.contains(parent) || joins_target(m))
 }
 
 /// Whether every message of `shape` is connected, through the ids the
 /// messages name, to one for which `anchored` holds.
 fn tied(shape: &Shape, anchored: impl Fn(&ThreadMessage) -> bool) -> bool {
     let messages = &shape.messages;
-    let index: HashMap<&str, usize> = messages.iter().enumerate().map(|(i, m)| (m.id.as_str(), i)).collect();
+    let index: HashMap<&ExternalId, usize> = messages.iter().enumerate().map(|(i, m)| (&m.id, i)).collect();
     // Union-find; the extra last slot is the anchor.
     let anchor = messages.len();
     let mut group: Vec<usize> = (0..=anchor).collect();
@@ -159,7 +209,7 @@ fn tied(shape: &Shape, anchored: impl Fn(&ThreadMessage) -> bool) -> bool {
             join(&mut group, i, anchor);
         }
         for n in &m.names {
-            if let Some(&j) = index.get(n.as_str()) {
+            if let Some(&j) = index.get(n) {
                 join(&mut group, i, j);
             }
         }
@@ -184,11 +234,49 @@ mod tests {
 
     fn reply(id: &str, names: &[&str]) -> ThreadMessage {
         ThreadMessage {
-            id: id.into(),
-            names: names.iter().map(|n| (*n).to_owned()).collect(),
+            id: eid(id),
+            names: names.iter().map(|n| eid(n)).collect(),
             sender: "c@example.com".into(),
             named_in: Vec::new(),
         }
+    }
+
+    fn standing() -> Standing {
+        Standing {
+            status: Status::Open,
+            created_at: at(0),
+            merged: false,
+            owned: false,
+            created_here: true,
+            reopened: false,
+        }
+    }
+
+    #[test]
+    fn a_conversation_is_untouched_only_while_nobody_but_the_customer_acted_on_it() {
+        let (now, window) = (at(1), Duration::hours(1));
+        assert!(standing().may_be_untouched(now, window));
+        let touched = [
+            Standing { status: Status::Waiting, ..standing() },
+            Standing { status: Status::Solved, ..standing() },
+            Standing { merged: true, ..standing() },
+            Standing { owned: true, ..standing() },
+            Standing { created_here: false, ..standing() },
+            Standing { reopened: true, ..standing() },
+        ];
+        for s in touched {
+            assert!(!s.may_be_untouched(now, window), "{s:?}");
+        }
+        // The window is the conversation's age, not the message's.
+        assert!(!standing().may_be_untouched(at(0) + window, window));
+        let customer = MessageFacts { inbound: true, merged_by_hand: false };
+        assert!(untouched(&[customer, customer]));
+        assert!(!untouched(&[customer, MessageFacts { inbound: false, ..customer }]));
+        assert!(!untouched(&[customer, MessageFacts { merged_by_hand: true, ..customer }]));
+    }
+
+    fn eid(id: &str) -> ExternalId {
+        ExternalId::parse(id).unwrap()
     }
 
     fn nothing_in_target(_: &ThreadMessage) -> bool {
@@ -203,7 +291,7 @@ mod tests {
         now: DateTime<Utc>,
     ) -> Vec<Action> {
         let target = Target { conversation: *target, of_the_thread: true };
-        super::decide(parent, &target, holders, &nothing_in_target, window, now)
+        super::decide(&eid(parent), &target, holders, &nothing_in_target, window, now)
     }
 
     fn shape(messages: Vec<ThreadMessage>) -> Shape {
@@ -270,9 +358,9 @@ mod tests {
         // waits in a conversation of its own with another reply to a.
         let s = shape(vec![reply("d", &["a"]), reply("c", &["b"])]);
         let target = conv(1, Status::Open);
-        let in_target = |m: &ThreadMessage| m.names.iter().any(|n| n == "b");
+        let in_target = |m: &ThreadMessage| m.names.contains(&eid("b"));
         let t = Target { conversation: target, of_the_thread: true };
-        let merged = super::decide("a", &t, &[holder(2, &s)], &in_target, HOUR, at(1));
+        let merged = super::decide(&eid("a"), &t, &[holder(2, &s)], &in_target, HOUR, at(1));
         assert_eq!(merged, vec![Action::Merge(Uuid::from_u128(2))]);
         assert_eq!(decide("a", &target, &[holder(2, &s)], HOUR, at(1)), vec![Action::Link(Uuid::from_u128(2))]);
     }
@@ -281,16 +369,16 @@ mod tests {
     fn nothing_is_merged_into_a_customers_other_business() {
         let s = shape(vec![reply("b", &["a"])]);
         let other = Target { conversation: conv(1, Status::Open), of_the_thread: false };
-        let actions = super::decide("a", &other, &[holder(2, &s)], &nothing_in_target, HOUR, at(1));
+        let actions = super::decide(&eid("a"), &other, &[holder(2, &s)], &nothing_in_target, HOUR, at(1));
         assert_eq!(actions, vec![Action::Link(Uuid::from_u128(2))]);
         // R1r's target: the replies' conversation, with the parent in it.
         let own = shape(vec![reply("b", &["a"]), reply("a", &[]), reply("c", &["b"])]);
-        assert!(holds_only_the_thread(&own, "a"));
+        assert!(holds_only_the_thread(&own, &eid("a")));
         // c answers b, whose own parent (x) has not come: c still ties b to a.
         let gap = shape(vec![reply("c", &["b", "a"]), reply("b", &["x"]), reply("a", &[])]);
-        assert!(holds_only_the_thread(&gap, "a"));
+        assert!(holds_only_the_thread(&gap, &eid("a")));
         let mixed = shape(vec![reply("invoice", &[]), reply("b", &["a"]), reply("a", &[])]);
-        assert!(!holds_only_the_thread(&mixed, "a"));
+        assert!(!holds_only_the_thread(&mixed, &eid("a")));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use super::batch::Snapshot;
 use super::{Policy, SenderPolicy};
-use crate::domain::{Address, Channel, InboundMessage};
+use crate::domain::{domain_of, Address, InboundMessage};
 use uuid::Uuid;
 
 /// The addresses a message makes participants of its conversation: its
@@ -15,32 +15,21 @@ pub(crate) fn participants_of(msg: &InboundMessage) -> impl Iterator<Item = &str
     std::iter::once(msg.contact.as_str()).chain(msg.details.to.iter().chain(&msg.details.cc).map(String::as_str))
 }
 
-/// The domain of an email address (what follows the last `@`).
-pub fn domain(address: &str) -> &str {
-    address.rsplit_once('@').map_or(address, |(_, domain)| domain)
-}
-
 /// Whether the sender of `msg` may join the conversation that holds a
 /// message it references (stored in `holder`), under `policy`.
 pub(super) fn admitted(snapshot: &Snapshot, msg: &InboundMessage, holder: Uuid, policy: &Policy) -> bool {
-    may_join(snapshot, msg.channel, &msg.endpoint, msg.contact.as_str(), holder, policy)
+    may_join(snapshot, &msg.endpoint, msg.contact.as_str(), holder, policy)
 }
 
 /// Whether `sender`, writing to `endpoint`, may join the conversation `conv`
-/// (or the end of its merge chain) under `policy`: references by anyone
-/// but email are not policed.
-pub(super) fn may_join(
-    snapshot: &Snapshot,
-    channel: Channel,
-    endpoint: &Address,
-    sender: &str,
-    conv: Uuid,
-    policy: &Policy,
-) -> bool {
-    if channel != Channel::Email {
+/// (or the end of its merge chain) under `policy`: only references to an
+/// inbox's email are policed (an SMS number or a page has no strangers'
+/// threads to join).
+pub(super) fn may_join(snapshot: &Snapshot, endpoint: &Address, sender: &str, conv: Uuid, policy: &Policy) -> bool {
+    let Some(inbox) = endpoint.as_email() else {
         return true;
-    }
-    match policy.reply_senders_by_endpoint.get(endpoint.as_str()).copied().unwrap_or(policy.reply_senders) {
+    };
+    match policy.reply_senders_by_endpoint.get(inbox.as_str()).copied().unwrap_or(policy.reply_senders) {
         SenderPolicy::Any => true,
         SenderPolicy::Participants => {
             snapshot.chain(conv).into_iter().any(|c| snapshot.participants.contains(&(c, sender.to_owned())))
@@ -48,6 +37,6 @@ pub(super) fn may_join(
         SenderPolicy::Domain => snapshot
             .chain(conv)
             .into_iter()
-            .any(|c| snapshot.participant_domains.contains(&(c, domain(sender).to_owned()))),
+            .any(|c| snapshot.participant_domains.contains(&(c, domain_of(sender).to_owned()))),
     }
 }

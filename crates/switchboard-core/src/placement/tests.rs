@@ -67,8 +67,8 @@ pub(super) fn reply_to(mut m: InboundMessage, id: &str) -> InboundMessage {
     m
 }
 
-pub(super) fn refs(entries: &[(&str, Conversation)]) -> HashMap<String, Conversation> {
-    entries.iter().map(|(k, c)| (k.to_string(), *c)).collect()
+pub(super) fn refs(entries: &[(&str, Conversation)]) -> HashMap<ExternalId, Conversation> {
+    entries.iter().map(|(k, c)| (ExternalId::from(*k), *c)).collect()
 }
 
 #[test]

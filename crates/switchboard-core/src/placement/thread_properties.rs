@@ -163,8 +163,8 @@ fn mail(inbox: &str, sender: u8, id: &str, in_reply_to: Option<String>, referenc
         subject: None,
         body_text: String::new(),
         body_html: None,
-        in_reply_to,
-        references,
+        in_reply_to: in_reply_to.map(ExternalId::from),
+        references: references.into_iter().map(ExternalId::from).collect(),
         auto_generated: false,
         sent_at: None,
         received_at: Utc.timestamp_opt(0, 0).unwrap(),
@@ -316,7 +316,10 @@ fn check(s: &Scenario, r: &Run) -> Result<(), TestCaseError> {
         for member in db.members(*from) {
             for (MessageKey { external_id: id, .. }, conv) in &db.messages {
                 if *conv == member {
-                    prop_assert!(thread_ids.contains(id), "R8 moved {id}, which is not of the thread (an R3 append)");
+                    prop_assert!(
+                        thread_ids.contains(id.as_str()),
+                        "R8 moved {id}, which is not of the thread (an R3 append)"
+                    );
                 }
             }
         }

@@ -3,6 +3,7 @@
 
 use super::tests::email;
 use crate::decode::test_support::{binary, decode_ok, fixture};
+use crate::domain::ExternalId;
 
 const REPLY: &[u8] = fixture!("email/reply.eml");
 
@@ -12,7 +13,7 @@ fn every_in_reply_to_id_is_tried_before_the_references() {
         b"From: ana@example.com\r\nMessage-ID: <r@x>\r\nIn-Reply-To: <p1@x> <p2@x>, <p3@x>\r\n\
         References: <old@x> <p2@x> <newer@x>\r\n\r\nhi\r\n",
     );
-    let order: Vec<&str> = m.reference_candidates().collect();
+    let order: Vec<&str> = m.reference_candidates().map(ExternalId::as_str).collect();
     assert_eq!(order, ["p1@x", "p2@x", "p3@x", "newer@x", "old@x"]);
     assert_eq!(m.in_reply_to.as_deref(), Some("p1@x"), "the stored In-Reply-To is the first id");
 }
