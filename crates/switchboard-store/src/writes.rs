@@ -10,6 +10,10 @@ use crate::domain::{ExternalId, InboundMessage};
 use crate::placement::batch::{BatchPlan, LinkKind, MessageRow};
 use crate::placement::{self, CopyHolder, Status};
 use chrono::{DateTime, Utc};
+use sqlx::encode::IsNull;
+use sqlx::error::BoxDynError;
+use sqlx::postgres::types::PgRecordEncoder;
+use sqlx::postgres::{PgArgumentBuffer, PgHasArrayType, PgTypeInfo};
 use sqlx::{Postgres, Transaction};
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -150,94 +154,118 @@ fn chunk_len(sizes: impl Iterator<Item = usize>, cap: usize) -> usize {
         .max(1)
 }
 
+/// One message as `INSERT INTO messages` takes it: an element of the
+/// `switchboard_new_message[]` the statement unnests (its migration names
+/// the fields; Postgres checks their types as it receives them).
+struct NewMessage<'a> {
+    id: Uuid,
+    conversation_id: Uuid,
+    channel: &'a str,
+    endpoint: &'a str,
+    contact: &'a str,
+    external_id: &'a str,
+    subject: Option<&'a str>,
+    body_text: &'a str,
+    body_html: Option<&'a str>,
+    in_reply_to: Option<&'a str>,
+    references: Vec<&'a str>,
+    auto_generated: bool,
+    sent_at: Option<DateTime<Utc>>,
+    received_at: DateTime<Utc>,
+    kafka_topic: &'a str,
+    kafka_partition: i32,
+    kafka_offset: i64,
+    raw: Option<&'a [u8]>,
+    details: serde_json::Value,
+}
+
+impl sqlx::Type<Postgres> for NewMessage<'_> {
+    fn type_info() -> PgTypeInfo {
+        PgTypeInfo::with_name("switchboard_new_message")
+    }
+}
+
+impl PgHasArrayType for NewMessage<'_> {
+    fn array_type_info() -> PgTypeInfo {
+        PgTypeInfo::with_name("_switchboard_new_message")
+    }
+}
+
+/// What `#[derive(sqlx::Type)]` writes for a composite, by hand: the derive
+/// also makes a `Decode`, which borrowed fields cannot have, and owned ones
+/// would copy every body and raw source once more.
+impl sqlx::Encode<'_, Postgres> for NewMessage<'_> {
+    fn encode_by_ref(&self, buf: &mut PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
+        let mut record = PgRecordEncoder::new(buf);
+        record
+            .encode(self.id)?
+            .encode(self.conversation_id)?
+            .encode(self.channel)?
+            .encode(self.endpoint)?
+            .encode(self.contact)?
+            .encode(self.external_id)?
+            .encode(self.subject)?
+            .encode(self.body_text)?
+            .encode(self.body_html)?
+            .encode(self.in_reply_to)?
+            .encode(&self.references)?
+            .encode(self.auto_generated)?
+            .encode(self.sent_at)?
+            .encode(self.received_at)?
+            .encode(self.kafka_topic)?
+            .encode(self.kafka_partition)?
+            .encode(self.kafka_offset)?
+            .encode(self.raw)?
+            .encode(&self.details)?;
+        record.finish();
+        Ok(IsNull::No)
+    }
+}
+
+impl<'a> NewMessage<'a> {
+    fn of(item: &'a Item, row: &MessageRow) -> NewMessage<'a> {
+        let m = &item.message;
+        NewMessage {
+            id: row.id,
+            conversation_id: row.conversation_id,
+            channel: m.channel.as_str(),
+            endpoint: m.endpoint.as_str(),
+            contact: m.contact.as_str(),
+            external_id: m.external_id.as_str(),
+            subject: m.subject.as_deref(),
+            body_text: m.body_text.as_str(),
+            body_html: m.body_html.as_deref(),
+            in_reply_to: m.in_reply_to.as_ref().map(ExternalId::as_str),
+            references: m.references.iter().map(ExternalId::as_str).collect(),
+            auto_generated: m.auto_generated,
+            sent_at: m.sent_at,
+            received_at: m.received_at,
+            kafka_topic: item.source.topic.as_str(),
+            kafka_partition: item.source.partition,
+            kafka_offset: item.source.offset,
+            raw: m.raw.as_deref(),
+            // Details are plain strings and numbers; serializing cannot fail.
+            details: serde_json::to_value(&m.details).unwrap_or_default(),
+        }
+    }
+}
+
 async fn insert_message_rows(
     tx: &mut Transaction<'_, Postgres>,
     items: &[&Item],
     rows: &[MessageRow],
 ) -> Result<(), sqlx::Error> {
-    let n = rows.len();
-    let (mut ids, mut convs, mut channels, mut endpoints, mut contacts, mut external) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let (mut subjects, mut texts, mut htmls, mut in_reply_to, mut references, mut auto) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let (mut sent, mut received, mut topics, mut partitions, mut offsets, mut raws, mut details) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    for row in rows {
-        let item = &items[row.item];
-        let m = &item.message;
-        ids.push(row.id);
-        convs.push(row.conversation_id);
-        channels.push(m.channel.as_str());
-        endpoints.push(m.endpoint.as_str());
-        contacts.push(m.contact.as_str());
-        external.push(m.external_id.as_str());
-        subjects.push(m.subject.as_deref());
-        texts.push(m.body_text.as_str());
-        htmls.push(m.body_html.as_deref());
-        in_reply_to.push(m.in_reply_to.as_ref().map(ExternalId::as_str));
-        // Arrays of arrays cannot be unnested row by row; a JSON array per row can.
-        references.push(serde_json::Value::from(m.references.iter().map(ExternalId::as_str).collect::<Vec<_>>()));
-        auto.push(m.auto_generated);
-        sent.push(m.sent_at);
-        received.push(m.received_at);
-        topics.push(item.source.topic.as_str());
-        partitions.push(item.source.partition);
-        offsets.push(item.source.offset);
-        raws.push(m.raw.as_deref());
-        // Details are plain strings and numbers; serializing cannot fail.
-        details.push(serde_json::to_value(&m.details).unwrap_or_default());
-    }
+    let messages: Vec<NewMessage<'_>> = rows.iter().map(|row| NewMessage::of(items[row.item], row)).collect();
     sqlx::query(
         "INSERT INTO messages (id, conversation_id, channel, direction, endpoint, contact, external_id, subject,
                                body_text, body_html, in_reply_to, \"references\", auto_generated, sent_at,
                                received_at, kafka_topic, kafka_partition, kafka_offset, raw, details)
          SELECT u.id, u.conversation_id, u.channel, 'inbound', u.endpoint, u.contact, u.external_id, u.subject,
-                u.body_text, u.body_html, u.in_reply_to, ARRAY(SELECT jsonb_array_elements_text(u.refs)), u.auto,
-                u.sent_at, u.received_at, u.topic, u.partition, u.kafka_offset, u.raw, u.details
-         FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-                     $9::text[], $10::text[], $11::jsonb[], $12::bool[], $13::timestamptz[], $14::timestamptz[],
-                     $15::text[], $16::int[], $17::bigint[], $18::bytea[], $19::jsonb[])
-              AS u(id, conversation_id, channel, endpoint, contact, external_id, subject, body_text, body_html,
-                   in_reply_to, refs, auto, sent_at, received_at, topic, partition, kafka_offset, raw, details)",
+                u.body_text, u.body_html, u.in_reply_to, u.\"references\", u.auto_generated, u.sent_at,
+                u.received_at, u.kafka_topic, u.kafka_partition, u.kafka_offset, u.raw, u.details
+         FROM unnest($1::switchboard_new_message[]) AS u",
     )
-    .bind(&ids)
-    .bind(&convs)
-    .bind(&channels)
-    .bind(&endpoints)
-    .bind(&contacts)
-    .bind(&external)
-    .bind(&subjects)
-    .bind(&texts)
-    .bind(&htmls)
-    .bind(&in_reply_to)
-    .bind(&references)
-    .bind(&auto)
-    .bind(&sent)
-    .bind(&received)
-    .bind(&topics)
-    .bind(&partitions)
-    .bind(&offsets)
-    .bind(&raws)
-    .bind(&details)
+    .bind(&messages)
     .execute(&mut **tx)
     .await?;
     Ok(())
