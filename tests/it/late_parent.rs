@@ -109,6 +109,39 @@ async fn a_touched_conversation_an_old_one_and_a_refused_sender_are_only_linked(
     assert_eq!(related(&env).await, vec![(replies, parents)], "a sender the policy refuses: linked once");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agents_answer_whatever_its_id_and_a_merge_by_hand_are_touches_and_nothing_waits() {
+    // An agent answered in the replies' conversation, with an id the desk
+    // made (spaces around it: no decoder writes one, no reference names it).
+    for id in ["  desk-1  ", "desk-2"] {
+        let env = TestEnv::new(1).await;
+        let (replies, parents) = late_parent_after_a_reply(&env, "bob@example.com", "bob@example.com").await;
+        agent_reply(&env.pool, replies, LIST, "bob@example.com", id).await;
+        let stats = env.run_to_end().await;
+        assert_eq!(stats.late_parent_merges, 0, "{id:?}: {stats:?}");
+        assert_eq!(merged_into(&env, replies).await, None, "{id:?}");
+        assert_eq!(related(&env).await, vec![(replies, parents)], "{id:?}: answered by an agent, linked once");
+        assert_eq!(env.count("SELECT count(*) FROM messages WHERE external_id = 'p@x'").await, 1, "{id:?}");
+    }
+
+    // An agent merged Carl's conversation into the replies' by hand.
+    let env = TestEnv::new(1).await;
+    env.publish(&mail(LIST, "b1@x", "bob@example.com", Some("p@x"), &["p@x"], "")).await;
+    env.publish(&mail(LIST, "c1@x", "carl@example.com", None, &[], "")).await;
+    env.publish(&mail(LIST, "z@x", "ana@example.com", None, &[], "")).await;
+    env.run_to_end().await;
+    let replies = conversation_of(&env.pool, "b1@x", LIST).await;
+    let carls = conversation_of(&env.pool, "c1@x", LIST).await;
+    let parents = conversation_of(&env.pool, "z@x", LIST).await;
+    merge(&env.pool, carls, replies).await;
+    let cc = "Cc: bob@example.com\r\n";
+    env.publish(&mail(LIST, "p@x", "ana@example.com", Some("z@x"), &["z@x"], cc)).await;
+    let stats = env.run_to_end().await;
+    assert_eq!(stats.late_parent_merges, 0, "{stats:?}");
+    assert_eq!(merged_into(&env, replies).await, None);
+    assert_eq!(related(&env).await, vec![(replies, parents)], "merged into by hand: linked once");
+}
+
 /// A deterministic generator (xorshift).
 struct Rng(u64);
 

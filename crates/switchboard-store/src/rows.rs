@@ -136,7 +136,10 @@ impl FromRow<'_, PgRow> for StandingRow {
 pub(crate) struct ThreadRow {
     pub(crate) conv: Uuid,
     pub(crate) facts: MessageFacts,
-    pub(crate) external_id: ExternalId,
+    /// `None` for an id no decoder writes (blank, or with spaces around it):
+    /// the agent desktop writes outbound messages, and no reference can
+    /// name such an id.
+    pub(crate) external_id: Option<ExternalId>,
     pub(crate) names: Vec<ExternalId>,
     pub(crate) contact: String,
     pub(crate) named_in: Vec<Uuid>,
@@ -148,9 +151,9 @@ impl FromRow<'_, PgRow> for ThreadRow {
         Ok(ThreadRow {
             conv: row.try_get("conv")?,
             facts: MessageFacts { inbound: row.try_get("inbound")?, merged_by_hand: row.try_get("merged_by_hand")? },
-            external_id: external_id(row, "external_id")?,
-            // A blank name (stored by an older decoder) names nothing.
-            names: names.iter().filter_map(|n| ExternalId::parse(n)).collect(),
+            external_id: regular(row.try_get("external_id")?),
+            // A name no decoder writes (an older one's blank) names nothing.
+            names: names.iter().filter_map(|n| regular(n)).collect(),
             contact: row.try_get("contact")?,
             named_in: row.try_get("named_in")?,
         })
@@ -191,8 +194,16 @@ fn channel(row: &PgRow) -> Result<Channel, sqlx::Error> {
     Channel::parse(text).ok_or_else(|| unknown("channel", text))
 }
 
-/// A message id as stored: the decoders store only non-blank, trimmed ids,
-/// so anything else is not this schema's.
+/// A message id as a decoder writes it: non-blank and trimmed, exactly.
+fn regular(text: &str) -> Option<ExternalId> {
+    ExternalId::parse(text).filter(|id| id.as_str() == text)
+}
+
+/// A stored message id read by its key: the snapshot and the stored
+/// references find messages by the batch's own ids and references, which
+/// the decoders made, so a row whose id is not one (the agent desktop may
+/// write others on outbound messages, but none matches) means the statement
+/// and the schema disagree.
 fn external_id(row: &PgRow, column: &str) -> Result<ExternalId, sqlx::Error> {
     let text: &str = row.try_get(column)?;
     ExternalId::parse(text).ok_or_else(|| unknown(column, text))

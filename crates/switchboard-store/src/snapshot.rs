@@ -128,17 +128,18 @@ pub(super) async fn threads(
         .await?;
     let mut facts: HashMap<Uuid, Vec<MessageFacts>> = HashMap::new();
     for row in rows {
+        // Only the agent desktop writes an id no decoder would: such a
+        // message is an agent's (outbound), and the conversation touched.
+        let Some(id) = row.external_id else {
+            facts.entry(row.conv).or_default().push(MessageFacts { inbound: false, ..row.facts });
+            continue;
+        };
         let shape = snapshot.threads.entry(row.conv).or_insert_with(|| Shape {
             untouched: true,
             created_at: created[&row.conv],
             messages: Vec::new(),
         });
-        shape.messages.push(ThreadMessage {
-            id: row.external_id,
-            names: row.names,
-            sender: row.contact,
-            named_in: row.named_in,
-        });
+        shape.messages.push(ThreadMessage { id, names: row.names, sender: row.contact, named_in: row.named_in });
         facts.entry(row.conv).or_default().push(row.facts);
     }
     // Only untouched conversations have a shape: one the core finds

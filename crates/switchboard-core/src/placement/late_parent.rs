@@ -67,10 +67,14 @@ pub struct MessageFacts {
     pub merged_by_hand: bool,
 }
 
-/// The rest of "untouched", after [`Standing::may_be_untouched`]: only the
-/// customer wrote, and nothing was merged in except by R8.
+/// The rest of "untouched", after [`Standing::may_be_untouched`], given
+/// the conversation's messages as read (its own and those merged into it,
+/// at most one past [`MAX_MESSAGES`]): only the customer wrote, nothing was
+/// merged in except by R8, and it is small enough for R8. Past the bound
+/// the read is partial, so nothing about the rest is known: R8 leaves such
+/// a conversation alone (linked, never merged, never the thread's own).
 pub fn untouched(messages: &[MessageFacts]) -> bool {
-    messages.iter().all(|m| m.inbound && !m.merged_by_hand)
+    messages.len() <= MAX_MESSAGES && messages.iter().all(|m| m.inbound && !m.merged_by_hand)
 }
 
 /// A conversation that holds replies which came before their parent, as far
@@ -273,6 +277,8 @@ mod tests {
         assert!(untouched(&[customer, customer]));
         assert!(!untouched(&[customer, MessageFacts { inbound: false, ..customer }]));
         assert!(!untouched(&[customer, MessageFacts { merged_by_hand: true, ..customer }]));
+        assert!(untouched(&vec![customer; MAX_MESSAGES]));
+        assert!(!untouched(&vec![customer; MAX_MESSAGES + 1]), "a partial read proves nothing");
     }
 
     fn eid(id: &str) -> ExternalId {
