@@ -277,8 +277,8 @@ mod tests {
         assert!(untouched(&[customer, customer]));
         assert!(!untouched(&[customer, MessageFacts { inbound: false, ..customer }]));
         assert!(!untouched(&[customer, MessageFacts { merged_by_hand: true, ..customer }]));
-        assert!(untouched(&vec![customer; MAX_MESSAGES]));
-        assert!(!untouched(&vec![customer; MAX_MESSAGES + 1]), "a partial read proves nothing");
+        assert!(untouched(&[customer; MAX_MESSAGES]));
+        assert!(!untouched(&[customer; MAX_MESSAGES + 1]), "a partial read proves nothing");
     }
 
     fn eid(id: &str) -> ExternalId {
