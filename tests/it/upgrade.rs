@@ -15,9 +15,8 @@ use switchboard::store::{Item, Outcome, Store, StoreError};
 use switchboard_load::sample::{demo_traffic, SampleRecord};
 use switchboard_load::{Generator, Mix};
 
-/// Every migration but the `skip`-th newest, in a directory of its own,
-/// and the name of the one left out.
-fn all_but_one(skip: usize) -> (PathBuf, String) {
+/// The migration files, oldest first.
+fn migration_files() -> Vec<PathBuf> {
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&source)
         .expect("migrations")
@@ -25,36 +24,34 @@ fn all_but_one(skip: usize) -> (PathBuf, String) {
         .filter(|p| p.extension().is_some_and(|e| e == "sql"))
         .collect();
     files.sort();
-    let left_out = files.remove(files.len() - 1 - skip);
+    files
+}
+
+/// `files` copied into a directory of their own, and the name of `left_out`.
+fn apart(files: &[PathBuf], left_out: &Path) -> (PathBuf, String) {
     let dir = std::env::temp_dir().join(format!("switchboard-migrations-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    for file in &files {
+    for file in files {
         std::fs::copy(file, dir.join(file.file_name().expect("name"))).expect("copy");
     }
     (dir, left_out.file_name().expect("name").to_string_lossy().into_owned())
 }
 
-/// The migrations before `name` (the newest when `None`), in a directory of
-/// their own, and the name of the first one left out.
-fn migrations_before(name: Option<&str>) -> (PathBuf, String) {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&source)
-        .expect("migrations")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
-        .collect();
-    files.sort();
-    if let Some(name) = name {
-        let at = files.iter().position(|f| f.file_name().is_some_and(|n| n == name)).expect("the migration exists");
-        files.truncate(at + 1);
-    }
+/// Every migration but the `skip`-th newest, in a directory of its own,
+/// and the name of the one left out.
+fn all_but_one(skip: usize) -> (PathBuf, String) {
+    let mut files = migration_files();
+    let left_out = files.remove(files.len() - 1 - skip);
+    apart(&files, &left_out)
+}
+
+/// The migrations before `name`, in a directory of their own, and `name`.
+fn migrations_before(name: &str) -> (PathBuf, String) {
+    let mut files = migration_files();
+    let at = files.iter().position(|f| f.file_name().is_some_and(|n| n == name)).expect("the migration exists");
+    files.truncate(at + 1);
     let newest = files.pop().expect("at least one migration");
-    let dir = std::env::temp_dir().join(format!("switchboard-migrations-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    for file in &files {
-        std::fs::copy(file, dir.join(file.file_name().expect("name"))).expect("copy");
-    }
-    (dir, newest.file_name().expect("name").to_string_lossy().into_owned())
+    apart(&files, &newest)
 }
 
 /// The demo's records and 3,000 of the benchmark's mix (duplicates, copies
@@ -184,7 +181,7 @@ async fn a_connection_whose_prepared_statements_a_migration_outdated_places_the_
 async fn related_links_stored_both_ways_are_folded_into_one_keeping_the_first() {
     const FOLD: &str = "20261206000000_related_links_once_per_pair.sql";
     let env = TestEnv::unmigrated(1).await;
-    let (older, _) = migrations_before(Some(FOLD));
+    let (older, _) = migrations_before(FOLD);
     sqlx::migrate::Migrator::new(older.as_path()).await.expect("older migrations").run(&env.pool).await.expect("run");
     std::fs::remove_dir_all(&older).expect("clean up");
     // Four conversations; A-B linked both ways by R1r and by R7 (the R7
