@@ -54,6 +54,7 @@ mod locks;
 pub mod outbox;
 pub mod privileges;
 pub use locks::locks_needed;
+mod records;
 mod report;
 mod rows;
 mod snapshot;

@@ -6,14 +6,11 @@
 
 use super::outbox::InsertedLink;
 use super::Item;
-use crate::domain::{ExternalId, InboundMessage};
+use crate::domain::InboundMessage;
 use crate::placement::batch::{BatchPlan, LinkKind, MessageRow};
-use crate::placement::{self, CopyHolder, Status};
+use crate::placement::{self, CopyHolder};
+use crate::records::{ConversationChange, LateMerge, NewConversation, NewEvent, NewLink, NewMessage};
 use chrono::{DateTime, Utc};
-use sqlx::encode::IsNull;
-use sqlx::error::BoxDynError;
-use sqlx::postgres::types::PgRecordEncoder;
-use sqlx::postgres::{PgArgumentBuffer, PgHasArrayType, PgTypeInfo};
 use sqlx::{Postgres, Transaction};
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -38,16 +35,14 @@ async fn merge_late_threads(tx: &mut Transaction<'_, Postgres>, plan: &BatchPlan
     if plan.merges.is_empty() {
         return Ok(());
     }
-    let from: Vec<Uuid> = plan.merges.iter().map(|m| m.from).collect();
-    let into: Vec<Uuid> = plan.merges.iter().map(|m| m.into).collect();
+    let merges: Vec<LateMerge> = plan.merges.iter().map(LateMerge::of).collect();
     sqlx::query(
         "UPDATE conversations c
          SET merged_into = u.target, status = 'closed', closed_at = clock_timestamp(), updated_at = clock_timestamp()
-         FROM unnest($1::uuid[], $2::uuid[]) AS u(id, target)
+         FROM unnest($1::switchboard_late_merge[]) AS u
          WHERE c.id = u.id",
     )
-    .bind(&from)
-    .bind(&into)
+    .bind(&merges)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -58,51 +53,30 @@ async fn insert_conversations(tx: &mut Transaction<'_, Postgres>, plan: &BatchPl
     if rows.is_empty() {
         return Ok(());
     }
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-    let topics: Vec<&str> = rows.iter().map(|r| r.topic.as_str()).collect();
-    let customers: Vec<Option<Uuid>> = rows.iter().map(|r| r.customer_id).collect();
-    let sources: Vec<Option<Uuid>> = rows.iter().map(|r| r.copy_from).collect();
-    let channels: Vec<&str> = rows.iter().map(|r| r.pair.channel.as_str()).collect();
-    let endpoints: Vec<&str> = rows.iter().map(|r| r.pair.endpoint.as_str()).collect();
-    let contacts: Vec<&str> = rows.iter().map(|r| r.pair.contact.as_str()).collect();
-    let created: Vec<DateTime<Utc>> = rows.iter().map(|r| r.created_at).collect();
     // Every new conversation receives a message in this batch: its
     // `last_message_at` is written here, so it needs no UPDATE (a second
     // row version and index entries) in `update_conversations`.
     let last: std::collections::HashMap<Uuid, DateTime<Utc>> =
         plan.updates.iter().map(|u| (u.id, u.last_message_at)).collect();
-    let last: Vec<Option<DateTime<Utc>>> = rows.iter().map(|r| last.get(&r.id).copied()).collect();
+    let rows: Vec<NewConversation<'_>> =
+        rows.iter().map(|r| NewConversation::of(r, last.get(&r.id).copied())).collect();
     // A follow-up copies form, queue and priority from the closed one.
     sqlx::query(
         "INSERT INTO conversations (id, status, priority, topic, customer_id, queue, form, created_at, updated_at,
                                     last_message_at, origin_channel, origin_endpoint, origin_contact)
          SELECT n.id, 'open', COALESCE(src.priority, 'normal'), n.topic, n.customer_id, src.queue, src.form,
                 n.created_at, n.created_at, n.last_message_at, n.channel, n.endpoint, n.contact
-         FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::timestamptz[],
-                     $9::timestamptz[])
-              AS n(id, topic, customer_id, copy_from, channel, endpoint, contact, created_at, last_message_at)
+         FROM unnest($1::switchboard_new_conversation[]) AS n
          LEFT JOIN conversations src ON src.id = n.copy_from",
     )
-    .bind(&ids)
-    .bind(&topics)
-    .bind(&customers)
-    .bind(&sources)
-    .bind(&channels)
-    .bind(&endpoints)
-    .bind(&contacts)
-    .bind(&created)
-    .bind(&last)
+    .bind(&rows)
     .execute(&mut **tx)
     .await?;
     sqlx::query(
         "INSERT INTO conversation_channels (conversation_id, channel, endpoint, contact, added_at)
-         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])",
+         SELECT n.id, n.channel, n.endpoint, n.contact, n.created_at FROM unnest($1::switchboard_new_conversation[]) AS n",
     )
-    .bind(&ids)
-    .bind(&channels)
-    .bind(&endpoints)
-    .bind(&contacts)
-    .bind(&created)
+    .bind(&rows)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -154,102 +128,6 @@ fn chunk_len(sizes: impl Iterator<Item = usize>, cap: usize) -> usize {
         .max(1)
 }
 
-/// One message as `INSERT INTO messages` takes it: an element of the
-/// `switchboard_new_message[]` the statement unnests (its migration names
-/// the fields; Postgres checks their types as it receives them).
-struct NewMessage<'a> {
-    id: Uuid,
-    conversation_id: Uuid,
-    channel: &'a str,
-    endpoint: &'a str,
-    contact: &'a str,
-    external_id: &'a str,
-    subject: Option<&'a str>,
-    body_text: &'a str,
-    body_html: Option<&'a str>,
-    in_reply_to: Option<&'a str>,
-    references: Vec<&'a str>,
-    auto_generated: bool,
-    sent_at: Option<DateTime<Utc>>,
-    received_at: DateTime<Utc>,
-    kafka_topic: &'a str,
-    kafka_partition: i32,
-    kafka_offset: i64,
-    raw: Option<&'a [u8]>,
-    details: serde_json::Value,
-}
-
-impl sqlx::Type<Postgres> for NewMessage<'_> {
-    fn type_info() -> PgTypeInfo {
-        PgTypeInfo::with_name("switchboard_new_message")
-    }
-}
-
-impl PgHasArrayType for NewMessage<'_> {
-    fn array_type_info() -> PgTypeInfo {
-        PgTypeInfo::with_name("_switchboard_new_message")
-    }
-}
-
-/// What `#[derive(sqlx::Type)]` writes for a composite, by hand: the derive
-/// also makes a `Decode`, which borrowed fields cannot have, and owned ones
-/// would copy every body and raw source once more.
-impl sqlx::Encode<'_, Postgres> for NewMessage<'_> {
-    fn encode_by_ref(&self, buf: &mut PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
-        let mut record = PgRecordEncoder::new(buf);
-        record
-            .encode(self.id)?
-            .encode(self.conversation_id)?
-            .encode(self.channel)?
-            .encode(self.endpoint)?
-            .encode(self.contact)?
-            .encode(self.external_id)?
-            .encode(self.subject)?
-            .encode(self.body_text)?
-            .encode(self.body_html)?
-            .encode(self.in_reply_to)?
-            .encode(&self.references)?
-            .encode(self.auto_generated)?
-            .encode(self.sent_at)?
-            .encode(self.received_at)?
-            .encode(self.kafka_topic)?
-            .encode(self.kafka_partition)?
-            .encode(self.kafka_offset)?
-            .encode(self.raw)?
-            .encode(&self.details)?;
-        record.finish();
-        Ok(IsNull::No)
-    }
-}
-
-impl<'a> NewMessage<'a> {
-    fn of(item: &'a Item, row: &MessageRow) -> NewMessage<'a> {
-        let m = &item.message;
-        NewMessage {
-            id: row.id,
-            conversation_id: row.conversation_id,
-            channel: m.channel.as_str(),
-            endpoint: m.endpoint.as_str(),
-            contact: m.contact.as_str(),
-            external_id: m.external_id.as_str(),
-            subject: m.subject.as_deref(),
-            body_text: m.body_text.as_str(),
-            body_html: m.body_html.as_deref(),
-            in_reply_to: m.in_reply_to.as_ref().map(ExternalId::as_str),
-            references: m.references.iter().map(ExternalId::as_str).collect(),
-            auto_generated: m.auto_generated,
-            sent_at: m.sent_at,
-            received_at: m.received_at,
-            kafka_topic: item.source.topic.as_str(),
-            kafka_partition: item.source.partition,
-            kafka_offset: item.source.offset,
-            raw: m.raw.as_deref(),
-            // Details are plain strings and numbers; serializing cannot fail.
-            details: serde_json::to_value(&m.details).unwrap_or_default(),
-        }
-    }
-}
-
 async fn insert_message_rows(
     tx: &mut Transaction<'_, Postgres>,
     items: &[&Item],
@@ -279,20 +157,16 @@ async fn update_conversations(tx: &mut Transaction<'_, Postgres>, plan: &BatchPl
     if updates.is_empty() {
         return Ok(());
     }
-    let ids: Vec<Uuid> = updates.iter().map(|u| u.id).collect();
-    let reopen: Vec<bool> = updates.iter().map(|u| u.reopen).collect();
-    let last: Vec<DateTime<Utc>> = updates.iter().map(|u| u.last_message_at).collect();
+    let changes: Vec<ConversationChange> = updates.into_iter().map(ConversationChange::of).collect();
     sqlx::query(
         "UPDATE conversations c
          SET status = CASE WHEN u.reopen THEN 'open' ELSE c.status END,
              last_message_at = GREATEST(c.last_message_at, u.last_message_at),
              updated_at = clock_timestamp()
-         FROM unnest($1::uuid[], $2::bool[], $3::timestamptz[]) AS u(id, reopen, last_message_at)
+         FROM unnest($1::switchboard_conversation_change[]) AS u
          WHERE c.id = u.id",
     )
-    .bind(&ids)
-    .bind(&reopen)
-    .bind(&last)
+    .bind(&changes)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -302,27 +176,16 @@ async fn insert_events(tx: &mut Transaction<'_, Postgres>, plan: &BatchPlan) -> 
     if plan.events.is_empty() {
         return Ok(());
     }
-    let e = &plan.events;
-    let convs: Vec<Uuid> = e.iter().map(|e| e.conversation_id).collect();
-    let kinds: Vec<&str> = e.iter().map(|e| e.kind.as_str()).collect();
-    let from: Vec<Option<&str>> = e.iter().map(|e| e.from_status.map(Status::as_str)).collect();
-    let to: Vec<&str> = e.iter().map(|e| e.to_status.as_str()).collect();
-    let messages: Vec<Uuid> = e.iter().map(|e| e.message_id).collect();
-    let related: Vec<Option<Uuid>> = e.iter().map(|e| e.related).collect();
+    let events: Vec<NewEvent<'_>> = plan.events.iter().map(NewEvent::of).collect();
     // WITH ORDINALITY keeps the audit in the order things happened.
     sqlx::query(
         "INSERT INTO conversation_events (conversation_id, kind, from_status, to_status, message_id, related_conversation_id)
          SELECT conversation_id, kind, from_status, to_status, message_id, related
-         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[], $6::uuid[]) WITH ORDINALITY
+         FROM unnest($1::switchboard_new_event[]) WITH ORDINALITY
               AS e(conversation_id, kind, from_status, to_status, message_id, related, n)
          ORDER BY n",
     )
-    .bind(&convs)
-    .bind(&kinds)
-    .bind(&from)
-    .bind(&to)
-    .bind(&messages)
-    .bind(&related)
+    .bind(&events)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -360,13 +223,7 @@ async fn relink(tx: &mut Transaction<'_, Postgres>, plan: &BatchPlan) -> Result<
     if plan.links.is_empty() {
         return Ok(Vec::new());
     }
-    let l = &plan.links;
-    let from: Vec<Uuid> = l.iter().map(|l| l.from).collect();
-    let to: Vec<Uuid> = l.iter().map(|l| l.to).collect();
-    let kinds: Vec<&str> = l.iter().map(|l| l.kind.as_str()).collect();
-    let causes: Vec<Uuid> = l.iter().map(|l| l.cause).collect();
-    let statuses: Vec<Option<&str>> = l.iter().map(|l| l.event.map(Status::as_str)).collect();
-    let sibling: Vec<bool> = l.iter().map(|l| l.sibling).collect();
+    let links: Vec<NewLink<'_>> = plan.links.iter().map(NewLink::of).collect();
     // A link another rule also calls for stops being R7's alone. A `related`
     // link and its reverse are one link (I5): the batch wants each pair
     // once, and a pair stored either way is not inserted again (the link
@@ -376,8 +233,7 @@ async fn relink(tx: &mut Transaction<'_, Postgres>, plan: &BatchPlan) -> Result<
     let inserted = sqlx::query_as::<_, (Uuid, Uuid, String, Uuid, Option<String>, bool)>(
         "WITH wanted AS (
              SELECT DISTINCT ON (LEAST(from_id, to_id), GREATEST(from_id, to_id), kind) *
-             FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::text[], $6::bool[])
-                    WITH ORDINALITY AS w(from_id, to_id, kind, cause, status, sibling, n)
+             FROM unnest($1::switchboard_new_link[]) WITH ORDINALITY AS w(from_id, to_id, kind, cause, status, sibling, n)
              ORDER BY LEAST(from_id, to_id), GREATEST(from_id, to_id), kind, sibling, n
          ), shared AS (
              UPDATE conversation_links l SET sibling_only = false
@@ -406,12 +262,7 @@ async fn relink(tx: &mut Transaction<'_, Postgres>, plan: &BatchPlan) -> Result<
          FROM upserted i JOIN wanted w ON w.from_id = i.conversation_id AND w.to_id = i.related_conversation_id AND w.kind = i.kind
          ORDER BY w.n",
     )
-    .bind(&from)
-    .bind(&to)
-    .bind(&kinds)
-    .bind(&causes)
-    .bind(&statuses)
-    .bind(&sibling)
+    .bind(&links)
     .fetch_all(&mut **tx)
     .await?;
     Ok(inserted
