@@ -206,7 +206,7 @@ fn regular(text: &str) -> Option<ExternalId> {
 /// and the schema disagree.
 fn external_id(row: &PgRow, column: &str) -> Result<ExternalId, sqlx::Error> {
     let text: &str = row.try_get(column)?;
-    ExternalId::parse(text).ok_or_else(|| unknown(column, text))
+    regular(text).ok_or_else(|| unknown(column, text))
 }
 
 fn status(row: &PgRow) -> Result<Status, sqlx::Error> {
