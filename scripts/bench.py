@@ -55,6 +55,11 @@ class Bench:
         self.figures = {"profile": "debug" if args.debug_build else "release", "records": args.records, "mix": args.mix, "email_kib": args.email_kib,
                         "partitions": args.partitions, "batch_max_records": args.batch}
         self.databases = []
+        # Each phase's topics, by its database, with the environment that
+        # deletes them: a broker keeps spending CPU on every partition it
+        # holds, so a phase leaves none behind (10,000 left by earlier runs
+        # took 1.4 cores of this machine's two while idle).
+        self.created_topics = {}
         # The secure services' secrets (`services.sh secure-env`) while a
         # phase runs on them (--secure), else None.
         self.secure = None
@@ -122,6 +127,7 @@ class Bench:
     def topics(self, prefix, db, partitions=None):
         sh(self.bin, "create-topics", "--partitions", str(partitions or self.args.partitions),
            env=self.env(db, prefix, role="owner"))
+        self.created_topics[db] = self.env(db, prefix, role="owner")
         if self.secure:
             # The worker principal's ACLs of docs/operations.md, for the
             # groups the phases use.
@@ -132,7 +138,15 @@ class Bench:
             sh(*acl, "--operation", "Read", "--operation", "Describe", *inputs, *groups)
             sh(*acl, "--operation", "Write", "--topic", f"{prefix}.dlq", "--topic", f"{prefix}.events")
 
+    def delete_topics(self, db):
+        env = self.created_topics.pop(db, None)
+        if env is not None:
+            out = subprocess.run([self.load_bin, "delete-topics"], env=env, cwd=ROOT, capture_output=True, text=True)
+            if out.returncode != 0:
+                print(f"bench: the topics of {db} are left behind: {out.stderr.strip()}", file=sys.stderr)
+
     def drop(self, db):
+        self.delete_topics(db)
         if self.secure:
             self.psql("postgres", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
             return
@@ -226,8 +240,13 @@ class Bench:
 
     def latency(self, name, rate, seconds, extra=None, partitions=None, email_kib=None, agents=None, workers=1):
         """p50/p95/p99 from record timestamp to commit while `load --rate`
-        publishes `rate` records/s for `seconds` to `workers` processes of
-        one group that run (their histograms summed)."""
+        publishes `rate` records/s to `workers` processes of one group that
+        run (their histograms summed): first for `--warm-up-seconds`, then
+        for `seconds`, the measured part. What the workers committed during
+        the warm-up is reported apart (`warm_up`): the first second of a
+        fresh worker on a fresh database is slower (each new Postgres
+        backend fills its catalog caches and plans its statements), and in
+        a 10 s phase that second had made most of the p99."""
         prefix, db = f"{self.run_id}{name.replace('_', '')}", self.database(f"{self.run_id}_{name}")
         self.topics(prefix, db, partitions)
         addrs = [f"127.0.0.1:{19464 + i}" for i in range(workers)]
@@ -247,17 +266,30 @@ class Bench:
                     if proc.poll() is not None or time.monotonic() > deadline:
                         sys.exit("bench: a worker did not become ready")
                     time.sleep(0.1)
-        count = max(int(rate * seconds), 200)
-        self.load(db, prefix, count, seed=3, rate=rate, extra=extra, email_kib=email_kib, agents=agents).wait()
-        texts = []
+
+        def metrics():
+            while True:
+                try:
+                    return self.summed([urllib.request.urlopen(f"http://{addr}/metrics", timeout=5).read().decode()
+                                        for addr in addrs])
+                except OSError:
+                    if time.monotonic() > deadline:
+                        sys.exit("bench: the workers' metrics did not answer")
+                    time.sleep(0.2)
+
+        warm = self.args.warm_up_seconds
+        count = max(int(rate * (warm + seconds)), 200)
+        publishing = self.load(db, prefix, count, seed=3, rate=rate, extra=extra, email_kib=email_kib, agents=agents)
+        warm_text = ""
+        if warm > 0:
+            time.sleep(warm)
+            deadline = time.monotonic() + 60
+            warm_text = metrics()
+        publishing.wait()
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                texts = [urllib.request.urlopen(f"http://{addr}/metrics", timeout=5).read().decode() for addr in addrs]
-            except OSError:
-                time.sleep(0.2)
-                continue
-            if self.latencies(self.summed(texts))["records"] >= count:
+        while True:
+            text = metrics()
+            if self.latencies(text)["records"] >= count or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
         for proc in procs:
@@ -265,10 +297,32 @@ class Bench:
         for proc in procs:
             proc.wait()
         self.drop(db)
-        metrics = self.summed(texts)
+        measured = self.difference(text, warm_text)
         # The worker's share: from taking a record from librdkafka to commit.
-        worker = self.latencies(metrics, "switchboard_worker_latency_seconds")
-        return dict(self.latencies(metrics), rate_per_s=rate, worker={k: v for k, v in worker.items() if k != "records"})
+        worker = self.latencies(measured, "switchboard_worker_latency_seconds")
+        first = self.latencies(warm_text)
+        first_worker = self.latencies(warm_text, "switchboard_worker_latency_seconds")
+        return dict(self.latencies(measured), rate_per_s=rate, worker={k: v for k, v in worker.items() if k != "records"},
+                    warm_up=dict(seconds=warm, records=first["records"], p99_ms=first.get("p99_ms"),
+                                 worker_p99_ms=first_worker.get("p99_ms")))
+
+    @staticmethod
+    def warm_up_note(lat):
+        w = lat.get("warm_up") or {}
+        if not w.get("seconds"):
+            return ""
+        return f"; first {w['seconds']:g} s: p99 {w.get('p99_ms')} ms (worker {w.get('worker_p99_ms')} ms)"
+
+    @staticmethod
+    def difference(after, before):
+        """A histogram's bucket counts in `after` less those in `before`."""
+        counts = {}
+        for line in before.splitlines():
+            if "_bucket{" in line:
+                head, value = line.rsplit(" ", 1)
+                counts[head] = float(value)
+        return "\n".join(f"{head} {float(value) - counts.get(head, 0.0)}"
+                         for head, value in (line.rsplit(" ", 1) for line in after.splitlines() if "_bucket{" in line))
 
     @staticmethod
     def summed(texts):
@@ -541,7 +595,7 @@ class Bench:
             w = lat["worker"]
             print(f"{rate:,} records/s: p50 {lat.get('p50_ms')} ms, p95 {lat.get('p95_ms')} ms, "
                   f"p99 {lat.get('p99_ms')} ms; in the worker p50 {w.get('p50_ms')} ms, p95 {w.get('p95_ms')} ms, "
-                  f"p99 {w.get('p99_ms')} ms", flush=True)
+                  f"p99 {w.get('p99_ms')} ms{self.warm_up_note(lat)}", flush=True)
         Path(a.json).write_text(json.dumps({"latency_at": rows, "mix": a.mix}, indent=2))
         print(f"bench: figures written to {a.json}")
 
@@ -644,7 +698,7 @@ class Bench:
             label = name.replace("_agents", f", {self.args.agents} agent actions/s").replace("_", " ")
             rows.append((f"latency at {label} ({lat['rate_per_s']}/s)",
                          f"p50 {lat['p50_ms']} ms, p95 {lat['p95_ms']} ms, p99 {lat['p99_ms']} ms "
-                         f"(in the worker: p99 {lat['worker'].get('p99_ms')} ms)"))
+                         f"(in the worker: p99 {lat['worker'].get('p99_ms')} ms){self.warm_up_note(lat)}"))
         rows += [
             ("ratio place / COPY ceiling", f"{f['ratio_place_to_copy_ceiling']:.2f}"),
             ("ratio place / consume ceiling", f"{f['ratio_place_to_consume_ceiling']:.2f}"),
@@ -657,6 +711,8 @@ class Bench:
         print(f"bench: figures written to {self.args.json}")
 
     def cleanup(self):
+        for db in list(self.created_topics):
+            self.delete_topics(db)
         for db in self.databases:
             subprocess.run(["psql", "-qAtX", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-c",
                             f"DROP DATABASE IF EXISTS {db} WITH (FORCE)"], capture_output=True)
@@ -669,7 +725,10 @@ def parse():
     p.add_argument("--email-kib", type=int, default=20)
     p.add_argument("--partitions", type=int, default=6)
     p.add_argument("--batch", type=int, default=500, help="batch_max_records for the batched runs")
-    p.add_argument("--latency-seconds", type=float, default=10.0, help="how long each latency phase publishes")
+    p.add_argument("--latency-seconds", type=float, default=10.0,
+                   help="how long each latency phase publishes after its warm-up, the part measured")
+    p.add_argument("--warm-up-seconds", type=float, default=3.0,
+                   help="how long each latency phase publishes before it measures (reported apart)")
     p.add_argument("--json", default="bench.json")
     p.add_argument("--growth", action="store_true",
                    help="instead of the phases above: throughput, p99 and RSS against partitions, batch size and "

@@ -1,7 +1,8 @@
 //! `switchboard-load traffic` through the real broker: the kinds it reports are what
 //! the worker finds (malformed records are dead-lettered, gateway retries are
 //! duplicates), the same seed publishes the same records again, and a rate
-//! holds the publisher back.
+//! holds the publisher back. `switchboard-load delete-topics` leaves none of
+//! the five topics behind.
 
 use crate::harness::TestEnv;
 use std::collections::HashMap;
@@ -88,4 +89,38 @@ async fn agents_acting_while_traffic_flows_make_reopens_follow_ups_and_merges_an
     let before = env.snapshot().await;
     env.run_to_end_with(&env.with_new_group()).await;
     assert_eq!(env.snapshot().await, before, "I4: a replay changes nothing");
+}
+
+/// The topics of `names` the broker still lists.
+fn listed(env: &TestEnv, names: &[String]) -> Vec<String> {
+    use rdkafka::consumer::{BaseConsumer, Consumer as _};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &env.settings.kafka.bootstrap_servers)
+        .set("allow.auto.create.topics", "false")
+        .create()
+        .expect("metadata client");
+    let metadata = consumer.fetch_metadata(None, std::time::Duration::from_secs(10)).expect("metadata");
+    metadata.topics().iter().map(|t| t.name().to_owned()).filter(|t| names.contains(t)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_topics_leaves_none_of_the_five_and_again_is_no_error() {
+    let env = TestEnv::new(1).await;
+    let t = &env.settings.kafka.topics;
+    let names = [&t.email, &t.sms, &t.messenger, &t.dlq, &t.events].map(|n| n.to_string());
+    assert_eq!(listed(&env, &names).len(), 5, "the test's topics exist first");
+    for round in 0..2 {
+        let out = env.load_command(&["delete-topics"]).stderr(std::process::Stdio::piped()).output().await.unwrap();
+        assert!(out.status.success(), "round {round}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    // Deletion is asynchronous on the broker: wait until its metadata says so.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let left = listed(&env, &names);
+        if left.is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still listed: {left:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }

@@ -1,5 +1,7 @@
 //! Topic creation, for the scripts, the demo and the tests. Production
 //! topics are normally created by the platform team; this only fills gaps.
+//! Deletion is for what the benchmark and the tests create: a broker keeps
+//! spending CPU on every partition it holds, idle or not.
 
 use super::client_config;
 use super::producer::MAX_MESSAGE_BYTES;
@@ -24,6 +26,19 @@ pub async fn ensure_topics(settings: &KafkaSettings, topics: &[&str], partitions
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((topic, code)) => anyhow::bail!("creating topic {topic} failed: {code}"),
+        }
+    }
+    Ok(())
+}
+
+/// Deletes the topics; one that does not exist is not an error.
+pub async fn delete_topics(settings: &KafkaSettings, topics: &[&str]) -> anyhow::Result<()> {
+    let admin: AdminClient<Quiet> = client_config(settings, &[], &[]).create_with_context(Quiet)?;
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    for result in admin.delete_topics(topics, &options).await? {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+            Err((topic, code)) => anyhow::bail!("deleting topic {topic} failed: {code}"),
         }
     }
     Ok(())

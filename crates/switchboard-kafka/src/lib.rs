@@ -21,7 +21,7 @@ mod reader;
 pub mod settings;
 mod source;
 
-pub use admin::ensure_topics;
+pub use admin::{delete_topics, ensure_topics};
 pub use classify::of_kafka;
 pub use consumer::{Consumer, PartitionKey};
 pub use events::EventProducer;

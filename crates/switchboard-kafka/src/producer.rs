@@ -6,7 +6,7 @@ use super::quiet::Quiet;
 use crate::record::Header;
 use crate::settings::KafkaSettings;
 use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::util::Timeout;
 use std::time::Duration;
 
@@ -47,6 +47,21 @@ impl Publisher {
         )
         .create_with_context(Quiet)?;
         Ok(Publisher { producer })
+    }
+
+    /// Connects to the broker and learns each topic's leaders, so that the
+    /// first records published are not held back by the producer's own
+    /// start: a record's timestamp is taken when it is sent, and a load test
+    /// that counts from there would measure the connection, not the
+    /// pipeline.
+    pub async fn connect(&self, topics: &[String], timeout: Duration) -> Result<(), rdkafka::error::KafkaError> {
+        let producer = self.producer.clone();
+        let topics = topics.to_vec();
+        tokio::task::spawn_blocking(move || {
+            topics.iter().try_for_each(|t| producer.client().fetch_metadata(Some(t), timeout).map(drop))
+        })
+        .await
+        .unwrap_or(Err(rdkafka::error::KafkaError::Canceled))
     }
 
     /// Publishes one record and waits until the broker has it.

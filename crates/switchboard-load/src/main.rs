@@ -5,6 +5,7 @@
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
+use std::time::Duration;
 use switchboard::cli::ServiceArgs;
 use switchboard::kafka::Publisher;
 use switchboard_load::{agents, plot, publish, sample, Generator, Mix};
@@ -32,6 +33,10 @@ enum Command {
     /// Benchmark ceiling: read the input topics to their end with librdkafka
     /// alone (no group, no Postgres) and print the rate as JSON.
     Ceiling,
+    /// Delete the five topics the settings name (input, dead letters,
+    /// events): a benchmark's phase leaves none behind, as a broker spends
+    /// CPU on every partition it holds.
+    DeleteTopics,
 }
 
 #[derive(clap::Args, Debug)]
@@ -121,6 +126,15 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&rate)?);
             Ok(())
         }
+        Command::DeleteTopics => {
+            let t = &settings.kafka.topics;
+            switchboard::kafka::delete_topics(&settings.kafka, &[&t.email, &t.sms, &t.messenger, &t.dlq])
+                .await
+                .context("deleting the input and dead-letter topics")?;
+            switchboard::kafka::delete_topics(&settings.events_kafka(), &[&t.events])
+                .await
+                .context("deleting the events topic")
+        }
     }
 }
 
@@ -148,6 +162,11 @@ async fn traffic(settings: &switchboard::config::Settings, a: TrafficArgs) -> an
         follow: a.follow,
     };
     let publisher = Publisher::new(&settings.kafka)?;
+    let t = &settings.kafka.topics;
+    publisher
+        .connect(&[t.email.clone(), t.sms.clone(), t.messenger.clone()], Duration::from_secs(30))
+        .await
+        .context("connecting to the broker (KAFKA_BOOTSTRAP_SERVERS) and the input topics")?;
     let (stop_agents, stopped) = tokio::sync::watch::channel(false);
     let desk = match a.agents {
         Some(rate) => {

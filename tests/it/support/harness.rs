@@ -336,8 +336,7 @@ pub fn services_script(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Deletes a test's four topics; a failure (the broker is a test's own and
-/// already stopped) only leaves them behind.
+/// Deletes a test's five topics.
 async fn delete_topics(kafka: &switchboard::config::KafkaSettings) {
     let t = &kafka.topics;
     delete_topic_names(
@@ -347,21 +346,10 @@ async fn delete_topics(kafka: &switchboard::config::KafkaSettings) {
     .await;
 }
 
+/// Deletes topics; a failure (the broker is a test's own and already
+/// stopped) only leaves them behind.
 pub async fn delete_topic_names(kafka: &switchboard::config::KafkaSettings, topics: &[&str]) {
-    use rdkafka::admin::{AdminClient, AdminOptions};
-    use rdkafka::client::DefaultClientContext;
-    // The test's client settings too: on the secure broker, its admin's
-    // SASL and TLS properties.
-    let mut config = rdkafka::ClientConfig::new();
-    config.set("bootstrap.servers", &kafka.bootstrap_servers);
-    for (name, value) in &kafka.properties {
-        config.set(name, value);
-    }
-    let Ok(admin) = config.create::<AdminClient<DefaultClientContext>>() else {
-        return;
-    };
-    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(5)));
-    let _ = tokio::time::timeout(Duration::from_secs(10), admin.delete_topics(topics, &options)).await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), switchboard::kafka::delete_topics(kafka, topics)).await;
 }
 
 /// A worker running in the test's process (see [`TestEnv::start_worker`]).
