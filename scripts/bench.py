@@ -285,7 +285,15 @@ class Bench:
             time.sleep(warm)
             deadline = time.monotonic() + 60
             warm_text = metrics()
-        publishing.wait()
+        # Who used the CPU while the measured part was published, sampled
+        # until the load tool exits.
+        groups = {"worker": [p.pid for p in procs], "load": [publishing.pid]}
+        start = end = (time.monotonic(), self.cpu_of(groups))
+        while publishing.poll() is None:
+            end = (time.monotonic(), self.cpu_of(groups))
+            time.sleep(0.25)
+        span = max(end[0] - start[0], 1e-3)
+        cores = {k: round((end[1][k] - start[1][k]) / span, 2) for k in start[1]}
         deadline = time.monotonic() + 120
         while True:
             text = metrics()
@@ -304,7 +312,40 @@ class Bench:
         first_worker = self.latencies(warm_text, "switchboard_worker_latency_seconds")
         return dict(self.latencies(measured), rate_per_s=rate, worker={k: v for k, v in worker.items() if k != "records"},
                     warm_up=dict(seconds=warm, records=first["records"], p99_ms=first.get("p99_ms"),
-                                 worker_p99_ms=first_worker.get("p99_ms")))
+                                 worker_p99_ms=first_worker.get("p99_ms")),
+                    cores=cores)
+
+    @staticmethod
+    def cpu_of(groups, reaped=False):
+        """CPU seconds used so far by Postgres (all its processes), the
+        broker, and each group of `groups` (name: pids), and the machine's
+        busy seconds; with `reaped`, what the processes' exited children
+        used too (Postgres's ended backends)."""
+        tick = os.sysconf("SC_CLK_TCK")
+        broker_pid = Path.home() / ".cache/switchboard/kafka-broker-9092/pid"
+        broker_pid = broker_pid.read_text().strip() if broker_pid.exists() else ""
+        owner = {str(pid): name for name, pids in groups.items() for pid in pids}
+        out = dict.fromkeys(["postgres", "broker", *groups], 0.0)
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                text = stat.read_text()
+            except OSError:
+                continue
+            comm = text.split("(", 1)[1].rsplit(")", 1)[0]
+            fields = text.rsplit(")", 1)[1].split()
+            used = sum(int(f) for f in fields[11:15 if reaped else 13]) / tick  # utime, stime, cutime, cstime
+            pid = stat.parent.name
+            name = "postgres" if comm == "postgres" else "broker" if pid == broker_pid else owner.get(pid)
+            if name:
+                out[name] += used
+        cpu = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        out["machine"] = (sum(cpu) - cpu[3] - cpu[4]) / tick  # less idle and iowait
+        return out
+
+    @staticmethod
+    def cores_note(lat):
+        c = lat.get("cores") or {}
+        return "; cores: " + ", ".join(f"{k} {v}" for k, v in c.items()) + f" (of {os.cpu_count()})" if c else ""
 
     @staticmethod
     def warm_up_note(lat):
@@ -516,27 +557,12 @@ class Bench:
         """CPU seconds used so far by Postgres (its processes, and the
         backends it has reaped), the broker, and this script's reaped
         children (the workers), and the machine's busy and total seconds."""
-        tick = os.sysconf("SC_CLK_TCK")
-        out = {"postgres": 0.0, "broker": 0.0}
-        broker_pid = (Path.home() / ".cache/switchboard/kafka-broker-9092/pid")
-        broker_pid = broker_pid.read_text().strip() if broker_pid.exists() else ""
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                text = stat.read_text()
-            except OSError:
-                continue
-            comm = text.split("(", 1)[1].rsplit(")", 1)[0]
-            fields = text.rsplit(")", 1)[1].split()
-            used = sum(int(f) for f in fields[11:15]) / tick  # utime, stime, cutime, cstime
-            if comm == "postgres":
-                out["postgres"] += used
-            elif stat.parent.name == broker_pid:
-                out["broker"] += used
+        out = Bench.cpu_of({}, reaped=True)
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         out["workers"] = children.ru_utime + children.ru_stime
+        out["machine_busy"] = out.pop("machine")
         cpu = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-        out["machine_total"] = sum(cpu) / tick
-        out["machine_busy"] = (sum(cpu) - cpu[3] - cpu[4]) / tick  # less idle and iowait
+        out["machine_total"] = sum(cpu) / os.sysconf("SC_CLK_TCK")
         return out
 
     def processes(self):
@@ -595,7 +621,7 @@ class Bench:
             w = lat["worker"]
             print(f"{rate:,} records/s: p50 {lat.get('p50_ms')} ms, p95 {lat.get('p95_ms')} ms, "
                   f"p99 {lat.get('p99_ms')} ms; in the worker p50 {w.get('p50_ms')} ms, p95 {w.get('p95_ms')} ms, "
-                  f"p99 {w.get('p99_ms')} ms{self.warm_up_note(lat)}", flush=True)
+                  f"p99 {w.get('p99_ms')} ms{self.warm_up_note(lat)}{self.cores_note(lat)}", flush=True)
         Path(a.json).write_text(json.dumps({"latency_at": rows, "mix": a.mix}, indent=2))
         print(f"bench: figures written to {a.json}")
 
@@ -698,7 +724,8 @@ class Bench:
             label = name.replace("_agents", f", {self.args.agents} agent actions/s").replace("_", " ")
             rows.append((f"latency at {label} ({lat['rate_per_s']}/s)",
                          f"p50 {lat['p50_ms']} ms, p95 {lat['p95_ms']} ms, p99 {lat['p99_ms']} ms "
-                         f"(in the worker: p99 {lat['worker'].get('p99_ms')} ms){self.warm_up_note(lat)}"))
+                         f"(in the worker: p99 {lat['worker'].get('p99_ms')} ms){self.warm_up_note(lat)}"
+                         f"{self.cores_note(lat)}"))
         rows += [
             ("ratio place / COPY ceiling", f"{f['ratio_place_to_copy_ceiling']:.2f}"),
             ("ratio place / consume ceiling", f"{f['ratio_place_to_consume_ceiling']:.2f}"),
