@@ -310,7 +310,15 @@ class Bench:
         worker = self.latencies(measured, "switchboard_worker_latency_seconds")
         first = self.latencies(warm_text)
         first_worker = self.latencies(warm_text, "switchboard_worker_latency_seconds")
+        # Each channel's tail apart (its input topic is `prefix.channel`):
+        # whether light SMS records wait as long as heavy emails.
+        end_to_end_by, worker_by = (self.by_topic(measured, f"switchboard_{m}_latency_by_topic_seconds")
+                                    for m in ("end_to_end", "worker"))
+        by_channel = {topic.rsplit(".", 1)[-1]: dict(records=q["records"], p50_ms=q.get("p50_ms"), p99_ms=q.get("p99_ms"),
+                                                     worker_p99_ms=worker_by.get(topic, {}).get("p99_ms"))
+                      for topic, q in sorted(end_to_end_by.items())}
         return dict(self.latencies(measured), rate_per_s=rate, worker={k: v for k, v in worker.items() if k != "records"},
+                    by_channel=by_channel,
                     warm_up=dict(seconds=warm, records=first["records"], p99_ms=first.get("p99_ms"),
                                  worker_p99_ms=first_worker.get("p99_ms")),
                     cores=cores)
@@ -341,6 +349,24 @@ class Bench:
         cpu = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
         out["machine"] = (sum(cpu) - cpu[3] - cpu[4]) / tick  # less idle and iowait
         return out
+
+    @classmethod
+    def by_topic(cls, metrics_text, family):
+        """The quantiles of each topic's series of a histogram family with a
+        `topic` label."""
+        series = {}
+        for line in metrics_text.splitlines():
+            if line.startswith(f"{family}_bucket{{topic=\""):
+                topic = line.split('topic="', 1)[1].split('"', 1)[0]
+                le, value = line.split('le="', 1)[1].split('"', 1)[0], line.rsplit(" ", 1)[1]
+                series.setdefault(topic, []).append(f'{family}_bucket{{le="{le}"}} {value}')
+        return {topic: cls.latencies("\n".join(lines), family) for topic, lines in series.items()}
+
+    @staticmethod
+    def channels_note(lat):
+        by = lat.get("by_channel") or {}
+        return "; p99 by channel: " + ", ".join(f"{ch} {q.get('p99_ms')} ms (worker {q.get('worker_p99_ms')})"
+                                                 for ch, q in by.items()) if by else ""
 
     @staticmethod
     def cores_note(lat):
@@ -621,7 +647,8 @@ class Bench:
             w = lat["worker"]
             print(f"{rate:,} records/s: p50 {lat.get('p50_ms')} ms, p95 {lat.get('p95_ms')} ms, "
                   f"p99 {lat.get('p99_ms')} ms; in the worker p50 {w.get('p50_ms')} ms, p95 {w.get('p95_ms')} ms, "
-                  f"p99 {w.get('p99_ms')} ms{self.warm_up_note(lat)}{self.cores_note(lat)}", flush=True)
+                  f"p99 {w.get('p99_ms')} ms{self.channels_note(lat)}{self.warm_up_note(lat)}{self.cores_note(lat)}",
+                  flush=True)
         Path(a.json).write_text(json.dumps({"latency_at": rows, "mix": a.mix}, indent=2))
         print(f"bench: figures written to {a.json}")
 
@@ -724,8 +751,8 @@ class Bench:
             label = name.replace("_agents", f", {self.args.agents} agent actions/s").replace("_", " ")
             rows.append((f"latency at {label} ({lat['rate_per_s']}/s)",
                          f"p50 {lat['p50_ms']} ms, p95 {lat['p95_ms']} ms, p99 {lat['p99_ms']} ms "
-                         f"(in the worker: p99 {lat['worker'].get('p99_ms')} ms){self.warm_up_note(lat)}"
-                         f"{self.cores_note(lat)}"))
+                         f"(in the worker: p99 {lat['worker'].get('p99_ms')} ms){self.channels_note(lat)}"
+                         f"{self.warm_up_note(lat)}{self.cores_note(lat)}"))
         rows += [
             ("ratio place / COPY ceiling", f"{f['ratio_place_to_copy_ceiling']:.2f}"),
             ("ratio place / consume ceiling", f"{f['ratio_place_to_consume_ceiling']:.2f}"),

@@ -3,8 +3,9 @@
 //! them and the exposition format is a few lines; an exporter crate would
 //! bring a registry and a global state we do not want.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// One histogram. Observations are cheap (a short lock); the lock is never
 /// held across an await.
@@ -47,17 +48,63 @@ impl Histogram {
 
     /// Appends the `_bucket`, `_sum` and `_count` series of `name`.
     pub(crate) fn render(&self, out: &mut String, name: &str, help: &str) {
-        let c = self.inner.lock().map(|c| c.clone()).unwrap_or_default();
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        self.render_series(out, name, "");
+    }
+
+    /// The series alone, each with `labels` (`name="value"`, or empty)
+    /// before `le`.
+    fn render_series(&self, out: &mut String, name: &str, labels: &str) {
+        let c = self.inner.lock().map(|c| c.clone()).unwrap_or_default();
+        let (bucket, plain) = if labels.is_empty() { (String::new(), String::new()) } else { (format!("{labels},"), format!("{{{labels}}}")) };
         let mut cumulative = 0;
         for (i, bound) in self.bounds.iter().enumerate() {
             cumulative += c.per_bucket.get(i).copied().unwrap_or(0);
-            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+            let _ = writeln!(out, "{name}_bucket{{{bucket}le=\"{bound}\"}} {cumulative}");
         }
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", c.count);
-        let _ = writeln!(out, "{name}_sum {}", c.sum);
-        let _ = writeln!(out, "{name}_count {}", c.count);
+        let _ = writeln!(out, "{name}_bucket{{{bucket}le=\"+Inf\"}} {}", c.count);
+        let _ = writeln!(out, "{name}_sum{plain} {}", c.sum);
+        let _ = writeln!(out, "{name}_count{plain} {}", c.count);
     }
+}
+
+/// One histogram per value of a label, made on first use. For labels whose
+/// values the operator bounds (the input topics), never for values that
+/// come from records.
+#[derive(Debug)]
+pub(crate) struct ByLabel {
+    label: &'static str,
+    bounds: &'static [f64],
+    each: Mutex<BTreeMap<String, Arc<Histogram>>>,
+}
+
+impl ByLabel {
+    pub(crate) fn new(label: &'static str, bounds: &'static [f64]) -> ByLabel {
+        ByLabel { label, bounds, each: Mutex::default() }
+    }
+
+    pub(crate) fn observe_all(&self, value: &str, values: impl IntoIterator<Item = f64>) {
+        let histogram = {
+            let Ok(mut each) = self.each.lock() else { return };
+            each.entry(value.to_owned()).or_insert_with(|| Arc::new(Histogram::new(self.bounds))).clone()
+        };
+        histogram.observe_all(values);
+    }
+
+    /// Appends every label value's series of `name`, in label order.
+    pub(crate) fn render(&self, out: &mut String, name: &str, help: &str) {
+        let each: Vec<(String, Arc<Histogram>)> =
+            self.each.lock().map(|e| e.iter().map(|(k, h)| (k.clone(), h.clone())).collect()).unwrap_or_default();
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (value, histogram) in each {
+            histogram.render_series(out, name, &format!("{}=\"{}\"", self.label, escaped(&value)));
+        }
+    }
+}
+
+/// A label value as the exposition format writes it.
+fn escaped(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -77,5 +124,22 @@ mod tests {
         assert!(out.contains("x_seconds_bucket{le=\"+Inf\"} 4\n"), "{out}");
         assert!(out.contains("x_seconds_sum 24.5\n"), "{out}");
         assert!(out.contains("x_seconds_count 4\n"), "{out}");
+    }
+
+    #[test]
+    fn each_label_value_has_its_own_series_and_values_are_escaped() {
+        let h = ByLabel::new("topic", &[1.0]);
+        h.observe_all("in.sms", [0.5, 2.0]);
+        h.observe_all("in.email", [3.0]);
+        h.observe_all("a\"b", [0.1]);
+        let mut out = String::new();
+        h.render(&mut out, "x_seconds", "test");
+        assert!(out.contains("x_seconds_bucket{topic=\"in.sms\",le=\"1\"} 1\n"), "{out}");
+        assert!(out.contains("x_seconds_bucket{topic=\"in.sms\",le=\"+Inf\"} 2\n"), "{out}");
+        assert!(out.contains("x_seconds_count{topic=\"in.sms\"} 2\n"), "{out}");
+        assert!(out.contains("x_seconds_bucket{topic=\"in.email\",le=\"1\"} 0\n"), "{out}");
+        assert!(out.contains("x_seconds_sum{topic=\"in.email\"} 3\n"), "{out}");
+        assert!(out.contains("x_seconds_count{topic=\"a\\\"b\"} 1\n"), "{out}");
+        assert_eq!(out.matches("# TYPE x_seconds histogram").count(), 1, "{out}");
     }
 }

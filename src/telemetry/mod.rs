@@ -15,7 +15,7 @@ pub(crate) mod record_log;
 mod render;
 mod state;
 
-pub(crate) use histogram::Histogram;
+pub(crate) use histogram::{ByLabel, Histogram};
 pub(crate) use state::{PartitionTask, Readiness};
 
 use crate::kafka::PartitionKey;
@@ -66,6 +66,10 @@ pub(crate) struct Telemetry {
     batch_commit_seconds: Histogram,
     end_to_end_seconds: Histogram,
     worker_seconds: Histogram,
+    /// The same two by input topic, so a channel's tail shows apart (light
+    /// SMS records waiting behind heavy email, or not).
+    end_to_end_by_topic: ByLabel,
+    worker_by_topic: ByLabel,
     in_flight_records: AtomicI64,
     in_flight_bytes: AtomicI64,
     paused_partitions: AtomicI64,
@@ -95,6 +99,8 @@ impl Telemetry {
             batch_commit_seconds: Histogram::new(SECONDS),
             end_to_end_seconds: Histogram::new(LATENCY_SECONDS),
             worker_seconds: Histogram::new(LATENCY_SECONDS),
+            end_to_end_by_topic: ByLabel::new("topic", LATENCY_SECONDS),
+            worker_by_topic: ByLabel::new("topic", LATENCY_SECONDS),
             in_flight_records: AtomicI64::new(0),
             in_flight_bytes: AtomicI64::new(0),
             paused_partitions: AtomicI64::new(0),
@@ -142,15 +148,18 @@ impl Telemetry {
         self.batch_records.observe(batch.len() as f64);
         self.batch_commit_seconds.observe(took.as_secs_f64());
         let done = Instant::now();
-        self.worker_seconds.observe_all(received.iter().map(|at| done.saturating_duration_since(*at).as_secs_f64()));
+        let worker: Vec<f64> = received.iter().map(|at| done.saturating_duration_since(*at).as_secs_f64()).collect();
+        self.worker_seconds.observe_all(worker.iter().copied());
+        self.worker_by_topic.observe_all(&key.0, worker);
         let now_ms = chrono::Utc::now().timestamp_millis();
         // Producer clocks can be ahead of ours; a negative latency says nothing.
-        self.end_to_end_seconds.observe_all(
-            batch
-                .iter()
-                .filter_map(|record| record.timestamp_ms.filter(|ts| *ts > 0 && *ts <= now_ms))
-                .map(|ts| (now_ms - ts) as f64 / 1000.0),
-        );
+        let end_to_end: Vec<f64> = batch
+            .iter()
+            .filter_map(|record| record.timestamp_ms.filter(|ts| *ts > 0 && *ts <= now_ms))
+            .map(|ts| (now_ms - ts) as f64 / 1000.0)
+            .collect();
+        self.end_to_end_seconds.observe_all(end_to_end.iter().copied());
+        self.end_to_end_by_topic.observe_all(&key.0, end_to_end);
         self.leave_flight(key, batch);
         self.with_partition(key, |p| {
             p.last_progress = Instant::now();

@@ -186,6 +186,16 @@ pub(super) fn render(t: &Telemetry) -> String {
         "switchboard_worker_latency_seconds",
         "From the worker taking a record from librdkafka to its batch being durable: the worker's share of the end-to-end latency.",
     );
+    t.end_to_end_by_topic.render(
+        &mut out,
+        "switchboard_end_to_end_latency_by_topic_seconds",
+        "switchboard_end_to_end_latency_seconds by input topic.",
+    );
+    t.worker_by_topic.render(
+        &mut out,
+        "switchboard_worker_latency_by_topic_seconds",
+        "switchboard_worker_latency_seconds by input topic.",
+    );
 
     t.event_publish_seconds.render(
         &mut out,

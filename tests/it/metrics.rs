@@ -73,6 +73,12 @@ async fn metrics_scraped_during_a_run_match_the_rows_and_lag_drains_to_zero() {
         sample(&body, "switchboard_end_to_end_latency_seconds_sum").unwrap(),
     );
     assert!(worker < end_to_end, "the worker's share {worker} s is part of the end-to-end {end_to_end} s");
+    // By topic: all six records came on the SMS topic, none on the others.
+    let sms_topic = env.topic("sms");
+    for family in ["switchboard_end_to_end_latency_by_topic_seconds", "switchboard_worker_latency_by_topic_seconds"] {
+        assert_eq!(sample(&body, &format!("{family}_count{{topic=\"{sms_topic}\"}}")), Some(6.0), "{family}");
+        assert_eq!(family_sum(&body, &format!("{family}_count")), 6.0, "{family}: no other topic");
+    }
 
     let (status, text) = fetch(&addr, "/healthz").await.unwrap();
     assert_eq!((status, text.as_str()), (200, "ok\n"));
