@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import resource
+import socket
 import subprocess
 import sys
 import time
@@ -541,6 +542,16 @@ class Bench:
     def prepare(self):
         """The services, and the binary unless one is given."""
         sh("scripts/services.sh", capture=False)
+        # The secure services (started by the tests or `--secure`) stay up
+        # after them; their broker alone takes a tenth of a core idle, which
+        # the figures of a two-core machine would silently pay.
+        if not self.args.secure:
+            for port, stop in ((9192, "secure-broker-stop"), (5433, "secure-pg-stop")):
+                with socket.socket() as probe:
+                    probe.settimeout(0.5)
+                    if probe.connect_ex(("127.0.0.1", port)) == 0:
+                        print(f"bench: something answers on 127.0.0.1:{port} (the secure services?) and takes CPU "
+                              f"from the figures; `scripts/services.sh {stop}` stops it.", file=sys.stderr, flush=True)
         if not self.given_bin:
             print(f"bench: building ({self.profile}).", flush=True)
             build = ["cargo", "build", "--locked", "--workspace", "--bins"]
