@@ -56,7 +56,11 @@ impl Histogram {
     /// before `le`.
     fn render_series(&self, out: &mut String, name: &str, labels: &str) {
         let c = self.inner.lock().map(|c| c.clone()).unwrap_or_default();
-        let (bucket, plain) = if labels.is_empty() { (String::new(), String::new()) } else { (format!("{labels},"), format!("{{{labels}}}")) };
+        let (bucket, plain) = if labels.is_empty() {
+            (String::new(), String::new())
+        } else {
+            (format!("{labels},"), format!("{{{labels}}}"))
+        };
         let mut cumulative = 0;
         for (i, bound) in self.bounds.iter().enumerate() {
             cumulative += c.per_bucket.get(i).copied().unwrap_or(0);
