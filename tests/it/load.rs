@@ -114,13 +114,8 @@ async fn delete_topics_leaves_none_of_the_five_and_again_is_no_error() {
         assert!(out.status.success(), "round {round}: {}", String::from_utf8_lossy(&out.stderr));
     }
     // Deletion is asynchronous on the broker: wait until its metadata says so.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let left = listed(&env, &names);
-        if left.is_empty() {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "still listed: {left:?}");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    crate::flow::wait_until("the broker lists none of the five", std::time::Duration::from_secs(30), || async {
+        listed(&env, &names).is_empty()
+    })
+    .await;
 }
