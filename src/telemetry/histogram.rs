@@ -90,7 +90,12 @@ impl ByLabel {
     pub(crate) fn observe_all(&self, value: &str, values: impl IntoIterator<Item = f64>) {
         let histogram = {
             let Ok(mut each) = self.each.lock() else { return };
-            each.entry(value.to_owned()).or_insert_with(|| Arc::new(Histogram::new(self.bounds))).clone()
+            // Looked up before a key is made: after the first batch of a
+            // topic, every batch finds its histogram.
+            match each.get(value) {
+                Some(h) => h.clone(),
+                None => each.entry(value.to_owned()).or_insert_with(|| Arc::new(Histogram::new(self.bounds))).clone(),
+            }
         };
         histogram.observe_all(values);
     }
