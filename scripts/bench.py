@@ -58,8 +58,9 @@ class Bench:
         self.databases = []
         # Each phase's topics, by its database, with the environment that
         # deletes them: a broker keeps spending CPU on every partition it
-        # holds, so a phase leaves none behind (10,000 left by earlier runs
-        # took 1.4 cores of this machine's two while idle).
+        # holds, so a phase leaves none behind (with the 9,854 partitions
+        # earlier runs had left, the broker used 1.45 of this machine's two
+        # cores in the minutes after a start).
         self.created_topics = {}
         # The secure services' secrets (`services.sh secure-env`) while a
         # phase runs on them (--secure), else None.
