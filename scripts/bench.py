@@ -175,7 +175,7 @@ class Bench:
     def run_worker(self, db, prefix, group, extra=None, log=None):
         """`run --stop-at-end`; returns (wall seconds, peak RSS MiB, counters).
         `log`: a file for the worker's stderr (its per-batch timings with
-        RUST_LOG=switchboard::store=debug)."""
+        RUST_LOG=switchboard_store=debug)."""
         started = time.monotonic()
         stderr = open(log, "w") if log else None
         proc = subprocess.Popen([self.bin, "run", "--stop-at-end"], env=self.env(db, prefix, group, extra),
@@ -319,8 +319,14 @@ class Bench:
         by_channel = {topic.rsplit(".", 1)[-1]: dict(records=q["records"], p50_ms=q.get("p50_ms"), p99_ms=q.get("p99_ms"),
                                                      worker_p99_ms=worker_by.get(topic, {}).get("p99_ms"))
                       for topic, q in sorted(end_to_end_by.items())}
+        # Where the worker's share went: waiting in the partition's buffer
+        # behind the batch being placed, waiting for a shared transaction's
+        # lane, placing (each record is in all three; they add up to it).
+        stages = self.by_topic(measured, "switchboard_worker_latency_by_stage_seconds", "stage")
+        worker_stages = {s: dict(p50_ms=stages[s].get("p50_ms"), p99_ms=stages[s].get("p99_ms"))
+                         for s in ("buffered", "lane", "placing") if s in stages}
         return dict(self.latencies(measured), rate_per_s=rate, worker={k: v for k, v in worker.items() if k != "records"},
-                    by_channel=by_channel,
+                    by_channel=by_channel, worker_stages=worker_stages,
                     warm_up=dict(seconds=warm, records=first["records"], p99_ms=first.get("p99_ms"),
                                  worker_p99_ms=first_worker.get("p99_ms")),
                     cores=cores)
@@ -353,22 +359,28 @@ class Bench:
         return out
 
     @classmethod
-    def by_topic(cls, metrics_text, family):
-        """The quantiles of each topic's series of a histogram family with a
-        `topic` label."""
+    def by_topic(cls, metrics_text, family, label="topic"):
+        """The quantiles of each value's series of a histogram family with a
+        `label` label (the input topic, or the worker's stage)."""
         series = {}
         for line in metrics_text.splitlines():
-            if line.startswith(f"{family}_bucket{{topic=\""):
-                topic = line.split('topic="', 1)[1].split('"', 1)[0]
-                le, value = line.split('le="', 1)[1].split('"', 1)[0], line.rsplit(" ", 1)[1]
-                series.setdefault(topic, []).append(f'{family}_bucket{{le="{le}"}} {value}')
-        return {topic: cls.latencies("\n".join(lines), family) for topic, lines in series.items()}
+            if line.startswith(f"{family}_bucket{{{label}=\""):
+                value = line.split(f'{label}="', 1)[1].split('"', 1)[0]
+                le, count = line.split('le="', 1)[1].split('"', 1)[0], line.rsplit(" ", 1)[1]
+                series.setdefault(value, []).append(f'{family}_bucket{{le="{le}"}} {count}')
+        return {value: cls.latencies("\n".join(lines), family) for value, lines in series.items()}
 
     @staticmethod
     def channels_note(lat):
         by = lat.get("by_channel") or {}
         return "; p99 by channel: " + ", ".join(f"{ch} {q.get('p99_ms')} ms (worker {q.get('worker_p99_ms')})"
                                                  for ch, q in by.items()) if by else ""
+
+    @staticmethod
+    def stages_note(lat):
+        st = lat.get("worker_stages") or {}
+        return ("; in the worker by stage, p50/p99: " +
+                ", ".join(f"{k} {q.get('p50_ms')}/{q.get('p99_ms')} ms" for k, q in st.items())) if st else ""
 
     @staticmethod
     def cores_note(lat):
@@ -659,7 +671,8 @@ class Bench:
             w = lat["worker"]
             print(f"{rate:,} records/s: p50 {lat.get('p50_ms')} ms, p95 {lat.get('p95_ms')} ms, "
                   f"p99 {lat.get('p99_ms')} ms; in the worker p50 {w.get('p50_ms')} ms, p95 {w.get('p95_ms')} ms, "
-                  f"p99 {w.get('p99_ms')} ms{self.channels_note(lat)}{self.warm_up_note(lat)}{self.cores_note(lat)}",
+                  f"p99 {w.get('p99_ms')} ms{self.channels_note(lat)}{self.stages_note(lat)}{self.warm_up_note(lat)}"
+                  f"{self.cores_note(lat)}",
                   flush=True)
         Path(a.json).write_text(json.dumps({"latency_at": rows, "mix": a.mix}, indent=2))
         print(f"bench: figures written to {a.json}")
@@ -764,7 +777,7 @@ class Bench:
             rows.append((f"latency at {label} ({lat['rate_per_s']}/s)",
                          f"p50 {lat['p50_ms']} ms, p95 {lat['p95_ms']} ms, p99 {lat['p99_ms']} ms "
                          f"(in the worker: p99 {lat['worker'].get('p99_ms')} ms){self.channels_note(lat)}"
-                         f"{self.warm_up_note(lat)}{self.cores_note(lat)}"))
+                         f"{self.stages_note(lat)}{self.warm_up_note(lat)}{self.cores_note(lat)}"))
         rows += [
             ("ratio place / COPY ceiling", f"{f['ratio_place_to_copy_ceiling']:.2f}"),
             ("ratio place / consume ceiling", f"{f['ratio_place_to_consume_ceiling']:.2f}"),

@@ -36,7 +36,7 @@ if [ "${SWITCHBOARD_SKIP_BENCH_SMOKE:-}" != 1 ]; then
     grep -v "^bench: building"
   scripts/bench.sh --latency-at 300 --latency-seconds 1 --debug-build --json "${CARGO_TARGET_DIR:-target}/latency-smoke.json" |
     grep -v "^bench: building"
-  python3 -c 'import json, sys; r = json.load(open(sys.argv[1]))["latency_at"][0]; assert r["records"] >= 300 and r["p99_ms"] is not None and r["worker"]["p99_ms"] is not None and r["warm_up"]["seconds"] > 0, r' \
+  python3 -c 'import json, sys; r = json.load(open(sys.argv[1]))["latency_at"][0]; assert r["records"] >= 300 and r["p99_ms"] is not None and r["worker"]["p99_ms"] is not None and r["warm_up"]["seconds"] > 0 and sorted(r["worker_stages"]) == ["buffered", "lane", "placing"], r' \
     "${CARGO_TARGET_DIR:-target}/latency-smoke.json"
 fi
 cargo test --workspace --all-targets --locked -- --test-threads "${SWITCHBOARD_TEST_THREADS:-3}"

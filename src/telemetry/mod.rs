@@ -53,6 +53,32 @@ pub(crate) struct PartitionFlow {
     pub paused: bool,
 }
 
+/// The stages of a record's time in the worker, in order; each record is
+/// observed once in each, so that its three values add up to its share of
+/// the latency. Fixed label values: none comes from a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stage {
+    /// In its partition's buffer until the partition's task takes it into
+    /// a batch: the batch before it is still being placed.
+    Buffered,
+    /// Its batch waiting for a shared transaction's lane (zero when the
+    /// batch is placed alone).
+    Lane,
+    /// Decoding, the transaction (with any retries and splits), dead
+    /// letters: until the batch is durable.
+    Placing,
+}
+
+impl Stage {
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Stage::Buffered => "buffered",
+            Stage::Lane => "lane",
+            Stage::Placing => "placing",
+        }
+    }
+}
+
 /// The live state of one worker process.
 #[derive(Debug)]
 pub(crate) struct Telemetry {
@@ -70,6 +96,9 @@ pub(crate) struct Telemetry {
     /// SMS records waiting behind heavy email, or not).
     end_to_end_by_topic: ByLabel,
     worker_by_topic: ByLabel,
+    /// Where each record's share went (`stage`, see [`Stage`]): the three
+    /// stages of a record add up to its `worker_seconds`.
+    worker_by_stage: ByLabel,
     in_flight_records: AtomicI64,
     in_flight_bytes: AtomicI64,
     paused_partitions: AtomicI64,
@@ -101,6 +130,7 @@ impl Telemetry {
             worker_seconds: Histogram::new(LATENCY_SECONDS),
             end_to_end_by_topic: ByLabel::new("topic", LATENCY_SECONDS),
             worker_by_topic: ByLabel::new("topic", LATENCY_SECONDS),
+            worker_by_stage: ByLabel::new("stage", LATENCY_SECONDS),
             in_flight_records: AtomicI64::new(0),
             in_flight_bytes: AtomicI64::new(0),
             paused_partitions: AtomicI64::new(0),
@@ -141,16 +171,32 @@ impl Telemetry {
         }
     }
 
-    /// A batch of one partition is durable (applied or dead-lettered) after
-    /// `took`; its records, handed to the partition at `received`, are no
-    /// longer in flight.
-    pub(crate) fn batch_done(&self, key: &PartitionKey, batch: &[SourceRecord], received: &[Instant], took: Duration) {
+    /// A batch of one partition is durable (applied or dead-lettered); its
+    /// partition's task took it at `started`, after its records had been
+    /// handed over at `received`, and it waited `lane_wait` for a shared
+    /// transaction (`None`: placed alone). Its records are no longer in
+    /// flight.
+    pub(crate) fn batch_done(
+        &self,
+        key: &PartitionKey,
+        batch: &[SourceRecord],
+        received: &[Instant],
+        started: Instant,
+        lane_wait: Option<Duration>,
+    ) {
+        let done = Instant::now();
+        let took = done.saturating_duration_since(started);
         self.batch_records.observe(batch.len() as f64);
         self.batch_commit_seconds.observe(took.as_secs_f64());
-        let done = Instant::now();
         let worker: Vec<f64> = received.iter().map(|at| done.saturating_duration_since(*at).as_secs_f64()).collect();
         self.worker_seconds.observe_all(worker.iter().copied());
         self.worker_by_topic.observe_all(&key.0, worker);
+        let lane = lane_wait.unwrap_or_default().min(took);
+        let buffered = received.iter().map(|at| started.saturating_duration_since(*at).as_secs_f64());
+        self.worker_by_stage.observe_all(Stage::Buffered.label(), buffered);
+        let each = |d: Duration| std::iter::repeat_n(d.as_secs_f64(), received.len());
+        self.worker_by_stage.observe_all(Stage::Lane.label(), each(lane));
+        self.worker_by_stage.observe_all(Stage::Placing.label(), each(took - lane));
         let now_ms = chrono::Utc::now().timestamp_millis();
         // Producer clocks can be ahead of ours; a negative latency says nothing.
         let end_to_end: Vec<f64> = batch

@@ -196,6 +196,11 @@ pub(super) fn render(t: &Telemetry) -> String {
         "switchboard_worker_latency_by_topic_seconds",
         "switchboard_worker_latency_seconds by input topic.",
     );
+    t.worker_by_stage.render(
+        &mut out,
+        "switchboard_worker_latency_by_stage_seconds",
+        "A record's share of switchboard_worker_latency_seconds by stage: buffered (its partition's previous batch still being placed), lane (waiting for a shared transaction), placing (decode, transaction, dead letters). A record's three add up to its worker latency.",
+    );
 
     t.event_publish_seconds.render(
         &mut out,
@@ -304,5 +309,40 @@ mod tests {
         assert!(text.contains("switchboard_messages_placed_total{rule=\"r1_reply_ongoing\"} 0\n"));
         assert!(text.contains("switchboard_dead_letters_total{reason=\"unknown_type\"} 1\n"));
         assert!(text.contains("switchboard_consumer_lag_records{topic=\"in\\\"bound\",partition=\"2\"} 6\n"), "{text}");
+    }
+
+    #[test]
+    fn each_record_is_split_into_three_stages_that_add_up_to_its_share() {
+        use crate::http::sample;
+        use std::time::Instant;
+        let t = Telemetry::new(Arc::new(Stats::default()), Duration::from_secs(60));
+        let now = Instant::now();
+        let ms = Duration::from_millis;
+        // Two records handed over 300 and 100 ms ago, taken into a batch
+        // 50 ms ago that waited 20 ms for a lane; then one placed alone.
+        let record = |offset| crate::test_records::zeros(offset, 10);
+        t.batch_done(
+            &("t".to_owned(), 0),
+            &[record(1), record(2)],
+            &[now - ms(300), now - ms(100)],
+            now - ms(50),
+            Some(ms(20)),
+        );
+        t.batch_done(&("t".to_owned(), 0), &[record(3)], &[now - ms(40)], now - ms(10), None);
+        let text = t.render();
+        let stage = |s: &str, what: &str| {
+            sample(&text, &format!("switchboard_worker_latency_by_stage_seconds_{what}{{stage=\"{s}\"}}")).unwrap()
+        };
+        for s in ["buffered", "lane", "placing"] {
+            assert_eq!(stage(s, "count"), 3.0, "{s}: every record once");
+        }
+        // Buffered: 250 + 50 + 30 ms. Lane: 20 ms twice, and zero alone.
+        assert!((stage("buffered", "sum") - 0.330).abs() < 1e-9, "{text}");
+        assert!((stage("lane", "sum") - 0.040).abs() < 1e-9, "{text}");
+        // Placing is the rest of each batch's time: at least 30, 30 and 10 ms.
+        assert!(stage("placing", "sum") >= 0.070, "{text}");
+        let worker = sample(&text, "switchboard_worker_latency_seconds_sum").unwrap();
+        let stages: f64 = ["buffered", "lane", "placing"].iter().map(|s| stage(s, "sum")).sum();
+        assert!((worker - stages).abs() < 1e-9, "the stages {stages} s add up to the share {worker} s");
     }
 }

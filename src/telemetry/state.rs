@@ -214,7 +214,7 @@ mod tests {
             std::hint::spin_loop();
         };
         assert!(reasons[0].contains("t/0 stuck"), "{reasons:?}");
-        t.batch_done(&key(), &[record(5)], &[Instant::now()], Duration::from_millis(1));
+        t.batch_done(&key(), &[record(5)], &[Instant::now()], Instant::now(), None);
         t.polled(&[key()], &[(key(), Some(6), Some(6))]);
         assert_eq!(t.readiness(Ok(())), Readiness::Ready);
     }

@@ -35,6 +35,7 @@ use crate::telemetry::record_log;
 use futures::FutureExt as _;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::watch;
 use tracing::Instrument as _;
 
@@ -78,14 +79,16 @@ struct Decodable<'a> {
 
 impl Pipeline {
     /// Processes `records` (one partition, offset order, `bytes` as the
-    /// buffer counts them). Returns `Err(Interrupted)` only when asked to
-    /// stop while waiting out a failure; then nothing may be marked done.
+    /// buffer counts them). Returns how long the batch waited for a shared
+    /// transaction's lane (`None`: placed alone), or `Err(Interrupted)`
+    /// only when asked to stop while waiting out a failure; then nothing
+    /// may be marked done.
     pub async fn process(
         &self,
         records: &[SourceRecord],
         bytes: usize,
         stop: &watch::Receiver<bool>,
-    ) -> Result<(), Interrupted> {
+    ) -> Result<Option<Duration>, Interrupted> {
         let mut dead = Vec::new();
         let mut decodable = Vec::new();
         let mut items = Vec::new();
@@ -110,9 +113,10 @@ impl Pipeline {
             }
             _ => None,
         };
+        let lane_wait = shared.as_ref().map(|s| s.lane_wait);
         let ends = match shared {
-            Some(outcomes) => {
-                let mut outcomes = outcomes.into_iter();
+            Some(shared) => {
+                let mut outcomes = shared.outcomes.into_iter();
                 decodable.iter().map(|d| Ok(outcomes.by_ref().take(d.range.len()).collect())).collect()
             }
             None => self.settle(&decodable, &items, &locks, stop).await?,
@@ -140,7 +144,7 @@ impl Pipeline {
         for (_, letter) in &dead {
             self.stats.record_ended(RecordEnd::DeadLettered(letter.reason));
         }
-        Ok(())
+        Ok(lane_wait)
     }
 
     /// Decodes a record, or says why it is dead-lettered. A panic in a

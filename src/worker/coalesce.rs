@@ -38,7 +38,7 @@ use crate::store::{Item, Outcome, Store};
 use futures::FutureExt as _;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 /// One partition's decoded batch, waiting for a lane.
@@ -46,7 +46,17 @@ struct Submission {
     items: Arc<Vec<Item>>,
     records: usize,
     bytes: usize,
-    reply: oneshot::Sender<Vec<Outcome>>,
+    reply: oneshot::Sender<Shared>,
+    /// When it was submitted: the start of its wait for a lane.
+    submitted: Instant,
+}
+
+/// A batch placed in a shared transaction: its outcomes, in order, and how
+/// long it waited for a lane to take it (the worker's latency by stage).
+#[derive(Debug)]
+pub struct Shared {
+    pub outcomes: Vec<Outcome>,
+    pub lane_wait: Duration,
 }
 
 /// Which batches are shared, and the caps of one shared transaction.
@@ -118,13 +128,13 @@ impl Coalescer {
     /// alone, and large batches placed side by side, each on its own
     /// connection, keep Postgres's cores busy while one waits for its
     /// flush. Funnelled through the few lanes, a backlog went slower.
-    pub async fn place(&self, items: Arc<Vec<Item>>, records: usize, bytes: usize) -> Option<Vec<Outcome>> {
+    pub async fn place(&self, items: Arc<Vec<Item>>, records: usize, bytes: usize) -> Option<Shared> {
         if records > self.caps.batch_records || bytes > self.caps.batch_bytes {
             return None;
         }
         let (reply, answer) = oneshot::channel();
         self.stats.shared_waiting(1);
-        if self.submit.send(Submission { items, records, bytes, reply }).is_err() {
+        if self.submit.send(Submission { items, records, bytes, reply, submitted: Instant::now() }).is_err() {
             self.stats.shared_waiting(-1);
             return None;
         }
@@ -172,6 +182,7 @@ impl Lanes {
     /// otherwise the replies are dropped, which sends every member to place
     /// its batch alone.
     async fn place(&self, group: Vec<Submission>) {
+        let taken = Instant::now();
         let items: Vec<&Item> = group.iter().flat_map(|s| s.items.iter()).collect();
         let placed = AssertUnwindSafe(self.store.apply_batch_waiting_at_most(&items, &self.policy, self.lock_timeout))
             .catch_unwind()
@@ -185,7 +196,8 @@ impl Lanes {
                 let mut outcomes = placed.outcomes.into_iter();
                 for member in group {
                     let mine = outcomes.by_ref().take(member.items.len()).collect();
-                    let _ = member.reply.send(mine);
+                    let lane_wait = taken.saturating_duration_since(member.submitted);
+                    let _ = member.reply.send(Shared { outcomes: mine, lane_wait });
                 }
             }
             Ok(Err(e)) => {
@@ -219,13 +231,11 @@ mod tests {
         (Arc::new(lanes), submit)
     }
 
-    fn submit(
-        queue: &mpsc::UnboundedSender<Submission>,
-        records: usize,
-        bytes: usize,
-    ) -> oneshot::Receiver<Vec<Outcome>> {
+    fn submit(queue: &mpsc::UnboundedSender<Submission>, records: usize, bytes: usize) -> oneshot::Receiver<Shared> {
         let (reply, answer) = oneshot::channel();
-        queue.send(Submission { items: Arc::new(Vec::new()), records, bytes, reply }).unwrap();
+        queue
+            .send(Submission { items: Arc::new(Vec::new()), records, bytes, reply, submitted: Instant::now() })
+            .unwrap();
         answer
     }
 

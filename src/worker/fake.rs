@@ -142,7 +142,7 @@ impl Step for FakeStep {
         records: &'a [SourceRecord],
         _bytes: usize,
         stop: &'a watch::Receiver<bool>,
-    ) -> BoxFuture<'a, Result<(), Interrupted>> {
+    ) -> BoxFuture<'a, Result<Option<Duration>, Interrupted>> {
         Box::pin(async move {
             self.started.fetch_add(1, Ordering::SeqCst);
             let mut guard = Unfinished(&self.cancelled, false);
@@ -167,7 +167,7 @@ impl Step for FakeStep {
                 self.gate.acquire().await.expect("never closed").forget();
             }
             guard.1 = true;
-            Ok(())
+            Ok(None)
         })
     }
 

@@ -27,7 +27,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 /// One batch step: when it returns `Ok`, every record of the batch is
-/// durably placed or dead-lettered and its offset may be stored.
+/// durably placed or dead-lettered and its offset may be stored; `Ok`
+/// carries how long the batch waited for a shared transaction's lane, if
+/// it was shared.
 /// `Err(Interrupted)` only when `stop` turned true while it waited out a
 /// transient failure; then nothing of the batch may be stored.
 pub(super) trait Step: Send + Sync + 'static {
@@ -36,7 +38,7 @@ pub(super) trait Step: Send + Sync + 'static {
         records: &'a [SourceRecord],
         bytes: usize,
         stop: &'a watch::Receiver<bool>,
-    ) -> BoxFuture<'a, Result<(), Interrupted>>;
+    ) -> BoxFuture<'a, Result<Option<Duration>, Interrupted>>;
 
     /// Dead-letters `record` as `panicked`: the partition's task panicked
     /// on it every time, outside the places the pipeline catches a panic.
@@ -54,7 +56,7 @@ impl Step for Pipeline {
         records: &'a [SourceRecord],
         bytes: usize,
         stop: &'a watch::Receiver<bool>,
-    ) -> BoxFuture<'a, Result<(), Interrupted>> {
+    ) -> BoxFuture<'a, Result<Option<Duration>, Interrupted>> {
         Box::pin(self.process(records, bytes, stop))
     }
 
@@ -217,7 +219,9 @@ struct PartitionTask {
 
 /// How placing one batch ended.
 enum Placed {
-    Done,
+    /// Durable; how long it waited for a shared transaction's lane, if it
+    /// was shared.
+    Done(Option<Duration>),
     /// Interrupted or abandoned: nothing of it is stored.
     Unfinished,
 }
@@ -250,12 +254,12 @@ impl PartitionTask {
                 }
                 self.place(&batch, bytes).await
             };
-            if let Placed::Unfinished = placed {
+            let Placed::Done(lane_wait) = placed else {
                 self.telemetry.batch_abandoned(&self.key, &batch);
                 tracing::info!(topic = %self.key.0, partition = self.key.1, "Partition stopped with a batch unfinished; it will be redelivered.");
                 return;
-            }
-            self.telemetry.batch_done(&self.key, &batch, &received, started.elapsed());
+            };
+            self.telemetry.batch_done(&self.key, &batch, &received, started, lane_wait);
             tracing::debug!(topic = %self.key.0, partition = self.key.1, records = batch.len(), bytes, elapsed_ms = started.elapsed().as_millis() as u64, "Batch done.");
             if let Some(last) = batch.last() {
                 self.source.store_offset(&self.key, last.offset);
@@ -284,7 +288,7 @@ impl PartitionTask {
                 self.place(one, bytes).await
             };
             let panic = match AssertUnwindSafe(attempt).catch_unwind().await {
-                Ok(Placed::Done) => continue,
+                Ok(Placed::Done(_)) => continue,
                 Ok(Placed::Unfinished) => return Placed::Unfinished,
                 Err(panic) => failure::panic_message(panic.as_ref()),
             };
@@ -294,7 +298,7 @@ impl PartitionTask {
                 return Placed::Unfinished;
             }
         }
-        Placed::Done
+        Placed::Done(None)
     }
 
     /// Places one batch, passing an `Interrupt` on to the step and dropping
@@ -305,7 +309,7 @@ impl PartitionTask {
         tokio::pin!(step);
         loop {
             tokio::select! {
-                placed = &mut step => return if placed.is_ok() { Placed::Done } else { Placed::Unfinished },
+                placed = &mut step => return placed.map_or(Placed::Unfinished, Placed::Done),
                 changed = self.stop.changed() => {
                     let level = if changed.is_ok() { *self.stop.borrow_and_update() } else { Stop::Abandon };
                     if level >= Stop::Abandon {

@@ -79,6 +79,15 @@ async fn metrics_scraped_during_a_run_match_the_rows_and_lag_drains_to_zero() {
         assert_eq!(sample(&body, &format!("{family}_count{{topic=\"{sms_topic}\"}}")), Some(6.0), "{family}");
         assert_eq!(family_sum(&body, &format!("{family}_count")), 6.0, "{family}: no other topic");
     }
+    // By stage: each record once in each stage, and the three add up to its share.
+    let stage = |s: &str, what: &str| {
+        sample(&body, &format!("switchboard_worker_latency_by_stage_seconds_{what}{{stage=\"{s}\"}}")).unwrap()
+    };
+    let stages: f64 = ["buffered", "lane", "placing"].iter().map(|s| stage(s, "sum")).sum();
+    for s in ["buffered", "lane", "placing"] {
+        assert_eq!(stage(s, "count"), 6.0, "stage {s}");
+    }
+    assert!((stages - worker).abs() < 1e-6, "the stages {stages} s add up to the worker's share {worker} s");
 
     let (status, text) = fetch(&addr, "/healthz").await.unwrap();
     assert_eq!((status, text.as_str()), (200, "ok\n"));
