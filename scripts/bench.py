@@ -17,7 +17,9 @@ Prints a table and writes every figure to a JSON file. `--secure` places
 and measures latency on plaintext and on the secure services (SASL_SSL with
 ACLs, TLS Postgres as the worker's role), alternating. `--growth` sweeps
 partitions, batch size and email size instead; `--latency-at` measures only
-the latency phase, at the steady rates given; `--poison` measures how long
+the latency phase, at the steady rates given (`--repeat N` times each,
+`--versus NAME=VALUE` alternating the defaults with other settings, with
+the median p99 of each); `--poison` measures how long
 one record that makes placing fail on every attempt holds its partition.
 """
 import argparse
@@ -661,21 +663,70 @@ class Bench:
 
     def latency_sweep(self):
         """p50/p95/p99 at each given steady rate and nothing else: up to
-        which rate the latency stays low on this machine."""
+        which rate the latency stays low on this machine. With `--repeat`
+        each rate is measured that many times, and with `--versus` every
+        round measures the default settings and the given ones back to
+        back (in the order A B, then B A, so neither always runs first):
+        p99 near the machine's edge moves by a factor of two or three from
+        one run to the next, so a change is judged on the median of
+        alternated runs, which the summary prints."""
         a = self.args
         self.prepare()
+        variants = [("default", {})]
+        if a.versus:
+            variants.append((",".join(f"{k}={v}" for k, v in a.versus.items()), a.versus))
         rows = []
         for n, rate in enumerate(a.latency_at):
-            lat = self.latency(f"r{n}", rate, a.latency_seconds)
-            rows.append(lat)
-            w = lat["worker"]
-            print(f"{rate:,} records/s: p50 {lat.get('p50_ms')} ms, p95 {lat.get('p95_ms')} ms, "
-                  f"p99 {lat.get('p99_ms')} ms; in the worker p50 {w.get('p50_ms')} ms, p95 {w.get('p95_ms')} ms, "
-                  f"p99 {w.get('p99_ms')} ms{self.channels_note(lat)}{self.stages_note(lat)}{self.warm_up_note(lat)}"
-                  f"{self.cores_note(lat)}",
-                  flush=True)
-        Path(a.json).write_text(json.dumps({"latency_at": rows, "mix": a.mix}, indent=2))
+            for round_ in range(a.repeat):
+                order = variants if round_ % 2 == 0 else variants[::-1]
+                for v, (label, extra) in enumerate(order):
+                    lat = self.latency(f"r{n}x{round_}v{v}", rate, a.latency_seconds, extra=extra)
+                    lat["variant"] = label
+                    rows.append(lat)
+                    w = lat["worker"]
+                    tag = f"[{label}, run {round_ + 1}] " if len(variants) > 1 or a.repeat > 1 else ""
+                    print(f"{tag}{rate:,} records/s: p50 {lat.get('p50_ms')} ms, p95 {lat.get('p95_ms')} ms, "
+                          f"p99 {lat.get('p99_ms')} ms; in the worker p50 {w.get('p50_ms')} ms, p95 {w.get('p95_ms')} ms, "
+                          f"p99 {w.get('p99_ms')} ms{self.channels_note(lat)}{self.stages_note(lat)}"
+                          f"{self.warm_up_note(lat)}{self.cores_note(lat)}",
+                          flush=True)
+        summary = self.sweep_summary(rows, [label for label, _ in variants]) if len(rows) > len(a.latency_at) else []
+        for line in summary:
+            print(line["text"])
+        Path(a.json).write_text(json.dumps({"latency_at": rows, "summary": summary, "mix": a.mix}, indent=2))
         print(f"bench: figures written to {a.json}")
+
+    @staticmethod
+    def sweep_summary(rows, labels):
+        """Per rate and settings: the median, lowest and highest p99 (end to
+        end and the worker's) of the repeated runs; with two settings, the
+        ratio of their medians."""
+        def median(values):
+            values = sorted(values)
+            mid = len(values) // 2
+            return values[mid] if len(values) % 2 else round((values[mid - 1] + values[mid]) / 2, 1)
+
+        out = []
+        for rate in sorted({r["rate_per_s"] for r in rows}):
+            medians = {}
+            for label in labels:
+                runs = [r for r in rows if r["rate_per_s"] == rate and r["variant"] == label and r.get("p99_ms")]
+                if not runs:
+                    continue
+                p99 = [r["p99_ms"] for r in runs]
+                worker = [r["worker"]["p99_ms"] for r in runs if r["worker"].get("p99_ms")]
+                medians[label] = median(p99)
+                out.append(dict(rate_per_s=rate, variant=label, runs=len(runs), p99_median_ms=medians[label],
+                                p99_min_ms=min(p99), p99_max_ms=max(p99),
+                                worker_p99_median_ms=median(worker) if worker else None,
+                                text=f"{rate:,} records/s, {label}: p99 median {medians[label]} ms of {len(runs)} runs "
+                                     f"({min(p99)}-{max(p99)}); the worker's median "
+                                     f"{median(worker) if worker else None} ms"))
+            if len(medians) == 2 and medians.get(labels[0]):
+                ratio = round(medians[labels[1]] / medians[labels[0]], 2)
+                out.append(dict(rate_per_s=rate, ratio=ratio,
+                                text=f"{rate:,} records/s: median p99 of {labels[1]} / default = {ratio}"))
+        return out
 
     def poison(self):
         """One partition of SMS, one record in it panicking on every placing
@@ -814,6 +865,11 @@ def parse():
                         "email size (issue 11, item 4)")
     p.add_argument("--latency-at", type=lambda text: [int(r) for r in text.split(",")], metavar="RATES",
                    help="only the latency phase, at each of these steady rates (records/s, comma-separated)")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="with --latency-at: measure each rate this many times and print the median p99")
+    p.add_argument("--versus", type=lambda text: dict(kv.split("=", 1) for kv in text.split(",")), metavar="NAME=VALUE,...",
+                   help="with --latency-at: in each round also measure with these environment settings for the "
+                        "worker (e.g. SWITCHBOARD__WORKER__SHARED_TRANSACTIONS=4), alternating with the defaults")
     p.add_argument("--agents", type=float, default=50.0,
                    help="agent actions per second in the latency phase with the desk at work (load --agents)")
     p.add_argument("--wal", action="store_true", help="Postgres WAL bytes per placed message, per channel, events off and on")
