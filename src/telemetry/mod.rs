@@ -62,7 +62,8 @@ pub(crate) enum Stage {
     /// a batch: the batch before it is still being placed.
     Buffered,
     /// Its batch waiting for a shared transaction's lane (zero when the
-    /// batch is placed alone).
+    /// batch is placed alone, also after a shared transaction that gave
+    /// up: that attempt's time counts as placing).
     Lane,
     /// Decoding, the transaction (with any retries and splits), dead
     /// letters: until the batch is durable.
