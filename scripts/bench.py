@@ -316,7 +316,7 @@ class Bench:
         first_worker = self.latencies(warm_text, "switchboard_worker_latency_seconds")
         # Each channel's tail apart (its input topic is `prefix.channel`):
         # whether light SMS records wait as long as heavy emails.
-        end_to_end_by, worker_by = (self.by_topic(measured, f"switchboard_{m}_latency_by_topic_seconds")
+        end_to_end_by, worker_by = (self.by_label(measured, f"switchboard_{m}_latency_by_topic_seconds", "topic")
                                     for m in ("end_to_end", "worker"))
         by_channel = {topic.rsplit(".", 1)[-1]: dict(records=q["records"], p50_ms=q.get("p50_ms"), p99_ms=q.get("p99_ms"),
                                                      worker_p99_ms=worker_by.get(topic, {}).get("p99_ms"))
@@ -324,7 +324,7 @@ class Bench:
         # Where the worker's share went: waiting in the partition's buffer
         # behind the batch being placed, waiting for a shared transaction's
         # lane, placing (each record is in all three; they add up to it).
-        stages = self.by_topic(measured, "switchboard_worker_latency_by_stage_seconds", "stage")
+        stages = self.by_label(measured, "switchboard_worker_latency_by_stage_seconds", "stage")
         worker_stages = {s: dict(p50_ms=stages[s].get("p50_ms"), p99_ms=stages[s].get("p99_ms"))
                          for s in ("buffered", "lane", "placing") if s in stages}
         return dict(self.latencies(measured), rate_per_s=rate, worker={k: v for k, v in worker.items() if k != "records"},
@@ -361,7 +361,7 @@ class Bench:
         return out
 
     @classmethod
-    def by_topic(cls, metrics_text, family, label="topic"):
+    def by_label(cls, metrics_text, family, label):
         """The quantiles of each value's series of a histogram family with a
         `label` label (the input topic, or the worker's stage)."""
         series = {}
