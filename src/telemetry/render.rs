@@ -313,8 +313,11 @@ mod tests {
 
     #[test]
     fn each_record_is_split_into_three_stages_that_add_up_to_its_share() {
-        use crate::http::sample;
         use std::time::Instant;
+        // One series' value, as a scraper reads it.
+        let sample = |text: &str, series: &str| -> Option<f64> {
+            text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+        };
         let t = Telemetry::new(Arc::new(Stats::default()), Duration::from_secs(60));
         let now = Instant::now();
         let ms = Duration::from_millis;
