@@ -242,10 +242,13 @@ class Bench:
         n = int(psql(target, "SELECT count(*) FROM messages"))
         return n / max(seconds, 1e-3)
 
-    def latency(self, name, rate, seconds, extra=None, partitions=None, email_kib=None, agents=None, workers=1):
+    def latency(self, name, rate, seconds, extra=None, partitions=None, email_kib=None, agents=None, workers=1,
+                worker_extra=None):
         """p50/p95/p99 from record timestamp to commit while `load --rate`
         publishes `rate` records/s to `workers` processes of one group that
-        run (their histograms summed): first for `--warm-up-seconds`, then
+        run (their histograms summed); `extra` is the environment of both
+        the workers and the load tool, `worker_extra` of the workers alone:
+        first for `--warm-up-seconds`, then
         for `seconds`, the measured part. What the workers committed during
         the warm-up is reported apart (`warm_up`): the first second of a
         fresh worker on a fresh database is slower (each new Postgres
@@ -255,7 +258,8 @@ class Bench:
         self.topics(prefix, db, partitions)
         addrs = [f"127.0.0.1:{19464 + i}" for i in range(workers)]
         procs = [subprocess.Popen([self.bin, "run"], cwd=ROOT, stdout=subprocess.DEVNULL,
-                                  env=self.env(db, prefix, extra=dict(extra or {}, SWITCHBOARD_HTTP_ADDR=addr)))
+                                  env=self.env(db, prefix, extra=dict(extra or {}, **(worker_extra or {}),
+                                                                     SWITCHBOARD_HTTP_ADDR=addr)))
                  for addr in addrs]
         # Publishing starts once the workers are ready (connected, partitions
         # assigned): the records then measure running workers, not their
@@ -680,7 +684,7 @@ class Bench:
             for round_ in range(a.repeat):
                 order = variants if round_ % 2 == 0 else variants[::-1]
                 for v, (label, extra) in enumerate(order):
-                    lat = self.latency(f"r{n}x{round_}v{v}", rate, a.latency_seconds, extra=extra)
+                    lat = self.latency(f"r{n}x{round_}v{v}", rate, a.latency_seconds, worker_extra=extra)
                     lat["variant"] = label
                     rows.append(lat)
                     w = lat["worker"]
@@ -710,17 +714,20 @@ class Bench:
         for rate in sorted({r["rate_per_s"] for r in rows}):
             medians = {}
             for label in labels:
-                runs = [r for r in rows if r["rate_per_s"] == rate and r["variant"] == label and r.get("p99_ms")]
+                ran = [r for r in rows if r["rate_per_s"] == rate and r["variant"] == label]
+                # A run with no p99 (nothing measured) is counted, not hidden.
+                runs = [r for r in ran if r.get("p99_ms") is not None]
                 if not runs:
                     continue
                 p99 = [r["p99_ms"] for r in runs]
-                worker = [r["worker"]["p99_ms"] for r in runs if r["worker"].get("p99_ms")]
+                worker = [r["worker"]["p99_ms"] for r in runs if r["worker"].get("p99_ms") is not None]
                 medians[label] = median(p99)
-                out.append(dict(rate_per_s=rate, variant=label, runs=len(runs), p99_median_ms=medians[label],
-                                p99_min_ms=min(p99), p99_max_ms=max(p99),
+                missing = f", {len(ran) - len(runs)} without a p99" if len(ran) > len(runs) else ""
+                out.append(dict(rate_per_s=rate, variant=label, runs=len(runs), runs_without_p99=len(ran) - len(runs),
+                                p99_median_ms=medians[label], p99_min_ms=min(p99), p99_max_ms=max(p99),
                                 worker_p99_median_ms=median(worker) if worker else None,
                                 text=f"{rate:,} records/s, {label}: p99 median {medians[label]} ms of {len(runs)} runs "
-                                     f"({min(p99)}-{max(p99)}); the worker's median "
+                                     f"({min(p99)}-{max(p99)}{missing}); the worker's median "
                                      f"{median(worker) if worker else None} ms"))
             if len(medians) == 2 and medians.get(labels[0]):
                 ratio = round(medians[labels[1]] / medians[labels[0]], 2)
@@ -866,10 +873,12 @@ def parse():
     p.add_argument("--latency-at", type=lambda text: [int(r) for r in text.split(",")], metavar="RATES",
                    help="only the latency phase, at each of these steady rates (records/s, comma-separated)")
     p.add_argument("--repeat", type=int, default=1,
-                   help="with --latency-at: measure each rate this many times and print the median p99")
+                   help="with --latency-at: measure each rate this many times and print the median p99 (with "
+                        "--versus, an even number runs each setting first equally often)")
     p.add_argument("--versus", type=lambda text: dict(kv.split("=", 1) for kv in text.split(",")), metavar="NAME=VALUE,...",
                    help="with --latency-at: in each round also measure with these environment settings for the "
-                        "worker (e.g. SWITCHBOARD__WORKER__SHARED_TRANSACTIONS=4), alternating with the defaults")
+                        "worker process only (e.g. SWITCHBOARD__WORKER__SHARED_TRANSACTIONS=4), alternating with the "
+                        "defaults")
     p.add_argument("--agents", type=float, default=50.0,
                    help="agent actions per second in the latency phase with the desk at work (load --agents)")
     p.add_argument("--wal", action="store_true", help="Postgres WAL bytes per placed message, per channel, events off and on")

@@ -64,10 +64,29 @@ async fn batches_ready_together_share_one_transaction_and_land_as_they_would_alo
         metric(&addr, "switchboard_shared_waiting_batches").await == 3.0
     })
     .await;
+    let queued = std::time::Instant::now();
     assert_eq!(env.count("SELECT count(*) FROM messages").await, 1, "nothing placed while the lane waits");
 
     agent.commit().await.unwrap();
+    // The lane was busy until the agent let go: each waiting batch waited
+    // at least this long for it, and says so in the `lane` stage.
+    let held_for = queued.elapsed().as_secs_f64();
     env.wait_for_messages(8, Duration::from_secs(60)).await;
+    let lane = |what: &'static str| {
+        let series = format!("switchboard_worker_latency_by_stage_seconds_{what}{{stage=\"lane\"}}");
+        let addr = addr.clone();
+        async move { metric(&addr, &series).await }
+    };
+    // Observed once each batch is durable, just after its rows are.
+    wait_until("the seven records this worker placed are observed", Duration::from_secs(60), || async {
+        lane("count").await == 7.0
+    })
+    .await;
+    let waited = lane("sum").await;
+    assert!(
+        waited >= 3.0 * held_for,
+        "three batches waited at least {held_for} s each for the lane; in all {waited} s"
+    );
     let committed = metric(&addr, "switchboard_shared_transactions_total{outcome=\"committed\"}").await;
     let batches = metric(&addr, "switchboard_shared_transaction_batches_total").await;
     assert!(
