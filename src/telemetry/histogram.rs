@@ -46,6 +46,19 @@ impl Histogram {
         }
     }
 
+    /// Observes `value` `times` times: the same wait for each record of a
+    /// batch, with one bucket search.
+    pub(crate) fn observe_repeated(&self, value: f64, times: usize) {
+        let Ok(mut c) = self.inner.lock() else { return };
+        if value.is_nan() || times == 0 {
+            return;
+        }
+        let slot = self.bounds.iter().position(|b| value <= *b).unwrap_or(self.bounds.len());
+        c.per_bucket[slot] += times as u64;
+        c.sum += value * times as f64;
+        c.count += times as u64;
+    }
+
     /// Appends the `_bucket`, `_sum` and `_count` series of `name`.
     pub(crate) fn render(&self, out: &mut String, name: &str, help: &str) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
@@ -88,16 +101,28 @@ impl ByLabel {
     }
 
     pub(crate) fn observe_all(&self, value: &str, values: impl IntoIterator<Item = f64>) {
-        let histogram = {
-            let Ok(mut each) = self.each.lock() else { return };
-            // Looked up before a key is made: after the first batch of a
-            // topic, every batch finds its histogram.
-            match each.get(value) {
-                Some(h) => h.clone(),
-                None => each.entry(value.to_owned()).or_insert_with(|| Arc::new(Histogram::new(self.bounds))).clone(),
-            }
-        };
-        histogram.observe_all(values);
+        if let Some(histogram) = self.histogram(value) {
+            histogram.observe_all(values);
+        }
+    }
+
+    /// [`Histogram::observe_repeated`] on `value`'s histogram.
+    pub(crate) fn observe_repeated(&self, value: &str, observed: f64, times: usize) {
+        if let Some(histogram) = self.histogram(value) {
+            histogram.observe_repeated(observed, times);
+        }
+    }
+
+    /// `value`'s histogram, made on first use; the map's lock is not held
+    /// while observing.
+    fn histogram(&self, value: &str) -> Option<Arc<Histogram>> {
+        let mut each = self.each.lock().ok()?;
+        // Looked up before a key is made: after the first batch of a
+        // topic, every batch finds its histogram.
+        Some(match each.get(value) {
+            Some(h) => h.clone(),
+            None => each.entry(value.to_owned()).or_insert_with(|| Arc::new(Histogram::new(self.bounds))).clone(),
+        })
     }
 
     /// Appends every label value's series of `name`, in label order.

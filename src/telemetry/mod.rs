@@ -195,9 +195,9 @@ impl Telemetry {
         let lane = lane_wait.unwrap_or_default().min(took);
         let buffered = received.iter().map(|at| started.saturating_duration_since(*at).as_secs_f64());
         self.worker_by_stage.observe_all(Stage::Buffered.label(), buffered);
-        let each = |d: Duration| std::iter::repeat_n(d.as_secs_f64(), received.len());
-        self.worker_by_stage.observe_all(Stage::Lane.label(), each(lane));
-        self.worker_by_stage.observe_all(Stage::Placing.label(), each(took - lane));
+        // The batch's two stages are the same for each of its records.
+        self.worker_by_stage.observe_repeated(Stage::Lane.label(), lane.as_secs_f64(), received.len());
+        self.worker_by_stage.observe_repeated(Stage::Placing.label(), (took - lane).as_secs_f64(), received.len());
         let now_ms = chrono::Utc::now().timestamp_millis();
         // Producer clocks can be ahead of ours; a negative latency says nothing.
         let end_to_end: Vec<f64> = batch
