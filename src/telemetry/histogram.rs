@@ -37,12 +37,8 @@ impl Histogram {
     /// Observes every value under one lock: a batch's records at once.
     pub(crate) fn observe_all(&self, values: impl IntoIterator<Item = f64>) {
         let Ok(mut c) = self.inner.lock() else { return };
-        // A NaN would poison the sum forever; it never comes from a clock.
-        for value in values.into_iter().filter(|v| !v.is_nan()) {
-            let slot = self.bounds.iter().position(|b| value <= *b).unwrap_or(self.bounds.len());
-            c.per_bucket[slot] += 1;
-            c.sum += value;
-            c.count += 1;
+        for value in values {
+            self.add(&mut c, value, 1);
         }
     }
 
@@ -50,13 +46,18 @@ impl Histogram {
     /// batch, with one bucket search.
     pub(crate) fn observe_repeated(&self, value: f64, times: usize) {
         let Ok(mut c) = self.inner.lock() else { return };
+        self.add(&mut c, value, times as u64);
+    }
+
+    fn add(&self, c: &mut Counts, value: f64, times: u64) {
+        // A NaN would poison the sum forever; it never comes from a clock.
         if value.is_nan() || times == 0 {
             return;
         }
         let slot = self.bounds.iter().position(|b| value <= *b).unwrap_or(self.bounds.len());
-        c.per_bucket[slot] += times as u64;
+        c.per_bucket[slot] += times;
         c.sum += value * times as f64;
-        c.count += times as u64;
+        c.count += times;
     }
 
     /// Appends the `_bucket`, `_sum` and `_count` series of `name`.
