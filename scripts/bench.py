@@ -254,16 +254,19 @@ class Bench:
         fresh worker on a fresh database is slower (each new Postgres
         backend fills its catalog caches and plans its statements), and in
         a 10 s phase that second had made most of the p99."""
-        # Not a worker setting: with it the broker and the load tool run at
-        # this lower CPU priority, so that the worker and Postgres get the
-        # cores first, as they would with the broker and the gateways on
-        # other machines (which this machine cannot show otherwise).
+        # Not worker settings, but the script's own: OTHERS_NICE runs the
+        # broker and the load tool at this lower CPU priority, so that the
+        # worker and Postgres get the cores first, as they would with the
+        # broker and the gateways on other machines (which this machine
+        # cannot show otherwise); WORKER_BIN runs another build of the
+        # worker (against this one, with --versus).
         worker_extra = dict(worker_extra or {})
         nice = int(worker_extra.pop(OTHERS_NICE, 0))
+        worker_bin = worker_extra.pop(WORKER_BIN, self.bin)
         prefix, db = f"{self.run_id}{name.replace('_', '')}", self.database(f"{self.run_id}_{name}")
         self.topics(prefix, db, partitions)
         addrs = [f"127.0.0.1:{19464 + i}" for i in range(workers)]
-        procs = [subprocess.Popen([self.bin, "run"], cwd=ROOT, stdout=subprocess.DEVNULL,
+        procs = [subprocess.Popen([worker_bin, "run"], cwd=ROOT, stdout=subprocess.DEVNULL,
                                   env=self.env(db, prefix, extra=dict(extra or {}, **(worker_extra or {}),
                                                                      SWITCHBOARD_HTTP_ADDR=addr)))
                  for addr in addrs]
@@ -347,17 +350,25 @@ class Bench:
                     cores=cores)
 
     @staticmethod
-    def renice_broker(nice):
-        """Every thread of the local broker at niceness `nice` (Linux sets it
-        per thread)."""
+    def broker_pid():
+        """The pid of the broker `scripts/services.sh` started, or ""."""
         pid_file = Path.home() / ".cache/switchboard/kafka-broker-9092/pid"
-        if not pid_file.exists():
-            return
-        for task in Path(f"/proc/{pid_file.read_text().strip()}/task").glob("*"):
+        return pid_file.read_text().strip() if pid_file.exists() else ""
+
+    @classmethod
+    def renice_broker(cls, nice):
+        """Every thread of the local broker at niceness `nice` (Linux sets it
+        per thread). Only root may lower it again: anyone else is told."""
+        pid = cls.broker_pid()
+        for task in Path(f"/proc/{pid}/task").glob("*") if pid else []:
             try:
                 os.setpriority(os.PRIO_PROCESS, int(task.name), nice)
-            except OSError:
+            except ProcessLookupError:
                 pass  # a thread that ended meanwhile
+            except PermissionError:
+                print(f"bench: warning: could not set the broker's niceness to {nice} (only root may lower it); "
+                      f"restart it with scripts/services.sh", file=sys.stderr)
+                return
 
     @staticmethod
     def cpu_of(groups, reaped=False):
@@ -366,8 +377,7 @@ class Bench:
         busy seconds; with `reaped`, what the processes' exited children
         used too (Postgres's ended backends)."""
         tick = os.sysconf("SC_CLK_TCK")
-        broker_pid = Path.home() / ".cache/switchboard/kafka-broker-9092/pid"
-        broker_pid = broker_pid.read_text().strip() if broker_pid.exists() else ""
+        broker_pid = Bench.broker_pid()
         owner = {str(pid): name for name, pids in groups.items() for pid in pids}
         out = dict.fromkeys(["postgres", "broker", *groups], 0.0)
         for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -901,7 +911,8 @@ def parse():
     p.add_argument("--versus", type=lambda text: dict(kv.split("=", 1) for kv in text.split(",")), metavar="NAME=VALUE,...",
                    help="with --latency-at: in each round also measure with these environment settings for the "
                         "worker process only (e.g. SWITCHBOARD__WORKER__SHARED_TRANSACTIONS=4), alternating with the "
-                        "defaults; BENCH_OTHERS_NICE=N runs the broker and the load tool at niceness N instead")
+                        "defaults; BENCH_OTHERS_NICE=N runs the broker and the load tool at niceness N instead, "
+                        "BENCH_WORKER_BIN=PATH another build of the worker")
     p.add_argument("--agents", type=float, default=50.0,
                    help="agent actions per second in the latency phase with the desk at work (load --agents)")
     p.add_argument("--wal", action="store_true", help="Postgres WAL bytes per placed message, per channel, events off and on")
@@ -918,8 +929,9 @@ def parse():
     return p.parse_args()
 
 
-# A `--versus` setting that bench.py takes for itself (see `latency`).
+# `--versus` settings that bench.py takes for itself (see `latency`).
 OTHERS_NICE = "BENCH_OTHERS_NICE"
+WORKER_BIN = "BENCH_WORKER_BIN"
 
 
 if __name__ == "__main__":
