@@ -53,7 +53,7 @@ async fn insert_conversations(tx: &mut Transaction<'_, Postgres>, plan: &BatchPl
     }
     // Every new conversation receives a message in this batch: its
     // `last_message_at` is written here, so it needs no UPDATE (a second
-    // row version and index entries) in `update_conversations`.
+    // row version and index entries) with the messages.
     let last: std::collections::HashMap<Uuid, DateTime<Utc>> =
         plan.updates.iter().map(|u| (u.id, u.last_message_at)).collect();
     let rows: Vec<NewConversation<'_>> =
