@@ -295,7 +295,8 @@ async fn place_on(
     let started = std::time::Instant::now();
     // Transaction-scoped (`SET LOCAL`): the pooled connection keeps its
     // default. Sent with the BEGIN, in one round trip: on a busy machine
-    // each round trip waits for both processes to get a core.
+    // each round trip waits for both processes to get a core. `SET` takes
+    // no parameter; the text holds an integer and nothing else.
     let mut tx = match lock_timeout {
         Some(timeout) => {
             conn.begin_with(format!("BEGIN; SET LOCAL lock_timeout = '{}ms'", timeout.as_millis().max(1))).await?

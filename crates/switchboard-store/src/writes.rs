@@ -98,64 +98,60 @@ pub(super) fn outgrows_a_chunk(messages: &[&InboundMessage]) -> bool {
 }
 
 /// Inserts the messages, updates the conversations they land in and audits
-/// what happened to them. The first chunk of messages, the updates and the
-/// audit go in one statement (one round trip; they write different tables,
-/// and the conversations they touch exist before it): on a busy machine
-/// each round trip waits for both processes to get a core. Further chunks
-/// follow on their own.
+/// what happened to them, all in one statement (one round trip; they write
+/// different tables, and the conversations they touch exist before it),
+/// since on a busy machine each round trip waits for both processes to get
+/// a core. Messages beyond the first chunk follow in the same statement
+/// with nothing else.
 async fn place_messages(
     tx: &mut Transaction<'_, Postgres>,
     items: &[&Item],
     plan: &BatchPlan,
 ) -> Result<(), sqlx::Error> {
-    let sizes = plan.messages.iter().map(|row| stored_bytes(&items[row.item].message));
-    let first = chunk_len(sizes, MESSAGE_CHUNK_BYTES).min(plan.messages.len());
-    let messages = message_rows(items, &plan.messages[..first]);
-    let changes = conversation_changes(plan);
-    let events: Vec<NewEvent<'_>> = plan.events.iter().map(NewEvent::of).collect();
-    if messages.is_empty() && changes.is_empty() && events.is_empty() {
-        return Ok(()); // a batch of duplicates writes nothing
-    }
-    sqlx::query(&PLACE_MESSAGES).bind(&messages).bind(&changes).bind(&events).execute(&mut **tx).await?;
-    let mut rows = &plan.messages[first..];
-    while !rows.is_empty() {
-        let take = chunk_len(rows.iter().map(|row| stored_bytes(&items[row.item].message)), MESSAGE_CHUNK_BYTES);
-        insert_message_rows(tx, items, &rows[..take]).await?;
+    let mut changes = conversation_changes(plan);
+    let mut events: Vec<NewEvent<'_>> = plan.events.iter().map(NewEvent::of).collect();
+    let mut rows = &plan.messages[..];
+    // A batch of duplicates writes nothing.
+    while !(rows.is_empty() && changes.is_empty() && events.is_empty()) {
+        let take = chunk_len(rows.iter().map(|row| stored_bytes(&items[row.item].message)), MESSAGE_CHUNK_BYTES)
+            .min(rows.len());
+        sqlx::query(PLACE_MESSAGES)
+            .bind(message_rows(items, &rows[..take]))
+            .bind(std::mem::take(&mut changes))
+            .bind(std::mem::take(&mut events))
+            .execute(&mut **tx)
+            .await?;
         rows = &rows[take..];
     }
     Ok(())
 }
 
-/// Inserts a chunk of messages ($1).
-const INSERT_MESSAGES: &str = "INSERT INTO messages (id, conversation_id, channel, direction, endpoint, contact,
-                           external_id, subject, body_text, body_html, in_reply_to, \"references\", auto_generated,
-                           sent_at, received_at, kafka_topic, kafka_partition, kafka_offset, raw, details)
-     SELECT u.id, u.conversation_id, u.channel, 'inbound', u.endpoint, u.contact, u.external_id, u.subject,
-            u.body_text, u.body_html, u.in_reply_to, u.\"references\", u.auto_generated, u.sent_at,
-            u.received_at, u.kafka_topic, u.kafka_partition, u.kafka_offset, u.raw, u.details
-     FROM unnest($1::switchboard_new_message[]) AS u";
-
 /// Inserts a chunk of messages ($1), updates conversations ($2) and audits
 /// ($3). Conversations created by the batch got their `last_message_at` on
 /// insert and are never reopened (they are open), so $2 leaves them out.
-/// WITH ORDINALITY keeps the audit in the order things happened.
-static PLACE_MESSAGES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!(
-        "WITH message AS ({INSERT_MESSAGES}),
-         conversation AS (
-             UPDATE conversations c
-             SET status = CASE WHEN u.reopen THEN 'open' ELSE c.status END,
-                 last_message_at = GREATEST(c.last_message_at, u.last_message_at),
-                 updated_at = clock_timestamp()
-             FROM unnest($2::switchboard_conversation_change[]) AS u
-             WHERE c.id = u.id)
-         INSERT INTO conversation_events (conversation_id, kind, from_status, to_status, message_id, related_conversation_id)
-         SELECT conversation_id, kind, from_status, to_status, message_id, related
-         FROM unnest($3::switchboard_new_event[]) WITH ORDINALITY
-              AS e(conversation_id, kind, from_status, to_status, message_id, related, n)
-         ORDER BY n"
-    )
-});
+/// WITH ORDINALITY keeps the audit in the order things happened. The outbox
+/// row is not written here: a worker with events off must not need the
+/// outbox table (tests/it/upgrade.rs fills a store that has none).
+const PLACE_MESSAGES: &str = "WITH message AS (
+         INSERT INTO messages (id, conversation_id, channel, direction, endpoint, contact, external_id, subject,
+                               body_text, body_html, in_reply_to, \"references\", auto_generated, sent_at,
+                               received_at, kafka_topic, kafka_partition, kafka_offset, raw, details)
+         SELECT u.id, u.conversation_id, u.channel, 'inbound', u.endpoint, u.contact, u.external_id, u.subject,
+                u.body_text, u.body_html, u.in_reply_to, u.\"references\", u.auto_generated, u.sent_at,
+                u.received_at, u.kafka_topic, u.kafka_partition, u.kafka_offset, u.raw, u.details
+         FROM unnest($1::switchboard_new_message[]) AS u),
+     conversation AS (
+         UPDATE conversations c
+         SET status = CASE WHEN u.reopen THEN 'open' ELSE c.status END,
+             last_message_at = GREATEST(c.last_message_at, u.last_message_at),
+             updated_at = clock_timestamp()
+         FROM unnest($2::switchboard_conversation_change[]) AS u
+         WHERE c.id = u.id)
+     INSERT INTO conversation_events (conversation_id, kind, from_status, to_status, message_id, related_conversation_id)
+     SELECT conversation_id, kind, from_status, to_status, message_id, related
+     FROM unnest($3::switchboard_new_event[]) WITH ORDINALITY
+          AS e(conversation_id, kind, from_status, to_status, message_id, related, n)
+     ORDER BY n";
 
 fn message_rows<'a>(items: &[&'a Item], rows: &'a [MessageRow]) -> Vec<NewMessage<'a>> {
     rows.iter().map(|row| NewMessage::of(items[row.item], row)).collect()
@@ -178,16 +174,6 @@ fn chunk_len(sizes: impl Iterator<Item = usize>, cap: usize) -> usize {
         })
         .count()
         .max(1)
-}
-
-async fn insert_message_rows(
-    tx: &mut Transaction<'_, Postgres>,
-    items: &[&Item],
-    rows: &[MessageRow],
-) -> Result<(), sqlx::Error> {
-    let messages = message_rows(items, rows);
-    sqlx::query(INSERT_MESSAGES).bind(&messages).execute(&mut **tx).await?;
-    Ok(())
 }
 
 /// Drops stale sibling links no Message-ID calls for any more, inserts the
