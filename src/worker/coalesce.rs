@@ -1,7 +1,7 @@
 //! Shared transactions: the batches that several partitions have ready at
 //! the same moment are placed together, in one transaction.
 //!
-//! Why: a transaction has a fixed cost (eight to a dozen statements, a commit that
+//! Why: a transaction has a fixed cost (a dozen statements, a commit that
 //! waits for the WAL flush) that a small batch cannot spread. At a steady
 //! rate, eighteen partitions each bring a handful of records at a time, and
 //! that fixed cost, paid by every one of them, saturated a 2-core machine

@@ -293,16 +293,14 @@ async fn place_on(
 ) -> Result<Placed, StoreError> {
     let messages: Vec<&InboundMessage> = items.iter().map(|i| &i.message).collect();
     let started = std::time::Instant::now();
-    // Transaction-scoped (`SET LOCAL`): the pooled connection keeps its
-    // default. Sent with the BEGIN, in one round trip: on a busy machine
-    // each round trip waits for both processes to get a core. `SET` takes
-    // no parameter; the text holds an integer and nothing else.
-    let mut tx = match lock_timeout {
-        Some(timeout) => {
-            conn.begin_with(format!("BEGIN; SET LOCAL lock_timeout = '{}ms'", timeout.as_millis().max(1))).await?
-        }
-        None => conn.begin().await?,
-    };
+    let mut tx = conn.begin().await?;
+    if let Some(timeout) = lock_timeout {
+        // Transaction-scoped: the pooled connection keeps its default.
+        sqlx::query("SELECT set_config('lock_timeout', $1, true)")
+            .bind(format!("{}ms", timeout.as_millis().max(1)))
+            .execute(&mut *tx)
+            .await?;
+    }
     let stored = snapshot::stored_references(&mut tx, &messages).await?;
     let keys = locks::keys_for(messages.iter().copied(), &stored);
     locks::acquire(&mut tx, &keys).await?;

@@ -1,8 +1,8 @@
-//! Writes a [`BatchPlan`] with set-based statements whatever the batch's
-//! count of messages: conversations with their channels; messages with the
-//! conversation updates and audit events; late merges; links. Messages
-//! alone are split by bytes ([`MESSAGE_CHUNK_BYTES`]), so that a batch of
-//! emails does not leave every pooled connection with a buffer of its size.
+//! Writes a [`BatchPlan`] with one set-based statement per table, whatever
+//! the batch's count of messages: conversations, their channels, messages,
+//! conversation updates, audit events, and links. Messages alone are split
+//! by bytes ([`MESSAGE_CHUNK_BYTES`]), so that a batch of emails does not
+//! leave every pooled connection with a buffer of its size.
 
 use super::outbox::InsertedLink;
 use super::Item;
@@ -21,8 +21,10 @@ pub(super) async fn write(
     plan: &BatchPlan,
 ) -> Result<Vec<Inserted>, sqlx::Error> {
     insert_conversations(tx, plan).await?;
-    place_messages(tx, items, plan).await?;
+    insert_messages(tx, items, plan).await?;
+    update_conversations(tx, plan).await?;
     merge_late_threads(tx, plan).await?;
+    insert_events(tx, plan).await?;
     relink(tx, plan).await
 }
 
@@ -53,24 +55,26 @@ async fn insert_conversations(tx: &mut Transaction<'_, Postgres>, plan: &BatchPl
     }
     // Every new conversation receives a message in this batch: its
     // `last_message_at` is written here, so it needs no UPDATE (a second
-    // row version and index entries) with the messages.
+    // row version and index entries) in `update_conversations`.
     let last: std::collections::HashMap<Uuid, DateTime<Utc>> =
         plan.updates.iter().map(|u| (u.id, u.last_message_at)).collect();
     let rows: Vec<NewConversation<'_>> =
         rows.iter().map(|r| NewConversation::of(r, last.get(&r.id).copied())).collect();
-    // A follow-up copies form, queue and priority from the closed one. The
-    // channel rows go in the same statement (one round trip); their foreign
-    // key is checked at its end, when the conversations are there.
+    // A follow-up copies form, queue and priority from the closed one.
     sqlx::query(
-        "WITH n AS (SELECT * FROM unnest($1::switchboard_new_conversation[])),
-         conversation AS (
-             INSERT INTO conversations (id, status, priority, topic, customer_id, queue, form, created_at, updated_at,
-                                        last_message_at, origin_channel, origin_endpoint, origin_contact)
-             SELECT n.id, 'open', COALESCE(src.priority, 'normal'), n.topic, n.customer_id, src.queue, src.form,
-                    n.created_at, n.created_at, n.last_message_at, n.channel, n.endpoint, n.contact
-             FROM n LEFT JOIN conversations src ON src.id = n.copy_from)
-         INSERT INTO conversation_channels (conversation_id, channel, endpoint, contact, added_at)
-         SELECT n.id, n.channel, n.endpoint, n.contact, n.created_at FROM n",
+        "INSERT INTO conversations (id, status, priority, topic, customer_id, queue, form, created_at, updated_at,
+                                    last_message_at, origin_channel, origin_endpoint, origin_contact)
+         SELECT n.id, 'open', COALESCE(src.priority, 'normal'), n.topic, n.customer_id, src.queue, src.form,
+                n.created_at, n.created_at, n.last_message_at, n.channel, n.endpoint, n.contact
+         FROM unnest($1::switchboard_new_conversation[]) AS n
+         LEFT JOIN conversations src ON src.id = n.copy_from",
+    )
+    .bind(&rows)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO conversation_channels (conversation_id, channel, endpoint, contact, added_at)
+         SELECT n.id, n.channel, n.endpoint, n.contact, n.created_at FROM unnest($1::switchboard_new_conversation[]) AS n",
     )
     .bind(&rows)
     .execute(&mut **tx)
@@ -97,70 +101,18 @@ pub(super) fn outgrows_a_chunk(messages: &[&InboundMessage]) -> bool {
     messages.iter().any(|m| stored_bytes(m) > MESSAGE_CHUNK_BYTES)
 }
 
-/// Inserts the messages, updates the conversations they land in and audits
-/// what happened to them, all in one statement (one round trip; they write
-/// different tables, and the conversations they touch exist before it),
-/// since on a busy machine each round trip waits for both processes to get
-/// a core. Messages beyond the first chunk follow in the same statement
-/// with nothing else.
-async fn place_messages(
+async fn insert_messages(
     tx: &mut Transaction<'_, Postgres>,
     items: &[&Item],
     plan: &BatchPlan,
 ) -> Result<(), sqlx::Error> {
-    let mut changes = conversation_changes(plan);
-    let mut events: Vec<NewEvent<'_>> = plan.events.iter().map(NewEvent::of).collect();
     let mut rows = &plan.messages[..];
-    // A batch of duplicates writes nothing.
-    while !(rows.is_empty() && changes.is_empty() && events.is_empty()) {
-        let take = chunk_len(rows.iter().map(|row| stored_bytes(&items[row.item].message)), MESSAGE_CHUNK_BYTES)
-            .min(rows.len());
-        sqlx::query(PLACE_MESSAGES)
-            .bind(message_rows(items, &rows[..take]))
-            .bind(std::mem::take(&mut changes))
-            .bind(std::mem::take(&mut events))
-            .execute(&mut **tx)
-            .await?;
+    while !rows.is_empty() {
+        let take = chunk_len(rows.iter().map(|row| stored_bytes(&items[row.item].message)), MESSAGE_CHUNK_BYTES);
+        insert_message_rows(tx, items, &rows[..take]).await?;
         rows = &rows[take..];
     }
     Ok(())
-}
-
-/// Inserts a chunk of messages ($1), updates conversations ($2) and audits
-/// ($3). Conversations created by the batch got their `last_message_at` on
-/// insert and are never reopened (they are open), so $2 leaves them out.
-/// WITH ORDINALITY keeps the audit in the order things happened. The outbox
-/// row is not written here: a worker with events off must not need the
-/// outbox table (tests/it/upgrade.rs fills a store that has none).
-const PLACE_MESSAGES: &str = "WITH message AS (
-         INSERT INTO messages (id, conversation_id, channel, direction, endpoint, contact, external_id, subject,
-                               body_text, body_html, in_reply_to, \"references\", auto_generated, sent_at,
-                               received_at, kafka_topic, kafka_partition, kafka_offset, raw, details)
-         SELECT u.id, u.conversation_id, u.channel, 'inbound', u.endpoint, u.contact, u.external_id, u.subject,
-                u.body_text, u.body_html, u.in_reply_to, u.\"references\", u.auto_generated, u.sent_at,
-                u.received_at, u.kafka_topic, u.kafka_partition, u.kafka_offset, u.raw, u.details
-         FROM unnest($1::switchboard_new_message[]) AS u),
-     conversation AS (
-         UPDATE conversations c
-         SET status = CASE WHEN u.reopen THEN 'open' ELSE c.status END,
-             last_message_at = GREATEST(c.last_message_at, u.last_message_at),
-             updated_at = clock_timestamp()
-         FROM unnest($2::switchboard_conversation_change[]) AS u
-         WHERE c.id = u.id)
-     INSERT INTO conversation_events (conversation_id, kind, from_status, to_status, message_id, related_conversation_id)
-     SELECT conversation_id, kind, from_status, to_status, message_id, related
-     FROM unnest($3::switchboard_new_event[]) WITH ORDINALITY
-          AS e(conversation_id, kind, from_status, to_status, message_id, related, n)
-     ORDER BY n";
-
-fn message_rows<'a>(items: &[&'a Item], rows: &'a [MessageRow]) -> Vec<NewMessage<'a>> {
-    rows.iter().map(|row| NewMessage::of(items[row.item], row)).collect()
-}
-
-/// The updates of conversations this batch did not create.
-fn conversation_changes(plan: &BatchPlan) -> Vec<ConversationChange> {
-    let new: std::collections::HashSet<Uuid> = plan.new_conversations.iter().map(|c| c.id).collect();
-    plan.updates.iter().filter(|u| !new.contains(&u.id)).map(ConversationChange::of).collect()
 }
 
 /// How many of the next rows, of these sizes, go into one statement: as
@@ -174,6 +126,69 @@ fn chunk_len(sizes: impl Iterator<Item = usize>, cap: usize) -> usize {
         })
         .count()
         .max(1)
+}
+
+async fn insert_message_rows(
+    tx: &mut Transaction<'_, Postgres>,
+    items: &[&Item],
+    rows: &[MessageRow],
+) -> Result<(), sqlx::Error> {
+    let messages: Vec<NewMessage<'_>> = rows.iter().map(|row| NewMessage::of(items[row.item], row)).collect();
+    sqlx::query(
+        "INSERT INTO messages (id, conversation_id, channel, direction, endpoint, contact, external_id, subject,
+                               body_text, body_html, in_reply_to, \"references\", auto_generated, sent_at,
+                               received_at, kafka_topic, kafka_partition, kafka_offset, raw, details)
+         SELECT u.id, u.conversation_id, u.channel, 'inbound', u.endpoint, u.contact, u.external_id, u.subject,
+                u.body_text, u.body_html, u.in_reply_to, u.\"references\", u.auto_generated, u.sent_at,
+                u.received_at, u.kafka_topic, u.kafka_partition, u.kafka_offset, u.raw, u.details
+         FROM unnest($1::switchboard_new_message[]) AS u",
+    )
+    .bind(&messages)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn update_conversations(tx: &mut Transaction<'_, Postgres>, plan: &BatchPlan) -> Result<(), sqlx::Error> {
+    // Conversations created by this batch got their `last_message_at` on
+    // insert and are never reopened (they are open).
+    let new: std::collections::HashSet<Uuid> = plan.new_conversations.iter().map(|c| c.id).collect();
+    let updates: Vec<_> = plan.updates.iter().filter(|u| !new.contains(&u.id)).collect();
+    if updates.is_empty() {
+        return Ok(());
+    }
+    let changes: Vec<ConversationChange> = updates.into_iter().map(ConversationChange::of).collect();
+    sqlx::query(
+        "UPDATE conversations c
+         SET status = CASE WHEN u.reopen THEN 'open' ELSE c.status END,
+             last_message_at = GREATEST(c.last_message_at, u.last_message_at),
+             updated_at = clock_timestamp()
+         FROM unnest($1::switchboard_conversation_change[]) AS u
+         WHERE c.id = u.id",
+    )
+    .bind(&changes)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn insert_events(tx: &mut Transaction<'_, Postgres>, plan: &BatchPlan) -> Result<(), sqlx::Error> {
+    if plan.events.is_empty() {
+        return Ok(());
+    }
+    let events: Vec<NewEvent<'_>> = plan.events.iter().map(NewEvent::of).collect();
+    // WITH ORDINALITY keeps the audit in the order things happened.
+    sqlx::query(
+        "INSERT INTO conversation_events (conversation_id, kind, from_status, to_status, message_id, related_conversation_id)
+         SELECT conversation_id, kind, from_status, to_status, message_id, related
+         FROM unnest($1::switchboard_new_event[]) WITH ORDINALITY
+              AS e(conversation_id, kind, from_status, to_status, message_id, related, n)
+         ORDER BY n",
+    )
+    .bind(&events)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Drops stale sibling links no Message-ID calls for any more, inserts the
