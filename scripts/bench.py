@@ -267,7 +267,7 @@ class Bench:
         self.topics(prefix, db, partitions)
         addrs = [f"127.0.0.1:{19464 + i}" for i in range(workers)]
         procs = [subprocess.Popen([worker_bin, "run"], cwd=ROOT, stdout=subprocess.DEVNULL,
-                                  env=self.env(db, prefix, extra=dict(extra or {}, **(worker_extra or {}),
+                                  env=self.env(db, prefix, extra=dict(extra or {}, **worker_extra,
                                                                      SWITCHBOARD_HTTP_ADDR=addr)))
                  for addr in addrs]
         # Publishing starts once the workers are ready (connected, partitions
