@@ -308,11 +308,17 @@ class Bench:
         # until the load tool exits.
         groups = {"worker": [p.pid for p in procs], "load": [publishing.pid]}
         start = end = (time.monotonic(), self.cpu_of(groups))
+        waits_start = waits_end = self.scheduled(groups)
+        ticks = 0
         while publishing.poll() is None:
             end = (time.monotonic(), self.cpu_of(groups))
+            ticks += 1
+            if ticks % 4 == 0:  # each thread's file: once a second is enough
+                waits_end = self.scheduled(groups)
             time.sleep(0.25)
         span = max(end[0] - start[0], 1e-3)
         cores = {k: round((end[1][k] - start[1][k]) / span, 2) for k in start[1]}
+        core_waits = self.core_waits(waits_start, waits_end)
         deadline = time.monotonic() + 120
         while True:
             text = metrics()
@@ -347,7 +353,7 @@ class Bench:
                     by_channel=by_channel, worker_stages=worker_stages,
                     warm_up=dict(seconds=warm, records=first["records"], p99_ms=first.get("p99_ms"),
                                  worker_p99_ms=first_worker.get("p99_ms")),
-                    cores=cores)
+                    cores=cores, core_waits=core_waits)
 
     @staticmethod
     def broker_pid():
@@ -396,6 +402,47 @@ class Bench:
         out["machine"] = (sum(cpu) - cpu[3] - cpu[4]) / tick  # less idle and iowait
         return out
 
+    @staticmethod
+    def scheduled(groups):
+        """Per thread of Postgres, the broker and each group of `groups`
+        (name: pids), the scheduler's own account (Linux's
+        /proc/PID/task/TID/schedstat): nanoseconds on a core, nanoseconds
+        runnable but waiting for one, and times put on one."""
+        broker_pid = Bench.broker_pid()
+        owner = {str(pid): name for name, pids in groups.items() for pid in pids}
+        out = {}
+        for comm_file in Path("/proc").glob("[0-9]*/comm"):
+            pid = comm_file.parent.name
+            try:
+                name = ("postgres" if comm_file.read_text().strip() == "postgres"
+                        else "broker" if pid == broker_pid else owner.get(pid))
+                if not name:
+                    continue
+                for task in (comm_file.parent / "task").glob("*/schedstat"):
+                    out[(name, task.parent.name)] = tuple(int(v) for v in task.read_text().split()[:3])
+            except (OSError, ValueError):
+                continue  # a process or thread that ended meanwhile, or no schedstat in this kernel
+        return out
+
+    @staticmethod
+    def core_waits(start, end):
+        """How long each program's threads waited for a core between two
+        `scheduled` samples: in all, per second they ran, and on average
+        each time they were put on one. On a machine with cores to spare the
+        wait is near zero; when it is several times the run, every round
+        trip between the worker and Postgres pays it on both sides. Threads
+        that ended between the samples are not counted."""
+        sums = {}
+        for key, (run, wait, slices) in end.items():
+            before = start.get(key, (0, 0, 0))
+            s = sums.setdefault(key[0], [0, 0, 0])
+            for i, v in enumerate((run - before[0], wait - before[1], slices - before[2])):
+                s[i] += v
+        return {name: dict(run_s=round(run / 1e9, 2), waited_s=round(wait / 1e9, 2),
+                           waited_per_run=round(wait / run, 2) if run else None,
+                           mean_wait_ms=round(wait / slices / 1e6, 3) if slices else None)
+                for name, (run, wait, slices) in sorted(sums.items())}
+
     @classmethod
     def by_label(cls, metrics_text, family, label):
         """The quantiles of each value's series of a histogram family with a
@@ -424,6 +471,12 @@ class Bench:
     def cores_note(lat):
         c = lat.get("cores") or {}
         return "; cores: " + ", ".join(f"{k} {v}" for k, v in c.items()) + f" (of {os.cpu_count()})" if c else ""
+
+    @staticmethod
+    def core_waits_note(lat):
+        w = lat.get("core_waits") or {}
+        return ("; waiting for a core, per second run (mean wait): " +
+                ", ".join(f"{k} {v['waited_per_run']} s ({v['mean_wait_ms']} ms)" for k, v in w.items())) if w else ""
 
     @staticmethod
     def warm_up_note(lat):
@@ -724,7 +777,7 @@ class Bench:
                     print(f"{tag}{rate:,} records/s: p50 {lat.get('p50_ms')} ms, p95 {lat.get('p95_ms')} ms, "
                           f"p99 {lat.get('p99_ms')} ms; in the worker p50 {w.get('p50_ms')} ms, p95 {w.get('p95_ms')} ms, "
                           f"p99 {w.get('p99_ms')} ms{self.channels_note(lat)}{self.stages_note(lat)}"
-                          f"{self.warm_up_note(lat)}{self.cores_note(lat)}",
+                          f"{self.warm_up_note(lat)}{self.cores_note(lat)}{self.core_waits_note(lat)}",
                           flush=True)
         summary = self.sweep_summary(rows, [label for label, _ in variants]) if len(rows) > len(a.latency_at) else []
         for line in summary:
@@ -754,13 +807,19 @@ class Bench:
                 p99 = [r["p99_ms"] for r in runs]
                 worker = [r["worker"]["p99_ms"] for r in runs if r["worker"].get("p99_ms") is not None]
                 medians[label] = median(p99)
+                waits = {name: median(ws) for name in ("postgres", "worker")
+                         if (ws := [r["core_waits"][name]["waited_per_run"] for r in runs
+                                    if (r.get("core_waits") or {}).get(name, {}).get("waited_per_run") is not None])}
                 missing = f", {len(ran) - len(runs)} without a p99" if len(ran) > len(runs) else ""
                 out.append(dict(rate_per_s=rate, variant=label, runs=len(runs), runs_without_p99=len(ran) - len(runs),
                                 p99_median_ms=medians[label], p99_min_ms=min(p99), p99_max_ms=max(p99),
                                 worker_p99_median_ms=median(worker) if worker else None,
+                                waited_per_run_median=waits,
                                 text=f"{rate:,} records/s, {label}: p99 median {medians[label]} ms of {len(runs)} runs "
                                      f"({min(p99)}-{max(p99)}{missing}); the worker's median "
-                                     f"{median(worker) if worker else None} ms"))
+                                     f"{median(worker) if worker else None} ms" +
+                                     ("; waiting for a core per second run, median: " +
+                                      ", ".join(f"{k} {v} s" for k, v in waits.items()) if waits else "")))
             if len(medians) == 2 and medians.get(labels[0]):
                 ratio = round(medians[labels[1]] / medians[labels[0]], 2)
                 out.append(dict(rate_per_s=rate, ratio=ratio,
@@ -867,7 +926,8 @@ class Bench:
             rows.append((f"latency at {label} ({lat['rate_per_s']}/s)",
                          f"p50 {lat['p50_ms']} ms, p95 {lat['p95_ms']} ms, p99 {lat['p99_ms']} ms "
                          f"(in the worker: p99 {lat['worker'].get('p99_ms')} ms){self.channels_note(lat)}"
-                         f"{self.stages_note(lat)}{self.warm_up_note(lat)}{self.cores_note(lat)}"))
+                         f"{self.stages_note(lat)}{self.warm_up_note(lat)}{self.cores_note(lat)}"
+                         f"{self.core_waits_note(lat)}"))
         rows += [
             ("ratio place / COPY ceiling", f"{f['ratio_place_to_copy_ceiling']:.2f}"),
             ("ratio place / consume ceiling", f"{f['ratio_place_to_consume_ceiling']:.2f}"),
