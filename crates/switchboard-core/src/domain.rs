@@ -314,8 +314,8 @@ pub struct Details {
     pub nul_removed: Vec<String>,
     /// What the decoder cut to its bound (`subject`, `sender_name`,
     /// `references`, `in_reply_to`, `to`, `cc`, `reply_to`, `mime_depth`,
-    /// `mime_parts`, `attachments`; see `decode::bounds`); an email's raw
-    /// source is whole.
+    /// `mime_parts`, `attachments`, `keyword`, `kind`; see
+    /// `decode::bounds`); an email's raw source is whole.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub truncated: Vec<String>,
 }

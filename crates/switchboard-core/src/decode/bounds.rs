@@ -13,7 +13,7 @@
 //! only hostile or broken input reaches them.
 
 use super::{CloudEvent, DecodeError, Decoded, DlqReason};
-use crate::domain::InboundMessage;
+use crate::domain::{Details, InboundMessage};
 use crate::record::SourceRecord;
 
 /// The newest `References` ids kept for threading, the `references` column
@@ -60,6 +60,17 @@ pub const MAX_ITEMS: usize = 1000;
 /// `NumMedia` in a form of a million fields would otherwise take hours;
 /// later media are left out (`truncated: attachments`).
 pub(crate) const MAX_TWILIO_MEDIA: usize = 10;
+/// Attachments described per message, every channel: as many as an
+/// email's MIME parts allow (Twilio's own 10 applies first). A Messenger or
+/// Infobip message carries a handful; more are left out (`truncated:
+/// attachments`).
+pub(crate) const MAX_ATTACHMENTS: usize = MAX_MIME_PARTS;
+/// The longest other text a sender puts in `details`, in bytes: each
+/// attachment's name, content type, url and title, the keyword or postback
+/// payload, each `To`, `Cc` and `Reply-To` entry. Messenger caps a postback
+/// payload at 1,000 characters (4,000 bytes at most); providers' file urls
+/// are a few hundred bytes. Longer text is cut at a character boundary.
+pub(crate) const MAX_DETAIL_TEXT_BYTES: usize = 4096;
 /// Kafka headers per record. CloudEvents needs about eight; tracing adds
 /// a few.
 pub(crate) const MAX_HEADERS: usize = 64;
@@ -182,6 +193,7 @@ pub(crate) fn within_bounds(decoded: Decoded) -> Result<Decoded, DecodeError> {
     let mut invalid = decoded.invalid;
     let mut messages = Vec::with_capacity(decoded.messages.len());
     for mut message in decoded.messages {
+        cut_details(&mut message.details);
         // Checked again after `nul`, which writes U+FFFD (3 bytes) for each
         // NUL in an id.
         message.in_reply_to = message.in_reply_to.filter(|id| id.as_str().len() <= MAX_ID_BYTES);
@@ -193,6 +205,45 @@ pub(crate) fn within_bounds(decoded: Decoded) -> Result<Decoded, DecodeError> {
         }
     }
     Ok(Decoded::batch(messages, decoded.skipped, invalid))
+}
+
+/// Cuts what a sender put in `details` to its bounds, for every channel
+/// (the decoders cut the fields they own, such as an email's subject and
+/// recipient counts, where they build them); each field cut is named in
+/// `details.truncated`, once.
+fn cut_details(details: &mut Details) {
+    let mut cut = Vec::new();
+    for (field, list) in [("to", &mut details.to), ("cc", &mut details.cc), ("reply_to", &mut details.reply_to)] {
+        if list.iter_mut().fold(false, |any, text| truncate(text, MAX_DETAIL_TEXT_BYTES) | any) {
+            cut.push(field);
+        }
+    }
+    if details.sender_name.as_mut().is_some_and(|name| truncate(name, MAX_NAME_BYTES)) {
+        cut.push("sender_name");
+    }
+    for (field, text) in [("keyword", details.keyword.as_mut()), ("kind", details.kind.as_mut())] {
+        if text.is_some_and(|text| truncate(text, MAX_DETAIL_TEXT_BYTES)) {
+            cut.push(field);
+        }
+    }
+    let mut attachments_cut = details.attachments.len() > MAX_ATTACHMENTS;
+    details.attachments.truncate(MAX_ATTACHMENTS);
+    for attachment in &mut details.attachments {
+        for text in [&mut attachment.name, &mut attachment.content_type, &mut attachment.url, &mut attachment.title]
+            .into_iter()
+            .flatten()
+        {
+            attachments_cut |= truncate(text, MAX_DETAIL_TEXT_BYTES);
+        }
+    }
+    if attachments_cut {
+        cut.push("attachments");
+    }
+    for field in cut {
+        if !details.truncated.iter().any(|f| f == field) {
+            details.truncated.push(field.to_owned());
+        }
+    }
 }
 
 fn check_message(message: &InboundMessage) -> Result<(), DecodeError> {

@@ -36,9 +36,14 @@ pub(crate) fn parse_ids(raw: &str) -> Vec<String> {
 /// Keeps an id unless it is empty or longer than
 /// [`super::bounds::MAX_ID_BYTES`]: such an id can name no stored message
 /// (stored ids are within the bound) and would only weigh on the indexes.
+/// The length is the one it will be stored with: `nul` writes U+FFFD (3
+/// bytes) for each NUL, and an id that only outgrows the bound there would
+/// otherwise pass here and then fail the whole email as `too_large`, where
+/// an over-long `Message-ID` falls back to the content hash.
 fn push_id(ids: &mut Vec<String>, raw: &str) {
     let id: String = raw.chars().filter(|c| !c.is_whitespace()).collect();
-    if !id.is_empty() && id.len() <= super::bounds::MAX_ID_BYTES {
+    let stored_len = id.len() + 2 * id.matches('\0').count();
+    if !id.is_empty() && stored_len <= super::bounds::MAX_ID_BYTES {
         ids.push(id);
     }
 }

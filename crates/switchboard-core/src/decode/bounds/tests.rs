@@ -206,3 +206,122 @@ fn a_twilio_message_describes_ten_media_and_a_lying_num_media_stays_fast() {
     assert_eq!(lying.details.attachments.len(), 10);
     assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
 }
+
+/// One Messenger message with `attachments` image attachments, each with
+/// a url of `url_len` bytes, and a quick reply payload of `payload_len`.
+fn messenger_with(attachments: usize, url_len: usize, payload_len: usize) -> crate::domain::Details {
+    let url = format!("https://cdn.example/{}", "u".repeat(url_len - 20));
+    let items: Vec<Value> = (0..attachments).map(|_| json!({ "type": "image", "payload": { "url": url } })).collect();
+    let item = messenger_item(json!({ "message": {
+        "mid": "m_att", "attachments": items, "quick_reply": { "payload": "p".repeat(payload_len) } } }));
+    let mut decoded = decode_ok(&messenger(json!({ "id": "1084", "time": 1, "messaging": [item] })));
+    assert_eq!(decoded.messages.len(), 1);
+    decoded.messages.remove(0).details
+}
+
+#[test]
+fn a_messenger_message_keeps_a_thousand_attachments_and_leaves_later_ones_out() {
+    let at_bound = messenger_with(MAX_ATTACHMENTS, 100, 10);
+    assert_eq!(at_bound.attachments.len(), MAX_ATTACHMENTS);
+    assert!(at_bound.truncated.is_empty(), "{:?}", at_bound.truncated);
+
+    let past = messenger_with(MAX_ATTACHMENTS + 1, 100, 10);
+    assert_eq!(past.attachments.len(), MAX_ATTACHMENTS);
+    assert_eq!(past.truncated, ["attachments"]);
+}
+
+#[test]
+fn an_attachment_url_and_a_quick_reply_payload_are_cut_at_the_detail_text_bound() {
+    let at_bound = messenger_with(1, MAX_DETAIL_TEXT_BYTES, MAX_DETAIL_TEXT_BYTES);
+    assert_eq!(at_bound.attachments[0].url.as_ref().map(String::len), Some(MAX_DETAIL_TEXT_BYTES));
+    assert_eq!(at_bound.keyword.as_ref().map(String::len), Some(MAX_DETAIL_TEXT_BYTES));
+    assert!(at_bound.truncated.is_empty(), "{:?}", at_bound.truncated);
+
+    // A megabyte each: cut, and both named once.
+    let past = messenger_with(2, 1 << 20, 1 << 20);
+    assert!(past.attachments.iter().all(|a| a.url.as_ref().map(String::len) == Some(MAX_DETAIL_TEXT_BYTES)));
+    assert_eq!(past.keyword.as_ref().map(String::len), Some(MAX_DETAIL_TEXT_BYTES));
+    assert_eq!(past.truncated, ["keyword", "attachments"]);
+}
+
+#[test]
+fn an_infobip_keyword_past_the_detail_text_bound_is_cut_on_a_character_boundary() {
+    let keyword = |text: String| {
+        let mut result = sms("ib-k", "385911");
+        result["keyword"] = json!(text);
+        decode_ok(&infobip(vec![result])).messages.remove(0).details
+    };
+    let at_bound = keyword("k".repeat(MAX_DETAIL_TEXT_BYTES));
+    assert_eq!(at_bound.keyword.map(|k| k.len()), Some(MAX_DETAIL_TEXT_BYTES));
+    assert!(at_bound.truncated.is_empty());
+
+    // 4,095 bytes, then a three-byte character that would end past the bound.
+    let past = keyword(format!("{}€", "k".repeat(MAX_DETAIL_TEXT_BYTES - 1)));
+    assert_eq!(past.keyword.map(|k| k.len()), Some(MAX_DETAIL_TEXT_BYTES - 1));
+    assert_eq!(past.truncated, ["keyword"]);
+}
+
+#[test]
+fn each_recipient_entry_and_a_sender_name_are_cut_to_their_bounds_once_named() {
+    let mut details = crate::domain::Details {
+        to: vec!["a@x".to_owned(), "t".repeat(MAX_DETAIL_TEXT_BYTES + 1)],
+        cc: vec!["c".repeat(MAX_DETAIL_TEXT_BYTES)],
+        reply_to: vec!["r".repeat(1 << 20)],
+        sender_name: Some("n".repeat(MAX_NAME_BYTES + 1)),
+        kind: Some("message".to_owned()),
+        truncated: vec!["to".to_owned()],
+        ..Default::default()
+    };
+    cut_details(&mut details);
+    assert_eq!(details.to, ["a@x".to_owned(), "t".repeat(MAX_DETAIL_TEXT_BYTES)]);
+    assert_eq!(details.cc, ["c".repeat(MAX_DETAIL_TEXT_BYTES)], "at the bound, kept whole");
+    assert_eq!(details.reply_to[0].len(), MAX_DETAIL_TEXT_BYTES);
+    assert_eq!(details.sender_name.as_ref().map(String::len), Some(MAX_NAME_BYTES));
+    // `to` was already named (its count was cut by the decoder): once.
+    assert_eq!(details.truncated, ["to", "reply_to", "sender_name"]);
+}
+
+/// JSON nesting read in a payload (a webhook body, a structured event), in
+/// levels counted from the document's top. The bound is serde_json's own
+/// recursion limit, which refuses the 128th level with an error (the record
+/// is then `bad_payload`) before the stack could overflow; this test keeps
+/// it from changing unseen. Real webhooks nest about eight deep. Keys the
+/// decoders do not know are skipped without recursion, at any depth.
+const MAX_JSON_DEPTH: usize = 127;
+
+/// A Messenger webhook whose one item has a key `x` holding arrays nested
+/// `depth` deep: with the document's object, the entry list, the entry,
+/// the item list and the item, the deepest array is `depth + 5` levels in.
+fn messenger_nested(depth: usize) -> SourceRecord {
+    let nested = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    let body = format!(
+        r#"{{"object":"page","entry":[{{"id":"1084","time":1,"messaging":[{{"sender":{{"id":"7021"}},"recipient":{{"id":"1084"}},"timestamp":1,"message":{{"mid":"m_deep","text":"hi"}},"x":{nested}}}]}}]}}"#
+    );
+    binary("messenger.received", Some("application/json"), &[], body.as_bytes())
+}
+
+#[test]
+fn json_nested_to_the_depth_bound_decodes_and_one_level_deeper_is_a_bad_payload() {
+    let at_bound = decode_ok(&messenger_nested(MAX_JSON_DEPTH - 5));
+    assert_eq!(at_bound.messages.len(), 1);
+
+    let err = decode_err(&messenger_nested(MAX_JSON_DEPTH - 4));
+    assert_eq!(err.reason, DlqReason::BadPayload, "{err}");
+    assert!(err.detail.contains("recursion limit exceeded"), "{err}");
+    // Three million levels (6 MB): refused at the bound, not by a stack overflow.
+    assert_eq!(decode_err(&messenger_nested(3_000_000)).reason, DlqReason::BadPayload);
+
+    // An Infobip result the same: its batch is one JSON document.
+    let deep = |depth: usize| {
+        let mut result = sms("ib-deep", "385911");
+        let mut nested = json!([]);
+        for _ in 1..depth {
+            nested = json!([nested]);
+        }
+        result["x"] = nested;
+        infobip(vec![result])
+    };
+    // The document's object, `results`, the result, then the arrays.
+    assert_eq!(decode_ok(&deep(MAX_JSON_DEPTH - 3)).messages.len(), 1);
+    assert_eq!(decode_err(&deep(MAX_JSON_DEPTH - 2)).reason, DlqReason::BadPayload);
+}

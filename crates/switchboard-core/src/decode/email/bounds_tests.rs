@@ -95,6 +95,27 @@ fn a_message_id_longer_than_the_id_bound_is_replaced_by_the_content_hash() {
 }
 
 #[test]
+fn a_message_id_that_outgrows_the_bound_only_once_its_nuls_are_replaced_falls_back_to_the_content_hash() {
+    // Each NUL is stored as U+FFFD, three bytes: `nuls` NULs and the rest
+    // of the id make `stored` bytes once cleaned.
+    let with_nuls = |stored: usize, nuls: usize| {
+        let filler = "m".repeat(stored - 2 - 3 * nuls);
+        let raw = format!("From: ana@example.com\r\nMessage-ID: <{filler}{}@x>\r\n\r\nhi", "\0".repeat(nuls));
+        let message = email(raw.as_bytes());
+        (message.external_id.as_str().to_owned(), message.details.nul_removed)
+    };
+    let (at_bound, cleaned) = with_nuls(MAX_ID_BYTES, 10);
+    assert_eq!(at_bound.len(), MAX_ID_BYTES);
+    assert!(at_bound.ends_with(&format!("{}@x", "\u{FFFD}".repeat(10))), "{at_bound}");
+    assert_eq!(cleaned, ["external_id"]);
+
+    // One byte more once cleaned (990 bytes as received): the email is
+    // placed, named by its content, not dead-lettered as too large.
+    let (past, _) = with_nuls(MAX_ID_BYTES + 1, 10);
+    assert!(past.starts_with("sha256:"), "{past}");
+}
+
+#[test]
 fn the_subject_is_cut_at_its_bound_on_a_character_boundary() {
     let at_bound = "s".repeat(MAX_SUBJECT_BYTES);
     let message = decoded(&mail(&format!("Subject: {at_bound}\r\n"), "hi"));
