@@ -198,6 +198,18 @@ async fn every_decision_is_published_once_keyed_by_its_conversation_and_a_replay
         (Some("solved"), Some("open"))
     );
     assert_eq!(reopened.data.source.topic, env.topic("email"));
+    // The message that reopened it carries the same change; one that
+    // started a conversation has no status before it.
+    let placed = |message_id| {
+        events.iter().find(|e| e.kind == "message.placed" && e.data.message_id == message_id).expect("placed")
+    };
+    let statuses = |e: &CloudEvent| (e.data.status_before.clone(), e.data.status_after.clone());
+    assert_eq!(statuses(placed(reopened.data.message_id)), (Some("solved".into()), Some("open".into())));
+    let created = events.iter().find(|e| e.kind == "conversation.created").expect("R4");
+    assert_eq!(statuses(placed(created.data.message_id)), (None, Some("open".into())));
+    for e in events.iter().filter(|e| e.kind == "message.placed") {
+        assert!(e.data.status_after.is_some(), "every placed message says where it left its conversation: {e:?}");
+    }
 
     // A replay with a new group is all duplicates: nothing new is published.
     let before = events_on(&env.settings.kafka, &env.topic("events")).len();
@@ -267,7 +279,7 @@ fn the_schema_refuses_events_that_break_the_contract() {
         "time": "2026-12-07T00:00:00Z", "subject": Uuid::nil(), "datacontenttype": "application/json",
         "data": {
             "conversation_id": Uuid::nil(), "message_id": Uuid::nil(), "channel": "sms", "endpoint": "800",
-            "contact": "385911111111", "status_before": null, "status_after": null, "rule": "r4_new",
+            "contact": "385911111111", "status_before": null, "status_after": "open", "rule": "r4_new",
             "related_conversation_id": null, "link_kind": null,
             "source": { "topic": "inbound.sms", "partition": 0, "offset": 3 }
         }
@@ -276,6 +288,9 @@ fn the_schema_refuses_events_that_break_the_contract() {
     let mut no_rule = good.clone();
     no_rule["data"]["rule"] = serde_json::Value::Null;
     assert!(!schema.is_valid(&no_rule), "message.placed without its rule");
+    let mut no_status = good.clone();
+    no_status["data"]["status_after"] = serde_json::Value::Null;
+    assert!(!schema.is_valid(&no_status), "message.placed without the status it left");
     let mut unknown = good.clone();
     unknown["type"] = "conversation.deleted".into();
     assert!(!schema.is_valid(&unknown), "an unknown type");

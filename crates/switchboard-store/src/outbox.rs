@@ -112,7 +112,15 @@ pub(super) fn events(
                 );
             }
         }
-        push(EventType::MessagePlaced, EventData { rule: Some(rule.as_str().to_owned()), ..data(m.conversation_id) });
+        push(
+            EventType::MessagePlaced,
+            EventData {
+                status_before: status(m.status_before),
+                status_after: status(Some(m.status_after)),
+                rule: Some(rule.as_str().to_owned()),
+                ..data(m.conversation_id)
+            },
+        );
         for (kind, label) in
             [(EventType::ConversationReopened, AuditKind::Reopened), (EventType::ConversationMerged, AuditKind::Merged)]
         {

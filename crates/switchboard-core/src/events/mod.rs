@@ -82,8 +82,10 @@ pub struct EventData {
     pub channel: String,
     pub endpoint: String,
     pub contact: String,
-    /// The conversation's status before and after; null where the event
-    /// does not change it (`message.placed`).
+    /// The conversation's status before and after the change; `before` is
+    /// null when the change made the conversation (`conversation.created`,
+    /// `conversation.follow_up_started`, and `message.placed` for the
+    /// message that started it).
     pub status_before: Option<String>,
     pub status_after: Option<String>,
     /// `message.placed`: the rule that placed the message (`r1_reply_ongoing`...).

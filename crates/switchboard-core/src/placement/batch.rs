@@ -152,6 +152,12 @@ pub struct MessageRow {
     pub item: usize,
     pub id: Uuid,
     pub conversation_id: Uuid,
+    /// The conversation's status when the message reached it: `None` when
+    /// the message started it.
+    pub status_before: Option<Status>,
+    /// ...and once it was placed (`open` after a reopen; a reply appended
+    /// to a closed conversation leaves it closed).
+    pub status_after: Status,
 }
 
 /// How a touched conversation changes.
@@ -424,7 +430,13 @@ pub fn plan_batch(
             });
             emails.entry(msg.external_id.clone()).or_insert(message_id);
         }
-        plan.messages.push(MessageRow { item, id: message_id, conversation_id });
+        plan.messages.push(MessageRow {
+            item,
+            id: message_id,
+            conversation_id,
+            status_before: (!created).then_some(before),
+            status_after: if placement.reopen { Status::Open } else { before },
+        });
         plan.results.push(ItemResult::Placed { rule: placement.rule, conversation_id, message_id, created });
     }
     plan.updates = updates.into_values().collect();

@@ -134,3 +134,38 @@ fn i5_two_parents_in_one_batch_whose_replies_sit_in_each_others_conversations_li
     let landed: Vec<Uuid> = plan.messages.iter().map(|m| m.conversation_id).collect();
     assert_eq!(landed, [a.id, b.id], "each parent still joins its earliest reply's conversation");
 }
+
+#[test]
+fn each_placed_message_carries_its_conversations_status_before_and_after() {
+    use super::batch::{plan_batch, ConversationRow, Snapshot};
+    use crate::domain::ExternalId;
+    // A solved conversation holds `m-1`; the batch brings two replies to it
+    // (R5 reopens it, then the second finds it open) and a new SMS (R4).
+    let solved = conv(1, Status::Solved);
+    let reply = |id: &str| {
+        let mut m = reply_to(msg(Channel::Email), "m-1");
+        m.external_id = ExternalId::parse(id).unwrap();
+        m
+    };
+    let (first, second, sms) = (reply("r-1"), reply("r-2"), msg(Channel::Sms));
+    let snapshot = Snapshot {
+        now: now(),
+        messages: [(MessageKey::new(Channel::Email, first.endpoint.as_str(), "m-1"), solved.id)].into(),
+        conversations: [(solved.id, ConversationRow { conversation: solved, merged_into: None })].into(),
+        // Ana wrote `m-1`, so the sender policy lets her replies join.
+        participants: [(solved.id, first.contact.to_string())].into(),
+        ..Snapshot::default()
+    };
+    let mut n = 100;
+    let plan = plan_batch(&[&first, &second, &sms], snapshot, &Policy::default(), || {
+        n += 1;
+        Uuid::from_u128(n)
+    });
+    let statuses: Vec<(Option<Status>, Status)> =
+        plan.messages.iter().map(|m| (m.status_before, m.status_after)).collect();
+    assert_eq!(
+        statuses,
+        [(Some(Status::Solved), Status::Open), (Some(Status::Open), Status::Open), (None, Status::Open)],
+        "the reopen, then a reply to the reopened conversation, then a new one"
+    );
+}
