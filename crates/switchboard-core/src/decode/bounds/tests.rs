@@ -325,3 +325,68 @@ fn json_nested_to_the_depth_bound_decodes_and_one_level_deeper_is_a_bad_payload(
     assert_eq!(decode_ok(&deep(MAX_JSON_DEPTH - 3)).messages.len(), 1);
     assert_eq!(decode_err(&deep(MAX_JSON_DEPTH - 2)).reason, DlqReason::BadPayload);
 }
+
+#[test]
+fn an_sms_endpoint_past_the_address_bound_makes_its_item_too_large() {
+    let to = |digits: usize| {
+        let mut result = sms("ib-to", "385911");
+        result["to"] = json!("8".repeat(digits));
+        result
+    };
+    let record = infobip(vec![to(MAX_ADDRESS_BYTES), to(MAX_ADDRESS_BYTES + 1)]);
+    let decoded = decode_ok(&record);
+    assert_eq!(decoded.messages.len(), 1);
+    assert_eq!(decoded.messages[0].endpoint.as_str().len(), MAX_ADDRESS_BYTES);
+    assert_eq!(decoded.invalid.len(), 1);
+    assert_too_large(&decoded.invalid[0], "254 bytes");
+    assert!(decoded.invalid[0].detail.contains("endpoint address is 255 bytes"), "{}", decoded.invalid[0]);
+}
+
+#[test]
+fn a_messenger_mid_and_sender_id_are_read_to_their_bounds_and_one_byte_more_is_too_large() {
+    let item = |mid: usize, sender: usize| {
+        let mut item = messenger_item(json!({ "message": { "mid": "m".repeat(mid), "text": "hi" } }));
+        item["sender"]["id"] = json!("7".repeat(sender));
+        item
+    };
+    let at_bound = decode_ok(&messenger(json!({ "messaging": [item(MAX_ID_BYTES, MAX_ADDRESS_BYTES)] })));
+    let m = &at_bound.messages[0];
+    assert_eq!((m.external_id.as_str().len(), m.contact.as_str().len()), (MAX_ID_BYTES, MAX_ADDRESS_BYTES));
+
+    let long_mid = decode_err(&messenger(json!({ "messaging": [item(MAX_ID_BYTES + 1, 4)] })));
+    assert_too_large(&long_mid, "998 bytes");
+    assert!(long_mid.detail.contains("id is 999 bytes"), "{long_mid}");
+    let long_sender = decode_err(&messenger(json!({ "messaging": [item(8, MAX_ADDRESS_BYTES + 1)] })));
+    assert!(long_sender.detail.contains("contact address is 255 bytes"), "{long_sender}");
+}
+
+#[test]
+fn a_twilio_message_sid_past_the_id_bound_is_too_large() {
+    let form = |sid_len: usize| {
+        let body = format!("MessageSid={}&From=%2B385911&To=800&Body=hi", "S".repeat(sid_len));
+        binary("sms.received", Some("application/x-www-form-urlencoded"), &[], body.as_bytes())
+    };
+    assert_eq!(decode_ok(&form(MAX_ID_BYTES)).messages[0].external_id.as_str().len(), MAX_ID_BYTES);
+    let err = decode_err(&form(MAX_ID_BYTES + 1));
+    assert_too_large(&err, "998 bytes");
+    assert!(err.detail.contains("id is 999 bytes"), "{err}");
+}
+
+#[test]
+fn structured_attributes_are_read_at_the_bound_and_the_type_is_bounded_in_both_modes() {
+    for name in ["id", "source", "recipient"] {
+        let mut event = attributes("sms.received");
+        event["data"] = json!({ "results": [sms("a-3", "385911")] });
+        event[name] = json!("a".repeat(MAX_ATTRIBUTE_BYTES));
+        assert_eq!(decode_ok(&structured(event)).messages.len(), 1, "{name} at the bound");
+    }
+    // A type of 1,025 bytes is refused for its size before it is looked up.
+    let mut event = attributes(&"t".repeat(MAX_ATTRIBUTE_BYTES + 1));
+    event["data"] = json!({});
+    let err = decode_err(&structured(event));
+    assert_too_large(&err, "1024 bytes per attribute");
+    assert!(err.detail.contains("attribute type is 1025 bytes"), "{err}");
+    let body = json!({ "results": [sms("a-4", "385911")] }).to_string();
+    let binary_type = binary(&"t".repeat(MAX_ATTRIBUTE_BYTES + 1), Some("application/json"), &[], body.as_bytes());
+    assert_too_large(&decode_err(&binary_type), "1024 bytes per attribute");
+}
