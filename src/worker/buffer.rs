@@ -196,6 +196,18 @@ mod tests {
         assert!(taken.bytes >= 6_000);
     }
 
+    #[test]
+    fn a_records_key_and_headers_count_towards_the_caps_as_its_value_does() {
+        // The key is not read by placement, only held and copied into a
+        // dead letter: a producer's megabyte key weighs like a value.
+        let mut r = record(0, 10);
+        let plain = record_bytes(&r);
+        r.key = Some(vec![b'k'; 1 << 20]);
+        assert_eq!(record_bytes(&r), plain + (1 << 20));
+        r.headers.push(crate::record::Header { key: "h".repeat(100), value: Some(vec![0; 1000]) });
+        assert_eq!(record_bytes(&r), plain + (1 << 20) + 1100);
+    }
+
     #[tokio::test]
     async fn a_record_larger_than_the_batch_cap_still_goes_alone() {
         let b = PartitionBuffer::default();
