@@ -377,14 +377,22 @@ class Bench:
                 return
 
     @staticmethod
+    def program_namer(groups):
+        """A function naming the program a process belongs to (`postgres`,
+        `broker`, a group of `groups` (name: pids), or None) from its pid
+        and command name, for the CPU and the scheduler figures alike."""
+        broker_pid = Bench.broker_pid()
+        owner = {str(pid): name for name, pids in groups.items() for pid in pids}
+        return lambda pid, comm: "postgres" if comm == "postgres" else "broker" if pid == broker_pid else owner.get(pid)
+
+    @staticmethod
     def cpu_of(groups, reaped=False):
         """CPU seconds used so far by Postgres (all its processes), the
         broker, and each group of `groups` (name: pids), and the machine's
         busy seconds; with `reaped`, what the processes' exited children
         used too (Postgres's ended backends)."""
         tick = os.sysconf("SC_CLK_TCK")
-        broker_pid = Bench.broker_pid()
-        owner = {str(pid): name for name, pids in groups.items() for pid in pids}
+        program_of = Bench.program_namer(groups)
         out = dict.fromkeys(["postgres", "broker", *groups], 0.0)
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
@@ -394,8 +402,7 @@ class Bench:
             comm = text.split("(", 1)[1].rsplit(")", 1)[0]
             fields = text.rsplit(")", 1)[1].split()
             used = sum(int(f) for f in fields[11:15 if reaped else 13]) / tick  # utime, stime, cutime, cstime
-            pid = stat.parent.name
-            name = "postgres" if comm == "postgres" else "broker" if pid == broker_pid else owner.get(pid)
+            name = program_of(stat.parent.name, comm)
             if name:
                 out[name] += used
         cpu = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
@@ -408,14 +415,11 @@ class Bench:
         (name: pids), the scheduler's own account (Linux's
         /proc/PID/task/TID/schedstat): nanoseconds on a core, nanoseconds
         runnable but waiting for one, and times put on one."""
-        broker_pid = Bench.broker_pid()
-        owner = {str(pid): name for name, pids in groups.items() for pid in pids}
+        program_of = Bench.program_namer(groups)
         out = {}
         for comm_file in Path("/proc").glob("[0-9]*/comm"):
-            pid = comm_file.parent.name
             try:
-                name = ("postgres" if comm_file.read_text().strip() == "postgres"
-                        else "broker" if pid == broker_pid else owner.get(pid))
+                name = program_of(comm_file.parent.name, comm_file.read_text().strip())
                 if not name:
                     continue
                 for task in (comm_file.parent / "task").glob("*/schedstat"):
